@@ -1,0 +1,126 @@
+"""`medcoder kb`: read the code systems from the terminal."""
+
+from __future__ import annotations
+
+import click
+
+from medcoder.cli.output import emit_json, emit_pairs, emit_table
+from medcoder.tools import functions as fn
+
+system_option = click.option("--system", type=click.Choice(["icd10cm", "atc"]), default="icd10cm",
+                             show_default=True, help="Code system.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+@click.group()
+def kb() -> None:
+    """Look up, walk, validate and search the ICD-10-CM and ATC code systems."""
+
+
+@kb.command()
+@click.argument("code")
+@system_option
+@json_option
+def show(code: str, system: str, as_json: bool) -> None:
+    """A code's label, kind, billable flag and path."""
+    data = fn.lookup_code(code, system)
+    if as_json:
+        return emit_json(data)
+    emit_pairs([(k, data[k]) for k in ("code", "label", "kind", "billable", "path")], title=system)
+
+
+@kb.command()
+@click.argument("code")
+@system_option
+@json_option
+def children(code: str, system: str, as_json: bool) -> None:
+    """The children of a code."""
+    data = fn.children(code, system)
+    if as_json:
+        return emit_json(data)
+    emit_table(data, ["code", "label", "kind", "billable"])
+
+
+@kb.command()
+@click.argument("code")
+@system_option
+@json_option
+def path(code: str, system: str, as_json: bool) -> None:
+    """The path from the top of the tree down to a code."""
+    data = fn.path_to_root(code, system)
+    if as_json:
+        return emit_json(data)
+    emit_table(data, ["depth", "code", "label", "kind"])
+
+
+@kb.command()
+@click.argument("code")
+@system_option
+@json_option
+def notes(code: str, system: str, as_json: bool) -> None:
+    """Every instructional note that applies to a code (inherited ones say where from)."""
+    data = fn.code_notes(code, system)
+    if as_json:
+        return emit_json(data)
+    rows = [{"note": kind, "text": n["text"], "from": n["from"]} for kind, ns in data["notes"].items() for n in ns]
+    emit_table(rows, ["note", "text", "from"], title=f"{data['code']} {data['label']}")
+
+
+@kb.command()
+@click.argument("codes", nargs=-1, required=True)
+@system_option
+@json_option
+def validate(codes: tuple[str, ...], system: str, as_json: bool) -> None:
+    """Check codes: exist, billable, need a 7th character or placeholder X. Exit 1 if any is invalid."""
+    data = fn.validate_codes(list(codes), system)
+    if system == "icd10cm":
+        valid = [d["code"] for d in data if d["exists"]]
+        conflicts = fn.excludes1_conflicts(valid) if len(valid) > 1 else []
+    else:
+        conflicts = []
+    if as_json:
+        emit_json({"codes": data, "excludes1_conflicts": conflicts} if conflicts else data)
+    else:
+        emit_table(data, ["input", "code", "valid", "message"])
+        for c in conflicts:
+            click.echo(f"Excludes1: {c['code']} and {c['excludes']} ({c['note']}, from {c['from']})")
+    if not all(d["valid"] for d in data):
+        raise SystemExit(1)
+
+
+@kb.command()
+@click.argument("text", nargs=-1, required=True)
+@system_option
+@click.option("-k", "--top", "k", default=10, show_default=True, help="How many results.")
+@click.option("--billable", is_flag=True, help="Only billable codes.")
+@json_option
+def search(text: tuple[str, ...], system: str, k: int, billable: bool, as_json: bool) -> None:
+    """Search codes by words."""
+    data = fn.search_codes(" ".join(text), system, k=k, billable_only=billable)
+    if as_json:
+        return emit_json(data)
+    emit_table(data, ["code", "label", "score", "sources"])
+
+
+def _table_command(name: str, func, help_text: str):  # type: ignore[no-untyped-def]
+    @kb.command(name=name, help=help_text)
+    @click.argument("term", nargs=-1, required=True)
+    @click.option("-k", "--top", "k", default=5, show_default=True, help="How many search results.")
+    @json_option
+    def command(term: tuple[str, ...], k: int, as_json: bool) -> None:
+        data = func(" ".join(term), k=k)
+        if as_json:
+            return emit_json(data)
+        rows = [{"path": " > ".join(e["path"]), "code": e.get("code") or e.get("cells") or "",
+                 "see": e.get("see", ""), "see also": e.get("see_also", ""), "modifiers": e.get("nonessential", "")}
+                for e in data["walk"]]
+        emit_table(rows, ["path", "code", "see", "see also", "modifiers"], title=f"{name}: {data['query']}")
+        emit_table([{"path": " > ".join(e["path"]), "code": e.get("code") or e.get("cells") or ""}
+                    for e in data["search"]], ["path", "code"], title="word search")
+
+    return command
+
+
+_table_command("index", fn.index_lookup, "Look a term up in the ICD-10-CM Alphabetic Index ('diabetes, type 2').")
+_table_command("drug", fn.drug_lookup, "Look a substance up in the Table of Drugs and Chemicals.")
+_table_command("neoplasm", fn.neoplasm_lookup, "Look a site up in the Neoplasm Table.")

@@ -1,0 +1,148 @@
+"""The knowledge functions that agents, the chat session and the CLI all call.
+
+Each takes plain arguments and returns JSON-ready data, so the same call can be logged to
+the audit trail, printed as a table, or handed to a model as a tool result.
+"""
+
+from __future__ import annotations
+
+from medcoder.errors import MedcoderError, UnknownCodeError
+from medcoder.knowledge import KnowledgeBase, default_kb
+from medcoder.knowledge.icd10cm import ICD10CM, dotted, raw
+from medcoder.knowledge.index import TermIndex, entries_with_trails
+
+
+def _kb(kb: KnowledgeBase | None) -> KnowledgeBase:
+    return kb or default_kb()
+
+
+def lookup_code(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> dict[str, object]:
+    """A code's record with the path from the top of its tree down to it."""
+    onto = _kb(kb).ontology(system)
+    node = onto.node(code)
+    return {**node.to_dict(), "system": system, "path": [n.code for n in onto.path(node.code)]}
+
+
+def children(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+    onto = _kb(kb).ontology(system)
+    return [{"code": n.code, "label": n.label, "kind": n.kind, "billable": n.billable} for n in onto.children(code)]
+
+
+def path_to_root(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+    onto = _kb(kb).ontology(system)
+    return [{"code": n.code, "label": n.label, "kind": n.kind, "depth": n.depth} for n in onto.path(code)]
+
+
+def code_notes(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> dict[str, object]:
+    """Every instructional note that applies to a code, including those inherited from above."""
+    onto = _kb(kb).ontology(system)
+    canon = onto.resolve(code)
+    notes = onto.notes(canon)  # type: ignore[attr-defined]
+    return {"code": canon, "label": onto.label(canon), "notes": notes}
+
+
+def validate_code(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> dict[str, object]:
+    """Is this a code one may report: does it exist, is it billable, does it lack a 7th character?"""
+    onto = _kb(kb).ontology(system)
+    canon = onto.normalize(code)
+    out: dict[str, object] = {"input": code, "code": canon, "system": system}
+    if canon not in onto:
+        out.update(exists=False, billable=False, valid=False)
+        hint = _nearest(onto, canon)
+        if isinstance(onto, ICD10CM):
+            padded = _with_placeholder(onto, canon)
+            if padded:
+                out.update(message=f"not a code: placeholder X missing; did you mean {padded}?", suggestion=padded)
+                return out
+        out["message"] = f"not a {system} code" + (f"; nearest existing code above it: {hint}" if hint else "")
+        if hint:
+            out["nearest"] = hint
+        return out
+    node = onto.node(canon)
+    out.update(exists=True, label=node.label, kind=node.kind, billable=node.billable, valid=node.billable)
+    if node.billable:
+        out["message"] = "valid, billable"
+    elif node.attrs.get("needs_seventh"):
+        seventh = onto.seventh_characters(canon) if isinstance(onto, ICD10CM) else {}
+        kids = [c.code for c in onto.children(canon)]
+        out.update(needs_seventh=True, placeholder_x=bool(node.attrs.get("placeholder_x")),
+                   seventh_characters=seventh, suggestions=kids)
+        how = "placeholder X then a 7th character" if node.attrs.get("placeholder_x") else "a 7th character"
+        out["message"] = f"not billable: needs {how} ({', '.join(kids)})"
+    else:
+        out["message"] = f"not billable: a {node.kind}; choose one of its {len(onto.children(canon))} children"
+        out["suggestions"] = [c.code for c in onto.children(canon)]
+    return out
+
+
+def _nearest(onto, canon: str) -> str | None:  # type: ignore[no-untyped-def]
+    r = raw(canon)
+    for n in range(len(r) - 1, 2, -1):
+        cand = onto.normalize(r[:n]) if onto.system == "icd10cm" else r[:n]
+        if cand in onto:
+            return cand
+    return None
+
+
+def _with_placeholder(onto: ICD10CM, canon: str) -> str | None:
+    r = raw(canon)
+    if 4 <= len(r) <= 6:
+        cand = dotted(r[:-1].ljust(6, "X") + r[-1])
+        if cand in onto:
+            return cand
+    return None
+
+
+def validate_codes(codes: list[str], system: str = "icd10cm", kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+    return [validate_code(c, system, kb) for c in codes]
+
+
+def excludes1_conflicts(codes: list[str], kb: KnowledgeBase | None = None) -> list[dict[str, str]]:
+    """Pairs of ICD-10-CM codes in a set that an Excludes1 note forbids together."""
+    return _kb(kb).icd10cm.excludes1_conflicts(codes)
+
+
+def search_codes(text: str, system: str = "icd10cm", k: int = 10, billable_only: bool = False,
+                 kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+    """Codes whose descriptions share words with `text`, best first (lexical BM25)."""
+    if not text.strip():
+        raise MedcoderError("empty search text")
+    onto = _kb(kb).ontology(system)
+    hits = onto.search(text, k=k * 5 if billable_only else k)
+    if billable_only:
+        hits = [h for h in hits if onto.node(h.code).billable][:k]
+    return [h.to_dict() for h in hits]
+
+
+def _table_lookup(table: TermIndex, term: str, k: int) -> dict[str, object]:
+    if not term.strip():
+        raise MedcoderError("empty index term")
+    walked = table.lookup(term)
+    return {
+        "query": term,
+        "source": table.source,
+        "walk": entries_with_trails(table, walked),
+        "code": next((e.code or e.linked for e in reversed(walked) if e.code or e.linked), None),
+        "search": entries_with_trails(table, table.search(term, k)),
+    }
+
+
+def index_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, object]:
+    """Walk the Alphabetic Index by a comma-separated term ("diabetes, type 2"), plus a word search."""
+    return _table_lookup(_kb(kb).alphabetic_index, term, k)
+
+
+def drug_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, object]:
+    """The Table of Drugs and Chemicals row for a substance: poisoning, adverse effect, underdosing codes."""
+    return _table_lookup(_kb(kb).drug_table, term, k)
+
+
+def neoplasm_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, object]:
+    """The Neoplasm Table row for a site: malignant, in situ, benign, uncertain, unspecified codes."""
+    return _table_lookup(_kb(kb).neoplasm_table, term, k)
+
+
+__all__ = [
+    "UnknownCodeError", "children", "code_notes", "drug_lookup", "excludes1_conflicts", "index_lookup",
+    "lookup_code", "neoplasm_lookup", "path_to_root", "search_codes", "validate_code", "validate_codes",
+]

@@ -1,0 +1,45 @@
+"""Shared fixtures: one MEDCODER_HOME per test session so caches are real but never the user's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def medcoder_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = Path(os.environ.get("MEDCODER_TEST_HOME") or tmp_path_factory.mktemp("medcoder-home"))
+    os.environ["MEDCODER_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def icd(medcoder_home: Path):  # type: ignore[no-untyped-def]
+    from medcoder.knowledge import load_icd10cm
+
+    return load_icd10cm()
+
+
+@pytest.fixture(scope="session")
+def atc(medcoder_home: Path):  # type: ignore[no-untyped-def]
+    from medcoder.knowledge import load_atc
+
+    return load_atc()
+
+
+@pytest.fixture(scope="session")
+def kb(medcoder_home: Path):  # type: ignore[no-untyped-def]
+    from medcoder.knowledge import default_kb
+
+    return default_kb()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
