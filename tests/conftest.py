@@ -12,6 +12,10 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session", autouse=True)
 def medcoder_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from medcoder import paths
+
+    # keep seeing the models the set-up assembled, but write everything else somewhere fresh
+    os.environ.setdefault("MEDCODER_MODELS_DIR", str(paths.models_dir()))
     home = Path(os.environ.get("MEDCODER_TEST_HOME") or tmp_path_factory.mktemp("medcoder-home"))
     os.environ["MEDCODER_HOME"] = str(home)
     return home

@@ -31,9 +31,10 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from medcoder.cli import kb
+    from medcoder.cli import kb, models
 
     main.add_command(kb.kb)
+    main.add_command(models.models)
 
 
 _register()

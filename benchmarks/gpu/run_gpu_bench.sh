@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Run llm_bench on a machine with an NVIDIA GPU, llama-cpp-python built with CUDA.
+#
+#   bash benchmarks/gpu/run_gpu_bench.sh [build|bench|all]   (default: all)
+#
+# With network: builds through scripts/install.sh (MEDCODER_CUDA=1) and benches test + default.
+# Offline (a lent GPU machine that reaches nothing): reads the bundle that
+# benchmarks/gpu/prepare_carry.sh made under .gpu-carry/ (a slimmed llama-cpp-python sdist,
+# py3.12 wheels, and a model split in parts), builds into $GPU_ENV, and benches that model.
+# Results go to ${OUT:-benchmarks/results}/llm_gpu.json.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+STAGE="${1:-all}"
+GPU_ENV="${GPU_ENV:-/root/medcoder-gpu}"
+RESULTS_DIR="${OUT:-benchmarks/results}"
+CARRY=.gpu-carry
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+
+build() {
+  if [ ! -d "$CARRY/build" ]; then
+    MEDCODER_CUDA=1 bash scripts/install.sh
+    return
+  fi
+  python3 -m venv --system-site-packages "$GPU_ENV"
+  "$GPU_ENV/bin/pip" install --quiet --no-index --no-deps "$CARRY"/build/wheels/*.whl
+  rm -rf "$GPU_ENV/src" && mkdir -p "$GPU_ENV/src"
+  tar xJf "$CARRY"/build/llama_cpp_python-*-slim.tar.xz -C "$GPU_ENV/src"
+  local t0=$(date +%s)
+  CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$GPU_ENV/bin/pip" wheel --quiet --no-build-isolation --no-deps -w "$GPU_ENV/wheel" "$GPU_ENV"/src/llama_cpp_python-*
+  "$GPU_ENV/bin/pip" install --quiet --no-index --no-deps --force-reinstall "$GPU_ENV"/wheel/llama_cpp_python-*.whl
+  echo "llama-cpp-python CUDA build: $(( $(date +%s) - t0 )) s"
+  # keep the first model part outside the work tree, where later calls cannot replace it
+  cp "$CARRY"/model-*.part* "$GPU_ENV/" 2>/dev/null || true
+}
+
+bench() {
+  local py=python3 models=(test default)
+  if [ -d "$GPU_ENV" ]; then
+    py="$GPU_ENV/bin/python"
+    cp "$CARRY"/model-*.part* "$GPU_ENV/" 2>/dev/null || true
+    if ls "$GPU_ENV"/model-*.part* >/dev/null 2>&1; then
+      cat $(ls "$GPU_ENV"/model-*.part* | sort) > "$GPU_ENV/model.gguf"
+      models=("$GPU_ENV/model.gguf")
+    fi
+  fi
+  "$py" -c "import llama_cpp; print('GPU offload:', llama_cpp.llama_supports_gpu_offload())"
+  mkdir -p "$RESULTS_DIR"
+  PYTHONPATH=. MEDCODER_HOME="${MEDCODER_HOME:-$GPU_ENV/home}" \
+    "$py" benchmarks/llm_bench.py --models "${models[@]}" --repeats 5 --out "$RESULTS_DIR/llm_gpu.json"
+}
+
+case "$STAGE" in
+  build) build ;;
+  bench) bench ;;
+  all) build; bench ;;
+  *) echo "usage: $0 [build|bench|all]" >&2; exit 2 ;;
+esac

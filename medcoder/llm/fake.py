@@ -1,0 +1,51 @@
+"""A deterministic stand-in model for testing graph logic: no weights, same answers every time.
+
+`choose` prefers the option whose words overlap most with the last message (the note text
+and the mention), which is enough to walk a tree sensibly in tests; `chat` answers with a
+function the test supplies, so each test states exactly what "the model" says.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, Sequence
+
+from medcoder.knowledge.lexical import tokenize
+from medcoder.llm.base import LLM, Capabilities, CallStats, Message, Option
+
+Responder = Callable[[list[Message], dict[str, Any] | None], Any]
+
+
+class FakeLLM(LLM):
+    """Deterministic: word overlap for `choose`, a scripted `responder` for `chat`."""
+
+    backend = "fake"
+    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=False)
+
+    def __init__(self, responder: Responder | None = None, name: str = "fake") -> None:
+        super().__init__()
+        self.responder = responder
+        self.name = name
+        self.sha256 = "0" * 64
+        self.calls = 0
+
+    def _chat(self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None,
+              temperature: float | None) -> tuple[str, CallStats]:
+        self.calls += 1
+        answer = self.responder(messages, schema) if self.responder else ("{}" if schema else "ok")
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        return text, CallStats(prompt_tokens=sum(len(m["content"].split()) for m in messages),
+                               completion_tokens=len(text.split()), sampling={"fake": True})
+
+    def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
+        self.calls += 1
+        body = messages[-1]["content"].split("\n\nOptions:\n")[0]
+        words = set(tokenize(body))
+        scores = []
+        for o in options:
+            label = set(tokenize(o.label))
+            overlap = len(words & label) / (len(label) ** 0.5 or 1.0)
+            scores.append(3.0 * overlap)
+        log_z = math.log(sum(math.exp(s) for s in scores) + 1.0)  # the +1: mass left for "not a label"
+        return [s - log_z for s in scores], CallStats(prompt_tokens=len(body.split()), sampling={"fake": True})

@@ -1,0 +1,153 @@
+"""In-process llama.cpp through llama-cpp-python: GGUF models on the CPU or offloaded to a GPU.
+
+Prompts are tokenised here so that the longest prefix shared with the previous call is
+kept in the KV cache and only the tail is evaluated; `choose` reads the next-token
+log-probabilities of single-token option labels after one forward pass.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from medcoder.errors import MedcoderError
+from medcoder.llm.base import LABELS, LLM, Capabilities, CallStats, Message, ModelOutputError, Option
+from medcoder.llm.registry import ModelFileError, model_sha256
+
+logger = logging.getLogger(__name__)
+
+
+def gpu_available() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class LlamaCppLLM(LLM):
+    """A GGUF model loaded in this process."""
+
+    backend = "llama_cpp"
+    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=True)
+
+    def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
+                 n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
+                 seed: int = 0, temperature: float = 0.0, max_tokens: int = 512) -> None:
+        super().__init__()
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"model file not found: {path}")
+        self.path = path
+        self.name = name or path.name
+        self.sha256 = model_sha256(path)
+        self.n_gpu_layers = (-1 if gpu_available() else 0) if n_gpu_layers is None else n_gpu_layers
+        self.seed, self.temperature, self.max_tokens = seed, temperature, max_tokens
+        n_threads = n_threads or os.cpu_count() or 1  # llama-cpp-python's default halves it for generation
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=self.n_gpu_layers, n_threads=n_threads,
+                             n_batch=n_batch, seed=seed, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"cannot load model {path}: {exc} (is it a complete GGUF file?)") from exc
+        self.n_ctx = self.llm.n_ctx()
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelFileError(f"{path} has no chat template; medcoder needs an instruct model")
+        eos = self.llm._model.token_get_text(self.llm.token_eos())
+        bos = self.llm._model.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._eos_text = eos
+        self._label_ids = [self._single_token(label) for label in LABELS]
+        self._grammars: dict[str, Any] = {}
+        self._lock = threading.Lock()  # one sequence at a time per instance
+
+    # -- prompts ------------------------------------------------------------------------
+    def _single_token(self, label: str) -> int:
+        ids = self.llm.tokenize(label.encode(), add_bos=False, special=False)
+        if len(ids) != 1:
+            raise ModelFileError(f"{self.path}: option label {label!r} is not a single token")
+        return ids[0]
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        prompt = self._formatter(messages=list(messages)).prompt
+        tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        if len(tokens) >= self.n_ctx:
+            raise MedcoderError(f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx} tokens")
+        return tokens
+
+    def _reuse_prefix(self, tokens: list[int]) -> int:
+        """Keep the longest cached prefix shared with `tokens`; return how many tokens that saves."""
+        llm = self.llm
+        common = 0
+        for a, b in zip(llm.input_ids[: llm.n_tokens], tokens):
+            if a != b:
+                break
+            common += 1
+        reuse = min(common, len(tokens) - 1)  # at least one token is evaluated to refresh the logits
+        llm._ctx.kv_cache_seq_rm(-1, reuse, -1)
+        llm.n_tokens = reuse
+        return reuse
+
+    def _sampling(self, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
+        return {"temperature": self.temperature if temperature is None else temperature, "seed": self.seed,
+                "max_tokens": max_tokens or self.max_tokens, "top_k": 1 if not (temperature or self.temperature) else 40}
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
+
+    # -- the backend ----------------------------------------------------------------------
+    def _chat(self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None,
+              temperature: float | None) -> tuple[str, CallStats]:
+        sampling = self._sampling(temperature, max_tokens)
+        with self._lock:
+            tokens = self.prompt_tokens(messages)
+            reused = self._reuse_prefix(tokens)
+            room = self.n_ctx - len(tokens)
+            out = self.llm.create_completion(
+                prompt=tokens, max_tokens=min(sampling["max_tokens"], room), temperature=sampling["temperature"],
+                top_k=sampling["top_k"], seed=self.seed, grammar=self._grammar(schema) if schema else None,
+                stop=[self._eos_text] if self._eos_text else None)
+        choice = out["choices"][0]
+        text = choice["text"]
+        if schema is not None and choice.get("finish_reason") == "length":
+            raise ModelOutputError(f"structured output cut off at {sampling['max_tokens']} tokens: {text[:120]!r}")
+        usage = out.get("usage", {})
+        return text, CallStats(prompt_tokens=len(tokens), cached_tokens=reused,
+                               completion_tokens=usage.get("completion_tokens", 0), sampling=sampling)
+
+    def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
+        import llama_cpp
+
+        with self._lock:
+            tokens = self.prompt_tokens(messages)
+            reused = self._reuse_prefix(tokens)
+            self.llm.eval(tokens[reused:])
+            n_vocab = self.llm.n_vocab()
+            ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+            logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+            logits = logits.astype(np.float64)
+        top = logits.max()
+        log_z = top + np.log(np.exp(logits - top).sum())
+        ids = self._label_ids[: len(options)]
+        logprobs = [float(logits[i] - log_z) for i in ids]
+        return logprobs, CallStats(prompt_tokens=len(tokens), cached_tokens=reused, completion_tokens=0,
+                                   sampling={"method": "next-token log-probabilities", "labels": len(options)})
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            llm.close()
+            self.llm = None  # type: ignore[assignment]
