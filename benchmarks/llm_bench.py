@@ -59,8 +59,8 @@ def _fresh(llm) -> None:  # type: ignore[no-untyped-def]
     llm.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
 
 
-def bench_model(name: str, repeats: int) -> dict[str, object]:
-    llm = load_llm(name, n_ctx=4096)
+def bench_model(name: str, repeats: int, n_ctx: int = 4096) -> dict[str, object]:
+    llm = load_llm(name, n_ctx=n_ctx)
     out: dict[str, object] = {"model": llm.name, "sha256": llm.sha256, "n_gpu_layers": llm.n_gpu_layers}
     # prompt and generation throughput
     prompt_tps, gen_tps = [], []
@@ -136,11 +136,12 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["test", "default"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(RESULTS / "llm.json"))
+    ap.add_argument("--n-ctx", type=int, default=4096)
     args = ap.parse_args()
     results = {}
     for name in args.models:
         try:
-            results[name] = bench_model(name, args.repeats)
+            results[name] = bench_model(name, args.repeats, args.n_ctx)
         except ModelFileError as exc:
             results[name] = {"skipped": str(exc)}
         print(json.dumps({name: results[name]}, indent=2), flush=True)

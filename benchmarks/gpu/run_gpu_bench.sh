@@ -21,24 +21,27 @@ build() {
     MEDCODER_CUDA=1 bash scripts/install.sh
     return
   fi
-  python3 -m venv --system-site-packages "$GPU_ENV"
-  "$GPU_ENV/bin/pip" install --quiet --no-index --no-deps "$CARRY"/build/wheels/*.whl
+  # the image's python3 already holds cmake, ninja, scikit-build-core, numpy and jinja2: build with
+  # it (no isolation, nothing to fetch) and install what it lacks into $GPU_ENV/site
+  mkdir -p "$GPU_ENV/site"
+  python3 -m pip install --quiet --no-index --no-deps --target "$GPU_ENV/site" "$CARRY"/build/wheels/*.whl
   rm -rf "$GPU_ENV/src" && mkdir -p "$GPU_ENV/src"
   tar xJf "$CARRY"/build/llama_cpp_python-*-slim.tar.xz -C "$GPU_ENV/src"
   local t0=$(date +%s)
   CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
   CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    "$GPU_ENV/bin/pip" wheel --quiet --no-build-isolation --no-deps -w "$GPU_ENV/wheel" "$GPU_ENV"/src/llama_cpp_python-*
-  "$GPU_ENV/bin/pip" install --quiet --no-index --no-deps --force-reinstall "$GPU_ENV"/wheel/llama_cpp_python-*.whl
+    python3 -m pip wheel --quiet --no-build-isolation --no-deps -w "$GPU_ENV/wheel" "$GPU_ENV"/src/llama_cpp_python-*
+  python3 -m pip install --quiet --no-index --no-deps --target "$GPU_ENV/site" "$GPU_ENV"/wheel/llama_cpp_python-*.whl
   echo "llama-cpp-python CUDA build: $(( $(date +%s) - t0 )) s"
   # keep the first model part outside the work tree, where later calls cannot replace it
   cp "$CARRY"/model-*.part* "$GPU_ENV/" 2>/dev/null || true
 }
 
 bench() {
-  local py=python3 models=(test default)
-  if [ -d "$GPU_ENV" ]; then
-    py="$GPU_ENV/bin/python"
+  local py=.venv/bin/python models=(test default)
+  if [ -d "$GPU_ENV/site" ]; then
+    py=python3
+    export PYTHONPATH="$GPU_ENV/site"
     cp "$CARRY"/model-*.part* "$GPU_ENV/" 2>/dev/null || true
     if ls "$GPU_ENV"/model-*.part* >/dev/null 2>&1; then
       cat $(ls "$GPU_ENV"/model-*.part* | sort) > "$GPU_ENV/model.gguf"
@@ -47,8 +50,8 @@ bench() {
   fi
   "$py" -c "import llama_cpp; print('GPU offload:', llama_cpp.llama_supports_gpu_offload())"
   mkdir -p "$RESULTS_DIR"
-  PYTHONPATH=. MEDCODER_HOME="${MEDCODER_HOME:-$GPU_ENV/home}" \
-    "$py" benchmarks/llm_bench.py --models "${models[@]}" --repeats 5 --out "$RESULTS_DIR/llm_gpu.json"
+  PYTHONPATH=".:${PYTHONPATH:-}" MEDCODER_HOME="${MEDCODER_HOME:-$GPU_ENV/home}" \
+    "$py" benchmarks/llm_bench.py --models "${models[@]}" --repeats "${REPEATS:-5}" --n-ctx "${N_CTX:-2048}" --out "$RESULTS_DIR/llm_gpu.json"
 }
 
 case "$STAGE" in

@@ -7,13 +7,15 @@ log-probabilities of single-token option labels after one forward pass.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import json
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +30,28 @@ def gpu_available() -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def _load_quietly(construct: Callable[[], Any], path: Path) -> Any:
+    """Build a `Llama` with its load log captured into our debug log instead of the terminal.
+
+    `verbose=False` would silence llama.cpp by redirecting file descriptors 1 and 2, and on a
+    CUDA build (seen on an H200) that segfaults during load; capturing Python's stderr and
+    then lowering llama-cpp-python's log level is safe everywhere.
+    """
+    from llama_cpp._logger import set_verbose
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            llm = construct()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"cannot load model {path}: {exc} (is it a complete GGUF file?)") from exc
+    finally:
+        set_verbose(False)
+        logger.debug("llama.cpp load log for %s:\n%s", path, buf.getvalue()[-4000:])
+    llm.verbose = False
+    return llm
 
 
 class LlamaCppLLM(LLM):
@@ -52,11 +76,9 @@ class LlamaCppLLM(LLM):
         self.n_gpu_layers = (-1 if gpu_available() else 0) if n_gpu_layers is None else n_gpu_layers
         self.seed, self.temperature, self.max_tokens = seed, temperature, max_tokens
         n_threads = n_threads or os.cpu_count() or 1  # llama-cpp-python's default halves it for generation
-        try:
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=self.n_gpu_layers, n_threads=n_threads,
-                             n_batch=n_batch, seed=seed, verbose=False)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelFileError(f"cannot load model {path}: {exc} (is it a complete GGUF file?)") from exc
+        self.llm = _load_quietly(lambda: Llama(
+            model_path=str(path), n_ctx=n_ctx, n_gpu_layers=self.n_gpu_layers, n_threads=n_threads,
+            n_batch=n_batch, seed=seed, verbose=True), path)
         self.n_ctx = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
