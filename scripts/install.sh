@@ -12,17 +12,23 @@ PY="${PYTHON:-python3}"
 PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install --quiet --upgrade pip
 
-# llama.cpp: a portable CPU build (AVX2/FMA/F16C). The default "native" build enables AMX on
-# recent Xeons, and where the hypervisor advertises but does not grant AMX it segfaults in decode.
+# llama.cpp: built for this machine's CPU ("native"), but never with AMX: on recent Xeons the
+# native build enables AMX, and where a virtual machine advertises AMX without granting it,
+# every batched decode segfaults. The wheel is cached per version, flags and CPU features.
 LLAMA_VERSION=$(grep -i '^llama[-_]cpp[-_]python==' constraints.txt | cut -d= -f3)
+NO_AMX="-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+if [ "$(uname -m)" = "x86_64" ]; then
+  NO_AMX="$NO_AMX -DCMAKE_C_FLAGS=-mno-amx-tile\ -mno-amx-int8\ -mno-amx-bf16 -DCMAKE_CXX_FLAGS=-mno-amx-tile\ -mno-amx-int8\ -mno-amx-bf16"
+fi
 if [ -n "${LLAMA_CMAKE_ARGS:-}" ]; then
   FLAGS="$LLAMA_CMAKE_ARGS"
 elif [ "${MEDCODER_CUDA:-0}" = "1" ]; then
-  FLAGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  FLAGS="-DGGML_CUDA=on -DGGML_NATIVE=ON $NO_AMX"
 else
-  FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  FLAGS="-DGGML_NATIVE=ON $NO_AMX"
 fi
-WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/medcoder/wheels/$(echo "$LLAMA_VERSION $FLAGS" | sha256sum | cut -c1-12)"
+CPU_KEY=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m)
+WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/medcoder/wheels/$(echo "$LLAMA_VERSION $FLAGS $CPU_KEY" | sha256sum | cut -c1-12)"
 if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   echo "building llama-cpp-python $LLAMA_VERSION ($FLAGS): about 5 minutes on 2 cores, once per machine"
   CMAKE_ARGS="$FLAGS" "${PIP[@]}" wheel --quiet --no-cache-dir --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
