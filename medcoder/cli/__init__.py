@@ -31,10 +31,12 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from medcoder.cli import kb, models
+    from medcoder.cli import coding, kb, models
 
     main.add_command(kb.kb)
     main.add_command(models.models)
+    for command in (coding.code, coding.validate, coding.graph):
+        main.add_command(command)
 
 
 _register()

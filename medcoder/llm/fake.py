@@ -15,6 +15,7 @@ from medcoder.knowledge.lexical import tokenize
 from medcoder.llm.base import LLM, Capabilities, CallStats, Message, Option
 
 Responder = Callable[[list[Message], dict[str, Any] | None], Any]
+Chooser = Callable[[list[Message], Sequence[Option]], "str | None"]
 
 
 class FakeLLM(LLM):
@@ -23,9 +24,10 @@ class FakeLLM(LLM):
     backend = "fake"
     capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=False)
 
-    def __init__(self, responder: Responder | None = None, name: str = "fake") -> None:
+    def __init__(self, responder: Responder | None = None, name: str = "fake", chooser: Chooser | None = None) -> None:
         super().__init__()
         self.responder = responder
+        self.chooser = chooser  # may name the option to pick (key), or None for word overlap
         self.name = name
         self.sha256 = "0" * 64
         self.calls = 0
@@ -41,6 +43,9 @@ class FakeLLM(LLM):
     def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
         self.calls += 1
         body = messages[-1]["content"].split("\n\nOptions:\n")[0]
+        forced = self.chooser(messages, options) if self.chooser else None
+        if forced is not None:
+            return [0.0 if o.key == forced else -9.0 for o in options], CallStats(sampling={"fake": True})
         words = set(tokenize(body))
         scores = []
         for o in options:

@@ -1,0 +1,113 @@
+"""Compile a `WorkflowSpec` into a LangGraph `StateGraph` with a SQLite checkpointer.
+
+Plain edges become graph edges; edges with conditions or fan-out become one router per
+source node that returns node names and `Send`s (one branch per item of a state list). A
+node that closes a cycle is bounded by its edge's `max_loops`, counted in `visits`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Callable
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from medcoder.agents import AgentContext, resolve_agent
+from medcoder.graphs.spec import END as SPEC_END
+from medcoder.graphs.spec import START as SPEC_START
+from medcoder.graphs.spec import EdgeSpec, WorkflowSpec
+from medcoder.graphs.state import CodingState
+
+logger = logging.getLogger(__name__)
+
+_ENDPOINTS = {SPEC_START: START, SPEC_END: END}
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _wrap(node_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]], ctx: AgentContext) -> Callable[..., Any]:
+    """Run a node with start/end events, its input digest, its timing and a visit count."""
+
+    def run(state: dict[str, Any]) -> dict[str, Any]:
+        item = state.get("item")
+        ctx.emit("node_start", {"node": node_id, "input_digest": digest({k: v for k, v in state.items() if k != "visits"}),
+                                "item": item.get("id") if isinstance(item, dict) else None})
+        start = time.perf_counter()
+        try:
+            update = fn(state) or {}
+        except Exception as exc:
+            ctx.emit("node_error", {"node": node_id, "error": f"{type(exc).__name__}: {exc}"})
+            raise
+        ctx.emit("node_end", {"node": node_id, "seconds": round(time.perf_counter() - start, 4),
+                              "output": {k: v for k, v in update.items()}})
+        return {**update, "visits": {node_id: 1}}
+
+    run.__name__ = node_id
+    return run
+
+
+def _items(state: dict[str, Any], edge: EdgeSpec) -> list[Any]:
+    items = state.get(edge.fan_out or "") or []
+    return [i for i in items if isinstance(i, dict) and all(i.get(k) == v for k, v in edge.where.items())]
+
+
+def _router(source: str, edges: list[EdgeSpec]) -> Callable[[dict[str, Any]], list[Any]]:
+    regular = [e for e in edges if e.when != "otherwise"]
+    fallback = [e for e in edges if e.when == "otherwise"]
+
+    def route(state: dict[str, Any]) -> list[Any]:
+        visits = (state.get("visits") or {}).get(source, 0)
+        out: list[Any] = []
+        payload = {k: v for k, v in state.items() if k not in ("visits", "item")}
+        for edge in regular:
+            if edge.max_loops is not None and visits > edge.max_loops:
+                continue
+            if edge.when and not state.get(edge.when):
+                continue
+            target = _ENDPOINTS.get(edge.to, edge.to)
+            if edge.fan_out:
+                items = _items(state, edge)
+                if edge.when and not items:
+                    continue
+                # an empty list still runs the target once (item None), so the join after it happens
+                out += [Send(target, {**payload, "item": item}) for item in (items or [None])]
+            else:
+                out.append(target)
+        if not out:
+            out = [_ENDPOINTS.get(e.to, e.to) for e in fallback] or [END]
+        return out
+
+    return route
+
+
+def build_graph(spec: WorkflowSpec, ctx_for: Callable[[str], AgentContext]) -> StateGraph:
+    """The uncompiled graph; `ctx_for(node_id)` gives each node its context."""
+    graph = StateGraph(CodingState)
+    for node in spec.nodes:
+        agent = resolve_agent(node.agent)
+        params = agent.params.model_validate(node.params)
+        ctx = ctx_for(node.id)
+        if node.prompts:
+            ctx.prompts = {**ctx.prompts, **node.prompts}
+        graph.add_node(node.id, _wrap(node.id, agent.factory(params, ctx), ctx))
+    by_source: dict[str, list[EdgeSpec]] = {}
+    for edge in spec.edges:
+        by_source.setdefault(edge.source, []).append(edge)
+    for source, edges in by_source.items():
+        src = _ENDPOINTS.get(source, source)
+        simple = len(edges) == 1 and not edges[0].fan_out and not edges[0].when and edges[0].max_loops is None
+        if simple:
+            graph.add_edge(src, _ENDPOINTS.get(edges[0].to, edges[0].to))
+        else:
+            targets = {_ENDPOINTS.get(e.to, e.to) for e in edges}
+            if not any(e.when == "otherwise" for e in edges) and all(e.when for e in edges):
+                targets.add(END)  # nothing may match: the run ends there
+            targets = sorted(targets)
+            graph.add_conditional_edges(src, _router(source, edges), targets)
+    return graph

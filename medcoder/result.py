@@ -1,0 +1,110 @@
+"""`CodingResult`: what a run returns, with exports to JSON, CSV and FHIR."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FHIR_SYSTEMS = {"icd10cm": "http://hl7.org/fhir/sid/icd-10-cm", "atc": "http://www.whocc.no/atc"}
+
+
+@dataclass
+class Evidence:
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class CodedItem:
+    """One proposed code: where it came from and why it stands."""
+
+    code: str
+    system: str
+    label: str
+    confidence: float
+    evidence: list[Evidence]
+    path: list[str]
+    verdict: dict[str, Any]
+    mention: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CodedItem":
+        return cls(d["code"], d["system"], d["label"], d["confidence"],
+                   [Evidence(e["start"], e["end"], e["text"]) for e in d["evidence"]],
+                   list(d["path"]), d.get("verdict", {}), d.get("mention", ""), d.get("steps", []))
+
+
+@dataclass
+class CodingResult:
+    """Codes ranked by confidence, with the entities and sections they came from."""
+
+    run_id: str
+    workflow: str
+    note: str
+    codes: list[CodedItem]
+    entities: list[dict[str, Any]]
+    sections: list[dict[str, Any]]
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], workflow: str, stats: dict[str, Any]) -> "CodingResult":
+        result = state.get("result") or {}
+        return cls(state.get("run_id", ""), workflow, state.get("note", ""),
+                   [CodedItem.from_dict(c) for c in result.get("codes", [])], list(state.get("entities", [])),
+                   list(state.get("sections", [])), result.get("rejected", []), list(state.get("errors", [])), stats)
+
+    def codes_of(self, system: str) -> list[str]:
+        return [c.code for c in self.codes if c.system == system]
+
+    def to_dict(self, steps: bool = False) -> dict[str, Any]:
+        codes = [asdict(c) for c in self.codes]
+        if not steps:
+            for c in codes:
+                c.pop("steps", None)
+        return {"run_id": self.run_id, "workflow": self.workflow, "codes": codes, "entities": self.entities,
+                "sections": self.sections, "rejected": self.rejected, "errors": self.errors, "stats": self.stats}
+
+    def to_json(self, indent: int | None = 2, steps: bool = False) -> str:
+        return json.dumps(self.to_dict(steps), indent=indent, ensure_ascii=False)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["run_id", "system", "code", "label", "confidence", "evidence", "offsets", "decision"])
+        for c in self.codes:
+            w.writerow([self.run_id, c.system, c.code, c.label, f"{c.confidence:.4f}",
+                        " | ".join(e.text for e in c.evidence), " ".join(f"{e.start}-{e.end}" for e in c.evidence),
+                        c.verdict.get("decision", "")])
+        return buf.getvalue()
+
+    def to_fhir(self, patient: str = "Patient/unknown") -> dict[str, Any]:
+        """A FHIR R4 collection Bundle: a Condition per diagnosis code, a MedicationStatement per drug."""
+        entries = []
+        for i, c in enumerate(self.codes):
+            coding = {"system": FHIR_SYSTEMS[c.system], "code": c.code, "display": c.label}
+            notes = [{"text": f'evidence: "{e.text}" [{e.start}:{e.end}]'} for e in c.evidence]
+            if c.system == "icd10cm":
+                resource = {
+                    "resourceType": "Condition", "id": f"{self.run_id}-c{i}",
+                    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                                   "code": "active"}]},
+                    "verificationStatus": {"coding": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}]},
+                    "code": {"coding": [coding], "text": c.mention or c.label},
+                    "subject": {"reference": patient}, "note": notes,
+                }
+            else:
+                resource = {
+                    "resourceType": "MedicationStatement", "id": f"{self.run_id}-m{i}", "status": "active",
+                    "medicationCodeableConcept": {"coding": [coding], "text": c.mention or c.label},
+                    "subject": {"reference": patient}, "note": notes,
+                }
+            entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource})
+        return {"resourceType": "Bundle", "type": "collection", "entry": entries}

@@ -1,0 +1,198 @@
+"""The SDK: load a workflow, run it on a note, stream its steps, resume it by run id.
+
+`Workflow` owns the compiled LangGraph graph, its models and its SQLite checkpointer; each
+run collects the events its agents emit and every model call, which the audit trail stores.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from medcoder import paths
+from medcoder.agents import AgentContext
+from medcoder.errors import MedcoderError
+from medcoder.graphs.compiler import build_graph
+from medcoder.graphs.spec import WorkflowSpec, load_spec, parse_spec
+from medcoder.knowledge import KnowledgeBase, default_kb
+from medcoder.llm import LLM, CallRecord, load_llm
+from medcoder.result import CodingResult
+from medcoder.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class NoteError(MedcoderError):
+    """A note that cannot be coded: empty, binary, or too long."""
+
+
+def read_note(data: str | bytes, max_chars: int) -> str:
+    """Check a note before any work is done: text, not empty, not binary, within the size limit."""
+    if isinstance(data, bytes):
+        if b"\x00" in data[:8192]:
+            raise NoteError("the note is binary, not text")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NoteError(f"the note is not UTF-8 text (byte {exc.start})") from exc
+    if "\x00" in data:
+        raise NoteError("the note is binary, not text")
+    if not data.strip():
+        raise NoteError("the note is empty")
+    if len(data) > max_chars:
+        raise NoteError(f"the note has {len(data):,} characters, over the workflow's limit of {max_chars:,} "
+                        "(max_note_chars)")
+    return data
+
+
+@dataclass
+class RunLog:
+    """What one run emitted: agent events and model calls, in order."""
+
+    run_id: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+
+    def event(self, node: str, kind: str, data: dict[str, Any]) -> None:
+        ev = {"node": node, "kind": kind, "data": data, "t": time.time()}
+        self.events.append(ev)
+        for listen in self.listeners:
+            listen("event", ev)
+
+    def call(self, node: str, record: CallRecord) -> None:
+        self.calls.append(record)
+        for listen in self.listeners:
+            listen("call", {"node": node, "record": record})
+
+    def stats(self) -> dict[str, Any]:
+        s = [c.stats for c in self.calls]
+        return {"model_calls": len(s), "prompt_tokens": sum(x.prompt_tokens for x in s),
+                "cached_tokens": sum(x.cached_tokens for x in s),
+                "completion_tokens": sum(x.completion_tokens for x in s),
+                "model_seconds": round(sum(x.latency_s for x in s), 3)}
+
+
+class Workflow:
+    """A compiled workflow bound to its models; run it on notes one at a time."""
+
+    def __init__(self, spec: WorkflowSpec, source_text: str = "", *, model: str | None = None,
+                 settings: Settings | None = None, llms: dict[str, LLM] | None = None,
+                 kb: KnowledgeBase | None = None, checkpoint_path: str | Path | None = None) -> None:
+        self.spec = spec
+        self.source_text = source_text
+        self.settings = settings or Settings()
+        self.kb = kb or default_kb()
+        self.llms = llms if llms is not None else self._load_llms(model)
+        self._log: RunLog | None = None
+        self._node = threading.local()
+        for name, llm in self.llms.items():
+            llm.observe(lambda record, _n=name: self._on_call(record))
+        path = Path(checkpoint_path) if checkpoint_path else paths.home() / "checkpoints.sqlite"
+        self._conn = sqlite3.connect(path, check_same_thread=False)
+        self.checkpointer = SqliteSaver(self._conn)
+        self.graph = build_graph(spec, self._context).compile(checkpointer=self.checkpointer)
+
+    # -- construction ---------------------------------------------------------------
+    def _load_llms(self, model: str | None) -> dict[str, LLM]:
+        llms: dict[str, LLM] = {}
+        cache: dict[tuple[Any, ...], LLM] = {}
+        for name, ref in self.spec.models.items():
+            overrides = ref.model_dump(exclude_none=True)
+            if model is not None:  # --model replaces every model the workflow names
+                overrides["model"] = model
+            key = tuple(sorted(overrides.items()))
+            if key not in cache:
+                cache[key] = load_llm(settings=self.settings.with_overrides(**overrides))
+            llms[name] = cache[key]
+        return llms
+
+    def _context(self, node_id: str) -> AgentContext:
+        return AgentContext(llms=self.llms, kb=self.kb, emit=lambda kind, data: self._emit(node_id, kind, data))
+
+    def _emit(self, node: str, kind: str, data: dict[str, Any]) -> None:
+        self._node.current = node
+        if self._log is not None:
+            self._log.event(node, kind, data)
+
+    def _on_call(self, record: CallRecord) -> None:
+        if self._log is not None:
+            self._log.call(getattr(self._node, "current", ""), record)
+
+    # -- running ----------------------------------------------------------------------
+    def _config(self, run_id: str) -> dict[str, Any]:
+        # one branch at a time: branches share one model, and interleaving them would evict the cached prefix
+        return {"configurable": {"thread_id": run_id}, "recursion_limit": 200, "max_concurrency": 1}
+
+    def _start(self, text: str | bytes | None, run_id: str | None) -> tuple[str, dict[str, Any] | None]:
+        run_id = run_id or uuid.uuid4().hex[:16]
+        snapshot = self.graph.get_state(self._config(run_id))
+        if snapshot.values and snapshot.next:  # an interrupted run: resume where it stopped
+            return run_id, None
+        if snapshot.values and not snapshot.next:
+            raise MedcoderError(f"run {run_id} already finished; use a new run id")
+        if text is None:
+            raise MedcoderError(f"no run {run_id} to resume")
+        note = read_note(text, self.spec.max_note_chars)
+        return run_id, {"run_id": run_id, "note": note}
+
+    def stream(self, text: str | bytes | None = None, run_id: str | None = None,
+               log: RunLog | None = None) -> Iterator[dict[str, Any]]:
+        """Yield each node's state update as it happens; the final state is in the checkpointer."""
+        run_id, inputs = self._start(text, run_id)
+        self._log = log or RunLog(run_id)
+        try:
+            for update in self.graph.stream(inputs, self._config(run_id), stream_mode="updates"):
+                yield update
+        finally:
+            self._log = None
+
+    def run(self, text: str | bytes | None = None, run_id: str | None = None,
+            log: RunLog | None = None) -> CodingResult:
+        """Code one note (or resume run `run_id` where it stopped) and return the result."""
+        run_id = run_id or uuid.uuid4().hex[:16]
+        log = log or RunLog(run_id)
+        start = time.perf_counter()
+        for _ in self.stream(text, run_id, log):
+            pass
+        state = self.graph.get_state(self._config(run_id)).values
+        stats = {**log.stats(), "seconds": round(time.perf_counter() - start, 3),
+                 "model": {n: llm.name for n, llm in self.llms.items()},
+                 "model_sha256": {n: llm.sha256 for n, llm in self.llms.items()}}
+        return CodingResult.from_state(state, self.spec.name, stats)
+
+    def resume(self, run_id: str) -> CodingResult:
+        return self.run(None, run_id)
+
+    def state(self, run_id: str) -> dict[str, Any]:
+        return dict(self.graph.get_state(self._config(run_id)).values)
+
+    def mermaid(self) -> str:
+        return self.graph.get_graph().draw_mermaid()
+
+    def close(self) -> None:
+        for llm in {id(x): x for x in self.llms.values()}.values():
+            llm.close()
+        self._conn.close()
+
+    def __enter__(self) -> "Workflow":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_workflow(name_or_path: str | Path = "full", *, text: str | None = None, **kwargs: Any) -> Workflow:
+    """A built-in workflow (`icd10cm`, `atc`, `full`), a YAML file, or YAML `text`."""
+    if text is not None:
+        return Workflow(parse_spec(text, "<text>"), text, **kwargs)
+    spec, source = load_spec(name_or_path)
+    return Workflow(spec, source, **kwargs)

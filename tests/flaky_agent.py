@@ -1,0 +1,14 @@
+"""A user agent for tests (`tests.flaky_agent:flaky`): fails the first time, then passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CALLS = {"n": 0}
+
+
+def flaky(state: dict[str, Any]) -> dict[str, Any]:
+    CALLS["n"] += 1
+    if CALLS["n"] == 1:
+        raise RuntimeError("simulated crash part-way through the run")
+    return {}
