@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC, load_atc
@@ -38,28 +38,34 @@ def load_ontology(system: str = "icd10cm") -> Ontology:
 
 
 class KnowledgeBase:
-    """Everything the tools read: both ontologies and the index tables, each loaded on first use."""
+    """Everything the tools read: both ontologies and the index tables, each loaded once, on first use."""
+
+    def __init__(self) -> None:
+        self._ontologies: dict[str, Ontology] = {}
 
     def ontology(self, system: str = "icd10cm") -> Ontology:
-        return load_ontology(system)
+        onto = self._ontologies.get(system)
+        if onto is None:
+            onto = self._ontologies[system] = load_ontology(system)
+        return onto
 
     @property
     def icd10cm(self) -> ICD10CM:
-        return load_icd10cm()
+        return self.ontology("icd10cm")  # type: ignore[return-value]
 
     @property
     def atc(self) -> ATC:
-        return load_atc()
+        return self.ontology("atc")  # type: ignore[return-value]
 
-    @property
+    @cached_property
     def alphabetic_index(self) -> AlphabeticIndex:
         return load_alphabetic_index(self.icd10cm)
 
-    @property
+    @cached_property
     def drug_table(self) -> DrugTable:
         return load_drug_table(self.icd10cm)
 
-    @property
+    @cached_property
     def neoplasm_table(self) -> NeoplasmTable:
         return load_neoplasm_table(self.icd10cm)
 

@@ -8,6 +8,7 @@ a tree with no self-loops.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import re
@@ -49,6 +50,7 @@ _CHAPTER = re.compile(r"(?:CHAPTER|CH)?(\d{1,2})")
 _BLOCK = re.compile(r"[A-Z]\d[0-9A-Z]-[A-Z]\d[0-9A-Z]")
 
 
+@functools.lru_cache(maxsize=1)
 def tabular_xml_path() -> Path:
     spec = importlib.util.find_spec("simple_icd_10_cm")
     if spec is None or not spec.submodule_search_locations:
@@ -253,12 +255,14 @@ def load_icd10cm(xml_path: Path | None = None, use_cache: bool = True) -> ICD10C
     xml_path = Path(xml_path) if xml_path else tabular_xml_path()
     if not xml_path.is_file():
         raise DataFileError(f"ICD-10-CM tabular XML not found: {xml_path}")
+    st = xml_path.stat()
+    fast_key = f"{xml_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{use_cache}"
+    if fast_key in _LOADED:  # already loaded in this process: no hashing, no unpickling
+        return _LOADED[fast_key]
     key = f"{BUILD_VERSION}-{file_digest(xml_path)}"
-    if key in _LOADED:
-        return _LOADED[key]
     m = re.search(r"(\w+-\d+-\d{4})", xml_path.stem)
     version = f"ICD-10-CM {m.group(1) if m else xml_path.stem}"
     build = lambda: _build(xml_path, version, key)  # noqa: E731
     onto = cached_pickle("icd10cm", key, build) if use_cache else build()
-    _LOADED[key] = onto
+    _LOADED[fast_key] = onto
     return onto

@@ -271,7 +271,13 @@ class NeoplasmTable(TermIndex):
     name = "neoplasm table"
 
 
+_LOADED: dict[tuple[str, str, str], TermIndex] = {}
+
+
 def _load(cls: type[TermIndex], path: Path, parse, ontology: Ontology | None) -> TermIndex:  # type: ignore[no-untyped-def]
+    memo = (cls.__name__, str(path.resolve()), ontology.cache_key if ontology else "")
+    if memo in _LOADED:  # once per process: agents look the index up for every mention
+        return _LOADED[memo]
     key = f"{cls.__name__}-2-{file_digest(path)}-{ontology.cache_key if ontology else ''}"
 
     def build() -> TermIndex:
@@ -280,7 +286,8 @@ def _load(cls: type[TermIndex], path: Path, parse, ontology: Ontology | None) ->
             idx.link(ontology)
         return idx
 
-    return cached_pickle(cls.__name__.lower(), key, build)
+    _LOADED[memo] = cached_pickle(cls.__name__.lower(), key, build)
+    return _LOADED[memo]
 
 
 def load_alphabetic_index(ontology: Ontology | None = None, path: Path | None = None) -> AlphabeticIndex:
