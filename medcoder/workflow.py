@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -26,6 +26,9 @@ from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.llm import LLM, CallRecord, load_llm
 from medcoder.result import CodingResult
 from medcoder.settings import Settings
+
+if TYPE_CHECKING:
+    from medcoder.audit.store import AuditStore
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +84,37 @@ class RunLog:
                 "model_seconds": round(sum(x.latency_s for x in s), 3)}
 
 
+class _AuditRecorder:
+    """Writes a run's events and model calls to the audit store as they happen."""
+
+    def __init__(self, store: "AuditStore", run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+
+    def __call__(self, what: str, item: dict[str, Any]) -> None:
+        if what == "event":
+            self.store.append(self.run_id, item["node"], item["kind"], item["data"])
+        else:
+            self.store.append(self.run_id, item["node"], "model_call", item["record"].to_dict())
+
+
 class Workflow:
     """A compiled workflow bound to its models; run it on notes one at a time."""
 
     def __init__(self, spec: WorkflowSpec, source_text: str = "", *, model: str | None = None,
                  settings: Settings | None = None, llms: dict[str, LLM] | None = None,
-                 kb: KnowledgeBase | None = None, checkpoint_path: str | Path | None = None) -> None:
+                 kb: KnowledgeBase | None = None, checkpoint_path: str | Path | None = None,
+                 audit: "AuditStore | bool | None" = True, store_note: bool = True) -> None:
         self.spec = spec
         self.source_text = source_text
         self.settings = settings or Settings()
         self.kb = kb or default_kb()
         self.llms = llms if llms is not None else self._load_llms(model)
+        if audit is True:
+            from medcoder.audit.store import SQLiteAuditStore
+
+            audit = SQLiteAuditStore()
+        self.audit: AuditStore | None = audit or None
+        self.store_note = store_note
         self._log: RunLog | None = None
         self._node = threading.local()
         for name, llm in self.llms.items():
@@ -149,11 +172,25 @@ class Workflow:
         """Yield each node's state update as it happens; the final state is in the checkpointer."""
         run_id, inputs = self._start(text, run_id)
         self._log = log or RunLog(run_id)
+        if self.audit is not None:
+            if inputs is not None:
+                self.audit.create_run(run_id, self.spec.name, self.source_text, self._run_settings(),
+                                      inputs["note"], self.store_note)
+            self._log.listeners.append(_AuditRecorder(self.audit, run_id))
+        status = "error"
         try:
             for update in self.graph.stream(inputs, self._config(run_id), stream_mode="updates"):
                 yield update
+            status = "done"
         finally:
             self._log = None
+            if self.audit is not None:
+                state = self.graph.get_state(self._config(run_id)).values
+                self.audit.finish_run(run_id, status, state.get("result"))
+
+    def _run_settings(self) -> dict[str, Any]:
+        return {"settings": self.settings.model_dump(mode="json"),
+                "models": {n: {"name": m.name, "sha256": m.sha256, "backend": m.backend} for n, m in self.llms.items()}}
 
     def run(self, text: str | bytes | None = None, run_id: str | None = None,
             log: RunLog | None = None) -> CodingResult:
@@ -182,6 +219,8 @@ class Workflow:
         for llm in {id(x): x for x in self.llms.values()}.values():
             llm.close()
         self._conn.close()
+        if self.audit is not None and hasattr(self.audit, "close"):
+            self.audit.close()
 
     def __enter__(self) -> "Workflow":
         return self

@@ -31,11 +31,11 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from medcoder.cli import coding, kb, models
+    from medcoder.cli import audit, coding, kb, models
 
     main.add_command(kb.kb)
     main.add_command(models.models)
-    for command in (coding.code, coding.validate, coding.graph):
+    for command in (coding.code, coding.validate, coding.graph, audit.audit_group):
         main.add_command(command)
 
 
