@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# One command: install everything, then run medcoder's main job on a sample.
+# One command: install everything, then code a sample note with the embedded default model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 VENV="${MEDCODER_VENV:-.venv}"
-"$VENV/bin/medcoder" kb show E11.65
-"$VENV/bin/medcoder" kb index "diabetes, type 2"
+echo "coding examples/aci_bench_D2N069.txt with the default model (a few minutes on a CPU)..."
+"$VENV/bin/medcoder" code examples/aci_bench_D2N069.txt --workflow full --model default

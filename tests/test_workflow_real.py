@@ -81,3 +81,31 @@ def test_quickstart_notebook_runs(tmp_path) -> None:
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "sections," in outputs and "graph TD" in outputs and "beem" in outputs
+
+
+def test_audit_through_the_real_stack(tmp_path, monkeypatch) -> None:
+    """`medcoder code --model test`, then verify, tamper, verify again, and replay without a model."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from medcoder.cli import main
+
+    monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))
+    note = tmp_path / "note.txt"
+    note.write_text(SHORT)
+    res = CliRunner().invoke(main, ["code", str(note), "--model", "test", "--format", "json", "-w", "icd10cm",
+                                    "--run-id", "real-1"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["run_id"] == "real-1"
+    assert CliRunner().invoke(main, ["audit", "verify", "real-1"]).exit_code == 0
+    replay = CliRunner().invoke(main, ["audit", "replay", "real-1", "--json"])
+    assert replay.exit_code == 0 and json.loads(replay.stdout)["match"]
+    db = tmp_path / "audit.sqlite"
+    conn = sqlite3.connect(db)
+    seq = conn.execute("SELECT min(seq) FROM events WHERE kind = 'model_call'").fetchone()[0]
+    conn.execute("UPDATE events SET payload = replace(payload, 'Cough', 'Couch') WHERE seq = ?", (seq,))
+    conn.commit()
+    conn.close()
+    bad = CliRunner().invoke(main, ["audit", "verify", "real-1"])
+    assert bad.exit_code == 1 and f"event {seq}" in bad.stderr

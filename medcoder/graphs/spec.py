@@ -141,7 +141,11 @@ def _check_graph(spec: WorkflowSpec) -> list[tuple[tuple[Any, ...], str]]:
     for cycle in nx.simple_cycles(graph):
         pairs = list(zip(cycle, cycle[1:] + cycle[:1]))
         if not any(spec.edges[graph.edges[a, b]["index"]].max_loops is not None for a, b in pairs):
-            j = graph.edges[pairs[-1]]["index"]
+            order = {n: i for i, n in enumerate(ids)}
+            back = max(pairs, key=lambda ab: order.get(ab[0], -1) - order.get(ab[1], -1))  # the edge that goes back
+            j = graph.edges[back]["index"]
+            start = cycle.index(back[1])
+            cycle = cycle[start:] + cycle[:start]
             problems.append((("edges", j), f"cycle {' -> '.join(cycle + cycle[:1])} has no bound: "
                                            "give one of its edges max_loops"))
     return problems

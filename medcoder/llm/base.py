@@ -32,6 +32,10 @@ LABELS = string.ascii_uppercase  # single-token option labels in every tokenizer
 class ModelOutputError(MedcoderError):
     """The model returned something that cannot be used (not JSON, wrong schema, no option)."""
 
+    def __init__(self, message: str, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text  # what the model said, for callers that can salvage part of it
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
@@ -150,7 +154,7 @@ def validate_output(text: str, schema: type[T]) -> T:
         return schema.model_validate_json(text)
     except ValidationError as exc:
         raise ModelOutputError(f"model output does not match {schema.__name__}: {exc.errors()[:2]}; "
-                               f"output was {text[:200]!r}") from exc
+                               f"output was {text[:200]!r}", text) from exc
 
 
 class LLM(abc.ABC):

@@ -145,7 +145,7 @@ class LlamaCppLLM(LLM):
         choice = out["choices"][0]
         text = choice["text"]
         if schema is not None and choice.get("finish_reason") == "length":
-            raise ModelOutputError(f"structured output cut off at {sampling['max_tokens']} tokens: {text[:120]!r}")
+            raise ModelOutputError(f"structured output cut off at {sampling['max_tokens']} tokens: {text[:120]!r}", text)
         usage = out.get("usage", {})
         return text, CallStats(prompt_tokens=len(tokens), cached_tokens=reused,
                                completion_tokens=usage.get("completion_tokens", 0), sampling=sampling)
