@@ -82,3 +82,10 @@ def test_missing_and_corrupt_model_files(tmp_path) -> None:
     bad.write_bytes(b"GGUF" + b"\0" * 1000)
     with pytest.raises(ModelFileError, match="broken.gguf"):
         load_llm(str(bad))
+
+
+def test_fields_come_in_schema_order(llm) -> None:
+    res = llm.chat([{"role": "user", "content": "Note: asthma. Extract the diagnosis as JSON."}], Diagnosis,
+                   max_tokens=80)
+    keys = list(__import__("json").loads(res.text))
+    assert keys == ["mention", "assertion", "acute"]

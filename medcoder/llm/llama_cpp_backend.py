@@ -127,7 +127,9 @@ class LlamaCppLLM(LLM):
 
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            # the schema's own property order, not the sorted key: the model writes fields in this
+            # order, and deciding "assertion" before "mention" makes it guess
+            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         return self._grammars[key]
 
     # -- the backend ----------------------------------------------------------------------
