@@ -28,6 +28,14 @@ def coded(tmp_path):  # type: ignore[no-untyped-def]
     return tmp_path / "audit.sqlite", result
 
 
+def _tamper(path: Path, sql: str) -> None:
+    """Change the store behind the audit trail's back, as an attacker with the file would."""
+    conn = sqlite3.connect(path)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
 def _cli(*args: str) -> tuple[int, str, str]:
     res = CliRunner().invoke(main, list(args))
     return res.exit_code, res.stdout, res.stderr
@@ -53,10 +61,7 @@ def test_every_step_is_recorded(coded) -> None:
 
 def test_changed_event_is_named(coded) -> None:
     path, _ = coded
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE events SET payload = replace(payload, 'hypertension', 'hypotension') WHERE seq = 5")
-    conn.commit()
-    conn.close()
+    _tamper(path, "UPDATE events SET payload = replace(payload, 'hypertension', 'hypotension') WHERE seq = 5")
     code, out, err = _cli("audit", "verify", "run-a", "--store", str(path))
     assert code == 1 and "event 5" in err and "changed" in err
 
@@ -65,10 +70,7 @@ def test_deleted_and_inserted_events_are_detected(coded, tmp_path) -> None:
     path, _ = coded
     copy = tmp_path / "copy.sqlite"
     copy.write_bytes(path.read_bytes())
-    conn = sqlite3.connect(path)
-    conn.execute("DELETE FROM events WHERE seq = 7")
-    conn.commit()
-    conn.close()
+    _tamper(path, "DELETE FROM events WHERE seq = 7")
     v = audit.open(path).verify("run-a")
     assert not v.ok and v.first_bad == 7
     conn = sqlite3.connect(copy)
@@ -78,6 +80,10 @@ def test_deleted_and_inserted_events_are_detected(coded, tmp_path) -> None:
     conn.close()
     v = audit.open(copy).verify("run-a")
     assert not v.ok and "deleted" in v.reason
+    _tamper(copy, "INSERT INTO events SELECT run_id, seq + 1000, ts, node, kind, payload, prev_hash, hash "
+                  "FROM events WHERE seq = 3")  # an event slipped in after the last one
+    v = audit.open(copy).verify("run-a")
+    assert not v.ok
 
 
 def test_one_byte_changed_in_the_file(coded) -> None:
@@ -176,9 +182,6 @@ def test_unknown_run_is_one_line(tmp_path) -> None:
 
 def test_changed_note_is_detected(coded) -> None:
     path, _ = coded
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE runs SET note = replace(note, 'asthma', 'asthmas')")
-    conn.commit()
-    conn.close()
+    _tamper(path, "UPDATE runs SET note = replace(note, 'asthma', 'asthmas')")
     v = audit.open(path).verify("run-a")
     assert not v.ok and v.first_bad == 0 and "note" in v.reason
