@@ -117,3 +117,16 @@ def test_request_key_depends_on_everything_asked() -> None:
     assert request_key("chat", m) == request_key("chat", [dict(m[0])])
     assert request_key("chat", m) != request_key("chat", m, schema={"type": "object"})
     assert request_key("choose", m, OPTIONS) != request_key("choose", m, OPTIONS[:2])
+
+
+def test_failed_calls_are_recorded_and_replay_fails_the_same_way() -> None:
+    llm = FakeLLM(lambda m, s: "not json")
+    seen = []
+    llm.observe(seen.append)
+    msgs = [{"role": "user", "content": "x"}]
+    with pytest.raises(ModelOutputError):
+        llm.chat(msgs, Dx)
+    assert len(seen) == 1 and seen[0].error and seen[0].text == "not json"
+    replay = ReplayLLM(seen)
+    with pytest.raises(ModelOutputError, match="does not match Dx"):
+        replay.chat(msgs, Dx)

@@ -32,9 +32,10 @@ LABELS = string.ascii_uppercase  # single-token option labels in every tokenizer
 class ModelOutputError(MedcoderError):
     """The model returned something that cannot be used (not JSON, wrong schema, no option)."""
 
-    def __init__(self, message: str, text: str = "") -> None:
+    def __init__(self, message: str, text: str = "", stats: "CallStats | None" = None) -> None:
         super().__init__(message)
         self.text = text  # what the model said, for callers that can salvage part of it
+        self.stats = stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class CallRecord:
     choices: list[dict[str, Any]] | None = None
     method: str = ""  # how `choose` ranked: logprobs or grammar
     label_mass: float | None = None  # probability the model put on any option label at all
+    error: str | None = None  # the call's answer could not be used (recorded all the same)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,12 +189,24 @@ class LLM(abc.ABC):
         json_schema = schema.model_json_schema() if schema is not None else None
         key = request_key("chat", msgs, schema=json_schema)
         start = time.perf_counter()
-        text, stats = self._chat(msgs, json_schema, max_tokens, temperature)
+        error: ModelOutputError | None = None
+        try:
+            text, stats = self._chat(msgs, json_schema, max_tokens, temperature)
+        except ModelOutputError as exc:  # a failed call is still a call: record it, then raise
+            text, stats, error = exc.text, exc.stats or CallStats(), exc
         stats.latency_s = time.perf_counter() - start
-        parsed = validate_output(text, schema) if schema is not None else None
+        parsed = None
+        if error is None and schema is not None:
+            try:
+                parsed = validate_output(text, schema)
+            except ModelOutputError as exc:
+                error = exc
         record = CallRecord("chat", key, msgs, self._stamp(stats), schema=json_schema, text=text,
-                            parsed=parsed.model_dump(mode="json") if parsed is not None else None)
+                            parsed=parsed.model_dump(mode="json") if parsed is not None else None,
+                            error=str(error) if error else None)
         self._notify(record)
+        if error is not None:
+            raise error
         return ChatResult(text, parsed, record)
 
     def choose(self, context: str | Sequence[Message], options: Sequence[Option | tuple[str, str]], k: int = 1,

@@ -146,11 +146,13 @@ class LlamaCppLLM(LLM):
                 stop=[self._eos_text] if self._eos_text else None)
         choice = out["choices"][0]
         text = choice["text"]
-        if schema is not None and choice.get("finish_reason") == "length":
-            raise ModelOutputError(f"structured output cut off at {sampling['max_tokens']} tokens: {text[:120]!r}", text)
         usage = out.get("usage", {})
-        return text, CallStats(prompt_tokens=len(tokens), cached_tokens=reused,
-                               completion_tokens=usage.get("completion_tokens", 0), sampling=sampling)
+        stats = CallStats(prompt_tokens=len(tokens), cached_tokens=reused,
+                          completion_tokens=usage.get("completion_tokens", 0), sampling=sampling)
+        if schema is not None and choice.get("finish_reason") == "length":
+            raise ModelOutputError(f"structured output cut off at {sampling['max_tokens']} tokens: {text[:120]!r}",
+                                   text, stats)
+        return text, stats
 
     def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
         import llama_cpp

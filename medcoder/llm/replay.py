@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 
 from medcoder.errors import MedcoderError
 from medcoder.llm.base import (
-    LLM, Capabilities, CallRecord, CallStats, ChatResult, Choice, ChooseResult, Message, Option, T,
+    LLM, Capabilities, CallRecord, CallStats, ChatResult, Choice, ChooseResult, Message, ModelOutputError, Option, T,
     choice_messages, request_key, validate_output,
 )
 
@@ -61,8 +61,10 @@ class ReplayLLM(LLM):
         msgs = [dict(m) for m in messages]
         key = request_key("chat", msgs, schema=schema.model_json_schema() if schema is not None else None)
         rec = self._take(key, "chat")
-        parsed = validate_output(rec.text, schema) if schema is not None else None
         self._notify(rec)
+        if rec.error:  # the recorded call failed; so does its replay, the same way
+            raise ModelOutputError(rec.error, rec.text)
+        parsed = validate_output(rec.text, schema) if schema is not None else None
         return ChatResult(rec.text, parsed, rec)
 
     def choose(self, context: str | Sequence[Message], options: Sequence[Option | tuple[str, str]], k: int = 1,
