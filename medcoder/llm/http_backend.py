@@ -28,7 +28,7 @@ class HttpLLM(LLM):
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None, timeout: float = 120.0,
                  seed: int = 0, temperature: float = 0.0, max_tokens: int = 512, sha256: str = "") -> None:
         super().__init__()
-        if not base_url.startswith(("http://127.", "http://localhost", "http://[::1]", "https://", "http://")):
+        if not base_url.startswith(("http://", "https://")):
             raise MedcoderError(f"not an http(s) URL: {base_url}")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
