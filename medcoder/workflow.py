@@ -23,6 +23,7 @@ from medcoder.errors import MedcoderError
 from medcoder.graphs.compiler import build_graph
 from medcoder.graphs.spec import WorkflowSpec, load_spec, parse_spec
 from medcoder.knowledge import KnowledgeBase, default_kb
+from medcoder.knowledge.retrieval import LexicalRetriever
 from medcoder.llm import LLM, CallRecord, load_llm
 from medcoder.result import CodingResult
 from medcoder.settings import Settings
@@ -119,6 +120,8 @@ class Workflow:
         self._node = threading.local()
         for name, llm in self.llms.items():
             llm.observe(lambda record, _n=name: self._on_call(record))
+        # one retriever for the whole workflow, as the spec's `knowledge.retriever` says
+        self._retriever = LexicalRetriever(self.kb) if spec.knowledge.retriever == "lexical" else None
         path = Path(checkpoint_path) if checkpoint_path else paths.home() / "checkpoints.sqlite"
         self._conn = sqlite3.connect(path, check_same_thread=False)
         self.checkpointer = SqliteSaver(self._conn)
@@ -139,7 +142,8 @@ class Workflow:
         return llms
 
     def _context(self, node_id: str) -> AgentContext:
-        return AgentContext(llms=self.llms, kb=self.kb, emit=lambda kind, data: self._emit(node_id, kind, data))
+        return AgentContext(llms=self.llms, kb=self.kb, retriever=self._retriever,
+                            emit=lambda kind, data: self._emit(node_id, kind, data))
 
     def _emit(self, node: str, kind: str, data: dict[str, Any]) -> None:
         self._node.current = node

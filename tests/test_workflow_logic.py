@@ -274,3 +274,12 @@ def test_validate_command() -> None:
     assert CliRunner().invoke(main, ["validate", "full"]).exit_code == 0
     res = CliRunner().invoke(main, ["validate", "no-such.yaml"])
     assert res.exit_code == 1 and "no such workflow" in res.stderr
+
+
+def test_knowledge_retriever_none_walks_from_the_root(tmp_path) -> None:
+    text = _builtin_text("icd10cm").replace("  systems: [icd10cm]", "  systems: [icd10cm]\n  retriever: none")
+    wf = load_workflow(text=text, llms={"default": FakeLLM(extractor, chooser=agree)},
+                       checkpoint_path=tmp_path / "c.sqlite", audit=None)
+    result, log = _run(wf)
+    assert not any(e["kind"] == "tool" for e in log.events)
+    assert result.codes and all(c.path[0].startswith("CH") for c in result.codes)

@@ -39,7 +39,7 @@ class AgentContext:
     kb: KnowledgeBase
     prompts: dict[str, str] = field(default_factory=dict)
     emit: EventSink = lambda kind, data: None  # noqa: E731 - the audit trail replaces this
-    retriever: Any = None
+    retriever: Any = None  # entry points for the navigator; None: walk from the root
 
     def llm(self, name: str = "default") -> LLM:
         try:

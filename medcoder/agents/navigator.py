@@ -19,7 +19,6 @@ from pydantic import Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.ontology import ROOT, Node, Ontology
-from medcoder.knowledge.retrieval import LexicalRetriever
 from medcoder.llm import LLM, Option
 
 logger = logging.getLogger(__name__)
@@ -161,8 +160,8 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
         feedback = entity.get("feedback", "")
         avoid = set(entity.get("avoid", []))
         entries: list[str] = []
-        if params.use_retrieval and params.entry_points:
-            retriever = ctx.retriever or LexicalRetriever(ctx.kb)
+        if params.use_retrieval and params.entry_points and ctx.retriever is not None:
+            retriever = ctx.retriever
             query = " ".join(x for x in (entity["mention"], entity.get("type", "")) if x)
             hits = retriever.candidates(query, params.system, k=params.entry_points * 2)
             entries = [h.code for h in hits if h.code not in avoid][: params.entry_points]

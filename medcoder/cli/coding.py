@@ -88,6 +88,7 @@ def graph(workflow: str, fmt: str) -> None:
 
     spec, text = load_spec(workflow)
     with tempfile.TemporaryDirectory() as tmp:
-        wf = Workflow(spec, text, llms={name: FakeLLM() for name in spec.models}, checkpoint_path=f"{tmp}/c.sqlite")
+        wf = Workflow(spec, text, llms={name: FakeLLM() for name in spec.models}, checkpoint_path=f"{tmp}/c.sqlite",
+                      audit=None)
         click.echo(wf.mermaid())
         wf.close()
