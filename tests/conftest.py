@@ -1,4 +1,4 @@
-"""Shared fixtures: one MEDCODER_HOME per test session so caches are real but never the user's."""
+"""Shared fixtures: one MEDCODER_HOME per test session (audit stores, checkpoints) so runs never touch the user's."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def medcoder_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     # keep seeing the models the set-up assembled, but write everything else somewhere fresh
     os.environ.setdefault("MEDCODER_MODELS_DIR", str(paths.models_dir()))
+    # and the caches (graphs, the vector index): they are keyed by their inputs, so sharing is safe
+    os.environ.setdefault("MEDCODER_CACHE_DIR", str(paths.cache_dir()))
     home = Path(os.environ.get("MEDCODER_TEST_HOME") or tmp_path_factory.mktemp("medcoder-home"))
     os.environ["MEDCODER_HOME"] = str(home)
     return home

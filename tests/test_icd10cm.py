@@ -115,7 +115,7 @@ def test_lexical_search(icd) -> None:
 def test_cache_rebuilds_when_corrupt(tmp_path, monkeypatch) -> None:
     import medcoder.knowledge.icd10cm as mod
 
-    monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))
+    monkeypatch.setenv("MEDCODER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(mod, "_LOADED", {})
     first = load_icd10cm()
     [cache] = list((tmp_path / "cache").glob("icd10cm-*.pkl"))

@@ -160,13 +160,8 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
         feedback = entity.get("feedback", "")
         avoid = set(entity.get("avoid", []))
         entries: list[str] = []
-        if params.use_retrieval and params.entry_points and ctx.retriever is not None:
-            retriever = ctx.retriever
-            query = " ".join(x for x in (entity["mention"], entity.get("type", "")) if x)
-            hits = retriever.candidates(query, params.system, k=params.entry_points * 2)
-            entries = [h.code for h in hits if h.code not in avoid][: params.entry_points]
-            ctx.emit("tool", {"name": "retrieve", "args": {"text": query, "system": params.system},
-                              "result": [h.to_dict() for h in hits]})
+        if params.use_retrieval and params.entry_points:
+            entries = _entry_points(ctx, params, entity, state, avoid)
         walk = _Walk(ctx.llm(params.model), onto, ctx, params, entity, state["note"], feedback, avoid)
         try:
             code, confidence, path = walk.run(entries)
@@ -181,6 +176,20 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
         return {"proposals": {entity["id"]: proposal}}
 
     return run
+
+
+def _entry_points(ctx: AgentContext, params: NavigatorParams, entity: dict[str, Any], state: dict[str, Any],
+                  avoid: set[str]) -> list[str]:
+    """Codes to start from: what the retriever agent found for this entity, else the workflow's retriever."""
+    from medcoder.agents.retriever import entity_query
+
+    found = (state.get("candidates") or {}).get(entity["id"])
+    if found is None and ctx.retriever is not None:
+        query = entity_query(entity)
+        hits = [h.to_dict() for h in ctx.retriever.candidates(query, params.system, k=params.entry_points * 2)]
+        ctx.emit("tool", {"name": "retrieve", "args": {"text": query, "system": params.system}, "result": hits})
+        found = hits
+    return [str(h["code"]) for h in found or [] if h["code"] not in avoid][: params.entry_points]
 
 
 PROMPTS = {

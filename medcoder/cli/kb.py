@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from medcoder.cli.output import emit_json, emit_pairs, emit_table
+from medcoder.cli.output import emit_json, emit_pairs, emit_table, progress_bar
 from medcoder.tools import functions as fn
 
 system_option = click.option("--system", type=click.Choice(["icd10cm", "atc"]), default="icd10cm",
@@ -92,14 +92,41 @@ def validate(codes: tuple[str, ...], system: str, as_json: bool) -> None:
 @click.argument("text", nargs=-1, required=True)
 @system_option
 @click.option("-k", "--top", "k", default=10, show_default=True, help="How many results.")
+@click.option("--mode", type=click.Choice(["hybrid", "lexical", "dense", "index"]), default="hybrid",
+              show_default=True, help="Fused search, or one ranker alone.")
+@click.option("--chapter", help="Only this chapter: ICD-10-CM 'CH4', '4' or 'E00-E89'; ATC 'A'.")
+@click.option("--kind", "kinds", multiple=True, help="Only these levels (ICD: chapter, block, category, "
+              "subcategory, code, extension; ATC: level1..level5). Repeatable.")
 @click.option("--billable", is_flag=True, help="Only billable codes.")
 @json_option
-def search(text: tuple[str, ...], system: str, k: int, billable: bool, as_json: bool) -> None:
-    """Search codes by words."""
-    data = fn.search_codes(" ".join(text), system, k=k, billable_only=billable)
+def search(text: tuple[str, ...], system: str, k: int, mode: str, chapter: str | None, kinds: tuple[str, ...],
+           billable: bool, as_json: bool) -> None:
+    """Search codes by the words a clinician writes (lay terms too)."""
+    data = fn.search_codes(" ".join(text), system, k=k, billable_only=billable, mode=mode, chapter=chapter,
+                           kinds=list(kinds))
     if as_json:
         return emit_json(data)
     emit_table(data, ["code", "label", "score", "sources"])
+
+
+@kb.command("build-index")
+@click.option("--system", "systems", type=click.Choice(["icd10cm", "atc"]), multiple=True,
+              help="Which code system (default: both).")
+@click.option("--force", is_flag=True, help="Rebuild even when the cached index is current.")
+@json_option
+def build_index(systems: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Build the vector search index (ChromaDB) once; later searches reuse it from the cache folder."""
+    from medcoder.knowledge import default_kb
+    from medcoder.knowledge.dense import DenseIndex
+
+    infos = []
+    for system in systems or ("icd10cm", "atc"):
+        index = DenseIndex(default_kb(), system)
+        with progress_bar(f"embedding {system}") as advance:
+            infos.append(index.build(progress=advance, force=force))
+    if as_json:
+        return emit_json(infos)
+    emit_table(infos, ["system", "docs", "codes", "seconds", "bytes", "path"])
 
 
 def _table_command(name: str, func, help_text: str):  # type: ignore[no-untyped-def]

@@ -48,7 +48,8 @@ class ModelRef(_Strict):
 
 class KnowledgeSpec(_Strict):
     systems: list[Literal["icd10cm", "atc"]] = ["icd10cm"]
-    retriever: Literal["lexical", "none"] = "lexical"
+    retriever: Literal["hybrid", "lexical", "dense", "none"] = Field(
+        "hybrid", description="entry points for the navigator: BM25 + vectors + Alphabetic Index, one of them, or none")
 
 
 class NodeSpec(_Strict):

@@ -62,7 +62,7 @@ class IndexEntry:
         return d
 
 
-def _data_path(name: str) -> Path:
+def data_path(name: str) -> Path:
     return Path(str(resources.files("medcoder.knowledge") / "data" / name))
 
 
@@ -95,10 +95,12 @@ class TermIndex:
         self.main_terms = [e.id for e in entries if e.level == 0]
         self._lexical: LexicalIndex | None = None
         self._heads: dict[frozenset[str], list[int]] | None = None
+        self._main_by_token: dict[str, list[int]] | None = None
+        self._follow: dict[str, str | None] = {}
 
     def __getstate__(self) -> dict[str, object]:
         return {**{k: getattr(self, k) for k in ("entries", "source", "main_terms")}, "_lexical": None,
-                "_heads": None}
+                "_heads": None, "_main_by_token": None, "_follow": {}}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         for k, v in state.items():
@@ -150,7 +152,7 @@ class TermIndex:
 
     def _walk(self, parts: list[str]) -> tuple[list[IndexEntry], int]:
         """The entries walked for `parts` and how many parts they matched."""
-        best = max(self.main_terms, default=None,
+        best = max(self._main_candidates(parts[0]), default=None,
                    key=lambda i: (self._main_score(parts[0], i), len(self.entries[i].children), -i))
         if best is None or self._main_score(parts[0], best) < 0.5:
             return [], 0
@@ -167,6 +169,18 @@ class TermIndex:
             walked.extend(nxt)
             matched += 1
         return walked, matched
+
+    def _main_candidates(self, part: str) -> list[int]:
+        """Main terms sharing a word with `part` (the others score 0), in document order."""
+        if getattr(self, "_main_by_token", None) is None:
+            by_token: dict[str, list[int]] = {}
+            for i in self.main_terms:
+                for tok in set(tokenize(self.entries[i].term, keep_stopwords=True)):
+                    by_token.setdefault(tok, []).append(i)
+            self._main_by_token = by_token
+        assert self._main_by_token is not None
+        found = {i for tok in set(tokenize(part, keep_stopwords=True)) for i in self._main_by_token.get(tok, ())}
+        return sorted(found)
 
     def _main_score(self, part: str, entry_id: int) -> float:
         term = self.entries[entry_id].term
@@ -186,6 +200,21 @@ class TermIndex:
             if len(chain) < 3:
                 stack.extend((c, chain + [self.entries[c]]) for c in reversed(self.entries[eid].children))
         return best[2] if best else None
+
+    def follow(self, entry: IndexEntry) -> str | None:
+        """The tabular code an entry leads to: its own, else where its "see" (or "see also")
+        reference leads, one hop, as a coder would turn the page ("Blood, pressure, high" -> I10)."""
+        if entry.linked:
+            return entry.linked
+        target = (entry.see or entry.see_also).split(";")[0].strip()
+        if not target:
+            return None
+        memo = self.__dict__.setdefault("_follow", {})
+        if target not in memo:  # only a walk that reaches the reference's last part counts, not its main term alone
+            walked = self.lookup(target)
+            last = target.split(",")[-1]
+            memo[target] = walked[-1].linked if walked and _matches(last, walked[-1].term) >= 0.5 else None
+        return memo[target]
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -291,15 +320,15 @@ def _load(cls: type[TermIndex], path: Path, parse, ontology: Ontology | None) ->
 
 
 def load_alphabetic_index(ontology: Ontology | None = None, path: Path | None = None) -> AlphabeticIndex:
-    return _load(AlphabeticIndex, path or _data_path(INDEX_FILE), _csv_entries, ontology)  # type: ignore[return-value]
+    return _load(AlphabeticIndex, path or data_path(INDEX_FILE), _csv_entries, ontology)  # type: ignore[return-value]
 
 
 def load_drug_table(ontology: Ontology | None = None, path: Path | None = None) -> DrugTable:
-    return _load(DrugTable, path or _data_path(DRUG_FILE), _xml_entries, ontology)  # type: ignore[return-value]
+    return _load(DrugTable, path or data_path(DRUG_FILE), _xml_entries, ontology)  # type: ignore[return-value]
 
 
 def load_neoplasm_table(ontology: Ontology | None = None, path: Path | None = None) -> NeoplasmTable:
-    return _load(NeoplasmTable, path or _data_path(NEOPLASM_FILE), _xml_entries, ontology)  # type: ignore[return-value]
+    return _load(NeoplasmTable, path or data_path(NEOPLASM_FILE), _xml_entries, ontology)  # type: ignore[return-value]
 
 
 def entries_with_trails(index: TermIndex, entries: Iterable[IndexEntry]) -> list[dict[str, object]]:

@@ -103,15 +103,25 @@ def excludes1_conflicts(codes: list[str], kb: KnowledgeBase | None = None) -> li
 
 
 def search_codes(text: str, system: str = "icd10cm", k: int = 10, billable_only: bool = False,
-                 kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
-    """Codes whose descriptions share words with `text`, best first (lexical BM25)."""
+                 kb: KnowledgeBase | None = None, mode: str = "hybrid", chapter: str | None = None,
+                 kinds: list[str] | None = None) -> list[dict[str, object]]:
+    """Codes for the words a clinician writes, best first: BM25, MiniLM vectors and the Alphabetic
+    Index fused (`mode` hybrid), or one ranker alone (`lexical`, `dense`); filters by chapter and kind."""
+    from medcoder.knowledge.retrieval import RANKERS, HybridRetriever, SearchFilter
+
     if not text.strip():
         raise MedcoderError("empty search text")
-    onto = _kb(kb).ontology(system)
-    hits = onto.search(text, k=k * 5 if billable_only else k)
-    if billable_only:
-        hits = [h for h in hits if onto.node(h.code).billable][:k]
-    return [h.to_dict() for h in hits]
+    if mode not in ("hybrid", *RANKERS):
+        raise MedcoderError(f"unknown search mode {mode!r}; choose hybrid, {', '.join(RANKERS)}")
+    retriever = _retrievers.get((id(_kb(kb)), mode))
+    if retriever is None:
+        retriever = HybridRetriever(_kb(kb), rankers=RANKERS if mode == "hybrid" else (mode,))
+        _retrievers[(id(_kb(kb)), mode)] = retriever
+    filt = SearchFilter(chapter, tuple(kinds or ()), billable_only)
+    return [h.to_dict() for h in retriever.search(text, system, k, filt)]
+
+
+_retrievers: dict[tuple[int, str], object] = {}
 
 
 def _table_lookup(table: TermIndex, term: str, k: int) -> dict[str, object]:

@@ -49,6 +49,7 @@ class SearchArgs(_Args):
     system: System = "icd10cm"
     k: int = Field(10, ge=1, le=100)
     billable_only: bool = False
+    chapter: str | None = Field(None, description="only this chapter: ICD 'CH4' or 'E00-E89', ATC 'A'")
 
 
 class TermArgs(_Args):
@@ -65,7 +66,7 @@ _SPECS: list[tuple[str, Callable[..., Any], type[BaseModel], str]] = [
      "Check codes: exist, billable, need a 7th character or placeholder X."),
     ("excludes1_conflicts", fn.excludes1_conflicts, IcdCodesArgs,
      "Find pairs of ICD-10-CM codes that an Excludes1 note forbids together."),
-    ("search_codes", fn.search_codes, SearchArgs, "Search codes by words in their descriptions."),
+    ("search_codes", fn.search_codes, SearchArgs, "Search codes by the words a clinician writes (lexical, vector and Alphabetic Index search fused)."),
     ("index_lookup", fn.index_lookup, TermArgs, "Look a term up in the ICD-10-CM Alphabetic Index."),
     ("drug_lookup", fn.drug_lookup, TermArgs,
      "Look a substance up in the Table of Drugs and Chemicals (poisoning, adverse effect, underdosing)."),

@@ -1,0 +1,139 @@
+"""Evaluation datasets in the layouts people have: CodiEsp, the Drug Product Database, generic JSONL.
+
+Each loader takes any path in its layout (not only the copies in ../shared/data) and yields
+`Example`s: a note (or drug product) with its gold codes. `load_dataset(path)` picks the layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from medcoder.errors import MedcoderError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Example:
+    """One item to code and what a careful coder assigned to it."""
+
+    id: str
+    text: str
+    codes: list[str]
+    system: str = "icd10cm"
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Dataset:
+    name: str
+    layout: str  # codiesp | dpd | jsonl
+    system: str
+    examples: list[Example]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def head(self, n: int | None) -> "Dataset":
+        return self if n is None else Dataset(self.name, self.layout, self.system, self.examples[:n])
+
+
+def load_codiesp(path: str | Path, language: str = "en") -> Dataset:
+    """A CodiEsp split folder: `*D.tsv` (article id, code) and `text_files_en/` (or `text_files/`)."""
+    root = Path(path)
+    gold_files = sorted(root.glob("*D.tsv"))
+    if not gold_files:
+        raise MedcoderError(f"{root}: no *D.tsv gold file (CodiEsp layout: *D.tsv, *X.tsv, text_files_en/)")
+    texts = root / ("text_files_en" if language == "en" else "text_files")
+    if not texts.is_dir():
+        raise MedcoderError(f"{root}: no {texts.name}/ folder of notes")
+    gold: dict[str, list[str]] = {}
+    with open(gold_files[0], encoding="utf-8") as fh:
+        for row in csv.reader(fh, delimiter="\t"):
+            if len(row) >= 2 and row[0].strip():
+                codes = gold.setdefault(row[0].strip(), [])
+                if row[1].strip().upper() not in codes:
+                    codes.append(row[1].strip().upper())
+    examples = []
+    for doc_id in sorted(gold):
+        f = texts / f"{doc_id}.txt"
+        if not f.is_file():
+            logger.warning("CodiEsp %s: no text for %s", root, doc_id)
+            continue
+        examples.append(Example(doc_id, f.read_text(encoding="utf-8"), gold[doc_id], "icd10cm"))
+    return Dataset(f"codiesp/{root.name}", "codiesp", "icd10cm", examples)
+
+
+def load_dpd(path: str | Path) -> Dataset:
+    """A Drug Product Database extract (TSV or CSV with brand_name, ingredients, atc_code)."""
+    f = Path(path)
+    if f.is_dir():
+        found = sorted([*f.glob("*.tsv"), *f.glob("*.csv")])
+        if not found:
+            raise MedcoderError(f"{f}: no .tsv or .csv drug product file")
+        f = found[0]
+    with open(f, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t" if f.suffix == ".tsv" else ",")
+        missing = {"brand_name", "ingredients", "atc_code"} - set(reader.fieldnames or ())
+        if missing:
+            raise MedcoderError(f"{f}: missing columns {', '.join(sorted(missing))} (DPD layout)")
+        examples = [
+            Example(row.get("din") or str(i), row["ingredients"].strip(), [row["atc_code"].strip().upper()], "atc",
+                    {"brand": row["brand_name"].strip(), "ingredients": row["ingredients"].strip()})
+            for i, row in enumerate(reader) if row.get("atc_code", "").strip()
+        ]
+    return Dataset(f"dpd/{f.stem}", "dpd", "atc", examples)
+
+
+def load_jsonl(path: str | Path, system: str = "icd10cm") -> Dataset:
+    """One JSON object per line: `{"id", "text", "codes"}` (codes optional for batch input)."""
+    f = Path(path)
+    examples = []
+    with open(f, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                examples.append(Example(str(obj["id"]), str(obj["text"]), [str(c).upper() for c in obj.get("codes", [])],
+                                        str(obj.get("system", system))))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise MedcoderError(f"{f}:{n}: not a {{id, text, codes}} JSON line ({exc})") from exc
+    return Dataset(f"jsonl/{f.stem}", "jsonl", system, examples)
+
+
+def detect_layout(path: str | Path) -> str:
+    p = Path(path)
+    if p.is_dir() and list(p.glob("*D.tsv")):
+        return "codiesp"
+    if p.suffix == ".jsonl":
+        return "jsonl"
+    if p.suffix in (".tsv", ".csv") or (p.is_dir() and list(p.glob("*.tsv")) + list(p.glob("*.csv"))):
+        return "dpd"
+    raise MedcoderError(f"{p}: not a dataset layout medcoder knows (CodiEsp folder, DPD .tsv/.csv, or .jsonl)")
+
+
+def load_dataset(path: str | Path, layout: str | None = None) -> Dataset:
+    """Load any supported layout; `layout` overrides detection."""
+    if not Path(path).exists():
+        raise MedcoderError(f"dataset not found: {path}")
+    layout = layout or detect_layout(path)
+    loaders = {"codiesp": load_codiesp, "dpd": load_dpd, "jsonl": load_jsonl}
+    if layout not in loaders:
+        raise MedcoderError(f"unknown dataset layout {layout!r}; choose {', '.join(loaders)}")
+    return loaders[layout](path)
+
+
+def sentences(text: str) -> Iterator[str]:
+    """Lines, then sentence ends: CodiEsp's English notes come one sentence per line."""
+    import re
+
+    for line in text.splitlines():
+        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", line.strip()):
+            if len(s.strip()) > 3:
+                yield s.strip()

@@ -1,0 +1,283 @@
+"""Dense search: a persistent ChromaDB collection per code system, built once and cached on disk.
+
+Each code is indexed under several texts: its label, its inclusion terms and, for ICD-10-CM,
+the Alphabetic Index paths that lead to it; for ATC, combination-product brands and the RABBITS
+US brand names of its substance. The store lives under the cache folder, keyed by the data
+version, the document recipe and the embedder's digest, so a change of any of them rebuilds it.
+A store that is empty, half-built or unreadable is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medcoder.errors import MedcoderError
+from medcoder.knowledge.embeddings import MiniLMEmbedder, default_embedder
+from medcoder.knowledge.index import INDEX_FILE
+from medcoder.knowledge.index import data_path as index_data_path
+from medcoder.knowledge.lexical import SearchHit
+from medcoder.knowledge.ontology import ROOT
+from medcoder.paths import cache_dir, file_digest
+
+if TYPE_CHECKING:
+    from medcoder.knowledge import KnowledgeBase
+
+logger = logging.getLogger(__name__)
+
+DOCS_VERSION = "5"  # bump when the texts indexed per code change
+RABBITS_FILE = Path(__file__).parent / "data" / "rabbits_generic_to_brand.csv"
+_MARKER = "medcoder-index.json"
+Progress = Callable[[int, int], None]
+
+
+class IndexBuildError(MedcoderError):
+    """The dense index could not be built or read."""
+
+
+@dataclass(slots=True)
+class IndexDoc:
+    """One searchable text of a code, with what Chroma can filter on."""
+
+    code: str
+    text: str
+    source: str  # label | inclusion | index | brand | combination
+    kind: str
+    chapter: str
+    billable: bool
+
+
+def icd10cm_docs(kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+    """Labels, inclusion terms and Alphabetic Index paths of every ICD-10-CM node but 7th-character codes."""
+    icd = kb.icd10cm
+    chapter_of = _chapter_lookup(kb, "icd10cm")
+    for n in icd.iter_nodes():
+        if n.kind == "extension":  # repeats its parent's words plus the encounter
+            continue
+        meta = (n.kind, chapter_of(n.code), n.billable)
+        yield IndexDoc(n.code, n.label, "label", *meta)
+        for term in n.notes.get("inclusion_terms", ()):
+            yield IndexDoc(n.code, term, "inclusion", *meta)
+    index = kb.alphabetic_index
+    for e in index.entries:
+        code = index.follow(e)  # an entry's own code, else where its "see" reference leads
+        if code and code in icd:
+            node = icd.node(code)
+            text = " ".join(index.trail(e.id))
+            if e.nonessential:
+                text += f" ({e.nonessential})"
+            source = "index" if e.linked else "index-see"
+            yield IndexDoc(node.code, text, source, node.kind, chapter_of(node.code), node.billable)
+
+
+def atc_docs(kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+    """ATC names at every level, combination-product brands, and US brand names of each substance."""
+    atc = kb.atc
+    by_name: dict[str, list[str]] = {}
+    for n in atc.iter_nodes():
+        meta = (f"level{n.depth}", n.code[0], n.billable)
+        yield IndexDoc(n.code, n.label, "label", *meta)
+        for product in n.notes.get("combination_products", ()):
+            yield IndexDoc(n.code, product, "combination", *meta)
+        if n.depth == 5:
+            by_name.setdefault(n.label.lower(), []).append(n.code)
+    for generic, brands in _rabbits_brands():
+        for code in by_name.get(generic, ()):
+            for brand in brands:
+                yield IndexDoc(code, brand, "brand", "level5", code[0], True)
+
+
+def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
+    with open(RABBITS_FILE, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                groups = ast.literal_eval(row["brand"])
+            except (ValueError, SyntaxError):
+                continue
+            names = sorted({b for g in groups for b in g if isinstance(b, str) and b.strip()})
+            yield row["generic"].strip().lower(), names
+
+
+def _chapter_lookup(kb: "KnowledgeBase", system: str) -> Callable[[str], str]:
+    """Code -> its top-level ancestor (ICD chapter id, ATC anatomical group), by parent links."""
+    nodes = kb.ontology(system).graph.nodes
+    memo: dict[str, str] = {}
+
+    def chapter(code: str) -> str:
+        if code not in memo:
+            node = nodes[code]["n"]
+            while node.parent and node.parent != ROOT:
+                node = nodes[node.parent]["n"]
+            memo[code] = node.code
+        return memo[code]
+
+    return chapter
+
+
+DOC_BUILDERS: dict[str, Callable[["KnowledgeBase"], Iterator[IndexDoc]]] = {"icd10cm": icd10cm_docs, "atc": atc_docs}
+
+
+class DenseIndex:
+    """Nearest-neighbour search over one code system's texts, grouped back to codes."""
+
+    def __init__(self, kb: "KnowledgeBase", system: str = "icd10cm", embedder: MiniLMEmbedder | None = None,
+                 root: Path | None = None) -> None:
+        if system not in DOC_BUILDERS:
+            raise MedcoderError(f"no dense index for code system {system!r}")
+        self.kb, self.system = kb, system
+        self.embedder = embedder or default_embedder()
+        self.root = root or cache_dir() / "chroma"
+        self._collection: Any = None
+        self._collection_key = ""
+
+    @property
+    def key(self) -> str:
+        """Data version + document recipe + embedder: what the vectors depend on."""
+        return hashlib.sha256("|".join([self.system, DOCS_VERSION, *self._inputs]).encode()).hexdigest()[:16]
+
+    @cached_property
+    def _inputs(self) -> list[str]:
+        source = index_data_path(INDEX_FILE) if self.system == "icd10cm" else RABBITS_FILE
+        return [self.kb.ontology(self.system).cache_key, self.embedder.digest, file_digest(source)]
+
+    @property
+    def path(self) -> Path:
+        return self.root / f"{self.system}-{self.key}"
+
+    def is_built(self) -> bool:
+        marker = self.path / _MARKER
+        try:
+            return json.loads(marker.read_text())["key"] == self.key
+        except (OSError, ValueError, KeyError):
+            return False
+
+    # -- building -------------------------------------------------------------------
+    def build(self, progress: Progress | None = None, force: bool = False) -> dict[str, Any]:
+        """Embed every text and store it; returns what was built (docs, codes, seconds, bytes)."""
+        import time
+
+        with self._lock():
+            if self.is_built() and not force:
+                return self.info()
+            self._reset()
+            started = time.perf_counter()
+            docs = _dedupe(DOC_BUILDERS[self.system](self.kb))
+            collection = self._client().create_collection(
+                name=self.system, embedding_function=self.embedder,
+                configuration={"hnsw": {"space": "cosine", "ef_search": 100}})
+            batch = 2048
+            for lo in range(0, len(docs), batch):
+                chunk = docs[lo:lo + batch]
+                vectors = self.embedder.embed([d.text for d in chunk])
+                collection.add(
+                    ids=[str(lo + i) for i in range(len(chunk))], embeddings=vectors, documents=[d.text for d in chunk],
+                    metadatas=[{"code": d.code, "source": d.source, "kind": d.kind, "chapter": d.chapter,
+                                "billable": d.billable} for d in chunk])
+                if progress:
+                    progress(min(lo + batch, len(docs)), len(docs))
+            info = {"key": self.key, "system": self.system, "docs": len(docs), "codes": len({d.code for d in docs}),
+                    "seconds": round(time.perf_counter() - started, 1), "embedder": MiniLMEmbedder.name()}
+            (self.path / _MARKER).write_text(json.dumps(info))
+            self._collection, self._collection_key = collection, self.key
+            logger.info("built %s dense index: %d texts in %.0f s", self.system, len(docs), info["seconds"])
+            return self.info()
+
+    def info(self) -> dict[str, Any]:
+        data = json.loads((self.path / _MARKER).read_text()) if self.is_built() else {"key": self.key}
+        data["path"] = str(self.path)
+        data["bytes"] = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.exists() else 0
+        return data
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One builder at a time per store (other processes wait, then find it built)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{self.system}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _reset(self) -> None:
+        """Remove this store and any stale ones of the same system (older data, recipe or embedder)."""
+        from chromadb.api.client import SharedSystemClient
+
+        self._collection = None
+        for old in self.root.glob(f"{self.system}-*"):
+            if old.is_dir() and (old == self.path or not old.name.endswith(self.key)):
+                logger.warning("removing stale or unfinished dense index %s", old)
+                shutil.rmtree(old, ignore_errors=True)
+        SharedSystemClient.clear_system_cache()  # chroma keeps clients per path; a removed store must not linger
+
+    def _client(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self.path), settings=Settings(anonymized_telemetry=False))
+
+    # -- searching ------------------------------------------------------------------
+    def collection(self, build: bool = True, progress: Progress | None = None) -> Any:
+        """The Chroma collection; built on first use when `build`, else `IndexBuildError`."""
+        if self._collection is not None and self._collection_key == self.key:
+            return self._collection
+        for attempt in range(2):
+            if not self.is_built():
+                if not build:
+                    raise IndexBuildError(f"the {self.system} search index is not built; run: medcoder kb build-index")
+                self.build(progress=progress)
+            try:
+                col = self._client().get_collection(self.system, embedding_function=self.embedder)
+                if col.count() == 0:
+                    raise IndexBuildError("empty collection")
+                self._collection, self._collection_key = col, self.key
+                return col
+            except Exception as exc:  # corrupt or empty store: rebuild once, then give up with a clear error
+                if attempt or not build:
+                    raise IndexBuildError(f"the {self.system} search index at {self.path} is unreadable: {exc}") from exc
+                logger.warning("dense index %s unreadable (%s); rebuilding", self.path, exc)
+                (self.path / _MARKER).unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def search(self, text: str, k: int = 10, where: dict[str, Any] | None = None) -> list[SearchHit]:
+        return self.search_many([text], k, where)[0]
+
+    def search_many(self, texts: list[str], k: int = 10, where: dict[str, Any] | None = None) -> list[list[SearchHit]]:
+        """Top codes per text by cosine similarity of their best-matching indexed text."""
+        col = self.collection()
+        vectors = self.embedder.embed(texts)
+        res = col.query(query_embeddings=vectors, n_results=max(k * 4, 20), where=where or None,
+                        include=["metadatas", "distances"])
+        onto = self.kb.ontology(self.system)
+        out: list[list[SearchHit]] = []
+        for metas, dists in zip(res["metadatas"], res["distances"]):
+            seen: dict[str, SearchHit] = {}
+            for meta, dist in zip(metas, dists):
+                code = str(meta["code"])
+                if code not in seen:
+                    seen[code] = SearchHit(code, round(1.0 - float(dist), 4), onto.label(code), [f"dense:{meta['source']}"])
+            out.append(list(seen.values())[:k])
+        return out
+
+
+def _dedupe(docs: Iterator[IndexDoc]) -> list[IndexDoc]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for d in docs:
+        key = (d.code, d.text.strip().lower())
+        if d.text.strip() and key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
