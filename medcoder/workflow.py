@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -30,6 +30,7 @@ from medcoder.settings import Settings
 
 if TYPE_CHECKING:
     from medcoder.audit.store import AuditStore
+    from medcoder.batch import BatchItem, BatchSummary
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ class Workflow:
         self.spec = spec
         self.source_text = source_text
         self.settings = settings or Settings()
+        self._recipe_args = {"model": model, "checkpoint_path": str(checkpoint_path) if checkpoint_path else None,
+                             "audit": getattr(audit, "path", audit) if audit else False, "store_note": store_note,
+                             "custom_llms": llms is not None}
         self.kb = kb or default_kb()
         self.llms = llms if llms is not None else self._load_llms(model)
         if audit is True:
@@ -213,6 +217,40 @@ class Workflow:
     def resume(self, run_id: str) -> CodingResult:
         return self.run(None, run_id)
 
+    def result(self, run_id: str) -> CodingResult:
+        """The result of a finished run, from its checkpoint (no model call)."""
+        state = self.state(run_id)
+        if not state:
+            raise MedcoderError(f"no run {run_id}")
+        return CodingResult.from_state(state, self.spec.name, {"model": {n: llm.name for n, llm in self.llms.items()}})
+
+    def run_or_result(self, text: str | bytes | None, run_id: str) -> CodingResult:
+        """Run `run_id` to the end: fresh, resumed from its checkpoint, or already finished (then just read)."""
+        snapshot = self.graph.get_state(self._config(run_id))
+        if snapshot.values and not snapshot.next:
+            return self.result(run_id)
+        return self.run(text if not snapshot.values else None, run_id)
+
+    @property
+    def recipe(self) -> "WorkflowRecipe":
+        """What another process needs to build this same workflow (with its own models)."""
+        if self._recipe_args["custom_llms"]:
+            raise MedcoderError("a workflow built from model objects cannot be copied into worker processes; "
+                                "give model names instead, or use one worker")
+        args = {k: v for k, v in self._recipe_args.items() if k != "custom_llms"}
+        return WorkflowRecipe(self.source_text, self.spec.name, self.settings.model_dump(mode="json"), **args)
+
+    def run_batch(self, inputs: str | Path | Iterable["BatchItem"], out: str | Path, workers: int = 1,
+                  progress: Callable[["BatchSummary"], None] | None = None) -> "BatchSummary":
+        """Code a folder of notes, a JSONL of {id, text}, or BatchItems into a JSONL file; resumable.
+
+        With `workers` > 1, each worker process loads its own copy of this workflow and its models."""
+        from medcoder.batch import iter_inputs, run_batch
+
+        items = iter_inputs(inputs) if isinstance(inputs, (str, Path)) else inputs
+        factory: Any = self if workers <= 1 else self.recipe
+        return run_batch(factory, items, out, workers=workers, progress=progress)
+
     def state(self, run_id: str) -> dict[str, Any]:
         return dict(self.graph.get_state(self._config(run_id)).values)
 
@@ -231,6 +269,27 @@ class Workflow:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class WorkflowRecipe:
+    """A picklable description of a workflow: batch workers call it to build their own copy."""
+
+    source_text: str
+    name: str
+    settings: dict[str, Any]
+    model: str | None = None
+    checkpoint_path: str | None = None
+    audit: Any = True
+    store_note: bool = True
+
+    def __call__(self) -> "Workflow":
+        from medcoder.audit.store import SQLiteAuditStore
+
+        audit = SQLiteAuditStore(self.audit) if isinstance(self.audit, (str, Path)) else self.audit
+        spec = parse_spec(self.source_text, self.name) if self.source_text else load_spec(self.name)[0]
+        return Workflow(spec, self.source_text, model=self.model, settings=Settings(**self.settings),
+                        checkpoint_path=self.checkpoint_path, audit=audit, store_note=self.store_note)
 
 
 def load_workflow(name_or_path: str | Path = "full", *, text: str | None = None, **kwargs: Any) -> Workflow:

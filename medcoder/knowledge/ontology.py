@@ -86,6 +86,8 @@ class Ontology(abc.ABC):
 
     def resolve(self, code: str) -> str:
         """Canonical id of an existing node, or `UnknownCodeError`."""
+        if code in self.graph and code != ROOT:  # already a node id (also odd ones such as block `QA0-QA0`)
+            return code
         canon = self.normalize(code)
         if canon in self.graph and canon != ROOT:
             return canon

@@ -55,9 +55,10 @@ class HybridRetriever:
 
     kb: KnowledgeBase = field(default_factory=default_kb)
     rankers: tuple[str, ...] = RANKERS
-    rrf_k: int = 20
+    # chosen on 100 CodiEsp *train* notes by benchmarks/retrieval_bench.py (grid in results/retrieval.json)
+    rrf_k: int = 5
     pool: int = 50
-    weights: dict[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 1.0, "index": 1.2})
+    weights: dict[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 1.5, "index": 1.5})
     _dense: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

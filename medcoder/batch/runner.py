@@ -1,0 +1,191 @@
+"""Code many notes into one JSONL file, safely: resumable after a kill, one line per note, bad notes recorded.
+
+The main process is the only writer: each finished note is one appended, flushed and fsynced
+line, so a kill loses at most the notes in flight, and a restart skips every id already in the
+file (a half-written last line is cut off first). Each note runs under a run id derived from
+the output file and the note, so a note killed half-way resumes from its LangGraph checkpoint.
+Workers are processes, each with its own model instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from medcoder.errors import MedcoderError
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[["BatchSummary"], None]
+
+
+@dataclass(slots=True)
+class BatchItem:
+    """One note of a batch: its id and raw content (bytes from a file: the workflow checks them)."""
+
+    id: str
+    text: str | bytes
+
+
+@dataclass
+class BatchSummary:
+    total: int
+    skipped: int = 0  # already in the output file from an earlier run
+    done: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.time)
+    out: str = ""
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        elapsed = time.time() - self.started
+        return {"total": self.total, "skipped": self.skipped, "coded": self.done, "errors": self.errors,
+                "seconds": round(elapsed, 1), "notes_per_minute": round(60 * self.finished / elapsed, 2) if elapsed else 0,
+                "out": self.out}
+
+
+def iter_inputs(path: str | Path) -> Iterator[BatchItem]:
+    """A folder of text files (id = file name without suffix) or a JSONL of `{id, text}`."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise MedcoderError(f"{p}: no note files in this folder")
+        for f in files:
+            yield BatchItem(f.stem, f.read_bytes())
+    elif p.is_file():
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    yield BatchItem(str(obj["id"]), obj["text"] if isinstance(obj["text"], str) else str(obj["text"]))
+                except (ValueError, KeyError, TypeError) as exc:
+                    yield BatchItem(f"{p.name}:{n}", "")  # recorded as an error line, the batch goes on
+                    logger.warning("%s:%d: not an {id, text} JSON line (%s)", p, n, exc)
+    else:
+        raise MedcoderError(f"batch input not found: {p}")
+
+
+def _done_ids(out: Path) -> set[str]:
+    """Ids already written; a torn last line (a kill mid-write) is cut off so the file stays valid JSONL."""
+    if not out.exists():
+        return set()
+    raw = out.read_bytes()
+    keep = raw if raw.endswith(b"\n") or not raw else raw[: raw.rfind(b"\n") + 1]
+    if keep != raw:
+        logger.warning("%s: dropping a half-written last line from an interrupted run", out)
+        with open(out, "r+b") as fh:
+            fh.truncate(len(keep))
+    ids = set()
+    for line in keep.decode("utf-8", errors="replace").splitlines():
+        try:
+            ids.add(str(json.loads(line)["id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return ids
+
+
+def run_id_for(out: Path, item: BatchItem) -> str:
+    data = item.text.encode() if isinstance(item.text, str) else item.text
+    return "b" + hashlib.sha256(f"{out.resolve()}|{item.id}|".encode() + data).hexdigest()[:15]
+
+
+# -- the worker side (runs in each worker process, or inline with one worker) --------------------------
+
+_WORKFLOW: Any = None
+
+
+def _init_worker(factory: Callable[[], Any]) -> None:
+    global _WORKFLOW
+    _WORKFLOW = factory if hasattr(factory, "run_or_result") else factory()
+
+
+def _code_one(item: BatchItem, run_id: str) -> dict[str, Any]:
+    """Code one note; any failure becomes an error line with its reason, never a crash of the batch."""
+    from medcoder.workflow import NoteError
+
+    start = time.perf_counter()
+    try:
+        result = _WORKFLOW.run_or_result(item.text, run_id)
+        return {"id": item.id, "ok": True, "run_id": run_id, "result": result.to_dict(),
+                "seconds": round(time.perf_counter() - start, 3)}
+    except NoteError as exc:
+        return {"id": item.id, "ok": False, "run_id": run_id, "error": str(exc), "error_type": "bad_note"}
+    except Exception as exc:  # noqa: BLE001 - the batch records it and goes on
+        logger.exception("note %s failed", item.id)
+        return {"id": item.id, "ok": False, "run_id": run_id, "error": f"{type(exc).__name__}: {exc}",
+                "error_type": "failed", "seconds": round(time.perf_counter() - start, 3)}
+
+
+def run_batch(factory: Callable[[], Any], items: Iterator[BatchItem] | list[BatchItem], out: str | Path,
+              workers: int = 1, progress: Progress | None = None) -> BatchSummary:
+    """Code every item not already in `out`. `factory` is a Workflow (used as is, one worker) or a picklable
+    callable that makes one (`WorkflowRecipe`), called once in each worker process."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = _done_ids(out)
+    todo: list[BatchItem] = []
+    seen: set[str] = set()
+    all_items = list(items)
+    for item in all_items:
+        if item.id in done or item.id in seen:
+            continue
+        seen.add(item.id)
+        todo.append(item)
+    summary = BatchSummary(total=len(all_items), skipped=len(all_items) - len(todo), out=str(out))
+    if progress:
+        progress(summary)
+    with open(out, "a", encoding="utf-8") as fh:
+        def write(line: dict[str, Any]) -> None:
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            if line["ok"]:
+                summary.done += 1
+            else:
+                summary.errors += 1
+            if progress:
+                progress(summary)
+
+        if workers <= 1:
+            _init_worker(factory)
+            try:
+                for item in todo:
+                    write(_code_one(item, run_id_for(out, item)))
+            finally:
+                _close_worker(factory)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,)) as pool:
+                pending: set[Future[dict[str, Any]]] = set()
+                queue = iter(todo)
+                for item in queue:  # keep 2 notes per worker in flight, no more: a kill loses little
+                    pending.add(pool.submit(_code_one, item, run_id_for(out, item)))
+                    if len(pending) >= 2 * workers:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in finished:
+                            write(f.result())
+                for f in pending:
+                    write(f.result())
+    return summary
+
+
+def _close_worker(factory: Any) -> None:
+    """Close a workflow this module made; one the caller passed in stays theirs."""
+    global _WORKFLOW
+    if _WORKFLOW is not None and _WORKFLOW is not factory:
+        _WORKFLOW.close()
+    _WORKFLOW = None

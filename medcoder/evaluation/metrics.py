@@ -1,0 +1,140 @@
+"""Coding metrics: micro/macro P/R/F1 on full codes and 3-character categories, CodiEsp-D's MAP,
+ATC exact match per level, per-chapter F1, and error types against the code tree.
+
+Codes are compared in medcoder's canonical form (`E11.65`); callers normalise first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+ATC_LEVEL_LENGTHS = (1, 3, 4, 5, 7)
+
+
+@dataclass(slots=True)
+class PRF:
+    precision: float
+    recall: float
+    f1: float
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4), "f1": round(self.f1, 4),
+                "tp": self.tp, "fp": self.fp, "fn": self.fn}
+
+
+def _prf(tp: int, fp: int, fn: int) -> PRF:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return PRF(p, r, 2 * p * r / (p + r) if p + r else 0.0, tp, fp, fn)
+
+
+def category(code: str) -> str:
+    """The 3-character ICD-10-CM category of a code (`E11.65` -> `E11`)."""
+    return code.replace(".", "")[:3]
+
+
+def micro(gold: Sequence[set[str]], pred: Sequence[set[str]]) -> PRF:
+    """Counts pooled over all documents."""
+    tp = sum(len(g & p) for g, p in zip(gold, pred))
+    fp = sum(len(p - g) for g, p in zip(gold, pred))
+    fn = sum(len(g - p) for g, p in zip(gold, pred))
+    return _prf(tp, fp, fn)
+
+
+def macro(gold: Sequence[set[str]], pred: Sequence[set[str]]) -> PRF:
+    """Per-code P/R/F1 averaged over every code that is gold or predicted somewhere (CodiEsp's macro)."""
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
+    for g, p in zip(gold, pred):
+        tp.update(g & p)
+        fp.update(p - g)
+        fn.update(g - p)
+    codes = set(tp) | set(fp) | set(fn)
+    if not codes:
+        return _prf(0, 0, 0)
+    per = [_prf(tp[c], fp[c], fn[c]) for c in codes]
+    return PRF(sum(x.precision for x in per) / len(per), sum(x.recall for x in per) / len(per),
+               sum(x.f1 for x in per) / len(per), sum(tp.values()), sum(fp.values()), sum(fn.values()))
+
+
+def average_precision(gold: set[str], ranked: Sequence[str]) -> float:
+    """AP of one document's ranked predictions: mean of precision@k at each relevant rank, over |gold|."""
+    if not gold:
+        return 0.0
+    hits, total, seen = 0, 0.0, set()
+    for k, code in enumerate(ranked, start=1):
+        if code in seen:
+            continue
+        seen.add(code)
+        if code in gold:
+            hits += 1
+            total += hits / k
+    return total / len(gold)
+
+
+def mean_average_precision(gold: Sequence[set[str]], ranked: Sequence[Sequence[str]]) -> float:
+    """CodiEsp-D's official metric: AP averaged over documents that have gold codes."""
+    aps = [average_precision(g, r) for g, r in zip(gold, ranked) if g]
+    return sum(aps) / len(aps) if aps else 0.0
+
+
+def atc_level_match(gold: str, pred: str | None) -> list[bool]:
+    """Whether the prediction equals the gold code at each of the five ATC levels."""
+    if not pred:
+        return [False] * 5
+    return [len(pred) >= n and len(gold) >= n and pred[:n] == gold[:n] for n in ATC_LEVEL_LENGTHS]
+
+
+def icd_report(gold: Sequence[set[str]], pred: Sequence[set[str]], ranked: Sequence[Sequence[str]]) -> dict[str, object]:
+    """Everything the eval JSON says about ICD-10-CM coding quality."""
+    cat_gold = [{category(c) for c in g} for g in gold]
+    cat_pred = [{category(c) for c in p} for p in pred]
+    return {
+        "micro": micro(gold, pred).to_dict(), "macro": macro(gold, pred).to_dict(),
+        "category_micro": micro(cat_gold, cat_pred).to_dict(), "category_macro": macro(cat_gold, cat_pred).to_dict(),
+        "map": round(mean_average_precision(gold, ranked), 4),
+    }
+
+
+def per_group_f1(gold: Sequence[set[str]], pred: Sequence[set[str]], group: Callable[[str], str]) -> dict[str, dict]:
+    """Micro P/R/F1 within each group (ICD chapter) of the gold and predicted codes."""
+    groups = {group(c) for g in gold for c in g} | {group(c) for p in pred for c in p}
+    out = {}
+    for name in sorted(groups):
+        gs = [{c for c in g if group(c) == name} for g in gold]
+        ps = [{c for c in p if group(c) == name} for p in pred]
+        out[name] = micro(gs, ps).to_dict()
+    return out
+
+
+def error_types(gold: set[str], pred: set[str], is_ancestor: Callable[[str, str], bool]) -> Counter[str]:
+    """How each wrong prediction and each miss relates to the gold codes in the tree.
+
+    too_general: predicted an ancestor of a gold code; too_specific: a descendant; wrong_branch:
+    same 3-character category, neither; extra: unrelated prediction; missed: a gold code that no
+    prediction relates to."""
+    out: Counter[str] = Counter()
+    explained: set[str] = set()
+    for p in sorted(pred - gold):
+        kind = "extra"
+        for g in sorted(gold - pred):
+            if is_ancestor(p, g):
+                kind = "too_general"
+            elif is_ancestor(g, p):
+                kind = "too_specific"
+            elif category(p) == category(g):
+                kind = "wrong_branch"
+            else:
+                continue
+            explained.add(g)
+            break
+        out[kind] += 1
+    out["missed"] += len((gold - pred) - explained)
+    out["correct"] += len(gold & pred)
+    return out

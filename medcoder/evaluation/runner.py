@@ -1,0 +1,288 @@
+"""`medcoder eval`: run the strategies over a dataset and score them in one pass.
+
+ICD datasets (CodiEsp, JSONL): the workflow codes each note (the `tree` strategy); the
+`retrieval` and `flat` baselines code the same extracted entities, so all three are measured
+on the same notes with the same model in the same run. DPD (ATC): each product is coded from its
+ingredients and, separately, from its brand name alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from medcoder.evaluation import metrics
+from medcoder.evaluation.datasets import Dataset, Example, load_dataset
+from medcoder.evaluation.strategies import (
+    STRATEGIES,
+    StrategyOutput,
+    flat_codes,
+    retrieval_codes,
+    term_entity,
+    tree_term,
+)
+from medcoder.llm import LLM
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class _Counter:
+    """Counts a model's calls and tokens between two points (an LLM observer)."""
+
+    calls: int = 0
+    prompt: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    _stop: Any = field(default=None, repr=False)
+
+    def attach(self, llm: LLM) -> "_Counter":
+        def see(record: Any) -> None:
+            self.calls += 1
+            self.prompt += record.stats.prompt_tokens
+            self.cached += record.stats.cached_tokens
+            self.seconds += record.stats.latency_s
+
+        self._stop = llm.observe(see)
+        return self
+
+    def detach(self) -> None:
+        if self._stop:
+            self._stop()
+
+
+def _timed(out: StrategyOutput, llm: LLM | None, fn: Callable[[], Any]) -> StrategyOutput:
+    counter = _Counter().attach(llm) if llm else None
+    start = time.perf_counter()
+    try:
+        out.predictions = fn()
+    finally:
+        out.seconds = round(time.perf_counter() - start, 3)
+        if counter:
+            counter.detach()
+            out.model_calls, out.prompt_tokens, out.cached_tokens = counter.calls, counter.prompt, counter.cached
+    return out
+
+
+def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: str | None = None,
+             limit: int | None = None, out_dir: str | Path | None = None, strategies: tuple[str, ...] = STRATEGIES,
+             progress: Progress | None = None, workflow_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score every strategy on the dataset; writes `eval.json` and `eval.html` into `out_dir` when given."""
+    from medcoder.workflow import load_workflow
+
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    data = data.head(limit)
+    unknown = set(strategies) - set(STRATEGIES)
+    if unknown:
+        from medcoder.errors import MedcoderError
+
+        raise MedcoderError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
+    workflow = workflow or ("atc" if data.system == "atc" else "icd10cm")
+    started = time.time()
+    with load_workflow(workflow, model=model, **(workflow_kwargs or {})) as wf:
+        llm = wf.llms.get("default") or next(iter(wf.llms.values()))
+        retriever = wf._retriever
+        if retriever is None:
+            from medcoder.knowledge.retrieval import HybridRetriever
+
+            retriever = HybridRetriever(wf.kb)
+        cache = _RowCache(out_dir, data, workflow, llm, strategies)
+        if data.layout == "dpd":
+            per_item = _eval_terms(data, wf, llm, retriever, strategies, progress, cache)
+            report = _score_atc(data, per_item, strategies)
+        else:
+            per_item = _eval_notes(data, wf, llm, retriever, strategies, progress, cache)
+            report = _score_icd(data, per_item, strategies, wf.kb)
+        model_info = {"name": llm.name, "sha256": llm.sha256, "backend": llm.backend}
+    report = {"dataset": {"name": data.name, "layout": data.layout, "items": len(data), "path": str(dataset) if not isinstance(dataset, Dataset) else data.name},
+              "workflow": workflow, "model": model_info, "strategies": list(strategies),
+              "seconds": round(time.time() - started, 1), **report, "items": per_item}
+    if out_dir is not None:
+        from medcoder.evaluation.report import write_html
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        write_html(report, out / "eval.html")
+    return report
+
+
+class _RowCache:
+    """Scored items appended to `out_dir/items-<digest>.jsonl` as they finish, so a killed eval resumes
+    where it stopped (the digest covers dataset, workflow, model sha256 and strategies)."""
+
+    def __init__(self, out_dir: str | Path | None, data: Dataset, workflow: str, llm: LLM, strategies: tuple[str, ...]) -> None:
+        import hashlib
+
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.path: Path | None = None
+        if out_dir is None:
+            return
+        key = json.dumps([data.name, data.layout, workflow, llm.name, llm.sha256, sorted(strategies)])
+        self.path = Path(out_dir) / f"items-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    self.rows[row["id"]] = row
+                except (ValueError, KeyError):
+                    continue  # a torn last line from a kill
+            logger.info("eval: %d items already scored in %s", len(self.rows), self.path)
+
+    def add(self, row: dict[str, Any]) -> dict[str, Any]:
+        if self.path is not None and "error" not in row:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return row
+
+
+def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
+                progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
+    rows = []
+    for i, ex in enumerate(data.examples):
+        if progress:
+            progress(i, len(data), ex.id)
+        if ex.id in cache.rows:
+            rows.append(cache.rows[ex.id])
+            continue
+        row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "strategies": {}}
+        try:
+            start = time.perf_counter()
+            result = wf.run(ex.text)
+            tree = StrategyOutput(seconds=round(time.perf_counter() - start, 3),
+                                  model_calls=result.stats.get("model_calls", 0),
+                                  prompt_tokens=result.stats.get("prompt_tokens", 0),
+                                  cached_tokens=result.stats.get("cached_tokens", 0))
+            from medcoder.evaluation.strategies import Prediction
+
+            tree.predictions = [Prediction(c.code, c.confidence, c.mention)
+                                for c in result.codes if c.system == data.system]
+            outputs = {"tree": tree}
+            entities = result.entities
+            row["run_id"], row["entities"] = result.run_id, len(entities)
+            if "retrieval" in strategies:
+                outputs["retrieval"] = _timed(StrategyOutput(), None,
+                                              lambda: retrieval_codes(retriever, entities, data.system))
+            if "flat" in strategies:
+                outputs["flat"] = _timed(StrategyOutput(), llm,
+                                         lambda: flat_codes(llm, retriever, ex.text, entities, data.system))
+            for name in strategies:
+                o = outputs[name]
+                row["strategies"][name] = {"ranked": o.ranked(), "seconds": o.seconds, "model_calls": o.model_calls,
+                                           "prompt_tokens": o.prompt_tokens, "cached_tokens": o.cached_tokens}
+        except Exception as exc:  # noqa: BLE001 - one bad note is recorded, the evaluation goes on
+            logger.exception("eval: note %s failed", ex.id)
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(cache.add(row))
+    if progress:
+        progress(len(data), len(data), "")
+    return rows
+
+
+def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
+                progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
+    rows = []
+    for i, ex in enumerate(data.examples):
+        if progress:
+            progress(i, len(data), ex.id)
+        if ex.id in cache.rows:
+            rows.append(cache.rows[ex.id])
+            continue
+        row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "brand": ex.meta.get("brand", ""), "fields": {}}
+        for fld in ("ingredients", "brand"):
+            text = ex.meta.get(fld) or ex.text
+            per: dict[str, Any] = {}
+            for name in strategies:
+                run = {"retrieval": lambda: retrieval_codes(retriever, [term_entity(text, "atc")], "atc"),
+                       "flat": lambda: flat_codes(llm, retriever, text, [term_entity(text, "atc")], "atc"),
+                       "tree": lambda: tree_term(llm, wf.kb, retriever, text, "atc")}[name]
+                try:
+                    o = _timed(StrategyOutput(), llm if name != "retrieval" else None, run)
+                    per[name] = {"ranked": o.ranked(), "seconds": o.seconds, "model_calls": o.model_calls,
+                                 "prompt_tokens": o.prompt_tokens, "cached_tokens": o.cached_tokens}
+                except Exception as exc:  # noqa: BLE001
+                    logger.exception("eval: product %s failed", ex.id)
+                    per[name] = {"ranked": [], "error": f"{type(exc).__name__}: {exc}"}
+            row["fields"][fld] = per
+        rows.append(cache.add(row))
+    if progress:
+        progress(len(data), len(data), "")
+    return rows
+
+
+def _cost(rows: list[dict[str, Any]]) -> dict[str, float]:
+    n = max(len(rows), 1)
+    return {k: round(sum(r.get(k, 0) for r in rows) / n, 3) for k in ("seconds", "model_calls", "prompt_tokens", "cached_tokens")}
+
+
+def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any) -> dict[str, Any]:
+    icd = kb.icd10cm
+    ok_rows = [r for r in rows if "error" not in r]
+    gold = [{_canon(icd, c) for c in r["gold"]} for r in ok_rows]
+
+    def chapter(code: str) -> str:
+        try:
+            return icd.path(code)[0].code
+        except Exception:  # noqa: BLE001 - a gold code missing from ICD-10-CM 2026
+            return "unknown"
+
+    def is_ancestor(a: str, b: str) -> bool:
+        try:
+            return a in {n.code for n in icd.path(b)[:-1]}
+        except Exception:  # noqa: BLE001
+            return False
+
+    out: dict[str, Any] = {"metrics": {}, "errors": len(rows) - len(ok_rows)}
+    for name in strategies:
+        ranked = [r["strategies"][name]["ranked"] for r in ok_rows]
+        pred = [set(x) for x in ranked]
+        m = metrics.icd_report(gold, pred, ranked)
+        m["per_chapter"] = metrics.per_group_f1(gold, pred, chapter)
+        errs: Counter[str] = Counter()
+        for g, p in zip(gold, pred):
+            errs += metrics.error_types(g, p, is_ancestor)
+        m["error_types"] = dict(errs)
+        m["cost_per_note"] = _cost([r["strategies"][name] for r in ok_rows])
+        out["metrics"][name] = m
+    return out
+
+
+def _score_atc(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {"metrics": {}}
+    for fld in ("ingredients", "brand"):
+        for name in strategies:
+            levels = [0] * 5
+            cost_rows = []
+            for r in rows:
+                res = r["fields"][fld][name]
+                top = res["ranked"][0] if res["ranked"] else None
+                for i, hit in enumerate(metrics.atc_level_match(r["gold"][0], top)):
+                    levels[i] += hit
+                cost_rows.append(res)
+            n = max(len(rows), 1)
+            out["metrics"][f"{fld}/{name}"] = {
+                "exact_match_by_level": {f"level{i + 1}": round(levels[i] / n, 4) for i in range(5)},
+                "exact_match": round(levels[4] / n, 4), "cost_per_item": _cost(cost_rows)}
+    return out
+
+
+def _canon(icd: Any, code: str) -> str:
+    try:
+        return icd.resolve(code)
+    except Exception:  # noqa: BLE001 - keep unknown gold codes as they are: they count as misses
+        return code.upper()
+
+
+def example_ids(data: Dataset) -> list[str]:
+    return [e.id for e in data.examples]
+
+
+__all__ = ["evaluate", "Example"]
