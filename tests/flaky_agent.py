@@ -12,3 +12,11 @@ def flaky(state: dict[str, Any]) -> dict[str, Any]:
     if CALLS["n"] == 1:
         raise RuntimeError("simulated crash part-way through the run")
     return {}
+
+
+def slow(state: dict[str, Any]) -> dict[str, Any]:
+    """Takes a while per note, so a test can kill a batch half-way."""
+    import time
+
+    time.sleep(0.4)
+    return {}

@@ -240,7 +240,10 @@ class SQLiteAuditStore(AuditStore):
             h = event_hash(prev, run_id, seq, ts, node, kind, payload_json)
             conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (run_id, seq, ts, node, kind, payload_json, prev, h))
-            conn.execute("UPDATE runs SET tail_hash = ?, tail_seq = ? WHERE run_id = ?", (h, seq, run_id))
+            # a finished run that gets more events (a review session's turns) is sealed again at its new head
+            conn.execute("UPDATE runs SET tail_hash = ?, tail_seq = ?, head_hash = CASE WHEN head_hash IS NULL "
+                         "THEN NULL ELSE ? END, n_events = CASE WHEN head_hash IS NULL THEN n_events ELSE ? END "
+                         "WHERE run_id = ?", (h, seq, h, seq + 1, run_id))
             conn.execute("COMMIT")
         except Exception:
             conn.execute("ROLLBACK")

@@ -1,0 +1,69 @@
+"""The review loop as a LangGraph graph that waits for the coder with `interrupt()`.
+
+Each coder decision resumes the graph with `Command(resume=turn)`; the graph applies it and
+interrupts again. The checkpointer holds the state after every decision, so a session resumes by
+its id in another process, exactly where it was.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+DECISIONS = ("accept", "reject", "add", "replace", "done")
+
+
+class ReviewState(TypedDict, total=False):
+    session_id: str
+    codes: list[dict[str, Any]]  # {code, system, label, confidence, status, reason, origin}
+    decisions: Annotated[list[dict[str, Any]], operator.add]
+    done: bool
+
+
+def apply_decision(codes: list[dict[str, Any]], turn: dict[str, Any]) -> list[dict[str, Any]]:
+    """The code list after one (already validated) decision; the input is not changed."""
+    out = [dict(c) for c in codes]
+    action, code = turn["action"], turn.get("code", "")
+    by_code = {(c["system"], c["code"]): c for c in out}
+    system = turn.get("system", "icd10cm")
+    if action in ("accept", "reject"):
+        c = by_code[(system, code)]
+        c["status"] = "accepted" if action == "accept" else "rejected"
+        c["reason"] = turn.get("reason", "")
+    elif action == "add":
+        entry = by_code.get((system, code))
+        if entry is None:
+            out.append({"code": code, "system": system, "label": turn.get("label", ""), "confidence": 1.0,
+                        "status": "accepted", "reason": turn.get("reason", ""), "origin": "coder",
+                        "evidence": turn.get("evidence", "")})
+        else:
+            entry["status"], entry["reason"] = "accepted", turn.get("reason", "")
+    elif action == "replace":
+        old = by_code[(system, turn["old"])]
+        old["status"], old["reason"] = "rejected", f"replaced by {code}" + (f": {turn['reason']}" if turn.get("reason") else "")
+        return apply_decision(out, {**turn, "action": "add", "reason": f"replaces {turn['old']}"})
+    return out
+
+
+def _review(state: ReviewState) -> dict[str, Any]:
+    turn = interrupt({"codes": state.get("codes", [])})
+    if turn.get("action") == "done":
+        return {"done": True, "decisions": [{**turn, "ts": time.time()}]}
+    return {"codes": apply_decision(state.get("codes", []), turn), "decisions": [{**turn, "ts": time.time()}],
+            "done": False}
+
+
+def _next(state: ReviewState) -> str:
+    return END if state.get("done") else "review"
+
+
+def build_review_graph(checkpointer: Any) -> Any:
+    g = StateGraph(ReviewState)
+    g.add_node("review", _review)
+    g.add_edge(START, "review")
+    g.add_conditional_edges("review", _next, ["review", END])
+    return g.compile(checkpointer=checkpointer)
