@@ -204,9 +204,14 @@ def test_eval_codiesp_with_the_test_model_writes_json_and_html(shared_data: Path
 
     from medcoder.cli import main
 
+    # a CodiEsp-layout split with one short note (the full dev notes take minutes each with a real model)
+    split = tmp_path / "short"
+    (split / "text_files_en").mkdir(parents=True)
+    first = load_codiesp(shared_data / "codiesp" / "dev").examples[0]
+    (split / "text_files_en" / f"{first.id}.txt").write_text(first.text.splitlines()[0])
+    (split / "shortD.tsv").write_text("".join(f"{first.id}\t{c}\n" for c in first.codes))
     out = tmp_path / "ev"
-    r = CliRunner().invoke(main, ["eval", "--dataset", str(shared_data / "codiesp" / "dev"), "--limit", "1",
-                                  "--model", "test", "--out", str(out)])
+    r = CliRunner().invoke(main, ["eval", "--dataset", str(split), "--limit", "1", "--model", "test", "--out", str(out)])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "eval.json").read_text())
     assert set(report["metrics"]) == {"retrieval", "flat", "tree"}
@@ -216,8 +221,8 @@ def test_eval_codiesp_with_the_test_model_writes_json_and_html(shared_data: Path
     html = (out / "eval.html").read_text()
     assert "<svg" in html and "F1 per ICD-10-CM chapter" in html
     # a second run reuses the scored items instead of coding again
-    again = CliRunner().invoke(main, ["eval", "--dataset", str(shared_data / "codiesp" / "dev"), "--limit", "1",
-                                      "--model", "test", "--out", str(out), "--json"])
+    again = CliRunner().invoke(main, ["eval", "--dataset", str(split), "--limit", "1", "--model", "test",
+                                      "--out", str(out), "--json"])
     assert again.exit_code == 0 and json.loads(again.output[again.output.index("{"):again.output.rindex("}") + 1])
 
 
@@ -236,7 +241,9 @@ def test_eval_dpd_with_the_test_model(shared_data: Path, tmp_path: Path) -> None
 def test_bench_with_the_test_model(tmp_path: Path) -> None:
     from medcoder.evaluation.bench import run_bench
 
-    res = run_bench(None, ("test",), "icd10cm", 1, tmp_path / "b.json")
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"id": "n1", "text": "ASSESSMENT:\nType 2 diabetes. Essential hypertension."}) + "\n")
+    res = run_bench(notes, ("test",), "icd10cm", 1, tmp_path / "b.json")
     m = res["models"]["test"]
     assert m["notes"] == 1 and m["notes_per_minute"] > 0 and 0 <= m["orchestration_share"] < 1
     assert 0 <= m["prefix_reuse"] <= 1 and m["prompt_tokens_per_note"] > 0

@@ -162,12 +162,16 @@ def test_scripted_terminal_session_with_the_real_model(tmp_path: Path) -> None:
     Path(note).write_text("ASSESSMENT AND PLAN:\nType 2 diabetes with hyperglycemia. Continue metformin.\n")
 
     def run(args: list[str], lines: list[str]) -> str:
-        child = pexpect.spawn(exe[0], exe[1:] + args, env=env, encoding="utf-8", timeout=900, cwd=str(tmp_path))
+        import io
+
+        child = pexpect.spawn(exe[0], exe[1:] + args, env=env, encoding="utf-8", timeout=900, cwd=str(tmp_path),
+                              dimensions=(50, 200))
+        child.logfile_read = transcript = io.StringIO()
         for line in lines:
             child.expect("medcoder> ")
             child.sendline(line)
         child.expect(pexpect.EOF)
-        return child.before or ""
+        return transcript.getvalue()
 
     first = run([note, "--session", "tty1", "--model", "test", "-w", "icd10cm"],
                 ["codes", "add E11.9 type 2 diabetes in the plan", "add I10", "why E11.9", "reject I10 not documented",

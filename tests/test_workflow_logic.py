@@ -234,12 +234,12 @@ def _builtin_text(name: str) -> str:
 @pytest.mark.parametrize(("old", "new", "marker", "field"), [
     ("params: {kinds: [diagnosis]}", "params: {kinds: [diagnosis], colour: red}", "colour: red",
      "nodes[1].params.colour"),
-    ("  - id: critic\n", "  - id: critic\n    colour: red\n", "colour: red", "nodes[3].colour"),
-    ("{from: navigate, to: critic}", "{from: navigate, to: crtic}", "to: crtic", "edges[3].to"),
-    ("when: revisit, max_loops: 1}", "when: revisit}", "{from: critic, to: navigate", "edges[4]"),
-    ("agent: critic", "agent: critique", "agent: critique", "nodes[3].agent"),
+    ("  - id: critic\n", "  - id: critic\n    colour: red\n", "colour: red", "nodes[4].colour"),
+    ("{from: navigate, to: critic}", "{from: navigate, to: crtic}", "to: crtic", "edges[4].to"),
+    ("when: revisit, max_loops: 1}", "when: revisit}", "{from: critic, to: navigate", "edges[5]"),
+    ("agent: critic", "agent: critique", "agent: critique", "nodes[4].agent"),
     ("params: {system: icd10cm, beam: 2}", "params: {system: icd10cm, beam: 99}", "beam: 99",
-     "nodes[2].params.beam"),
+     "nodes[3].params.beam"),
 ])
 def test_yaml_errors_name_file_line_and_field(old: str, new: str, marker: str, field: str) -> None:
     text = _builtin_text("icd10cm")
@@ -259,9 +259,10 @@ def test_graph_draws_every_node_and_edge() -> None:
 
     out = CliRunner().invoke(main, ["graph", "full", "--mermaid"])
     assert out.exit_code == 0
-    for node in ("sections", "extract", "code_icd", "code_atc", "critic", "finalize"):
+    for node in ("sections", "extract", "retrieve", "code_icd", "code_atc", "critic", "finalize"):
         assert f"\t{node}(" in out.stdout
-    for edge in ("sections -.-> extract", "extract -.-> code_icd", "extract -.-> code_atc", "critic -.-> code_icd",
+    for edge in ("sections -.-> extract", "extract --> retrieve", "retrieve -.-> code_icd", "retrieve -.-> code_atc",
+                 "critic -.-> code_icd",
                  "critic -.-> finalize", "code_icd --> critic", "finalize --> __end__"):
         assert edge in out.stdout
 
@@ -277,7 +278,7 @@ def test_validate_command() -> None:
 
 
 def test_knowledge_retriever_none_walks_from_the_root(tmp_path) -> None:
-    text = _builtin_text("icd10cm").replace("  systems: [icd10cm]", "  systems: [icd10cm]\n  retriever: none")
+    text = re.sub(r"retriever: hybrid.*", "retriever: none", _builtin_text("icd10cm"))
     wf = load_workflow(text=text, llms={"default": FakeLLM(extractor, chooser=agree)},
                        checkpoint_path=tmp_path / "c.sqlite", audit=None)
     result, log = _run(wf)

@@ -50,8 +50,24 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr with rate and ETA; yields `advance(done, total)`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log file or CI: a plain line every 10%, not a bar drawn once at the end
+        import time
+
+        start, shown = time.time(), [-1]
+
+        def log_line(done: int, total: int) -> None:
+            step = int(10 * done / total) if total else 0
+            if step > shown[0]:
+                shown[0] = step
+                rate = done / max(time.time() - start, 1e-9)
+                eta = (total - done) / rate if rate else 0
+                click.echo(f"{label}: {done}/{total} ({10 * step}%), {rate:.1f}/s, ETA {eta:.0f} s", err=True)
+
+        yield log_line
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
+                  TimeRemainingColumn(), console=console, transient=False) as bar:
         task = bar.add_task(label, total=None)
 
         def advance(done: int, total: int) -> None:

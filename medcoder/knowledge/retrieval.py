@@ -169,7 +169,7 @@ class HybridRetriever:
         else:
             for code, node in tops.items():
                 span = re.search(r"\(([A-Z0-9]{3}-[A-Z0-9]{3})\)\s*$", node.label)
-                if raw.upper() in (code.upper(), f"CH{raw}".upper()) or (span and raw.upper() == span.group(1)):
+                if code.upper() in (raw.upper(), f"CH{raw}".upper()) or (span and raw.upper() == span.group(1)):
                     wanted = code
         if wanted is None:
             raise MedcoderError(f"unknown chapter {raw!r} for {system}; choose from {', '.join(tops)}")
