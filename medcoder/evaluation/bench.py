@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medcoder.batch import BatchItem, iter_inputs
+from medcoder.errors import MedcoderError
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +24,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _default_notes() -> list[BatchItem]:
-    from importlib import resources
-
+    """The sample notes in the source tree's `examples/` (an installed package has none: pass --notes)."""
     files = sorted(EXAMPLES.glob("*.txt")) if EXAMPLES.is_dir() else []
-    if not files:  # an installed package: the sample note shipped with it
-        text = (resources.files("medcoder") / "data" / "sample_note.txt").read_text(encoding="utf-8")
-        return [BatchItem("sample", text)]
+    if not files:
+        raise MedcoderError("no sample notes found; give a folder or JSONL of notes with --notes")
     return [BatchItem(f.stem, f.read_text(encoding="utf-8")) for f in files]
 
 
@@ -37,7 +36,7 @@ def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str =
     from medcoder.workflow import load_workflow
 
     items = (list(iter_inputs(notes)) if notes else _default_notes())[:limit]
-    result: dict[str, Any] = {"workflow": workflow, "notes": [i.id for i in items], "models": {}, "run": _run_info()}
+    result: dict[str, Any] = {"workflow": workflow, "notes": [i.id for i in items], "models": {}, "run": run_info()}
     total, done = len(items) * len(models), 0
     for name in models:
         per: list[dict[str, Any]] = []
@@ -71,11 +70,12 @@ def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str =
     return result
 
 
-def _run_info() -> dict[str, Any]:
+def run_info() -> dict[str, Any]:
+    """What identifies a measurement: date, commit, machine (every result file carries it)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, check=False).stdout.strip()
     except OSError:
         commit = ""
     return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
-            "machine": platform.machine(), "python": platform.python_version()}
+            "machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version()}

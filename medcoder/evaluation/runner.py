@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from medcoder.errors import MedcoderError
 from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Dataset, Example, load_dataset
 from medcoder.evaluation.strategies import (
     STRATEGIES,
+    Prediction,
     StrategyOutput,
     flat_codes,
     retrieval_codes,
@@ -81,8 +83,6 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     data = data.head(limit)
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
-        from medcoder.errors import MedcoderError
-
         raise MedcoderError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
     workflow = workflow or ("atc" if data.system == "atc" else "icd10cm")
     started = time.time()
@@ -144,15 +144,22 @@ class _RowCache:
         return row
 
 
-def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
-                progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
+def _each_item(data: Dataset, progress: Progress | None, cache: _RowCache,
+               score: Callable[[Example], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Score every example once: rows already in the cache are reused, new ones are appended to it."""
     rows = []
     for i, ex in enumerate(data.examples):
         if progress:
             progress(i, len(data), ex.id)
-        if ex.id in cache.rows:
-            rows.append(cache.rows[ex.id])
-            continue
+        rows.append(cache.rows[ex.id] if ex.id in cache.rows else cache.add(score(ex)))
+    if progress:
+        progress(len(data), len(data), "")
+    return rows
+
+
+def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
+                progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
+    def score(ex: Example) -> dict[str, Any]:
         row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "strategies": {}}
         try:
             start = time.perf_counter()
@@ -161,8 +168,6 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
                                   model_calls=result.stats.get("model_calls", 0),
                                   prompt_tokens=result.stats.get("prompt_tokens", 0),
                                   cached_tokens=result.stats.get("cached_tokens", 0))
-            from medcoder.evaluation.strategies import Prediction
-
             tree.predictions = [Prediction(c.code, c.confidence, c.mention)
                                 for c in result.codes if c.system == data.system]
             outputs = {"tree": tree}
@@ -174,28 +179,18 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
             if "flat" in strategies:
                 outputs["flat"] = _timed(StrategyOutput(), llm,
                                          lambda: flat_codes(llm, retriever, ex.text, entities, data.system))
-            for name in strategies:
-                o = outputs[name]
-                row["strategies"][name] = {"ranked": o.ranked(), "seconds": o.seconds, "model_calls": o.model_calls,
-                                           "prompt_tokens": o.prompt_tokens, "cached_tokens": o.cached_tokens}
+            row["strategies"] = {name: outputs[name].to_row() for name in strategies}
         except Exception as exc:  # noqa: BLE001 - one bad note is recorded, the evaluation goes on
             logger.exception("eval: note %s failed", ex.id)
             row["error"] = f"{type(exc).__name__}: {exc}"
-        rows.append(cache.add(row))
-    if progress:
-        progress(len(data), len(data), "")
-    return rows
+        return row
+
+    return _each_item(data, progress, cache, score)
 
 
 def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
                 progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
-    rows = []
-    for i, ex in enumerate(data.examples):
-        if progress:
-            progress(i, len(data), ex.id)
-        if ex.id in cache.rows:
-            rows.append(cache.rows[ex.id])
-            continue
+    def score(ex: Example) -> dict[str, Any]:
         row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "brand": ex.meta.get("brand", ""), "fields": {}}
         for fld in ("ingredients", "brand"):
             text = ex.meta.get(fld) or ex.text
@@ -205,17 +200,14 @@ def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
                        "flat": lambda: flat_codes(llm, retriever, text, [term_entity(text, "atc")], "atc"),
                        "tree": lambda: tree_term(llm, wf.kb, retriever, text, "atc")}[name]
                 try:
-                    o = _timed(StrategyOutput(), llm if name != "retrieval" else None, run)
-                    per[name] = {"ranked": o.ranked(), "seconds": o.seconds, "model_calls": o.model_calls,
-                                 "prompt_tokens": o.prompt_tokens, "cached_tokens": o.cached_tokens}
-                except Exception as exc:  # noqa: BLE001
+                    per[name] = _timed(StrategyOutput(), llm if name != "retrieval" else None, run).to_row()
+                except Exception as exc:  # noqa: BLE001 - one bad product is recorded, the evaluation goes on
                     logger.exception("eval: product %s failed", ex.id)
                     per[name] = {"ranked": [], "error": f"{type(exc).__name__}: {exc}"}
             row["fields"][fld] = per
-        rows.append(cache.add(row))
-    if progress:
-        progress(len(data), len(data), "")
-    return rows
+        return row
+
+    return _each_item(data, progress, cache, score)
 
 
 def _cost(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -281,8 +273,4 @@ def _canon(icd: Any, code: str) -> str:
         return code.upper()
 
 
-def example_ids(data: Dataset) -> list[str]:
-    return [e.id for e in data.examples]
-
-
-__all__ = ["evaluate", "Example"]
+__all__ = ["evaluate"]

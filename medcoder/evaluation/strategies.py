@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from medcoder.agents.navigator import KIND_OF_SYSTEM, excerpt
+from medcoder.agents.navigator import KIND_OF_SYSTEM, NONE_KEY, excerpt
 from medcoder.agents.retriever import entity_query
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase
@@ -22,7 +22,6 @@ from medcoder.llm import LLM, Option
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("retrieval", "flat", "tree")
-NONE_KEY = "__none__"
 
 
 @dataclass(slots=True)
@@ -41,6 +40,11 @@ class StrategyOutput:
     model_calls: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+
+    def to_row(self) -> dict[str, Any]:
+        """What the eval stores per item and strategy: codes best first and the cost."""
+        return {"ranked": self.ranked(), "seconds": self.seconds, "model_calls": self.model_calls,
+                "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens}
 
     def ranked(self) -> list[str]:
         """Distinct codes, most confident first."""

@@ -61,7 +61,7 @@ class IndexDoc:
 def icd10cm_docs(kb: "KnowledgeBase") -> Iterator[IndexDoc]:
     """Labels, inclusion terms and Alphabetic Index paths of every ICD-10-CM node but 7th-character codes."""
     icd = kb.icd10cm
-    chapter_of = _chapter_lookup(kb, "icd10cm")
+    chapter_of = chapter_lookup(kb, "icd10cm")
     for n in icd.iter_nodes():
         if n.kind == "extension":  # repeats its parent's words plus the encounter
             continue
@@ -86,7 +86,7 @@ def atc_docs(kb: "KnowledgeBase") -> Iterator[IndexDoc]:
     atc = kb.atc
     by_name: dict[str, list[str]] = {}
     for n in atc.iter_nodes():
-        meta = (f"level{n.depth}", n.code[0], n.billable)
+        meta = (index_kind("atc", n), n.code[0], n.billable)
         yield IndexDoc(n.code, n.label, "label", *meta)
         for product in n.notes.get("combination_products", ()):
             yield IndexDoc(n.code, product, "combination", *meta)
@@ -109,7 +109,12 @@ def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
             yield row["generic"].strip().lower(), names
 
 
-def _chapter_lookup(kb: "KnowledgeBase", system: str) -> Callable[[str], str]:
+def index_kind(system: str, node: Any) -> str:
+    """The `kind` a code's texts are filed under: the ICD-10-CM node kind, ATC `level1`..`level5`."""
+    return f"level{node.depth}" if system == "atc" else node.kind
+
+
+def chapter_lookup(kb: "KnowledgeBase", system: str) -> Callable[[str], str]:
     """Code -> its top-level ancestor (ICD chapter id, ATC anatomical group), by parent links."""
     nodes = kb.ontology(system).graph.nodes
     memo: dict[str, str] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase, default_kb
@@ -60,6 +60,8 @@ class HybridRetriever:
     pool: int = 50
     weights: dict[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 1.5, "index": 1.5})
     _dense: dict[str, Any] = field(default_factory=dict, repr=False)
+    _chapters: dict[str, Callable[[str], str]] = field(default_factory=dict, repr=False)  # per system, memoised
+    _atc_names: dict[str, list[str]] | None = field(default=None, repr=False)  # substance -> level-5 codes
 
     def __post_init__(self) -> None:
         unknown = set(self.rankers) - set(RANKERS)
@@ -124,13 +126,13 @@ class HybridRetriever:
     def _substance_hits(self, text: str) -> list[SearchHit]:
         """ATC's term index: substance names matched whole, salts and hydrates set aside
         ("FLUTICASONE PROPIONATE" -> fluticasone); several ingredients -> their combination codes first."""
-        names = self.__dict__.get("_atc_names")
+        names = self._atc_names
         if names is None:
             names = {}
             for n in self.kb.atc.iter_nodes():
                 if n.depth == 5:
                     names.setdefault(_substance(n.label), []).append(n.code)
-            self.__dict__["_atc_names"] = names
+            self._atc_names = names
         parts = [_substance(p) for p in re.split(r",|;|/|\||\+|\band\b|\bwith\b", text.lower()) if p.strip()]
         parts = [_US_NAMES.get(p, p) for p in parts if p]
         ordered: list[str] = []
@@ -178,26 +180,23 @@ class HybridRetriever:
     def _filtered(self, system: str, hits: Iterable[SearchHit], filt: SearchFilter) -> list[SearchHit]:
         if not (filt.chapter or filt.kinds or filt.billable_only):
             return list(hits)
-        from medcoder.knowledge.dense import _chapter_lookup
+        from medcoder.knowledge.dense import chapter_lookup, index_kind
 
-        chapter_of = _chapter_lookup(self.kb, system)
+        if system not in self._chapters:
+            self._chapters[system] = chapter_lookup(self.kb, system)
+        chapter_of = self._chapters[system]
         nodes = self.kb.ontology(system).graph.nodes
         out = []
         for h in hits:
             n = nodes[h.code]["n"]
             if filt.billable_only and not n.billable:
                 continue
-            if filt.kinds and _kind(system, n) not in filt.kinds:
+            if filt.kinds and index_kind(system, n) not in filt.kinds:
                 continue
             if filt.chapter and chapter_of(h.code) != filt.chapter:
                 continue
             out.append(h)
         return out
-
-
-def _kind(system: str, node: Any) -> str:
-    """The `kind` the dense index stores: ICD node kind, ATC `level1`..`level5`."""
-    return f"level{node.depth}" if system == "atc" else node.kind
 
 
 _SALTS = frozenset(
