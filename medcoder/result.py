@@ -52,13 +52,15 @@ class CodingResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)  # below the threshold, for review
 
     @classmethod
     def from_state(cls, state: dict[str, Any], workflow: str, stats: dict[str, Any]) -> "CodingResult":
         result = state.get("result") or {}
         return cls(state.get("run_id", ""), workflow, state.get("note", ""),
                    [CodedItem.from_dict(c) for c in result.get("codes", [])], list(state.get("entities", [])),
-                   list(state.get("sections", [])), result.get("rejected", []), list(state.get("errors", [])), stats)
+                   list(state.get("sections", [])), result.get("rejected", []), list(state.get("errors", [])), stats,
+                   list(result.get("suggestions", [])))
 
     def codes_of(self, system: str) -> list[str]:
         return [c.code for c in self.codes if c.system == system]
@@ -69,7 +71,8 @@ class CodingResult:
             for c in codes:
                 c.pop("steps", None)
         return {"run_id": self.run_id, "workflow": self.workflow, "codes": codes, "entities": self.entities,
-                "sections": self.sections, "rejected": self.rejected, "errors": self.errors, "stats": self.stats}
+                "sections": self.sections, "rejected": self.rejected, "errors": self.errors, "stats": self.stats,
+                "suggestions": self.suggestions}
 
     def to_json(self, indent: int | None = 2, steps: bool = False) -> str:
         return json.dumps(self.to_dict(steps), indent=indent, ensure_ascii=False)

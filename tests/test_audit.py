@@ -21,7 +21,7 @@ from tests.test_workflow_logic import NOTE, agree, extractor
 def coded(tmp_path):  # type: ignore[no-untyped-def]
     """A store holding one real run of the full workflow (fake model)."""
     store = SQLiteAuditStore(tmp_path / "audit.sqlite")
-    wf = load_workflow("full", llms={"default": FakeLLM(extractor, chooser=agree)},
+    wf = load_workflow("full-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
                        checkpoint_path=tmp_path / "c.sqlite", audit=store)
     result = wf.run(NOTE, run_id="run-a")
     wf.close()
@@ -45,7 +45,7 @@ def test_every_step_is_recorded(coded) -> None:
     path, result = coded
     store = audit.open(path)
     info = store.run("run-a")
-    assert info.status == "done" and info.note == NOTE and info.spec_text.startswith("# medcoder's full")
+    assert info.status == "done" and info.note == NOTE and info.spec_text.startswith("# The wave-1 full workflow")
     kinds = [e.kind for e in store.events("run-a")]
     assert kinds[0] == "run"
     for kind in ("node_start", "node_end", "model_call", "sections", "entities", "proposal", "critic", "result", "tool"):
@@ -117,7 +117,7 @@ def test_concurrent_writers(tmp_path) -> None:
 
 
 def _write_run(path: str, run_id: str, tmp: str) -> None:
-    wf = load_workflow("full", llms={"default": FakeLLM(extractor, chooser=agree)},
+    wf = load_workflow("full-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
                        checkpoint_path=f"{tmp}/{run_id}.sqlite", audit=SQLiteAuditStore(path))
     wf.run(NOTE, run_id=run_id)
     wf.close()
@@ -138,7 +138,7 @@ def test_migrations_bring_an_old_store_up_to_date(tmp_path) -> None:
 
 def test_digest_only_runs(tmp_path) -> None:
     store = SQLiteAuditStore(tmp_path / "a.sqlite")
-    wf = load_workflow("icd10cm", llms={"default": FakeLLM(extractor, chooser=agree)},
+    wf = load_workflow("icd10cm-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
                        checkpoint_path=tmp_path / "c.sqlite", audit=store, store_note=False)
     wf.run(NOTE, run_id="d1")
     info = store.run("d1")

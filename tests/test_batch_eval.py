@@ -182,7 +182,7 @@ def test_batch_with_two_worker_processes(tmp_path: Path) -> None:
     notes = _notes_dir(tmp_path, 5)
     out = tmp_path / "out.jsonl"
     seen = []
-    with load_workflow("icd10cm", model="fake", checkpoint_path=tmp_path / "c.sqlite") as wf:
+    with load_workflow("icd10cm-tree", model="fake", checkpoint_path=tmp_path / "c.sqlite") as wf:
         s = wf.run_batch(notes, out, workers=2, progress=lambda x: seen.append(x.finished))
     ids = sorted(json.loads(x)["id"] for x in out.read_text().splitlines())
     assert ids == [f"n{i:02d}" for i in range(5)] and s.done == 5 and seen[-1] == 5

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _wf(tmp_path: Path):  # type: ignore[no-untyped-def]
-    return load_workflow("full", llms={"default": FakeLLM(extractor, chooser=agree)},
+    return load_workflow("full-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
                          checkpoint_path=tmp_path / "c.sqlite", audit=SQLiteAuditStore(tmp_path / "a.sqlite"))
 
 
@@ -115,7 +115,7 @@ from medcoder.audit.store import SQLiteAuditStore
 from medcoder.llm import FakeLLM
 from medcoder.session import Session
 from tests.test_workflow_logic import extractor, agree
-wf = load_workflow("full", llms={{"default": FakeLLM(extractor, chooser=agree)}},
+wf = load_workflow("full-tree", llms={{"default": FakeLLM(extractor, chooser=agree)}},
                    checkpoint_path={str(tmp_path / 'c.sqlite')!r}, audit=SQLiteAuditStore({str(tmp_path / 'a.sqlite')!r}))
 s = Session.open("s-proc", wf)
 s.add("J45.909", "from the other process")

@@ -44,7 +44,7 @@ def agree(messages, options):  # type: ignore[no-untyped-def]
     return "yes" if [o.key for o in options] == ["yes", "no"] else None
 
 
-def workflow(name: str = "full", chooser=None, responder=extractor, **kw):  # type: ignore[no-untyped-def]
+def workflow(name: str = "full-tree", chooser=None, responder=extractor, **kw):  # type: ignore[no-untyped-def]
     fake = FakeLLM(responder, chooser=chooser)
     return load_workflow(name, llms={"default": fake}, **kw), fake
 
@@ -96,7 +96,7 @@ def test_evidence_not_in_the_note_is_dropped(tmp_path) -> None:
         return {"entities": [{"kind": "diagnosis", "mention": "gout", "evidence": "acute gout flare",
                               "assertion": "present"}]}
 
-    wf, _ = workflow("icd10cm", responder=inventive, checkpoint_path=tmp_path / "c.sqlite")
+    wf, _ = workflow("icd10cm-tree", responder=inventive, checkpoint_path=tmp_path / "c.sqlite")
     result, log = _run(wf)
     assert result.entities == [] and result.codes == []
     assert any(e["kind"] == "dropped" and e["data"]["reason"].startswith("evidence not found") for e in log.events)
@@ -107,7 +107,7 @@ def test_critic_sends_back_once_then_rejects(tmp_path) -> None:
         keys = [o.key for o in options]
         return "no" if keys == ["yes", "no"] else None
 
-    wf, _ = workflow("icd10cm", chooser=doubter, checkpoint_path=tmp_path / "c.sqlite")
+    wf, _ = workflow("icd10cm-tree", chooser=doubter, checkpoint_path=tmp_path / "c.sqlite")
     result, log = _run(wf)
     critic_runs = [e for e in log.events if e["kind"] == "node_start" and e["node"] == "critic"]
     assert len(critic_runs) == 2  # the first verdicts, then one revision round: the bound holds
@@ -147,7 +147,7 @@ def test_injected_instruction_cannot_create_a_code(tmp_path) -> None:
                                 "assertion": "present"})
         return out
 
-    wf, fake = workflow("icd10cm", chooser=obedient, responder=injected, checkpoint_path=tmp_path / "c.sqlite")
+    wf, fake = workflow("icd10cm-tree", chooser=obedient, responder=injected, checkpoint_path=tmp_path / "c.sqlite")
     calls = []
     fake.observe(calls.append)
     result, _ = _run(wf, note)
@@ -167,7 +167,7 @@ def test_resume_after_a_crash(tmp_path) -> None:
 
     spec_text = re.sub(r"  - id: finalize\n    agent: finalize\n",
                        "  - id: finalize\n    agent: finalize\n  - id: flaky\n    agent: tests.flaky_agent:flaky\n",
-                       _builtin_text("icd10cm"))
+                       _builtin_text("icd10cm-tree"))
     spec_text = spec_text.replace("{from: finalize, to: END}", "{from: finalize, to: flaky}\n  - {from: flaky, to: END}")
     flaky_agent.CALLS["n"] = 0
     fake = FakeLLM(extractor, chooser=agree)
@@ -185,10 +185,10 @@ def test_resume_after_a_crash(tmp_path) -> None:
 
 def test_resume_in_a_new_workflow_object(tmp_path) -> None:
     db = tmp_path / "c.sqlite"
-    wf, _ = workflow("icd10cm", checkpoint_path=db)
+    wf, _ = workflow("icd10cm-tree", checkpoint_path=db)
     first, _ = _run(wf, run_id="persist-1")
     wf.close()
-    again, _ = workflow("icd10cm", checkpoint_path=db)
+    again, _ = workflow("icd10cm-tree", checkpoint_path=db)
     state = again.state("persist-1")
     assert state["result"]["codes"] == json.loads(first.to_json())["codes"] or state["result"]["codes"]
 
@@ -196,14 +196,14 @@ def test_resume_in_a_new_workflow_object(tmp_path) -> None:
 @pytest.mark.parametrize(("data", "message"), [("", "empty"), ("   \n", "empty"), (b"\x00\x01PK", "binary"),
                                                 (b"\xff\xfe\xfa", "not UTF-8"), ("x" * 200_001, "over the")])
 def test_bad_notes_are_clear_errors(tmp_path, data, message) -> None:
-    wf, fake = workflow("icd10cm", checkpoint_path=tmp_path / "c.sqlite")
+    wf, fake = workflow("icd10cm-tree", checkpoint_path=tmp_path / "c.sqlite")
     with pytest.raises(NoteError, match=message):
         wf.run(data)
     assert fake.calls == 0
 
 
 def test_junk_from_the_model_is_recorded_and_the_run_goes_on(tmp_path) -> None:
-    wf, _ = workflow("icd10cm", responder=lambda m, s: "}{ not json", checkpoint_path=tmp_path / "c.sqlite")
+    wf, _ = workflow("icd10cm-tree", responder=lambda m, s: "}{ not json", checkpoint_path=tmp_path / "c.sqlite")
     result, _ = _run(wf)
     assert result.codes == [] and len(result.errors) == 3
     assert all("does not match Extraction" in e["error"] for e in result.errors)
@@ -242,7 +242,7 @@ def _builtin_text(name: str) -> str:
      "nodes[3].params.beam"),
 ])
 def test_yaml_errors_name_file_line_and_field(old: str, new: str, marker: str, field: str) -> None:
-    text = _builtin_text("icd10cm")
+    text = _builtin_text("icd10cm-tree")
     assert old in text
     text = text.replace(old, new)
     line = next(i for i, ln in enumerate(text.splitlines(), start=1) if marker in ln)
@@ -259,11 +259,10 @@ def test_graph_draws_every_node_and_edge() -> None:
 
     out = CliRunner().invoke(main, ["graph", "full", "--mermaid"])
     assert out.exit_code == 0
-    for node in ("sections", "extract", "retrieve", "code_icd", "code_atc", "critic", "finalize"):
+    for node in ("sections", "extract", "rank_icd", "retrieve", "code_atc", "critic", "finalize"):
         assert f"\t{node}(" in out.stdout
-    for edge in ("sections -.-> extract", "extract --> retrieve", "retrieve -.-> code_icd", "retrieve -.-> code_atc",
-                 "critic -.-> code_icd",
-                 "critic -.-> finalize", "code_icd --> critic", "finalize --> __end__"):
+    for edge in ("sections -.-> extract", "extract --> rank_icd", "rank_icd --> retrieve", "retrieve -.-> code_atc",
+                 "critic -.-> code_atc", "critic -.-> finalize", "code_atc --> critic", "finalize --> __end__"):
         assert edge in out.stdout
 
 
@@ -278,7 +277,7 @@ def test_validate_command() -> None:
 
 
 def test_knowledge_retriever_none_walks_from_the_root(tmp_path) -> None:
-    text = re.sub(r"retriever: hybrid.*", "retriever: none", _builtin_text("icd10cm"))
+    text = re.sub(r"retriever: hybrid.*", "retriever: none", _builtin_text("icd10cm-tree"))
     wf = load_workflow(text=text, llms={"default": FakeLLM(extractor, chooser=agree)},
                        checkpoint_path=tmp_path / "c.sqlite", audit=None)
     result, log = _run(wf)

@@ -20,7 +20,8 @@ def build_result(state: dict[str, Any], include_rejected: bool = False) -> dict[
     for eid, prop in state.get("proposals", {}).items():
         verdict = verdicts.get(eid, {"decision": "accept", "reasons": ["no critic in this workflow"]})
         entity = entities.get(eid, {})
-        span = {"start": entity.get("start"), "end": entity.get("end"), "text": entity.get("text", "")}
+        spans = prop.get("evidence") or [
+            {"start": entity.get("start"), "end": entity.get("end"), "text": entity.get("text", "")}]
         if verdict.get("code", prop["code"]) != prop["code"] or verdict["decision"] != "accept":
             rejected.append({"code": prop["code"], "system": prop["system"], "entity_id": eid,
                              "verdict": verdict})
@@ -31,13 +32,13 @@ def build_result(state: dict[str, Any], include_rejected: bool = False) -> dict[
             "code": prop["code"], "system": prop["system"], "label": prop["label"], "confidence": 0.0,
             "evidence": [], "entity_ids": [], "path": prop["path"], "steps": prop.get("steps", []),
             "verdict": verdict, "mention": entity.get("mention", "")})
-        item["evidence"].append(span)
+        item["evidence"].extend(spans)
         item["entity_ids"].append(eid)
         if prop["confidence"] > item["confidence"]:
             item.update(confidence=prop["confidence"], path=prop["path"], steps=prop.get("steps", []),
                         verdict=verdict, mention=entity.get("mention", ""))
     codes = sorted(by_code.values(), key=lambda c: (-c["confidence"], c["code"]))
-    return {"codes": codes, "rejected": rejected}
+    return {"codes": codes, "rejected": rejected, "suggestions": list(state.get("suggestions") or [])}
 
 
 @register_agent("finalize", FinalizeParams)

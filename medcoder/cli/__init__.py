@@ -31,11 +31,12 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from medcoder.cli import audit, batch, chat, coding, evaluate, kb, models
+    from medcoder.cli import audit, batch, chat, coding, evaluate, kb, learn, models
 
     main.add_command(kb.kb)
     main.add_command(models.models)
-    for command in (coding.code, batch.batch, chat.chat, evaluate.eval_command, evaluate.bench, coding.validate, coding.graph,
+    for command in (coding.code, batch.batch, chat.chat, evaluate.eval_command, evaluate.bench, learn.learn_command,
+                    coding.validate, coding.graph,
                     audit.audit_group):
         main.add_command(command)
 

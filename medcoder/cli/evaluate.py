@@ -12,19 +12,22 @@ from medcoder.cli.output import emit_json, emit_table, progress_bar
 @click.option("--workflow", "-w", default=None, help="Default: icd10cm for notes, atc for drug products.")
 @click.option("--model", "-m", default=None, help="default, test, fake, or a GGUF path.")
 @click.option("--limit", "-n", type=int, default=None, help="Only the first N items.")
-@click.option("--strategy", "strategies", multiple=True, type=click.Choice(["retrieval", "flat", "tree"]),
-              help="Strategies to compare (default: all three).")
+@click.option("--strategy", "strategies", multiple=True,
+              type=click.Choice(["retrieval", "flat", "tree", "memory", "ranked-nomodel", "ranked"]),
+              help="Strategies to compare (default: retrieval, memory, ranked-nomodel, ranked; DPD: retrieval, flat, "
+                   "tree). memory and ranked-nomodel alone load no model.")
+@click.option("--ranker", default="builtin", show_default=True, help="Ranker folder for memory/ranked-nomodel.")
 @click.option("--out", "out_dir", default="eval-results", show_default=True, help="Folder for eval.json and eval.html.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_command(dataset: str, workflow: str | None, model: str | None, limit: int | None,
-                 strategies: tuple[str, ...], out_dir: str, as_json: bool) -> None:
-    """Score retrieval-only, flat prompting and tree navigation on a dataset, in one run."""
+                 strategies: tuple[str, ...], ranker: str, out_dir: str, as_json: bool) -> None:
+    """Score the coding strategies on a dataset, all on the same notes in one run."""
     from medcoder.evaluation.runner import evaluate
-    from medcoder.evaluation.strategies import STRATEGIES
+    from medcoder.evaluation.strategies import DEFAULT_STRATEGIES
 
     with progress_bar("evaluating") as advance:
-        report = evaluate(dataset, workflow, model, limit, out_dir, tuple(strategies) or STRATEGIES,
-                          progress=lambda done, total, _id: advance(done, total))
+        report = evaluate(dataset, workflow, model, limit, out_dir, tuple(strategies) or DEFAULT_STRATEGIES,
+                          progress=lambda done, total, _id: advance(done, total), ranker=ranker)
     if as_json:
         return emit_json(report["metrics"])
     if report["dataset"]["layout"] == "dpd":
@@ -34,6 +37,7 @@ def eval_command(dataset: str, workflow: str | None, model: str | None, limit: i
     else:
         rows = [{"strategy": s, "micro F1": m["micro"]["f1"], "P": m["micro"]["precision"], "R": m["micro"]["recall"],
                  "macro F1": m["macro"]["f1"], "category F1": m["category_micro"]["f1"], "MAP": m["map"],
+                 "ECE": (m.get("calibration") or {}).get("ece", ""),
                  "s/note": m["cost_per_note"]["seconds"], "calls/note": m["cost_per_note"]["model_calls"]}
                 for s, m in report["metrics"].items()]
         emit_table(rows, list(rows[0]) if rows else [], title=report["dataset"]["name"])

@@ -138,3 +138,36 @@ def error_types(gold: set[str], pred: set[str], is_ancestor: Callable[[str, str]
     out["missed"] += len((gold - pred) - explained)
     out["correct"] += len(gold & pred)
     return out
+
+
+def calibration(scored: Sequence[tuple[float, bool]], bins: int = 10, precision_target: float = 0.95,
+                auto_threshold: float | None = None) -> dict[str, object]:
+    """Reliability of probabilities: per-bin confidence vs accuracy, expected calibration error, and the
+    share of predictions that could be auto-accepted at `precision_target` precision (highest-first)."""
+    n = len(scored)
+    if not n:
+        return {"ece": None, "bins": [], "auto_accept_share": 0.0}
+    table = []
+    ece = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(p, y) for p, y in scored if lo <= p < hi or (b == bins - 1 and p == 1.0)]
+        if not inside:
+            continue
+        conf = sum(p for p, _ in inside) / len(inside)
+        acc = sum(y for _, y in inside) / len(inside)
+        ece += len(inside) / n * abs(acc - conf)
+        table.append({"lo": lo, "hi": hi, "n": len(inside), "confidence": round(conf, 4), "accuracy": round(acc, 4)})
+    ordered = sorted(scored, key=lambda x: -x[0])
+    hits, best, cut = 0, 0, None
+    for i, (p, y) in enumerate(ordered, start=1):
+        hits += y
+        if hits / i >= precision_target:
+            best, cut = i, p
+    out: dict[str, object] = {"ece": round(ece, 4), "bins": table, "pairs": n,
+                              "oracle_auto_accept_share": round(best / n, 4), "oracle_auto_accept_threshold": cut}
+    if auto_threshold is not None:  # the threshold fixed on training data, applied here
+        above = [y for p, y in scored if p >= auto_threshold]
+        out.update(auto_accept_threshold=auto_threshold, auto_accept_n=len(above),
+                   auto_accept_precision=round(sum(above) / len(above), 4) if above else None)
+    return out

@@ -20,10 +20,14 @@ from medcoder.errors import MedcoderError
 from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Dataset, Example, load_dataset
 from medcoder.evaluation.strategies import (
+    DEFAULT_STRATEGIES,
+    NO_MODEL,
     STRATEGIES,
     Prediction,
     StrategyOutput,
     flat_codes,
+    memory_codes,
+    ranked_nomodel_codes,
     retrieval_codes,
     term_entity,
     tree_term,
@@ -74,9 +78,13 @@ def _timed(out: StrategyOutput, llm: LLM | None, fn: Callable[[], Any]) -> Strat
 
 
 def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: str | None = None,
-             limit: int | None = None, out_dir: str | Path | None = None, strategies: tuple[str, ...] = STRATEGIES,
-             progress: Progress | None = None, workflow_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score every strategy on the dataset; writes `eval.json` and `eval.html` into `out_dir` when given."""
+             limit: int | None = None, out_dir: str | Path | None = None,
+             strategies: tuple[str, ...] = DEFAULT_STRATEGIES, progress: Progress | None = None,
+             workflow_kwargs: dict[str, Any] | None = None, ranker: str = "builtin") -> dict[str, Any]:
+    """Score every strategy on the dataset; writes `eval.json` and `eval.html` into `out_dir` when given.
+
+    Strategies that need no model (`memory`, `ranked-nomodel`) load none when they run alone.
+    """
     from medcoder.workflow import load_workflow
 
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
@@ -84,8 +92,13 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise MedcoderError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
+    if data.layout == "dpd":
+        strategies = tuple(s for s in strategies if s in ("retrieval", "flat", "tree")) or ("retrieval", "flat", "tree")
     workflow = workflow or ("atc" if data.system == "atc" else "icd10cm")
     started = time.time()
+    if data.layout != "dpd" and set(strategies) <= set(NO_MODEL):
+        return _finish(_evaluate_without_model(data, strategies, ranker, progress, out_dir), data, dataset,
+                       "none", {"name": "none", "sha256": "", "backend": "none"}, strategies, started, out_dir)
     with load_workflow(workflow, model=model, **(workflow_kwargs or {})) as wf:
         llm = wf.llms.get("default") or next(iter(wf.llms.values()))
         retriever = wf._retriever
@@ -98,10 +111,21 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
             per_item = _eval_terms(data, wf, llm, retriever, strategies, progress, cache)
             report = _score_atc(data, per_item, strategies)
         else:
-            per_item = _eval_notes(data, wf, llm, retriever, strategies, progress, cache)
-            report = _score_icd(data, per_item, strategies, wf.kb)
+            coder = _coder(ranker, wf.kb, retriever) if set(strategies) & set(NO_MODEL) else None
+            per_item = _eval_notes(data, wf, llm, retriever, strategies, progress, cache, coder)
+            auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold") if coder else None
+            report = _score_icd(data, per_item, strategies, wf.kb, auto)
         model_info = {"name": llm.name, "sha256": llm.sha256, "backend": llm.backend}
-    report = {"dataset": {"name": data.name, "layout": data.layout, "items": len(data), "path": str(dataset) if not isinstance(dataset, Dataset) else data.name},
+    return _finish(report, data, dataset, workflow, model_info, strategies, started, out_dir, per_item)
+
+
+def _finish(report: dict[str, Any], data: Dataset, dataset: Any, workflow: str, model_info: dict[str, Any],
+            strategies: tuple[str, ...], started: float, out_dir: str | Path | None,
+            per_item: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The eval report with its header, written as eval.json and eval.html when `out_dir` is given."""
+    per_item = per_item if per_item is not None else report.pop("items", [])
+    report = {"dataset": {"name": data.name, "layout": data.layout, "items": len(data),
+                          "path": str(dataset) if not isinstance(dataset, Dataset) else data.name},
               "workflow": workflow, "model": model_info, "strategies": list(strategies),
               "seconds": round(time.time() - started, 1), **report, "items": per_item}
     if out_dir is not None:
@@ -118,14 +142,16 @@ class _RowCache:
     """Scored items appended to `out_dir/items-<digest>.jsonl` as they finish, so a killed eval resumes
     where it stopped (the digest covers dataset, workflow, model sha256 and strategies)."""
 
-    def __init__(self, out_dir: str | Path | None, data: Dataset, workflow: str, llm: LLM, strategies: tuple[str, ...]) -> None:
+    def __init__(self, out_dir: str | Path | None, data: Dataset, workflow: str, llm: LLM | None,
+                 strategies: tuple[str, ...], ranker: str = "builtin") -> None:
         import hashlib
 
         self.rows: dict[str, dict[str, Any]] = {}
         self.path: Path | None = None
         if out_dir is None:
             return
-        key = json.dumps([data.name, data.layout, workflow, llm.name, llm.sha256, sorted(strategies)])
+        key = json.dumps([data.name, data.layout, workflow, llm.name if llm else "", llm.sha256 if llm else "",
+                          sorted(strategies)] + ([ranker] if ranker != "builtin" else []))
         self.path = Path(out_dir) / f"items-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
@@ -157,20 +183,88 @@ def _each_item(data: Dataset, progress: Progress | None, cache: _RowCache,
     return rows
 
 
+def _coder(ranker: str, kb: Any, retriever: Any) -> Any:
+    from medcoder.agents.ranker import ranker_folder
+    from medcoder.ranking.coder import RankedCoder
+
+    return RankedCoder.from_folder(ranker_folder("icd10cm", ranker), kb, retriever)
+
+
+def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...]) -> dict[str, StrategyOutput]:
+    outputs: dict[str, StrategyOutput] = {}
+    if "memory" in strategies:
+        outputs["memory"] = _timed(StrategyOutput(calibrated=False), None, lambda: [
+            p for p in memory_codes(coder, text) if p.confidence >= 0.2])
+        outputs["memory"].ranking = memory_codes(coder, text)
+    if "ranked-nomodel" in strategies:
+        out = StrategyOutput(calibrated=True)
+        holder: dict[str, Any] = {}
+
+        def run() -> list[Prediction]:
+            holder["accepted"], holder["every"] = ranked_nomodel_codes(coder, text)
+            return holder["accepted"]
+
+        _timed(out, None, run)
+        out.ranking = holder["every"]
+        outputs["ranked-nomodel"] = out
+    return outputs
+
+
+def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: str, progress: Progress | None,
+                            out_dir: str | Path | None) -> dict[str, Any]:
+    """`memory` and `ranked-nomodel` only: knowledge, retrieval and the ranker, no language model loaded."""
+    from medcoder.knowledge import default_kb
+    from medcoder.knowledge.retrieval import HybridRetriever
+
+    kb = default_kb()
+    coder = _coder(ranker, kb, HybridRetriever(kb))
+    cache = _RowCache(out_dir, data, "no-model", None, strategies, ranker)
+
+    def score(ex: Example) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": ex.id, "gold": ex.codes}
+        try:
+            row["strategies"] = {k: v.to_row() for k, v in _nomodel_outputs(coder, ex.text, strategies).items()}
+        except Exception as exc:  # noqa: BLE001 - one bad note is recorded, the evaluation goes on
+            logger.exception("eval: note %s failed", ex.id)
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        return row
+
+    rows = _each_item(data, progress, cache, score)
+    auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold")
+    return {**_score_icd(data, rows, strategies, kb, auto), "items": rows}
+
+
 def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
-                progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
+                progress: Progress | None, cache: _RowCache, coder: Any = None) -> list[dict[str, Any]]:
+    tree_wf = None
+    if "tree" in strategies and wf.spec.name != "icd10cm-tree":
+        from medcoder.workflow import load_workflow
+
+        tree_wf = load_workflow("icd10cm-tree", llms=wf.llms, kb=wf.kb, audit=None)
+
     def score(ex: Example) -> dict[str, Any]:
         row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "strategies": {}}
         try:
             start = time.perf_counter()
             result = wf.run(ex.text)
-            tree = StrategyOutput(seconds=round(time.perf_counter() - start, 3),
+            main = StrategyOutput(seconds=round(time.perf_counter() - start, 3),
                                   model_calls=result.stats.get("model_calls", 0),
                                   prompt_tokens=result.stats.get("prompt_tokens", 0),
-                                  cached_tokens=result.stats.get("cached_tokens", 0))
-            tree.predictions = [Prediction(c.code, c.confidence, c.mention)
+                                  cached_tokens=result.stats.get("cached_tokens", 0), calibrated=True)
+            main.predictions = [Prediction(c.code, c.confidence, c.mention)
                                 for c in result.codes if c.system == data.system]
-            outputs = {"tree": tree}
+            main.ranking = main.predictions + [Prediction(s["code"], s["confidence"]) for s in result.suggestions
+                                               if s.get("system") == data.system]
+            outputs = {"tree" if wf.spec.name == "icd10cm-tree" else "ranked": main}
+            if tree_wf is not None:
+                t0 = time.perf_counter()
+                tres = tree_wf.run(ex.text)
+                outputs["tree"] = StrategyOutput(
+                    [Prediction(c.code, c.confidence, c.mention) for c in tres.codes if c.system == data.system],
+                    round(time.perf_counter() - t0, 3), tres.stats.get("model_calls", 0),
+                    tres.stats.get("prompt_tokens", 0), tres.stats.get("cached_tokens", 0))
+            if coder is not None:
+                outputs.update(_nomodel_outputs(coder, ex.text, strategies))
             entities = result.entities
             row["run_id"], row["entities"] = result.run_id, len(entities)
             if "retrieval" in strategies:
@@ -215,7 +309,8 @@ def _cost(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {k: round(sum(r.get(k, 0) for r in rows) / n, 3) for k in ("seconds", "model_calls", "prompt_tokens", "cached_tokens")}
 
 
-def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any) -> dict[str, Any]:
+def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any,
+               auto_threshold: float | None = None) -> dict[str, Any]:
     icd = kb.icd10cm
     ok_rows = [r for r in rows if "error" not in r]
     gold = [{_canon(icd, c) for c in r["gold"]} for r in ok_rows]
@@ -234,9 +329,17 @@ def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str,
 
     out: dict[str, Any] = {"metrics": {}, "errors": len(rows) - len(ok_rows)}
     for name in strategies:
-        ranked = [r["strategies"][name]["ranked"] for r in ok_rows]
-        pred = [set(x) for x in ranked]
+        ranked = [r["strategies"][name].get("ranking") or r["strategies"][name]["ranked"] for r in ok_rows]
+        pred = [set(r["strategies"][name]["ranked"]) for r in ok_rows]
         m = metrics.icd_report(gold, pred, ranked)
+        scored = [(p, c in g) for r, g in zip(ok_rows, gold) for c, p in r["strategies"][name].get("scores", [])]
+        if scored:
+            m["calibration"] = metrics.calibration(scored, auto_threshold=auto_threshold)
+            predicted = sum(len(p) for p in pred)
+            if auto_threshold is not None and predicted:
+                above = sum(1 for r in ok_rows for c, p in r["strategies"][name].get("scores", [])
+                            if p >= auto_threshold and c in r["strategies"][name]["ranked"])
+                m["calibration"]["auto_accept_share_of_predicted"] = round(above / predicted, 4)
         m["per_chapter"] = metrics.per_group_f1(gold, pred, chapter)
         errs: Counter[str] = Counter()
         for g, p in zip(gold, pred):

@@ -2,8 +2,11 @@
 
 - `retrieval`: the top billable code of the hybrid search for each mention (no model);
 - `flat`: one model call per mention choosing among the top retrieved billable candidates;
-- `tree`: the workflow's hierarchical navigator (+ critic), i.e. medcoder itself.
-Baselines reuse the tree run's extracted entities, so the only difference is how codes are chosen.
+- `tree`: the wave-1 workflow's hierarchical navigator (+ critic) (`icd10cm-tree`);
+- `memory`: the coded-notes memory alone (kNN share of each code; no model, no retrieval);
+- `ranked-nomodel`: the learned ranker over sentence retrieval and memory (no model, no extraction);
+- `ranked`: the `icd10cm` workflow: extraction, every source, the model as verifier, the ranker.
+Baselines reuse the model workflow's extracted entities, so the only difference is how codes are chosen.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from medcoder.llm import LLM, Option
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("retrieval", "flat", "tree")
+STRATEGIES = ("retrieval", "flat", "tree", "memory", "ranked-nomodel", "ranked")
+NO_MODEL = ("memory", "ranked-nomodel")  # strategies that load no language model
+DEFAULT_STRATEGIES = ("retrieval", "memory", "ranked-nomodel", "ranked")
 
 
 @dataclass(slots=True)
@@ -40,11 +45,18 @@ class StrategyOutput:
     model_calls: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    ranking: list[Prediction] | None = None  # every candidate best first (MAP), when more than the predictions
+    calibrated: bool = False  # confidences are probabilities (reliability diagram, ECE)
 
     def to_row(self) -> dict[str, Any]:
-        """What the eval stores per item and strategy: codes best first and the cost."""
-        return {"ranked": self.ranked(), "seconds": self.seconds, "model_calls": self.model_calls,
-                "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens}
+        """What the eval stores per item and strategy: codes best first, the full ranking, and the cost."""
+        row: dict[str, Any] = {"ranked": self.ranked(), "seconds": self.seconds, "model_calls": self.model_calls,
+                               "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens}
+        if self.ranking is not None:
+            row["ranking"] = [p.code for p in self.ranking][:200]
+        if self.calibrated:
+            row["scores"] = [[p.code, p.confidence] for p in (self.ranking or self.predictions)][:200]
+        return row
 
     def ranked(self) -> list[str]:
         """Distinct codes, most confident first."""
@@ -121,3 +133,20 @@ def tree_term(llm: LLM, kb: KnowledgeBase, retriever: HybridRetriever, text: str
     update = node({"note": text, "item": term_entity(text, system)})
     prop = (update.get("proposals") or {}).get("e0")
     return [Prediction(prop["code"], prop["confidence"], "e0")] if prop else []
+
+
+MEMORY_THRESHOLD = 0.2  # kNN share above which the memory-only baseline reports a code
+
+
+def memory_codes(coder: Any, text: str) -> list[Prediction]:
+    """The memory alone: codes of similar notes ranked by their share of the neighbours' similarity."""
+    view = coder.memory.query([text])[0]
+    preds = [Prediction(code, round(h.knn_share, 4)) for code, h in view.hits.items() if h.knn_rank]
+    return sorted(preds, key=lambda p: -p.confidence)
+
+
+def ranked_nomodel_codes(coder: Any, text: str, cache: Any = None) -> tuple[list[Prediction], list[Prediction]]:
+    """The learned ranker over sentence retrieval and memory: (codes above the threshold, every candidate ranked)."""
+    ranked = coder.rank(coder.candidates(text, None, cache=cache))
+    every = [Prediction(r.code, round(r.probability, 6)) for r in ranked]
+    return [p for p, r in zip(every, ranked) if r.accepted], every

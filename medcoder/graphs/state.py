@@ -36,5 +36,6 @@ class CodingState(TypedDict, total=False):
     revisit: list[dict[str, Any]]           # entities the critic sent back: {entity_id, reason}
     rounds: Annotated[int, operator.add]    # critic rounds taken
     errors: Annotated[list[dict[str, Any]], operator.add]      # {node, entity_id?, error}
+    suggestions: list[dict[str, Any]]     # ranked codes below the threshold, kept for review
     result: dict[str, Any]
     visits: Annotated[dict[str, int], add_counts]              # node id -> times run (loop bounds)

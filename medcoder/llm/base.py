@@ -45,6 +45,7 @@ class Capabilities:
     logprobs: bool = False
     grammar: bool = False
     prefix_cache: bool = False
+    batched_score: bool = False  # `score` decodes all continuations together over one shared prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,17 @@ class Choice:
     label: str
     probability: float
     logprob: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """What `score` judges: the log-probability of `text` after the shared context and then `prompt`.
+
+    `prompt` (for example "Code: E11.9 ...\nDocumented:") is said but not scored; `text` (" yes") is scored.
+    """
+
+    text: str
+    prompt: str = ""
 
 
 @dataclass(slots=True)
@@ -81,7 +93,7 @@ class CallStats:
 class CallRecord:
     """Everything about one call: the request, the answer and its accounting."""
 
-    kind: str  # "chat" or "choose"
+    kind: str  # "chat", "choose" or "score"
     request_key: str
     messages: list[Message]
     stats: CallStats
@@ -93,6 +105,8 @@ class CallRecord:
     method: str = ""  # how `choose` ranked: logprobs or grammar
     label_mass: float | None = None  # probability the model put on any option label at all
     error: str | None = None  # the call's answer could not be used (recorded all the same)
+    continuations: list[dict[str, str]] | None = None  # `score`: what was judged, in order
+    scores: list[float] | None = None  # `score`: the log-probability of each continuation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,27 +131,68 @@ class ChooseResult:
         return self.choices[0]
 
 
+@dataclass(slots=True)
+class ScoreResult:
+    """The log-probability of each continuation (same order as asked) and the call's record."""
+
+    logprobs: list[float]
+    record: CallRecord
+
+
+@dataclass(slots=True)
+class JudgeResult:
+    """Yes/no judgements: log-odds log P(yes) - log P(no) per question, and P(yes) renormalised over the two."""
+
+    log_odds: list[float]
+    p_yes: list[float]
+    record: CallRecord
+
+
 CallObserver = Callable[[CallRecord], None]
 
 
 def request_key(kind: str, messages: Sequence[Message], options: Sequence[Option] | None = None,
-                schema: dict[str, Any] | None = None, k: int | None = None) -> str:
+                schema: dict[str, Any] | None = None, k: int | None = None,
+                continuations: Sequence[Continuation] | None = None) -> str:
     """A digest of what was asked, the same across backends: the key a replay looks up."""
-    payload = {"kind": kind, "messages": list(messages), "schema": schema, "k": k,
-               "options": [[o.key, o.label] for o in options] if options is not None else None}
+    payload: dict[str, Any] = {"kind": kind, "messages": list(messages), "schema": schema, "k": k,
+                               "options": [[o.key, o.label] for o in options] if options is not None else None}
+    if continuations is not None:
+        payload["continuations"] = [[c.prompt, c.text] for c in continuations]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def choice_messages(context: str | Sequence[Message], options: Sequence[Option],
                     instruction: str | None = None) -> list[Message]:
     """The prompt for `choose`: what is shared first (instructions, context), the options last."""
-    messages: list[Message] = (
-        [{"role": "user", "content": context}] if isinstance(context, str) else [dict(m) for m in context])
+    messages = as_messages(context)
     lines = "\n".join(f"{LABELS[i]}. {o.label}" for i, o in enumerate(options))
     ask = instruction or "Answer with the letter of the best option only."
     last = messages[-1]
     last["content"] = f"{last['content']}\n\nOptions:\n{lines}\n\n{ask}"
     return messages
+
+
+def as_messages(context: str | Sequence[Message]) -> list[Message]:
+    """A context given as text is one user message; messages are copied."""
+    return [{"role": "user", "content": context}] if isinstance(context, str) else [dict(m) for m in context]
+
+
+def as_continuations(continuations: Sequence[Continuation | str | tuple[str, str]]) -> list[Continuation]:
+    """Accept plain strings (scored whole) or (prompt, text) pairs as well as `Continuation`s."""
+    out = []
+    for c in continuations:
+        if isinstance(c, Continuation):
+            out.append(c)
+        elif isinstance(c, str):
+            out.append(Continuation(c))
+        else:
+            prompt, text = c
+            out.append(Continuation(text, prompt))
+    for c in out:
+        if not c.text:
+            raise MedcoderError("score(): a continuation's scored text is empty")
+    return out
 
 
 def softmax_choices(options: Sequence[Option], logprobs: Sequence[float]) -> tuple[list[Choice], float]:
@@ -239,6 +294,51 @@ class LLM(abc.ABC):
                             choices=[asdict(c) for c in choices], method=method, label_mass=mass)
         self._notify(record)
         return ChooseResult(choices, record)
+
+    def score(self, context: str | Sequence[Message], continuations: Sequence[Continuation | str | tuple[str, str]]
+              ) -> ScoreResult:
+        """The log-probability of each continuation after one shared context, recorded as one call.
+
+        The context is rendered as a chat prompt that ends where the assistant's answer begins;
+        each continuation's `prompt` then its `text` follow it verbatim. Backends with
+        `batched_score` evaluate the context once and decode all continuations together.
+        """
+        conts = as_continuations(continuations)
+        messages = as_messages(context)
+        key = request_key("score", messages, continuations=conts)
+        if not conts:
+            return ScoreResult([], CallRecord("score", key, messages, self._stamp(CallStats()), continuations=[],
+                                              scores=[]))
+        start = time.perf_counter()
+        error: ModelOutputError | None = None
+        try:
+            logprobs, stats = self._score(messages, conts)
+        except ModelOutputError as exc:
+            logprobs, stats, error = [], exc.stats or CallStats(), exc
+        stats.latency_s = time.perf_counter() - start
+        record = CallRecord("score", key, messages, self._stamp(stats), method="logprobs",
+                            continuations=[{"prompt": c.prompt, "text": c.text} for c in conts],
+                            scores=[round(x, 6) for x in logprobs], error=str(error) if error else None)
+        self._notify(record)
+        if error is not None:
+            raise error
+        return ScoreResult(list(record.scores or []), record)
+
+    def judge(self, context: str | Sequence[Message], questions: Sequence[str], yes: str = " yes",
+              no: str = " no") -> JudgeResult:
+        """Ask each question after the shared context and read its yes/no log-odds, all in one `score` call."""
+        conts = [Continuation(t, q) for q in questions for t in (yes, no)]
+        res = self.score(context, conts)
+        odds, p_yes = [], []
+        for i in range(len(questions)):
+            ly, ln = res.logprobs[2 * i], res.logprobs[2 * i + 1]
+            odds.append(ly - ln)
+            p_yes.append(1.0 / (1.0 + math.exp(min(50.0, ln - ly))))
+        return JudgeResult(odds, p_yes, res.record)
+
+    def _score(self, messages: list[Message], continuations: Sequence[Continuation]) -> tuple[list[float], CallStats]:
+        """Log-probabilities of each continuation (backends that can score implement this)."""
+        raise MedcoderError(f"the {self.backend or type(self).__name__} backend cannot score continuations")
 
     # -- shared machinery -------------------------------------------------------------
     def _choose_grammar(self, messages: list[Message], options: Sequence[Option], k: int) -> tuple[list[Choice], CallStats]:

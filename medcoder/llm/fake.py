@@ -12,7 +12,7 @@ import math
 from typing import Any, Callable, Sequence
 
 from medcoder.knowledge.lexical import tokenize
-from medcoder.llm.base import LLM, Capabilities, CallStats, Message, Option
+from medcoder.llm.base import LLM, Capabilities, CallStats, Continuation, Message, Option
 
 Responder = Callable[[list[Message], dict[str, Any] | None], Any]
 Chooser = Callable[[list[Message], Sequence[Option]], "str | None"]
@@ -22,7 +22,7 @@ class FakeLLM(LLM):
     """Deterministic: word overlap for `choose`, a scripted `responder` for `chat`."""
 
     backend = "fake"
-    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=False)
+    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=False, batched_score=True)
 
     def __init__(self, responder: Responder | None = None, name: str = "fake", chooser: Chooser | None = None) -> None:
         super().__init__()
@@ -54,3 +54,22 @@ class FakeLLM(LLM):
             scores.append(3.0 * overlap)
         log_z = math.log(sum(math.exp(s) for s in scores) + 1.0)  # the +1: mass left for "not a label"
         return [s - log_z for s in scores], CallStats(prompt_tokens=len(body.split()), sampling={"fake": True})
+
+    def _score(self, messages: list[Message], continuations: Sequence[Continuation]) -> tuple[list[float], CallStats]:
+        """" yes" is likely when the prompt's words occur in the context, " no" when they do not."""
+        self.calls += 1
+        words = set(tokenize(" ".join(m["content"] for m in messages)))
+        out = []
+        for c in continuations:
+            asked = tokenize(c.prompt)
+            share = len([w for w in asked if w in words]) / len(asked) if asked else 0.5
+            p_yes = 1.0 / (1.0 + math.exp(-(6.0 * share - 3.0)))
+            answer = c.text.strip().lower()  # "no" is a stopword to the tokenizer: compare the raw text
+            if answer == "yes":
+                out.append(math.log(p_yes))
+            elif answer == "no":
+                out.append(math.log(1.0 - p_yes))
+            else:
+                out.append(-2.0 * max(1, len(tokenize(c.text))) + share)
+        return out, CallStats(prompt_tokens=len(words) + sum(len(c.prompt.split()) for c in continuations),
+                              sampling={"fake": True})

@@ -2,7 +2,11 @@
 
 Structured output goes through `response_format` with a JSON schema, which both servers
 turn into a grammar. Servers do not expose next-token log-probabilities of our labels
-reliably, so `choose` uses the grammar fallback. Uses only the standard library.
+reliably, so `choose` uses the grammar fallback. `score` sends one completion request per
+continuation with the shared context first (`echo` + `logprobs`: the server returns the
+log-probability of every prompt token), concurrently, so a server with parallel slots and a
+prefix cache evaluates the context once. Uses only the standard library (and jinja2, which
+llama-cpp-python brings, to render the chat template the same way as in-process).
 """
 
 from __future__ import annotations
@@ -11,10 +15,15 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
 
 from medcoder.errors import MedcoderError
-from medcoder.llm.base import LLM, Capabilities, CallStats, Message
+from medcoder.llm.base import LLM, Capabilities, CallStats, Continuation, Message, ModelOutputError
+
+# ChatML, used by Qwen2.5 and SmolLM2; a server's own template (`chat_template=`) takes precedence
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +32,14 @@ class HttpLLM(LLM):
     """A model served at `base_url` (for example http://127.0.0.1:8080/v1)."""
 
     backend = "http"
-    capabilities = Capabilities(logprobs=False, grammar=True, prefix_cache=True)
+    capabilities = Capabilities(logprobs=False, grammar=True, prefix_cache=True, batched_score=True)
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None, timeout: float = 120.0,
-                 seed: int = 0, temperature: float = 0.0, max_tokens: int = 512, sha256: str = "") -> None:
+                 seed: int = 0, temperature: float = 0.0, max_tokens: int = 512, sha256: str = "",
+                 chat_template: str | None = None, parallel: int = 4) -> None:
         super().__init__()
+        self.chat_template = chat_template or CHATML
+        self.parallel = max(1, parallel)  # concurrent requests: match the server's slots
         if not base_url.startswith(("http://", "https://")):
             raise MedcoderError(f"not an http(s) URL: {base_url}")
         self.base_url = base_url.rstrip("/")
@@ -70,3 +82,38 @@ class HttpLLM(LLM):
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0
         return text, CallStats(prompt_tokens=usage.get("prompt_tokens", 0), cached_tokens=cached,
                                completion_tokens=usage.get("completion_tokens", 0), sampling=sampling)
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The chat prompt as text, ending where the assistant's answer begins (for raw completions)."""
+        import jinja2
+
+        env = jinja2.Environment(loader=jinja2.BaseLoader(), trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = lambda msg: (_ for _ in ()).throw(MedcoderError(msg))
+        return env.from_string(self.chat_template).render(messages=list(messages), add_generation_prompt=True,
+                                                           bos_token="", eos_token="")
+
+    def _score(self, messages: list[Message], continuations: Sequence[Continuation]) -> tuple[list[float], CallStats]:
+        context = self.render(messages)
+
+        def one(c: Continuation) -> tuple[float, dict[str, Any]]:
+            head = context + c.prompt
+            out = self._request("/completions", {"model": self.model, "prompt": head + c.text, "max_tokens": 1,
+                                                 "temperature": 0.0, "echo": True, "logprobs": 1, "seed": self.seed})
+            lp = (out["choices"][0].get("logprobs") or {})
+            offsets, values = lp.get("text_offset") or [], lp.get("token_logprobs") or []
+            if not offsets or len(offsets) != len(values):
+                raise ModelOutputError(f"{self.base_url}: the server returned no prompt log-probabilities "
+                                       "(llama.cpp's python server needs logits_all, the default)")
+            # prompt tokens whose text starts inside the continuation's text; the generated token is the last
+            picked = [v for off, v in zip(offsets[:-1], values[:-1]) if off >= len(head) and v is not None]
+            if not picked:
+                raise ModelOutputError(f"{self.base_url}: no token of {c.text!r} was scored")
+            return float(sum(picked)), out.get("usage") or {}
+
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            answers = list(pool.map(one, continuations))
+        usage = [u for _, u in answers]
+        return [s for s, _ in answers], CallStats(
+            prompt_tokens=sum(u.get("prompt_tokens", 0) for u in usage),
+            cached_tokens=sum((u.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0 for u in usage),
+            sampling={"method": "echo log-probabilities", "continuations": len(continuations)})

@@ -14,13 +14,14 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.llm.base import LABELS, LLM, Capabilities, CallStats, Message, ModelOutputError, Option
+from medcoder.llm.base import LABELS, LLM, Capabilities, CallStats, Continuation, Message, ModelOutputError, Option
 from medcoder.llm.registry import ModelFileError, model_sha256
 
 logger = logging.getLogger(__name__)
@@ -54,15 +55,90 @@ def _load_quietly(construct: Callable[[], Any], path: Path) -> Any:
     return llm
 
 
+def _enable_parallel_sequences(llm: Any, n_seq_max: int) -> int:
+    """Recreate the model's context with a unified KV cache shared by up to `n_seq_max` sequences.
+
+    llama-cpp-python's `Llama` makes a one-sequence context; `score` needs many sequences over one
+    copied prefix. With a unified cache all sequences share the same `n_ctx` cells.
+    """
+    import llama_cpp
+    from llama_cpp import _internals
+
+    n_seq_max = max(1, min(n_seq_max, int(llama_cpp.llama_max_parallel_sequences())))
+    if n_seq_max == 1:
+        return 1
+    params = llm.context_params
+    params.n_seq_max = n_seq_max
+    params.kv_unified = True
+    old = llm._ctx
+    llm._ctx = llm._stack.enter_context(contextlib.closing(
+        _internals.LlamaContext(model=llm._model, params=params, verbose=False)))
+    old.close()
+    llm.n_tokens = 0
+    return n_seq_max
+
+
+@dataclass(slots=True)
+class _Job:
+    """One sequence to decode: its tokens, the positions whose logits are read, and what they score.
+
+    `targets` holds (continuation index, [(position, token)]) where position -1 means the
+    context's last logits; continuations that share a prompt and end in one token share a job.
+    """
+
+    tokens: list[int]
+    read_at: set[int] = field(default_factory=set)
+    targets: list[tuple[int, list[tuple[int, int]]]] = field(default_factory=list)
+
+
+def _plan_jobs(tails: list[tuple[list[int], list[int]]]) -> list[_Job]:
+    """Group continuations into sequences: single-token texts after the same prompt share one."""
+    jobs: list[_Job] = []
+    shared: dict[tuple[int, ...], _Job] = {}
+    for index, (prompt, text) in enumerate(tails):
+        if not text:
+            raise ModelOutputError(f"score: continuation {index} has no tokens to score")
+        if len(text) == 1 and tuple(prompt) in shared:
+            job = shared[tuple(prompt)]
+        else:
+            job = _Job(list(prompt) + text[:-1])
+            jobs.append(job)
+            if len(text) == 1:
+                shared[tuple(prompt)] = job
+        reads = [(len(prompt) - 1 + k, tok) for k, tok in enumerate(text)]
+        job.read_at.update(pos for pos, _ in reads if pos >= 0)
+        job.targets.append((index, reads))
+    return jobs
+
+
+def _pack(jobs: list[_Job], n_batch: int, max_seqs: int, free_cells: int) -> list[list[_Job]]:
+    """Split jobs into batches within the batch size, the sequence limit and the free KV cells."""
+    batches: list[list[_Job]] = []
+    current: list[_Job] = []
+    used = 0
+    for job in jobs:
+        size = len(job.tokens)
+        if size > n_batch:
+            raise ModelOutputError(f"score: a continuation of {size} tokens exceeds the batch size of {n_batch} tokens")
+        if current and (used + size > min(n_batch, free_cells) or len(current) >= max_seqs):
+            batches.append(current)
+            current, used = [], 0
+        current.append(job)
+        used += size
+    if current:
+        batches.append(current)
+    return batches
+
+
 class LlamaCppLLM(LLM):
     """A GGUF model loaded in this process."""
 
     backend = "llama_cpp"
-    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=True)
+    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=True, batched_score=True)
 
     def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
                  n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
-                 seed: int = 0, temperature: float = 0.0, max_tokens: int = 512) -> None:
+                 seed: int = 0, temperature: float = 0.0, max_tokens: int = 512, n_seq_max: int = 64) -> None:
         super().__init__()
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -79,7 +155,9 @@ class LlamaCppLLM(LLM):
         self.llm = _load_quietly(lambda: Llama(
             model_path=str(path), n_ctx=n_ctx, n_gpu_layers=self.n_gpu_layers, n_threads=n_threads,
             n_batch=n_batch, seed=seed, verbose=True), path)
+        self.n_seq_max = _enable_parallel_sequences(self.llm, n_seq_max)
         self.n_ctx = self.llm.n_ctx()
+        self.n_batch = self.llm.n_batch
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelFileError(f"{path} has no chat template; medcoder needs an instruct model")
@@ -171,6 +249,79 @@ class LlamaCppLLM(LLM):
         logprobs = [float(logits[i] - log_z) for i in ids]
         return logprobs, CallStats(prompt_tokens=len(tokens), cached_tokens=reused, completion_tokens=0,
                                    sampling={"method": "next-token log-probabilities", "labels": len(options)})
+
+    def _logprobs_at(self, batch_index: int) -> np.ndarray:
+        """Log-softmax of the logits the last decode produced at `batch_index` (-1: its last token)."""
+        import llama_cpp
+
+        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, batch_index)
+        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
+                                       shape=(self.llm.n_vocab(),)).astype(np.float64)
+        top = logits.max()
+        return logits - (top + np.log(np.exp(logits - top).sum()))
+
+    def _tail_tokens(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode(), add_bos=False, special=False) if text else []
+
+    def _score(self, messages: list[Message], continuations: Sequence[Continuation]) -> tuple[list[float], CallStats]:
+        """Evaluate the context once (keeping it cached as sequence 0), then decode every continuation's
+        tail as its own sequence over copies of the context's KV cells, many sequences per batch."""
+        with self._lock:
+            ctx_tokens = self.prompt_tokens(messages)
+            jobs = _plan_jobs([(self._tail_tokens(c.prompt), self._tail_tokens(c.text)) for c in continuations])
+            longest = max(len(j.tokens) for j in jobs)
+            if len(ctx_tokens) + longest > self.n_ctx:
+                raise ModelOutputError(
+                    f"score: context of {len(ctx_tokens)} tokens + a continuation of {longest} tokens does not fit "
+                    f"the model's context window of {self.n_ctx} tokens", stats=CallStats(prompt_tokens=len(ctx_tokens)))
+            reused = self._reuse_prefix(ctx_tokens)
+            self.llm.eval(ctx_tokens[reused:])
+            last = self._logprobs_at(-1)
+            n_ctx_tokens = len(ctx_tokens)
+            scores = [0.0] * len(continuations)
+            evaluated = 0
+            for batch in _pack(jobs, self.n_batch, self.n_seq_max - 1, self.n_ctx - n_ctx_tokens):
+                evaluated += sum(len(j.tokens) for j in batch)
+                self._decode_jobs(batch, n_ctx_tokens, last, scores)
+        stats = CallStats(prompt_tokens=n_ctx_tokens + evaluated, cached_tokens=reused, completion_tokens=0,
+                          sampling={"method": "continuation log-probabilities", "continuations": len(continuations),
+                                    "sequences": len(jobs)})
+        return scores, stats
+
+    def _decode_jobs(self, jobs: list["_Job"], n_past: int, last: np.ndarray, scores: list[float]) -> None:
+        """Decode one batch of jobs, each in its own sequence copied from the context (sequence 0)."""
+        ctx = self.llm._ctx
+        batch = self.llm._batch
+        batch.reset()
+        wanted: list[tuple[_Job, int, int]] = []  # job, its relative position, index in the batch
+        b = batch.batch
+        for seq, job in enumerate(jobs, start=1):
+            if not job.tokens:
+                continue
+            ctx.kv_cache_seq_cp(0, seq, 0, n_past)
+            for i, tok in enumerate(job.tokens):
+                j = b.n_tokens
+                b.token[j], b.pos[j], b.n_seq_id[j] = tok, n_past + i, 1
+                b.seq_id[j][0] = seq
+                b.logits[j] = i in job.read_at
+                if i in job.read_at:
+                    wanted.append((job, i, j))
+                b.n_tokens += 1
+        try:
+            if b.n_tokens:
+                ctx.decode(batch)
+            rows = {(id(job), i): self._logprobs_at(j) for job, i, j in wanted}
+            for job in jobs:
+                for target, reads in job.targets:
+                    total = 0.0
+                    for pos, tok in reads:
+                        row = last if pos < 0 else rows[(id(job), pos)]
+                        total += float(row[tok])
+                    scores[target] = total
+        finally:
+            for seq in range(1, len(jobs) + 1):
+                ctx.kv_cache_seq_rm(seq, -1, -1)
+            batch.reset()
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -12,8 +12,9 @@ from typing import Any, Iterable, Sequence
 
 from medcoder.errors import MedcoderError
 from medcoder.llm.base import (
-    LLM, Capabilities, CallRecord, CallStats, ChatResult, Choice, ChooseResult, Message, ModelOutputError, Option, T,
-    choice_messages, request_key, validate_output,
+    LLM, Capabilities, CallRecord, CallStats, ChatResult, Choice, ChooseResult, Continuation, Message,
+    ModelOutputError, Option, ScoreResult, T, as_continuations, as_messages, choice_messages, request_key,
+    validate_output,
 )
 
 
@@ -31,7 +32,7 @@ class ReplayLLM(LLM):
     """Serves the answers of recorded `CallRecord`s, in order for repeated identical requests."""
 
     backend = "replay"
-    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=False)
+    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=False, batched_score=True)
 
     def __init__(self, records: Iterable[CallRecord | dict[str, Any]]) -> None:
         super().__init__()
@@ -76,6 +77,18 @@ class ReplayLLM(LLM):
         rec = self._take(key, "choose")
         self._notify(rec)
         return ChooseResult([Choice(**c) for c in rec.choices or []], rec)
+
+    def score(self, context: str | Sequence[Message], continuations: Sequence[Continuation | str | tuple[str, str]]
+              ) -> ScoreResult:
+        conts = as_continuations(continuations)
+        key = request_key("score", as_messages(context), continuations=conts)
+        if not conts:
+            return super().score(context, conts)
+        rec = self._take(key, "score")
+        self._notify(rec)
+        if rec.error:
+            raise ModelOutputError(rec.error)
+        return ScoreResult(list(rec.scores or []), rec)
 
     def _chat(self, *args: Any) -> tuple[str, CallStats]:  # pragma: no cover - chat() is overridden
         raise ReplayMissError("replay has no model to generate with")

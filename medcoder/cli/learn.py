@@ -1,0 +1,40 @@
+"""`medcoder learn`: a memory and a calibrated ranker from coded notes (and coders' feedback)."""
+
+from __future__ import annotations
+
+import click
+
+from medcoder.cli.output import emit_table, progress_bar
+
+
+@click.command("learn")
+@click.argument("dataset", required=False)
+@click.option("--system", default="icd10cm", show_default=True, type=click.Choice(["icd10cm"]))
+@click.option("--out", "out_dir", required=True, help="Folder to write the ranker into (a workflow names it).")
+@click.option("--feedback", "feedback", multiple=True, help="Feedback JSONL from review sessions (repeatable).")
+@click.option("--audit", "audit_path", default=None, help="Audit store holding the sessions' notes (default: the home's).")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20))
+@click.option("--limit", "-n", type=int, default=None, help="Only the first N notes of the dataset.")
+@click.option("--cache", "cache_path", default=None, help="Retrieval cache file (default: OUT/retrieval-cache.jsonl).")
+def learn_command(dataset: str | None, system: str, out_dir: str, feedback: tuple[str, ...], audit_path: str | None,
+                  folds: int, limit: int | None, cache_path: str | None) -> None:
+    """Learn a ranker from DATASET (CodiEsp folder or JSONL {id, text, codes}) and/or feedback files."""
+    from pathlib import Path
+
+    from medcoder.errors import MedcoderError
+    from medcoder.ranking.service import learn_from
+
+    if not dataset and not feedback:
+        raise MedcoderError("give a DATASET, --feedback files, or both")
+    with progress_bar("learning") as advance:
+        report = learn_from(dataset, out_dir, system=system, feedback=feedback, audit_path=audit_path, folds=folds,
+                            limit=limit, cache_path=cache_path or str(Path(out_dir) / "retrieval-cache.jsonl"),
+                            progress=lambda stage, done, total: advance(done, total))
+    cv = report.cv
+    emit_table([{"notes": report.notes, "candidates/note": report.candidates_per_note,
+                 "gold reachable": report.gold_in_candidates, "CV MAP": cv["map"], "CV micro F1": cv["micro"]["f1"],
+                 "P": cv["micro"]["precision"], "R": cv["micro"]["recall"], "category F1": cv["category_micro"]["f1"],
+                 "ECE": cv["ece"], "threshold": report.threshold}],
+               ["notes", "candidates/note", "gold reachable", "CV MAP", "CV micro F1", "P", "R", "category F1", "ECE",
+                "threshold"], title=f"learned {system} ranker ({report.seconds:.0f} s)")
+    click.echo(f"wrote {out_dir} (ranker.json, ranker.joblib, memory.joblib, learn-report.json)")

@@ -1,0 +1,203 @@
+"""Candidates from every source for one note, each with its provenance, turned into ranker features.
+
+Sources: hybrid retrieval per sentence (what extraction may miss), hybrid retrieval per
+extracted mention, the coded-notes memory (kNN and linear views) and the ontology around the
+hits (a non-billable hit proposes its billable descendants). Every candidate is a billable code,
+so whatever the ranker puts first is a valid code to report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from medcoder.knowledge.lexical import SearchHit
+from medcoder.ranking.memory import MemoryView, category
+
+MISSING_RANK = 200.0
+RANKER_NAMES = ("lexical", "dense", "index")
+
+
+@dataclass(slots=True)
+class Evidence:
+    """Where a candidate was found: a sentence or a mention, its character span and the hit's rank."""
+
+    source: str  # sentence | mention
+    text: str
+    start: int
+    end: int
+    rank: int
+    score: float
+    via: str = ""  # the non-billable hit this billable code descends from, if any
+    assertion: str = "present"
+
+
+@dataclass
+class _Acc:
+    """What the sources said about one candidate code while the note's signals are collected."""
+
+    evidence: list[Evidence] = field(default_factory=list)
+    sent_ranks: list[int] = field(default_factory=list)
+    sent_scores: list[float] = field(default_factory=list)
+    ment_ranks: list[int] = field(default_factory=list)
+    ment_scores: list[float] = field(default_factory=list)
+    ment_absent: int = 0  # mentions that found it but are negated, family history or uncertain
+    ranker_best: dict[str, int] = field(default_factory=dict)
+    direct: int = 0  # found as itself (not only through a non-billable ancestor)
+    via_parent: int = 0
+
+
+@dataclass(slots=True)
+class Span:
+    """A piece of the note that was searched: a sentence or a mention, with offsets into the note."""
+
+    text: str
+    start: int
+    end: int
+    source: str = "sentence"
+    assertion: str = "present"
+    section: str = ""
+
+
+def billable_targets(onto: Any, code: str, limit: int = 12) -> list[str]:
+    """The billable codes a hit stands for: itself, or a few billable descendants of a category."""
+    node = onto.node(code)
+    if node.billable:
+        return [code]
+    if node.kind in ("chapter", "block", "root") or node.depth <= 1:
+        return []
+    leaves = [n for n in onto.descendants(code) if n.billable]
+    if len(leaves) <= limit:
+        return [n.code for n in leaves]
+    preferred = [n for n in leaves if "unspecified" in n.label.lower() and (n.kind != "extension" or n.code.endswith("A"))]
+    return [n.code for n in sorted(preferred or leaves, key=lambda n: (len(n.code), n.code))[:limit]]
+
+
+def _rank_of(source: str) -> tuple[str, int]:
+    name, _, rank = source.partition("#")
+    return name, int(rank) if rank.isdigit() else int(MISSING_RANK)
+
+
+@dataclass
+class NoteCandidates:
+    """All candidates of one note with their features, ready for the ranker."""
+
+    codes: list[str]
+    features: list[list[float]]
+    evidence: dict[str, list[Evidence]]
+    sources: dict[str, list[str]]  # code -> which sources proposed it
+
+
+FEATURES = (
+    "sent_best_rank", "sent_max_score", "sent_sum_score", "sent_n", "sent_share",
+    "ment_best_rank", "ment_max_score", "ment_n", "ment_absent", "has_mentions",
+    "lexical_best", "dense_best", "index_best", "direct", "via_parent",
+    "knn_score", "knn_share", "knn_rank", "svm_margin", "svm_rank",
+    "mem_freq", "mem_cat_freq", "mem_seen", "note_top_sim", "note_top5_sim",
+    "cat_sent_sum", "cat_knn_sum", "cat_candidates", "code_len", "depth", "unspecified", "seventh",
+    "n_sentences",
+)
+NO_MARGIN = -5.0  # the linear view did not score this code
+
+
+def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]], memory: MemoryView | None,
+            mem_freq: Any = None, expand_limit: int = 12) -> NoteCandidates:
+    """Merge every source's findings for one note into one row of features per billable candidate.
+
+    `hits[i]` are the fused retrieval hits for `spans[i]`; `memory` is the memory's view of the
+    note (or None: no memory); `mem_freq(code)` gives the memory's log frequencies.
+    """
+    accs: dict[str, _Acc] = {}
+    n_sent = sum(1 for s in spans if s.source == "sentence")
+    has_mentions = any(s.source == "mention" for s in spans)
+    targets_cache: dict[str, list[str]] = {}
+    for span, span_hits in zip(spans, hits):
+        for rank, hit in enumerate(span_hits, start=1):
+            if hit.code not in targets_cache:
+                targets_cache[hit.code] = billable_targets(onto, hit.code, expand_limit)
+            for target in targets_cache[hit.code]:
+                acc = accs.setdefault(target, _Acc())
+                direct = target == hit.code
+                acc.direct += direct
+                acc.via_parent += not direct
+                if span.source == "sentence":
+                    acc.sent_ranks.append(rank)
+                    acc.sent_scores.append(hit.score)
+                elif span.assertion == "present":
+                    acc.ment_ranks.append(rank)
+                    acc.ment_scores.append(hit.score)
+                else:
+                    acc.ment_absent += 1
+                for src in hit.sources:
+                    name, r = _rank_of(src)
+                    acc.ranker_best[name] = min(acc.ranker_best.get(name, int(MISSING_RANK)), r)
+                if len(acc.evidence) < 8:
+                    acc.evidence.append(Evidence(span.source, span.text, span.start, span.end, rank, round(hit.score, 4),
+                                                 "" if direct else hit.code, span.assertion))
+    mem_hits = memory.hits if memory is not None else {}
+    for code in mem_hits:
+        if code in onto and onto.node(code).billable:
+            accs.setdefault(code, _Acc())
+    cat_sent: dict[str, float] = {}
+    cat_knn: dict[str, float] = {}
+    cat_count: dict[str, int] = {}
+    for code, acc in accs.items():
+        k = category(code)
+        cat_sent[k] = cat_sent.get(k, 0.0) + sum(acc.sent_scores) + sum(acc.ment_scores)
+        cat_count[k] = cat_count.get(k, 0) + 1
+    for code, h in mem_hits.items():
+        cat_knn[category(code)] = cat_knn.get(category(code), 0.0) + h.knn_share
+    codes, rows, sources = [], [], {}
+    for code, acc in accs.items():
+        mh = mem_hits.get(code)
+        node = onto.node(code)
+        freq, cat_freq = mem_freq(code) if mem_freq else (0.0, 0.0)
+        src = [name for name, present in (("sentence", acc.sent_ranks), ("mention", acc.ment_ranks),
+                                          ("memory-knn", mh and mh.knn_rank), ("memory-linear", mh and mh.svm_rank),
+                                          ("ontology", acc.via_parent)) if present]
+        row = [
+            min(acc.sent_ranks, default=MISSING_RANK), max(acc.sent_scores, default=0.0), sum(acc.sent_scores),
+            len(acc.sent_ranks), len(acc.sent_ranks) / n_sent if n_sent else 0.0,
+            min(acc.ment_ranks, default=MISSING_RANK), max(acc.ment_scores, default=0.0), len(acc.ment_ranks),
+            acc.ment_absent, float(has_mentions),
+            *(acc.ranker_best.get(name, MISSING_RANK) for name in RANKER_NAMES), acc.direct, acc.via_parent,
+            mh.knn_score if mh else 0.0, mh.knn_share if mh else 0.0, (mh.knn_rank or MISSING_RANK) if mh else MISSING_RANK,
+            mh.svm_margin if mh and not math.isnan(mh.svm_margin) else NO_MARGIN, (mh.svm_rank or MISSING_RANK) if mh else MISSING_RANK,
+            freq, cat_freq, float(freq > 0), memory.top_similarity if memory else 0.0,
+            memory.mean_top5_similarity if memory else 0.0,
+            cat_sent.get(category(code), 0.0), cat_knn.get(category(code), 0.0), cat_count.get(category(code), 0),
+            len(code.replace(".", "")), node.depth, float("unspecified" in node.label.lower()),
+            float(node.kind == "extension"), n_sent,
+        ]
+        codes.append(code)
+        rows.append(row)
+        sources[code] = src
+    return NoteCandidates(codes, rows, {c: accs[c].evidence for c in codes}, sources)
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """The note's sentences with their offsets (lines, then sentence ends)."""
+    import re
+
+    spans = []
+    for line in re.finditer(r"[^\n]+", text):
+        base = line.start()
+        for m in re.finditer(r"\S.*?(?:[.!?](?=\s+[A-Z])|$)", line.group()):
+            s = m.group().strip()
+            if len(s) > 3 and re.search(r"[A-Za-z]{3}", s):
+                spans.append(Span(s, base + m.start(), base + m.start() + len(s)))
+    return spans
+
+
+def mention_spans(entities: Iterable[dict[str, Any]], kind: str) -> list[Span]:
+    """Extracted mentions of the system's entity kind as searchable spans."""
+    out = []
+    for e in entities:
+        if e.get("kind") != kind:
+            continue
+        text = " ".join(x for x in (e.get("mention") or "", e.get("text") or "") if x).strip()
+        if text:
+            out.append(Span(e.get("mention") or text, int(e.get("start", 0)), int(e.get("end", 0)), "mention",
+                            e.get("assertion", "present"), e.get("section", "")))
+    return out

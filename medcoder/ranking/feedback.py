@@ -1,0 +1,50 @@
+"""Coders' decisions as training labels: a review session's feedback JSONL becomes coded notes.
+
+Accepted and added codes (and the new code of a replacement) are the note's codes; rejected
+ones (and the old code of a replacement) are left out, so they become negatives the next time
+the ranker and memory are learned. The note text comes from the audit store (run id = session id).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from medcoder.errors import MedcoderError
+from medcoder.evaluation.datasets import Example
+
+
+def feedback_examples(paths: Iterable[str | Path], store: Any, system: str = "icd10cm") -> list[Example]:
+    """One example per session in the feedback files: its note and the codes the coder kept."""
+    sessions: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        p = Path(path)
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as exc:
+                raise MedcoderError(f"{p}:{n}: not a JSON line ({exc})") from exc
+            if (rec.get("system") or system) != system:
+                continue
+            s = sessions.setdefault(rec["session_id"], {"keep": [], "drop": set()})
+            action, code, old = rec.get("action"), rec.get("code") or "", rec.get("old")
+            if action in ("accept", "add") and code:
+                s["keep"].append(code)
+            elif action == "reject" and code:
+                s["drop"].add(code)
+            elif action == "replace":
+                if old:
+                    s["drop"].add(old)
+                if code:
+                    s["keep"].append(code)
+    out = []
+    for sid, s in sessions.items():
+        info = store.run(sid)
+        if info.note is None:
+            raise MedcoderError(f"session {sid} stored only the note's digest; its feedback cannot be learned from")
+        codes = [c for c in dict.fromkeys(s["keep"]) if c not in s["drop"]]
+        out.append(Example(f"feedback:{sid}", info.note, codes, system, {"rejected": ",".join(sorted(s["drop"]))}))
+    return out

@@ -1,0 +1,233 @@
+"""`medcoder learn`: build a coded-notes memory and a calibrated ranker from coded notes.
+
+Out-of-fold throughout: each note's memory features come from a memory built without it, and
+the calibrator and threshold come from the ranker's out-of-fold predictions, so the ranker
+never learns from its memory's own leaks and the reported CV figures are honest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from medcoder.errors import MedcoderError
+from medcoder.evaluation import metrics
+from medcoder.evaluation.datasets import Example
+from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, sentence_spans
+from medcoder.ranking.coder import RetrievalCache, search_spans
+from medcoder.ranking.memory import CodedNotesMemory
+from medcoder.ranking.model import RankerModel, new_calibrator, new_classifier
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class LearnReport:
+    """What learning measured: cross-validated quality on the training notes and the threshold chosen."""
+
+    notes: int
+    candidates_per_note: float
+    gold_in_candidates: float
+    cv: dict[str, Any]
+    threshold: float
+    seconds: float
+    folder: str = ""
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def canonical_codes(onto: Any, codes: Sequence[str]) -> set[str]:
+    """Gold codes as the ontology's node ids (unknown ones kept upper-case: they count as misses)."""
+    out = set()
+    for c in codes:
+        try:
+            out.add(onto.resolve(c))
+        except MedcoderError:
+            out.add(c.upper())
+    return out
+
+
+def training_targets(onto: Any, codes: set[str]) -> set[str]:
+    """Gold codes as the billable codes the ranker can propose: a code lacking its 7th character
+    stands for the initial encounter (…A), a category coded alone for its unspecified child."""
+    out = set()
+    for c in codes:
+        if c not in onto:
+            continue
+        node = onto.node(c)
+        if node.billable:
+            out.add(c)
+            continue
+        kids = [n for n in onto.children(c) if n.billable]
+        initial = [n for n in kids if n.kind == "extension" and n.code.endswith("A")]
+        unspecified = [n for n in kids if "unspecified" in n.label.lower()]
+        pick = initial or unspecified or (kids if len(kids) == 1 else [])
+        if pick:
+            out.add(pick[0].code)
+    return out
+
+
+def folds_of(n: int, k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    fold = np.empty(n, dtype=int)
+    fold[order] = np.arange(n) % k
+    return fold
+
+
+def note_candidates(examples: Sequence[Example], onto: Any, retriever: Any, system: str, folds: np.ndarray,
+                    cache: RetrievalCache | None, progress: Progress | None = None,
+                    memory_factory: Callable[[], CodedNotesMemory] = CodedNotesMemory) -> list[NoteCandidates]:
+    """Candidates of every note with out-of-fold memory views (memory fitted on the other folds)."""
+    n = len(examples)
+    golds = [sorted(training_targets(onto, canonical_codes(onto, e.codes))) for e in examples]
+    views: list[Any] = [None] * n
+    mems: list[CodedNotesMemory | None] = [None] * n
+    k = int(folds.max()) + 1 if n else 0
+    for f in range(k):
+        train = [i for i in range(n) if folds[i] != f]
+        held = [i for i in range(n) if folds[i] == f]
+        if not train or not held:
+            continue
+        mem = memory_factory().fit([examples[i].text for i in train], [golds[i] for i in train])
+        for i, v in zip(held, mem.query([examples[i].text for i in held])):
+            views[i], mems[i] = v, mem
+        if progress:
+            progress("memory", f + 1, k)
+    out = []
+    for i, ex in enumerate(examples):
+        spans = sentence_spans(ex.text)
+        hits = search_spans(retriever, spans, system, cache) if spans and retriever is not None else []
+        mem = mems[i]
+        out.append(collect(onto, spans, hits, views[i], mem.frequency if mem else None))
+        if progress:
+            progress("retrieval", i + 1, n)
+    return out
+
+
+def _oof_scores(cands: list[NoteCandidates], labels: list[np.ndarray], folds: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Out-of-fold raw ranker scores per note."""
+    out: list[np.ndarray] = [np.zeros(len(c.codes)) for c in cands]
+    for f in range(int(folds.max()) + 1):
+        tr = [i for i in range(len(cands)) if folds[i] != f and cands[i].codes]
+        te = [i for i in range(len(cands)) if folds[i] == f and cands[i].codes]
+        if not tr or not te:
+            continue
+        x = np.vstack([np.asarray(cands[i].features, dtype=np.float64) for i in tr])
+        y = np.concatenate([labels[i] for i in tr])
+        if y.min() == y.max():
+            continue
+        clf = new_classifier(seed).fit(x, y)
+        for i in te:
+            out[i] = clf.predict_proba(np.asarray(cands[i].features, dtype=np.float64))[:, 1]
+    return out
+
+
+def best_threshold(golds: list[set[str]], cands: list[NoteCandidates], probs: list[np.ndarray]) -> tuple[float, dict[str, Any]]:
+    """The probability cut with the best micro-F1 (gold codes no candidate reached count as misses)."""
+    pairs = [(float(p), c in g) for cand, g, ps in zip(cands, golds, probs) for c, p in zip(cand.codes, ps)]
+    total_gold = sum(len(g) for g in golds)
+    pairs.sort(key=lambda x: -x[0])
+    tp = fp = 0
+    best = (0.0, 0.5)
+    for i, (p, hit) in enumerate(pairs):
+        tp += hit
+        fp += not hit
+        if i + 1 < len(pairs) and pairs[i + 1][0] == p:
+            continue
+        f1 = 2 * tp / (tp + fp + total_gold) if total_gold else 0.0
+        if f1 > best[0]:
+            best = (f1, p)
+    return best[1], {"f1_at_threshold": round(best[0], 4)}
+
+
+def evaluate_ranked(golds: list[set[str]], cands: list[NoteCandidates], probs: list[np.ndarray],
+                    threshold: float) -> dict[str, Any]:
+    """MAP, micro P/R/F1 and category F1 of ranked candidate lists against gold sets."""
+    ranked = [[c for _, c in sorted(zip(-ps, cand.codes))] for cand, ps in zip(cands, probs)]
+    pred = [{c for c, p in zip(cand.codes, ps) if p >= threshold} for cand, ps in zip(cands, probs)]
+    return metrics.icd_report(golds, pred, ranked)
+
+
+def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = "icd10cm", out: str | Path | None = None,
+          folds: int = 5, seed: int = 0, progress: Progress | None = None, cache_path: str | Path | None = None,
+          source: dict[str, Any] | None = None) -> tuple[RankerModel, CodedNotesMemory, LearnReport]:
+    """Learn memory and ranker from coded examples; write them to `out` when given."""
+    start = time.perf_counter()
+    stages: dict[str, float] = {}
+    examples = [e for e in examples if e.text.strip() and e.codes]
+    if len(examples) < max(folds, 5):
+        raise MedcoderError(f"learning needs at least {max(folds, 5)} coded notes, got {len(examples)}")
+    onto = kb.ontology(system)
+    fold = folds_of(len(examples), folds, seed)
+    cache = RetrievalCache(cache_path)
+    cands = note_candidates(examples, onto, retriever, system, fold, cache, progress)
+    stages["candidates_s"] = round(time.perf_counter() - start, 1)
+    golds = [canonical_codes(onto, e.codes) for e in examples]
+    targets = [training_targets(onto, g) for g in golds]
+    labels = [np.asarray([c in t for c in cand.codes], dtype=int) for cand, t in zip(cands, targets)]
+    t0 = time.perf_counter()
+    oof = _oof_scores(cands, labels, fold, seed)
+    calibrator = new_calibrator().fit(np.concatenate(oof), np.concatenate(labels))
+    cal = [np.clip(calibrator.predict(o), 0, 1) if len(o) else o for o in oof]
+    threshold, thr_info = best_threshold(golds, cands, cal)
+    cv = evaluate_ranked(golds, cands, cal, threshold)
+    cv.update(thr_info)
+    cv["ece"] = round(expected_calibration_error(np.concatenate(cal), np.concatenate(labels)), 4)
+    cv["auto_accept_threshold"] = auto_accept_threshold(np.concatenate(cal), np.concatenate(labels))
+    x_all = np.vstack([np.asarray(c.features, dtype=np.float64) for c in cands if c.codes])
+    y_all = np.concatenate([lab for c, lab in zip(cands, labels) if c.codes])
+    classifier = new_classifier(seed).fit(x_all, y_all)
+    stages["ranker_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    memory = CodedNotesMemory().fit([e.text for e in examples], [sorted(t) for t in targets])
+    stages["memory_s"] = round(time.perf_counter() - t0, 1)
+    medians = [float(np.nanmedian(x_all[:, j])) if not np.all(np.isnan(x_all[:, j])) else 0.0
+               for j in range(x_all.shape[1])]
+    gold_in = sum(len(g & set(c.codes)) for g, c in zip(golds, cands)) / max(1, sum(len(g) for g in golds))
+    report = LearnReport(len(examples), round(float(np.mean([len(c.codes) for c in cands])), 1), round(gold_in, 4),
+                         cv, round(threshold, 4), round(time.perf_counter() - start, 1), stages=stages)
+    meta = {"learned_from": source or {}, "notes": len(examples), "folds": folds, "seed": seed,
+            "cv": cv, "feature_medians": medians, "report": report.to_dict()}
+    model = RankerModel(system, classifier, calibrator, float(threshold), meta=meta)
+    if out is not None:
+        model.save(out, memory)
+        report.folder = str(out)
+        Path(out, "learn-report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return model, memory, report
+
+
+def auto_accept_threshold(p: np.ndarray, y: np.ndarray, precision: float = 0.95, min_support: int = 20) -> float | None:
+    """The lowest probability above which out-of-fold predictions were at least `precision` precise."""
+    order = np.argsort(-p)
+    hits = np.cumsum(y[order])
+    prec = hits / np.arange(1, len(order) + 1)
+    ok = [i for i in range(min_support - 1, len(order)) if prec[i] >= precision]
+    return round(float(p[order][max(ok)]), 4) if ok else None
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+    if not len(p):
+        return 0.0
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() / len(p) * abs(y[m].mean() - p[m].mean())
+    return float(total)
+
+
+__all__ = ["LearnReport", "learn", "canonical_codes", "training_targets", "FEATURES"]

@@ -1,0 +1,149 @@
+"""The ranker: gradient-boosted trees over candidate features, calibrated to a probability.
+
+scikit-learn's HistGradientBoostingClassifier: it handles missing values natively (a verifier
+score that was not computed, a memory view that did not fire), needs no feature scaling, and
+trains on ~200k rows in seconds on 2 cores; LightGBM would add a compiled dependency for no
+measurable gain at this size. Calibration is isotonic regression on out-of-fold predictions, and
+the threshold is the one that maximised micro-F1 on those same out-of-fold predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from medcoder.errors import MedcoderError
+from medcoder.ranking.candidates import FEATURES
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class RankerError(MedcoderError):
+    """A ranker folder is missing, incomplete or was written by an incompatible version."""
+
+
+@dataclass
+class VerifierBlend:
+    """How much the model's yes/no log-odds move a candidate: logistic regression over
+    (ranker log-odds, verifier log-odds), fitted for one model file (its sha256)."""
+
+    model_sha256: str
+    coef: list[float]
+    intercept: float
+    top_k: int
+    notes: int = 0
+    auc_ranker: float = 0.0
+    auc_blend: float = 0.0
+
+    def apply(self, p: float, log_odds: float) -> float:
+        if math.isnan(log_odds):
+            return p
+        p = min(max(p, 1e-4), 1 - 1e-4)
+        z = self.intercept + self.coef[0] * math.log(p / (1 - p)) + self.coef[1] * log_odds
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+@dataclass
+class RankerModel:
+    """Classifier + calibrator + the threshold that turns probabilities into codes."""
+
+    system: str
+    classifier: Any
+    calibrator: Any
+    threshold: float
+    floor: float = 0.05  # suggestions kept for review down to this probability
+    features: tuple[str, ...] = FEATURES
+    meta: dict[str, Any] = field(default_factory=dict)
+    blend: VerifierBlend | None = None
+
+    def raw(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
+        if not len(rows):
+            return np.zeros(0)
+        return self.classifier.predict_proba(np.asarray(rows, dtype=np.float64))[:, 1]
+
+    def probabilities(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
+        """Calibrated probability that each candidate is a code of the note."""
+        raw = self.raw(rows)
+        return np.clip(self.calibrator.predict(raw), 0.0, 1.0) if len(raw) else raw
+
+    def contributions(self, row: Sequence[float], top: int = 6) -> list[dict[str, Any]]:
+        """The features that moved this candidate's score most (by replacing each with its typical value)."""
+        base = self.meta.get("feature_medians") or [0.0] * len(self.features)
+        x = np.asarray([row] * (len(self.features) + 1), dtype=np.float64)
+        for i in range(len(self.features)):
+            x[i + 1, i] = base[i]
+        p = self.classifier.predict_proba(x)[:, 1]
+        deltas = [(self.features[i], float(row[i]), float(p[0] - p[i + 1])) for i in range(len(self.features))]
+        deltas.sort(key=lambda d: -abs(d[2]))
+        return [{"feature": n, "value": round(v, 4) if not math.isnan(v) else None, "effect": round(d, 4)}
+                for n, v, d in deltas[:top]]
+
+    # -- the folder ------------------------------------------------------------------------
+    def save(self, folder: str | Path, memory: Any = None) -> Path:
+        import joblib
+        import sklearn
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        joblib.dump({"classifier": self.classifier, "calibrator": self.calibrator}, out / "ranker.joblib", compress=3)
+        if memory is not None:
+            joblib.dump(memory, out / "memory.joblib", compress=3)
+        meta = {**self.meta, "format": FORMAT_VERSION, "system": self.system, "threshold": self.threshold,
+                "floor": self.floor, "features": list(self.features), "sklearn": sklearn.__version__,
+                "blend": self.blend.__dict__ if self.blend else None}
+        (out / "ranker.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "RankerModel":
+        import joblib
+        import sklearn
+
+        root = Path(folder)
+        meta_path = root / "ranker.json"
+        if not meta_path.is_file() or not (root / "ranker.joblib").is_file():
+            raise RankerError(f"{root}: not a ranker folder (needs ranker.json and ranker.joblib); "
+                              f"build one with `medcoder learn DATASET --out {root}`")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError as exc:
+            raise RankerError(f"{meta_path}: unreadable ({exc}); rebuild it with `medcoder learn`") from exc
+        if meta.get("format") != FORMAT_VERSION or tuple(meta.get("features", ())) != FEATURES:
+            raise RankerError(f"{root}: written by another medcoder version (format {meta.get('format')}, "
+                              f"{len(meta.get('features', ()))} features); rebuild it with `medcoder learn`")
+        if meta.get("sklearn") != sklearn.__version__:
+            logger.warning("%s was trained with scikit-learn %s, this is %s", root, meta.get("sklearn"),
+                           sklearn.__version__)
+        parts = joblib.load(root / "ranker.joblib")
+        blend = VerifierBlend(**meta["blend"]) if meta.get("blend") else None
+        return cls(meta["system"], parts["classifier"], parts["calibrator"], float(meta["threshold"]),
+                   float(meta.get("floor", 0.05)), FEATURES, meta, blend)
+
+
+def load_memory(folder: str | Path) -> Any:
+    """The coded-notes memory saved beside a ranker (None when the ranker was learned without one)."""
+    import joblib
+
+    path = Path(folder) / "memory.joblib"
+    return joblib.load(path) if path.is_file() else None
+
+
+def new_classifier(seed: int = 0) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(learning_rate=0.06, max_iter=300, max_leaf_nodes=31, min_samples_leaf=40,
+                                          l2_regularization=0.1, early_stopping=False, random_state=seed)
+
+
+def new_calibrator() -> Any:
+    from sklearn.isotonic import IsotonicRegression
+
+    return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)

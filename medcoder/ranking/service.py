@@ -1,0 +1,47 @@
+"""The SDK side of `medcoder learn`: load the data, build retrieval, learn, write the folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+logger = logging.getLogger(__name__)
+
+CODIESP_ATTRIBUTION = (
+    "Learned from CodiEsp v4 train (500 clinical case reports, English machine translation, gold ICD-10 codes): "
+    "CLEF eHealth 2020 CodiEsp, Barcelona Supercomputing Center / TEMU (Zenodo 3693570), CC BY 4.0 "
+    "(https://creativecommons.org/licenses/by/4.0/). Changes: codes mapped to ICD-10-CM 2026; features and "
+    "model weights derived; no note text is stored except the TF-IDF vocabulary of the memory.")
+
+
+def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = "icd10cm", feedback: Sequence[str] = (),
+               audit_path: str | None = None, folds: int = 5, limit: int | None = None,
+               cache_path: str | None = None, progress: Callable[[str, int, int], None] | None = None,
+               retriever: Any = None, kb: Any = None) -> Any:
+    """Learn a ranker and memory from a dataset and/or feedback files into `out`; returns the report."""
+    from medcoder.evaluation.datasets import load_dataset
+    from medcoder.knowledge import default_kb
+    from medcoder.knowledge.retrieval import HybridRetriever
+    from medcoder.ranking.learn import learn
+
+    kb = kb or default_kb()
+    examples = []
+    source: dict[str, Any] = {}
+    if dataset:
+        data = load_dataset(dataset).head(limit)
+        examples += data.examples
+        source = {"dataset": data.name, "layout": data.layout, "notes": len(data)}
+        if data.layout == "codiesp":
+            source["attribution"] = CODIESP_ATTRIBUTION
+    if feedback:
+        from medcoder import audit
+        from medcoder.ranking.feedback import feedback_examples
+
+        fb = feedback_examples(feedback, audit.open(audit_path), system)
+        examples += fb
+        source["feedback_sessions"] = len(fb)
+    retriever = retriever or HybridRetriever(kb)
+    _, _, report = learn(examples, kb, retriever, system, out, folds=folds, progress=progress, cache_path=cache_path,
+                         source=source)
+    return report
