@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -283,3 +284,12 @@ def test_knowledge_retriever_none_walks_from_the_root(tmp_path) -> None:
     result, log = _run(wf)
     assert not any(e["kind"] == "tool" for e in log.events)
     assert result.codes and all(c.path[0].startswith("CH") for c in result.codes)
+
+
+def test_example_workflows_equal_the_builtins() -> None:
+    """workflows/*.yaml are copies users read and edit: they must not drift from what `-w NAME` runs."""
+    from medcoder.graphs.spec import BUILTIN, builtin_path
+
+    examples = Path(__file__).resolve().parents[1] / "workflows"
+    for name in BUILTIN:
+        assert (examples / f"{name}.yaml").read_text() == builtin_path(name).read_text(), name

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 import click
 
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterator
+
 from medcoder.cli.output import emit_table, progress_bar
+
+
+@contextmanager
+def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """One progress bar per stage (memory folds, retrieval, verifier), each with its own rate and ETA."""
+    with ExitStack() as stack:
+        current: dict[str, Callable[[int, int], None]] = {}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in current:
+                current.clear()
+                current[stage] = stack.enter_context(progress_bar(f"learning: {stage}"))
+            current[stage](done, total)
+
+        yield advance
 
 
 @click.command("learn")
@@ -16,8 +34,11 @@ from medcoder.cli.output import emit_table, progress_bar
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20))
 @click.option("--limit", "-n", type=int, default=None, help="Only the first N notes of the dataset.")
 @click.option("--cache", "cache_path", default=None, help="Retrieval cache file (default: OUT/retrieval-cache.jsonl).")
+@click.option("--verifier-model", default=None, help="Also learn how much this model's yes/no judgement should count.")
+@click.option("--verifier-notes", default=40, show_default=True, help="Training notes the verifier judges.")
 def learn_command(dataset: str | None, system: str, out_dir: str, feedback: tuple[str, ...], audit_path: str | None,
-                  folds: int, limit: int | None, cache_path: str | None) -> None:
+                  folds: int, limit: int | None, cache_path: str | None, verifier_model: str | None,
+                  verifier_notes: int) -> None:
     """Learn a ranker from DATASET (CodiEsp folder or JSONL {id, text, codes}) and/or feedback files."""
     from pathlib import Path
 
@@ -26,10 +47,10 @@ def learn_command(dataset: str | None, system: str, out_dir: str, feedback: tupl
 
     if not dataset and not feedback:
         raise MedcoderError("give a DATASET, --feedback files, or both")
-    with progress_bar("learning") as advance:
+    with stage_progress() as advance:
         report = learn_from(dataset, out_dir, system=system, feedback=feedback, audit_path=audit_path, folds=folds,
                             limit=limit, cache_path=cache_path or str(Path(out_dir) / "retrieval-cache.jsonl"),
-                            progress=lambda stage, done, total: advance(done, total))
+                            progress=advance, verifier_model=verifier_model, verifier_notes=verifier_notes)
     cv = report.cv
     emit_table([{"notes": report.notes, "candidates/note": report.candidates_per_note,
                  "gold reachable": report.gold_in_candidates, "CV MAP": cv["map"], "CV micro F1": cv["micro"]["f1"],

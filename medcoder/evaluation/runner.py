@@ -190,7 +190,8 @@ def _coder(ranker: str, kb: Any, retriever: Any) -> Any:
     return RankedCoder.from_folder(ranker_folder("icd10cm", ranker), kb, retriever)
 
 
-def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...]) -> dict[str, StrategyOutput]:
+def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...], searched: Any = None
+                     ) -> dict[str, StrategyOutput]:
     outputs: dict[str, StrategyOutput] = {}
     if "memory" in strategies:
         outputs["memory"] = _timed(StrategyOutput(calibrated=False), None, lambda: [
@@ -201,7 +202,7 @@ def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...]) -> dict
         holder: dict[str, Any] = {}
 
         def run() -> list[Prediction]:
-            holder["accepted"], holder["every"] = ranked_nomodel_codes(coder, text)
+            holder["accepted"], holder["every"] = ranked_nomodel_codes(coder, text, searched)
             return holder["accepted"]
 
         _timed(out, None, run)
@@ -219,11 +220,16 @@ def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: 
     kb = default_kb()
     coder = _coder(ranker, kb, HybridRetriever(kb))
     cache = _RowCache(out_dir, data, "no-model", None, strategies, ranker)
+    from medcoder.ranking.coder import RetrievalCache
+
+    # retrieval does not depend on the ranker: cached per sentence list, a re-scored eval searches nothing again
+    searched = RetrievalCache(Path(out_dir) / "retrieval-cache.jsonl" if out_dir is not None else None)
 
     def score(ex: Example) -> dict[str, Any]:
         row: dict[str, Any] = {"id": ex.id, "gold": ex.codes}
         try:
-            row["strategies"] = {k: v.to_row() for k, v in _nomodel_outputs(coder, ex.text, strategies).items()}
+            row["strategies"] = {k: v.to_row() for k, v in
+                                 _nomodel_outputs(coder, ex.text, strategies, searched).items()}
         except Exception as exc:  # noqa: BLE001 - one bad note is recorded, the evaluation goes on
             logger.exception("eval: note %s failed", ex.id)
             row["error"] = f"{type(exc).__name__}: {exc}"

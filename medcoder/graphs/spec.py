@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from medcoder.errors import MedcoderError
 
 START, END = "START", "END"
-BUILTIN = ("icd10cm", "icd10cm-tree", "icd10cm-nomodel", "atc", "full", "full-tree")
+BUILTIN = ("icd10cm", "icd10cm-extract", "icd10cm-tree", "icd10cm-nomodel", "atc", "full", "full-tree")
 
 
 class WorkflowError(MedcoderError):

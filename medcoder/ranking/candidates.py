@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from medcoder.knowledge.lexical import SearchHit
+from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.ranking.memory import MemoryView, category
 
 MISSING_RANK = 200.0
@@ -40,6 +40,7 @@ class _Acc:
     evidence: list[Evidence] = field(default_factory=list)
     sent_ranks: list[int] = field(default_factory=list)
     sent_scores: list[float] = field(default_factory=list)
+    label_in_sentence: float = 0.0  # best share of the label's words found in one sentence that found it
     ment_ranks: list[int] = field(default_factory=list)
     ment_scores: list[float] = field(default_factory=list)
     ment_absent: int = 0  # mentions that found it but are negated, family history or uncertain
@@ -97,12 +98,35 @@ FEATURES = (
     "mem_freq", "mem_cat_freq", "mem_seen", "note_top_sim", "note_top5_sim",
     "cat_sent_sum", "cat_knn_sum", "cat_candidates", "code_len", "depth", "unspecified", "seventh",
     "n_sentences",
+    "label_in_note", "label_in_sentence", "cat_knn_rank", "cat_sent_rank", "best_knn_in_cat", "best_sent_in_cat",
+    "code_given_cat", "centroid_sim", "centroid_rank",
 )
 NO_MARGIN = -5.0  # the linear view did not score this code
 
 
+def _label_words(onto: Any, code: str, cache: dict[str, frozenset[str]]) -> frozenset[str]:
+    if code not in cache:
+        cache[code] = frozenset(tokenize(onto.label(code)))
+    return cache[code]
+
+
+_LABEL_WORDS: dict[str, frozenset[str]] = {}
+
+
+def _share(words: frozenset[str], text_words: set[str]) -> float:
+    return len(words & text_words) / len(words) if words else 0.0
+
+
+def _rank_within(values: dict[str, float], groups: dict[str, list[str]], code: str, key: str) -> tuple[int, float]:
+    """The code's rank by `values` among the candidates of its group, and the group's best value."""
+    members = groups.get(key, [])
+    own = values.get(code, 0.0)
+    best = max((values.get(c, 0.0) for c in members), default=0.0)
+    return 1 + sum(1 for c in members if values.get(c, 0.0) > own), best
+
+
 def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]], memory: MemoryView | None,
-            mem_freq: Any = None, expand_limit: int = 12) -> NoteCandidates:
+            mem_freq: Any = None, expand_limit: int = 12, note: str = "") -> NoteCandidates:
     """Merge every source's findings for one note into one row of features per billable candidate.
 
     `hits[i]` are the fused retrieval hits for `spans[i]`; `memory` is the memory's view of the
@@ -112,7 +136,9 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
     n_sent = sum(1 for s in spans if s.source == "sentence")
     has_mentions = any(s.source == "mention" for s in spans)
     targets_cache: dict[str, list[str]] = {}
+    note_words = set(tokenize(note)) if note else {w for s in spans for w in tokenize(s.text)}
     for span, span_hits in zip(spans, hits):
+        span_words = set(tokenize(span.text))
         for rank, hit in enumerate(span_hits, start=1):
             if hit.code not in targets_cache:
                 targets_cache[hit.code] = billable_targets(onto, hit.code, expand_limit)
@@ -121,6 +147,8 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                 direct = target == hit.code
                 acc.direct += direct
                 acc.via_parent += not direct
+                acc.label_in_sentence = max(acc.label_in_sentence,
+                                            _share(_label_words(onto, target, _LABEL_WORDS), span_words))
                 if span.source == "sentence":
                     acc.sent_ranks.append(rank)
                     acc.sent_scores.append(hit.score)
@@ -148,6 +176,13 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
         cat_count[k] = cat_count.get(k, 0) + 1
     for code, h in mem_hits.items():
         cat_knn[category(code)] = cat_knn.get(category(code), 0.0) + h.knn_share
+    by_cat: dict[str, list[str]] = {}
+    for code in accs:
+        by_cat.setdefault(category(code), []).append(code)
+    knn_of = {c: h.knn_share for c, h in mem_hits.items()}
+    sent_of = {c: sum(a.sent_scores) for c, a in accs.items()}
+    centroid = memory.centroid if memory is not None else {}
+    centroid_order = {c: i for i, c in enumerate(sorted(centroid, key=lambda c: -centroid[c]), start=1)}
     codes, rows, sources = [], [], {}
     for code, acc in accs.items():
         mh = mem_hits.get(code)
@@ -169,6 +204,10 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
             cat_sent.get(category(code), 0.0), cat_knn.get(category(code), 0.0), cat_count.get(category(code), 0),
             len(code.replace(".", "")), node.depth, float("unspecified" in node.label.lower()),
             float(node.kind == "extension"), n_sent,
+            _share(_label_words(onto, code, _LABEL_WORDS), note_words), acc.label_in_sentence,
+            *_rank_within(knn_of, by_cat, code, category(code)), *_rank_within(sent_of, by_cat, code, category(code)),
+            (freq - cat_freq) if freq > 0 else -5.0,
+            centroid.get(code, 0.0), float(centroid_order.get(code, MISSING_RANK)),
         ]
         codes.append(code)
         rows.append(row)

@@ -134,7 +134,8 @@ class RankedCoder:
         hits = search_spans(self.retriever, spans, self.system, cache) if spans and self.retriever else []
         if memory_view is None and self.memory is not None:
             memory_view = self.memory.query([text])[0]
-        return collect(self.onto, spans, hits, memory_view, self.memory.frequency if self.memory else None)
+        return collect(self.onto, spans, hits, memory_view, self.memory.frequency if self.memory else None,
+                       note=text)
 
     def rank(self, cands: NoteCandidates, verifier: dict[str, float] | None = None,
              verifier_sha256: str = "") -> list[RankedCode]:

@@ -109,7 +109,7 @@ def note_candidates(examples: Sequence[Example], onto: Any, retriever: Any, syst
         spans = sentence_spans(ex.text)
         hits = search_spans(retriever, spans, system, cache) if spans and retriever is not None else []
         mem = mems[i]
-        out.append(collect(onto, spans, hits, views[i], mem.frequency if mem else None))
+        out.append(collect(onto, spans, hits, views[i], mem.frequency if mem else None, note=ex.text))
         if progress:
             progress("retrieval", i + 1, n)
     return out
@@ -161,8 +161,13 @@ def evaluate_ranked(golds: list[set[str]], cands: list[NoteCandidates], probs: l
 
 def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = "icd10cm", out: str | Path | None = None,
           folds: int = 5, seed: int = 0, progress: Progress | None = None, cache_path: str | Path | None = None,
-          source: dict[str, Any] | None = None) -> tuple[RankerModel, CodedNotesMemory, LearnReport]:
-    """Learn memory and ranker from coded examples; write them to `out` when given."""
+          source: dict[str, Any] | None = None, verifier: Any = None, verifier_notes: int = 40,
+          verifier_top: int = 30) -> tuple[RankerModel, CodedNotesMemory, LearnReport]:
+    """Learn memory and ranker from coded examples; write them to `out` when given.
+
+    With a `verifier` model, the first `verifier_notes` notes' top candidates are judged by it and a
+    blend of the ranker's out-of-fold log-odds with the model's yes/no log-odds is learned for that model.
+    """
     start = time.perf_counter()
     stages: dict[str, float] = {}
     examples = [e for e in examples if e.text.strip() and e.codes]
@@ -200,11 +205,52 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = "i
     meta = {"learned_from": source or {}, "notes": len(examples), "folds": folds, "seed": seed,
             "cv": cv, "feature_medians": medians, "report": report.to_dict()}
     model = RankerModel(system, classifier, calibrator, float(threshold), meta=meta)
+    if verifier is not None:
+        t0 = time.perf_counter()
+        model.blend = learn_blend(verifier, examples, onto, cands, cal, targets, verifier_notes, verifier_top, progress)
+        stages["verifier_s"] = round(time.perf_counter() - t0, 1)
+        report.cv["verifier"] = {k: v for k, v in model.blend.__dict__.items() if k not in ("coef", "intercept")}
     if out is not None:
         model.save(out, memory)
         report.folder = str(out)
         Path(out, "learn-report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return model, memory, report
+
+
+def learn_blend(llm: Any, examples: Sequence[Example], onto: Any, cands: list[NoteCandidates], cal: list[np.ndarray],
+                targets: list[set[str]], notes: int, top: int, progress: Progress | None = None) -> Any:
+    """Judge the top candidates of `notes` training notes with the model and learn how much its
+    log-odds should move the ranker's out-of-fold probability (logistic regression, 2 inputs)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    from medcoder.agents.ranker import verify_context, verify_question
+    from medcoder.ranking.model import VerifierBlend
+
+    x, y, groups = [], [], []
+    for i in range(min(notes, len(examples))):
+        order = np.argsort(-cal[i])[:top]
+        if not len(order):
+            continue
+        codes = [cands[i].codes[j] for j in order]
+        ev = cands[i].evidence
+        questions = [verify_question(c, onto.label(c), ev[c][0].text if ev.get(c) else "") for c in codes]
+        judged = llm.judge(verify_context(examples[i].text, 6000), questions)
+        for j, c, lo in zip(order, codes, judged.log_odds):
+            p = min(max(float(cal[i][j]), 1e-4), 1 - 1e-4)
+            x.append([np.log(p / (1 - p)), lo])
+            y.append(int(c in targets[i]))
+            groups.append(i)
+        if progress:
+            progress("verifier", i + 1, min(notes, len(examples)))
+    xa, ya = np.asarray(x), np.asarray(y)
+    clf = LogisticRegression(C=1.0)
+    oof = cross_val_predict(clf, xa, ya, groups=groups, cv=GroupKFold(n_splits=min(5, len(set(groups)))),
+                            method="predict_proba")[:, 1]
+    clf.fit(xa, ya)
+    return VerifierBlend(llm.sha256, [float(v) for v in clf.coef_[0]], float(clf.intercept_[0]), top, len(set(groups)),
+                         round(float(roc_auc_score(ya, xa[:, 0])), 4), round(float(roc_auc_score(ya, oof)), 4))
 
 
 def auto_accept_threshold(p: np.ndarray, y: np.ndarray, precision: float = 0.95, min_support: int = 20) -> float | None:

@@ -38,6 +38,7 @@ class MemoryView:
     hits: dict[str, MemoryHit]
     top_similarity: float
     mean_top5_similarity: float
+    centroid: dict[str, float] = field(default_factory=dict)  # cosine to the mean note of each code (top codes)
 
 
 def category(code: str) -> str:
@@ -63,6 +64,8 @@ class CodedNotesMemory:
     svm_codes: list[str] = field(default_factory=list)
     svm_coef: object | None = None  # (terms x codes) sparse or dense
     svm_intercept: object | None = None
+    centroids: object | None = None  # (terms x codes) sparse, columns L2-normalised
+    centroid_codes: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -102,9 +105,27 @@ class CodedNotesMemory:
             self.svm_coef = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                               shape=(self.matrix.shape[1], len(self.svm_codes)), dtype=np.float32)
             self.svm_intercept = np.asarray(intercepts, dtype=np.float32)
+        self._fit_centroids()
         logger.info("memory: %d notes, %d codes, %d with a linear classifier", self.size, len(self.code_freq),
                     len(self.svm_codes))
         return self
+
+    def _fit_centroids(self) -> None:
+        """The mean TF-IDF vector of the notes carrying each code (a Rocchio view of the memory)."""
+        from scipy import sparse
+        from sklearn.preprocessing import normalize
+
+        self.centroid_codes = sorted(self.code_freq)
+        index = {c: j for j, c in enumerate(self.centroid_codes)}
+        rows, cols = [], []
+        for i, cs in enumerate(self.note_codes):
+            for c in cs:
+                rows.append(i)
+                cols.append(index[c])
+        assign = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                                   shape=(len(self.note_codes), len(self.centroid_codes)))
+        cent = (self.matrix.T @ assign).tocsc()  # terms x codes
+        self.centroids = normalize(cent, axis=0).astype(np.float32)
 
     def query(self, texts: Sequence[str]) -> list[MemoryView]:
         """The memory's candidates for each note, with scores and ranks per view."""
@@ -113,6 +134,7 @@ class CodedNotesMemory:
         q = self.vectorizer.transform(texts)
         sims = (q @ self.matrix.T).toarray()
         margins = (np.asarray((q @ self.svm_coef).todense()) + self.svm_intercept) if self.svm_codes else None
+        csims = np.asarray((q @ self.centroids).todense()) if self.centroids is not None else None
         views = []
         for i in range(len(texts)):
             row = sims[i]
@@ -138,8 +160,13 @@ class CodedNotesMemory:
                     hit.svm_margin = float(m[j])
                     hit.svm_rank = rank if rank <= self.top else 0
             best = np.sort(row)[::-1]
+            cent: dict[str, float] = {}
+            if csims is not None:
+                c = np.asarray(csims[i]).ravel()
+                for j in np.argsort(-c)[: self.top * 2]:
+                    cent[self.centroid_codes[j]] = float(c[j])
             views.append(MemoryView(hits, float(best[0]) if len(best) else 0.0,
-                                    float(best[:5].mean()) if len(best) else 0.0))
+                                    float(best[:5].mean()) if len(best) else 0.0, cent))
         return views
 
     def frequency(self, code: str) -> tuple[float, float]:

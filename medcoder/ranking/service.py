@@ -18,7 +18,8 @@ CODIESP_ATTRIBUTION = (
 def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = "icd10cm", feedback: Sequence[str] = (),
                audit_path: str | None = None, folds: int = 5, limit: int | None = None,
                cache_path: str | None = None, progress: Callable[[str, int, int], None] | None = None,
-               retriever: Any = None, kb: Any = None) -> Any:
+               retriever: Any = None, kb: Any = None, verifier_model: str | None = None,
+               verifier_notes: int = 40) -> Any:
     """Learn a ranker and memory from a dataset and/or feedback files into `out`; returns the report."""
     from medcoder.evaluation.datasets import load_dataset
     from medcoder.knowledge import default_kb
@@ -42,6 +43,15 @@ def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = "ic
         examples += fb
         source["feedback_sessions"] = len(fb)
     retriever = retriever or HybridRetriever(kb)
-    _, _, report = learn(examples, kb, retriever, system, out, folds=folds, progress=progress, cache_path=cache_path,
-                         source=source)
+    llm = None
+    if verifier_model:
+        from medcoder.llm import load_llm
+
+        llm = load_llm(verifier_model)
+    try:
+        _, _, report = learn(examples, kb, retriever, system, out, folds=folds, progress=progress,
+                             cache_path=cache_path, source=source, verifier=llm, verifier_notes=verifier_notes)
+    finally:
+        if llm is not None:
+            llm.close()
     return report
