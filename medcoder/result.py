@@ -31,12 +31,14 @@ class CodedItem:
     verdict: dict[str, Any]
     mention: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
+    ranking: dict[str, Any] = field(default_factory=dict)  # ranked codes: sources, features, contributions
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CodedItem":
         return cls(d["code"], d["system"], d["label"], d["confidence"],
                    [Evidence(e["start"], e["end"], e["text"]) for e in d["evidence"]],
-                   list(d["path"]), d.get("verdict", {}), d.get("mention", ""), d.get("steps", []))
+                   list(d["path"]), d.get("verdict", {}), d.get("mention", ""), d.get("steps", []),
+                   d.get("ranking", {}))
 
 
 @dataclass
@@ -70,6 +72,8 @@ class CodingResult:
         if not steps:
             for c in codes:
                 c.pop("steps", None)
+                if c.get("ranking"):
+                    c["ranking"] = {k: v for k, v in c["ranking"].items() if k != "features"}
         return {"run_id": self.run_id, "workflow": self.workflow, "codes": codes, "entities": self.entities,
                 "sections": self.sections, "rejected": self.rejected, "errors": self.errors, "stats": self.stats,
                 "suggestions": self.suggestions}

@@ -34,7 +34,7 @@ def learned(small_jsonl: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     proc = subprocess.run([sys.executable, "-m", "medcoder", "learn", str(small_jsonl), "--out", str(out),
                            "--folds", "4"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "CV MAP" in proc.stdout
+    assert "cross-validated on 16 notes: MAP" in proc.stdout
     return out
 
 
@@ -125,3 +125,28 @@ def test_feedback_from_a_session_changes_the_next_ranking_of_a_rejected_code(lea
     after_coder = RankedCoder.from_folder(out, kb, HybridRetriever(kb))
     after = {r.code: r.probability for r in after_coder.rank(after_coder.candidates(note))}
     assert after.get(rejected, 0.0) < before[rejected]
+
+
+def test_the_ranked_workflow_verifies_all_candidates_in_one_score_call(tmp_path: Path):
+    """The built-in icd10cm workflow: one batched model call per note, recorded in the audit trail."""
+    import medcoder
+    from medcoder import audit
+    from medcoder.llm import FakeLLM
+
+    fake = FakeLLM()
+    store = audit.open(tmp_path / "audit.sqlite")
+    note = ("A 58-year-old woman with type 2 diabetes mellitus and essential hypertension presented with "
+            "community-acquired pneumonia. She has no history of asthma.")
+    with medcoder.load_workflow("icd10cm", llms={"default": fake}, audit=store,
+                                checkpoint_path=tmp_path / "cp.sqlite") as wf:
+        result = wf.run(note)
+    calls = [e for e in store.events(result.run_id) if e.kind == "model_call"]
+    assert len(calls) == 1 and calls[0].payload["kind"] == "score"
+    assert len(calls[0].payload["continuations"]) == 2 * min(30, len(calls[0].payload["continuations"]) // 2)
+    assert result.codes and all(c.verdict["decision"] == "accept" for c in result.codes)
+    for c in result.codes:  # evidence spans point into the note
+        for e in c.evidence:
+            assert note[e.start:e.end] == e.text
+    assert store.verify(result.run_id).ok
+    ranked = [e for e in store.events(result.run_id) if e.kind == "ranked"]
+    assert ranked and ranked[0].payload["verified"] > 0

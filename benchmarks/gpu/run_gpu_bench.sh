@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run llm_bench on a machine with an NVIDIA GPU, llama-cpp-python built with CUDA.
+# Run llm_bench and score_bench on a machine with an NVIDIA GPU, llama-cpp-python built with CUDA:
+# prompt and generation tokens/s, `score` of 30 candidates of one CodiEsp note (batched vs 30 `choose`
+# calls), and the ranked workflow's notes per GPU-hour (its model cost is that one judge call per note).
 #
 #   bash benchmarks/gpu/run_gpu_bench.sh [build|bench|all]   (default: all)
 #
@@ -52,6 +54,11 @@ bench() {
   mkdir -p "$RESULTS_DIR"
   PYTHONPATH=".:${PYTHONPATH:-}" MEDCODER_HOME="${MEDCODER_HOME:-$GPU_ENV/home}" \
     "$py" benchmarks/llm_bench.py --models "${models[@]}" --repeats "${REPEATS:-5}" --n-ctx "${N_CTX:-2048}" --out "$RESULTS_DIR/llm_gpu.json"
+  # the case (note + 30 questions) is made on the CPU machine: `python benchmarks/score_bench.py --save-case
+  # benchmarks/gpu/score_case.json`; on the GPU no retrieval index or ranker is needed
+  PYTHONPATH=".:${PYTHONPATH:-}" MEDCODER_HOME="${MEDCODER_HOME:-$GPU_ENV/home}" \
+    "$py" benchmarks/score_bench.py --case benchmarks/gpu/score_case.json --models "${models[@]}" \
+    --out "$RESULTS_DIR/score_gpu.json"
 }
 
 case "$STAGE" in

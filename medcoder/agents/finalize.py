@@ -32,6 +32,10 @@ def build_result(state: dict[str, Any], include_rejected: bool = False) -> dict[
             "code": prop["code"], "system": prop["system"], "label": prop["label"], "confidence": 0.0,
             "evidence": [], "entity_ids": [], "path": prop["path"], "steps": prop.get("steps", []),
             "verdict": verdict, "mention": entity.get("mention", "")})
+        if "features" in prop:  # a ranked code: what made its score, for `why` and the review page
+            item["ranking"] = {"sources": prop.get("sources", []), "features": prop["features"],
+                               "ranker_probability": prop.get("ranker_probability"),
+                               "contributions": (prop.get("steps") or [{}])[0].get("ranker", [])}
         item["evidence"].extend(spans)
         item["entity_ids"].append(eid)
         if prop["confidence"] > item["confidence"]:

@@ -58,4 +58,11 @@ def learn_command(dataset: str | None, system: str, out_dir: str, feedback: tupl
                  "ECE": cv["ece"], "threshold": report.threshold}],
                ["notes", "candidates/note", "gold reachable", "CV MAP", "CV micro F1", "P", "R", "category F1", "ECE",
                 "threshold"], title=f"learned {system} ranker ({report.seconds:.0f} s)")
+    click.echo(f"cross-validated on {report.notes} notes: MAP {cv['map']:.4f}, micro F1 {cv['micro']['f1']:.4f} "
+               f"(P {cv['micro']['precision']:.4f}, R {cv['micro']['recall']:.4f}), category F1 "
+               f"{cv['category_micro']['f1']:.4f}, threshold {report.threshold:.4f}")
+    if cv.get("verifier"):
+        v = cv["verifier"]
+        click.echo(f"verifier ({v['notes']} notes, top {v['top_k']}): AUC ranker {v['auc_ranker']:.4f} -> "
+                   f"blend {v['auc_blend']:.4f}")
     click.echo(f"wrote {out_dir} (ranker.json, ranker.joblib, memory.joblib, learn-report.json)")

@@ -7,7 +7,39 @@ import html
 from pathlib import Path
 from typing import Any
 
-COLORS = {"retrieval": "#8c8c8c", "flat": "#e69f00", "tree": "#0072b2"}
+COLORS = {"retrieval": "#8c8c8c", "flat": "#e69f00", "tree": "#0072b2", "memory": "#cc79a7",
+          "ranked-nomodel": "#009e73", "ranked": "#d55e00"}
+
+
+def _reliability(name: str, cal: dict[str, Any]) -> str:
+    """A reliability diagram: accuracy against mean confidence per probability bin (the diagonal is perfect)."""
+    size, pad = 260, 40
+    parts = [f'<svg width="{size + 2 * pad + 160}" height="{size + 2 * pad}" role="img" '
+             f'aria-label="reliability diagram {html.escape(name)}">',
+             f'<text x="{pad}" y="16" font-weight="bold">Reliability: {html.escape(name)} (ECE {cal.get("ece")})</text>',
+             f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#999"/>',
+             f'<line x1="{pad}" y1="{pad + size}" x2="{pad + size}" y2="{pad}" stroke="#bbb" stroke-dasharray="4"/>',
+             f'<text x="{pad + size / 2}" y="{pad + size + 30}" text-anchor="middle" font-size="12">predicted probability</text>',
+             f'<text x="12" y="{pad + size / 2}" font-size="12" transform="rotate(-90 12 {pad + size / 2})" '
+             f'text-anchor="middle">share correct</text>']
+    pts = []
+    for b in cal.get("bins", []):
+        x = pad + b["confidence"] * size
+        y = pad + size - b["accuracy"] * size
+        r = 2 + min(8.0, b["n"] ** 0.33)
+        pts.append(f"{x:.1f},{y:.1f}")
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{COLORS.get(name, "#555")}" opacity="0.8">'
+                     f'<title>{b["lo"]:.1f}-{b["hi"]:.1f}: {b["n"]} codes, confidence {b["confidence"]}, '
+                     f'correct {b["accuracy"]}</title></circle>')
+    if pts:
+        parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="{COLORS.get(name, "#555")}"/>')
+    auto = cal.get("auto_accept_share_of_predicted")
+    if auto is not None:
+        parts.append(f'<text x="{pad + size + 10}" y="{pad + 20}" font-size="12">auto-accept ≥ {cal.get("auto_accept_threshold")}'
+                     f'</text><text x="{pad + size + 10}" y="{pad + 36}" font-size="12">{auto:.1%} of predicted codes,</text>'
+                     f'<text x="{pad + size + 10}" y="{pad + 52}" font-size="12">precision {cal.get("auto_accept_precision")}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def _bars(title: str, groups: list[str], series: dict[str, list[float]], vmax: float = 1.0, fmt: str = "{:.2f}") -> str:
@@ -69,6 +101,9 @@ def render(report: dict[str, Any]) -> str:
         counts = {s: [float(m[s]["error_types"].get(k, 0)) for k in kinds] for s in strategies}
         out.append(_bars("Predictions and misses by type", kinds, counts,
                          vmax=max([1.0, *[v for vs in counts.values() for v in vs]]), fmt="{:.0f}"))
+        for s in strategies:
+            if m[s].get("calibration"):
+                out.append(_reliability(s, m[s]["calibration"]))
     errors = [r for r in report.get("items", []) if r.get("error")]
     if errors:
         out.append("<h2>Items that failed</h2>" + _table(["id", "error"], [[r["id"], r["error"]] for r in errors]))

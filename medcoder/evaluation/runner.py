@@ -338,7 +338,9 @@ def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str,
         ranked = [r["strategies"][name].get("ranking") or r["strategies"][name]["ranked"] for r in ok_rows]
         pred = [set(r["strategies"][name]["ranked"]) for r in ok_rows]
         m = metrics.icd_report(gold, pred, ranked)
-        scored = [(p, c in g) for r, g in zip(ok_rows, gold) for c, p in r["strategies"][name].get("scores", [])]
+        # calibration over the codes the tool shows (at or above the suggestion floor, 0.05)
+        scored = [(p, c in g) for r, g in zip(ok_rows, gold) for c, p in r["strategies"][name].get("scores", [])
+                  if p >= 0.05]
         if scored:
             m["calibration"] = metrics.calibration(scored, auto_threshold=auto_threshold)
             predicted = sum(len(p) for p in pred)

@@ -99,7 +99,7 @@ FEATURES = (
     "cat_sent_sum", "cat_knn_sum", "cat_candidates", "code_len", "depth", "unspecified", "seventh",
     "n_sentences",
     "label_in_note", "label_in_sentence", "cat_knn_rank", "cat_sent_rank", "best_knn_in_cat", "best_sent_in_cat",
-    "code_given_cat", "centroid_sim", "centroid_rank",
+    "code_given_cat", "centroid_sim", "centroid_rank", "cat_centroid_max", "cat_svm_max",
 )
 NO_MARGIN = -5.0  # the linear view did not score this code
 
@@ -183,6 +183,13 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
     sent_of = {c: sum(a.sent_scores) for c, a in accs.items()}
     centroid = memory.centroid if memory is not None else {}
     centroid_order = {c: i for i, c in enumerate(sorted(centroid, key=lambda c: -centroid[c]), start=1)}
+    cat_centroid: dict[str, float] = {}
+    for c, v in centroid.items():
+        cat_centroid[category(c)] = max(cat_centroid.get(category(c), 0.0), v)
+    cat_svm: dict[str, float] = {}
+    for c, h in mem_hits.items():
+        if not math.isnan(h.svm_margin):
+            cat_svm[category(c)] = max(cat_svm.get(category(c), NO_MARGIN), h.svm_margin)
     codes, rows, sources = [], [], {}
     for code, acc in accs.items():
         mh = mem_hits.get(code)
@@ -208,6 +215,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
             *_rank_within(knn_of, by_cat, code, category(code)), *_rank_within(sent_of, by_cat, code, category(code)),
             (freq - cat_freq) if freq > 0 else -5.0,
             centroid.get(code, 0.0), float(centroid_order.get(code, MISSING_RANK)),
+            cat_centroid.get(category(code), 0.0), cat_svm.get(category(code), NO_MARGIN),
         ]
         codes.append(code)
         rows.append(row)

@@ -249,8 +249,13 @@ def learn_blend(llm: Any, examples: Sequence[Example], onto: Any, cands: list[No
     oof = cross_val_predict(clf, xa, ya, groups=groups, cv=GroupKFold(n_splits=min(5, len(set(groups)))),
                             method="predict_proba")[:, 1]
     clf.fit(xa, ya)
+    auc_ranker, auc_blend = round(float(roc_auc_score(ya, xa[:, 0])), 4), round(float(roc_auc_score(ya, oof)), 4)
+    if auc_blend <= auc_ranker:
+        logger.warning("the verifier's judgement did not improve the ranker on %d notes (AUC %.4f -> %.4f): it is "
+                       "recorded with each code but does not move the probabilities", len(set(groups)), auc_ranker,
+                       auc_blend)
     return VerifierBlend(llm.sha256, [float(v) for v in clf.coef_[0]], float(clf.intercept_[0]), top, len(set(groups)),
-                         round(float(roc_auc_score(ya, xa[:, 0])), 4), round(float(roc_auc_score(ya, oof)), 4))
+                         auc_ranker, auc_blend, applied=auc_blend > auc_ranker)
 
 
 def auto_accept_threshold(p: np.ndarray, y: np.ndarray, precision: float = 0.95, min_support: int = 20) -> float | None:

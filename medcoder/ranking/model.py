@@ -42,9 +42,10 @@ class VerifierBlend:
     notes: int = 0
     auc_ranker: float = 0.0
     auc_blend: float = 0.0
+    applied: bool = True  # False when the cross-validated blend did not beat the ranker alone
 
     def apply(self, p: float, log_odds: float) -> float:
-        if math.isnan(log_odds):
+        if math.isnan(log_odds) or not self.applied:
             return p
         p = min(max(p, 1e-4), 1 - 1e-4)
         z = self.intercept + self.coef[0] * math.log(p / (1 - p)) + self.coef[1] * log_odds
@@ -139,7 +140,7 @@ def load_memory(folder: str | Path) -> Any:
 def new_classifier(seed: int = 0) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(learning_rate=0.06, max_iter=300, max_leaf_nodes=31, min_samples_leaf=40,
+    return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=400, max_leaf_nodes=31, min_samples_leaf=40,
                                           l2_regularization=0.1, early_stopping=False, random_state=seed)
 
 

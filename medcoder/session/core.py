@@ -166,8 +166,11 @@ class Session:
                 "path": [{"code": n.code, "label": n.label} for n in onto.path(listed)],
                 "walk": [c for c in item.get("path", []) if c in onto],  # where the navigator entered and went
                 "critic": item.get("verdict", {}),
-                "choices": [{"at": s.get("at"), "options": s.get("options", [])[:4]} for s in item.get("steps", [])],
+                "choices": [{"at": s.get("at"), "options": s.get("options", [])[:4]} for s in item.get("steps", [])
+                            if "at" in s],
             })
+            if item.get("ranking"):  # a ranked code: which sources found it and what moved its probability
+                out["ranking"] = item["ranking"]
         out["audit_events"] = self._events_about(listed)
         self._audit("why", {"code": listed})
         return out
