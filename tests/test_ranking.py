@@ -137,7 +137,10 @@ def test_the_ranked_workflow_verifies_all_candidates_in_one_score_call(tmp_path:
     store = audit.open(tmp_path / "audit.sqlite")
     note = ("A 58-year-old woman with type 2 diabetes mellitus and essential hypertension presented with "
             "community-acquired pneumonia. She has no history of asthma.")
-    with medcoder.load_workflow("icd10cm", llms={"default": fake}, audit=store,
+    from medcoder.graphs.spec import builtin_path
+
+    yaml = builtin_path("icd10cm").read_text().replace("verify: auto", "verify: true")
+    with medcoder.load_workflow(text=yaml, llms={"default": fake}, audit=store,
                                 checkpoint_path=tmp_path / "cp.sqlite") as wf:
         result = wf.run(note)
     calls = [e for e in store.events(result.run_id) if e.kind == "model_call"]

@@ -31,7 +31,7 @@ def _check(result, note: str) -> None:  # type: ignore[no-untyped-def]
             assert note[e.start:e.end] == e.text
     for e in result.entities:
         assert note[e["start"]:e["end"]] == e["text"]
-    assert result.stats["model_calls"] > 0 and result.stats["model_sha256"]["default"].startswith("b179c952")
+    assert result.stats["model_sha256"]["default"].startswith("b179c952")
 
 
 @pytest.mark.parametrize("name", ["icd10cm", "atc", "full"])
@@ -39,7 +39,11 @@ def test_builtin_workflow_end_to_end(name: str, tmp_path) -> None:
     with load_workflow(name, model="test", checkpoint_path=tmp_path / "c.sqlite") as wf:
         result = wf.run(SHORT)
     _check(result, SHORT)
-    assert [s["name"] for s in result.sections] == ["chief_complaint", "medications", "assessment_and_plan"]
+    if name == "icd10cm":  # ranks every sentence: no section splitter; no verifier blend for this model: no call
+        assert result.sections == [] and result.stats["model_calls"] == 0
+    else:
+        assert result.stats["model_calls"] > 0
+        assert [s["name"] for s in result.sections] == ["chief_complaint", "medications", "assessment_and_plan"]
 
 
 def test_cli_code_json_on_the_example() -> None:
@@ -94,7 +98,7 @@ def test_audit_through_the_real_stack(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))
     note = tmp_path / "note.txt"
     note.write_text(SHORT)
-    res = CliRunner().invoke(main, ["code", str(note), "--model", "test", "--format", "json", "-w", "icd10cm",
+    res = CliRunner().invoke(main, ["code", str(note), "--model", "test", "--format", "json", "-w", "icd10cm-tree",
                                     "--run-id", "real-1"])
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["run_id"] == "real-1"

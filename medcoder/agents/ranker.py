@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -28,7 +28,9 @@ class RankParams(AgentParams):
     system: str = "icd10cm"
     ranker: str = Field("builtin", description="a ranker folder from `medcoder learn`, or builtin")
     sentences: bool = Field(True, description="search every sentence too, not only extracted mentions")
-    verify: bool = Field(True, description="let the model judge the top candidates (one batched score call)")
+    verify: bool | Literal["auto"] = Field(
+        "auto", description="let the model judge the top candidates (one batched score call); auto: only when the "
+                            "ranker holds a verifier blend for this model that improved it when learned")
     verify_top: int = Field(30, ge=1, le=200)
     model: str = "default"
     floor: float | None = Field(None, ge=0, le=1, description="suggestions kept down to this probability")
@@ -88,7 +90,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         ranked = coder.rank(cands)
         odds: dict[str, float] = {}
         llm = None
-        if params.verify and ranked and params.model in ctx.llms:
+        if ranked and params.model in ctx.llms and _should_verify(params.verify, coder, ctx.llm(params.model)):
             llm = ctx.llm(params.model)
             top = ranked[: params.verify_top]
             questions = [verify_question(r.code, coder.onto.label(r.code), r.evidence[0].text if r.evidence else "")
@@ -124,6 +126,15 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         return {"proposals": proposals, "verdicts": verdicts, "suggestions": suggestions}
 
     return run
+
+
+def _should_verify(verify: bool | str, coder: Any, llm: Any) -> bool:
+    if verify is True:
+        return True
+    if verify is False:
+        return False
+    blend = coder.ranker.blend
+    return bool(blend and blend.applied and blend.model_sha256 == llm.sha256)
 
 
 def _excludes1(proposals: dict[str, Any], verdicts: dict[str, Any], ctx: AgentContext, system: str) -> None:

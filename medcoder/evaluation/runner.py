@@ -342,6 +342,9 @@ def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str,
         scored = [(p, c in g) for r, g in zip(ok_rows, gold) for c, p in r["strategies"][name].get("scores", [])
                   if p >= 0.05]
         if scored:
+            # MAP over what the tool shows (codes and suggestions down to 0.05): comparable across strategies
+            shown = [[c for c, p in r["strategies"][name].get("scores", []) if p >= 0.05] for r in ok_rows]
+            m["map_shown"] = round(metrics.mean_average_precision(gold, shown), 4)
             m["calibration"] = metrics.calibration(scored, auto_threshold=auto_threshold)
             predicted = sum(len(p) for p in pred)
             if auto_threshold is not None and predicted:

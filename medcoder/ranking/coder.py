@@ -155,6 +155,11 @@ class RankedCoder:
             out.append(RankedCode(code, final, cands.evidence.get(code, []), cands.sources.get(code, []), feats,
                                   ranker_probability=float(p)))
         out.sort(key=lambda r: (-r.probability, r.code))
+        floor = self.ranker.meta.get("memory_similarity_floor")
         for r in out:
             r.accepted = r.probability >= self.ranker.threshold
+            # a note unlike anything the memory holds: its codes must rest on the note's own words
+            if (r.accepted and floor is not None and not ({"sentence", "mention"} & set(r.sources))
+                    and r.features.get("note_top_sim", 1.0) < floor):
+                r.accepted = False
         return out

@@ -203,7 +203,8 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = "i
     report = LearnReport(len(examples), round(float(np.mean([len(c.codes) for c in cands])), 1), round(gold_in, 4),
                          cv, round(threshold, 4), round(time.perf_counter() - start, 1), stages=stages)
     meta = {"learned_from": source or {}, "notes": len(examples), "folds": folds, "seed": seed,
-            "cv": cv, "feature_medians": medians, "report": report.to_dict()}
+            "cv": cv, "feature_medians": medians, "report": report.to_dict(),
+            "memory_similarity_floor": memory_similarity_floor(cands)}
     model = RankerModel(system, classifier, calibrator, float(threshold), meta=meta)
     if verifier is not None:
         t0 = time.perf_counter()
@@ -256,6 +257,14 @@ def learn_blend(llm: Any, examples: Sequence[Example], onto: Any, cands: list[No
                        auc_blend)
     return VerifierBlend(llm.sha256, [float(v) for v in clf.coef_[0]], float(clf.intercept_[0]), top, len(set(groups)),
                          auc_ranker, auc_blend, applied=auc_blend > auc_ranker)
+
+
+def memory_similarity_floor(cands: list[NoteCandidates], percentile: float = 5.0) -> float | None:
+    """How similar to the memory (out of fold) the training notes were, at the given percentile: below it
+    a note is unlike the memory, and a code the memory alone proposes is not accepted."""
+    col = FEATURES.index("note_top_sim")
+    sims = [c.features[0][col] for c in cands if c.features]
+    return round(float(np.percentile(sims, percentile)), 4) if sims else None
 
 
 def auto_accept_threshold(p: np.ndarray, y: np.ndarray, precision: float = 0.95, min_support: int = 20) -> float | None:
