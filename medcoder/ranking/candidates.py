@@ -9,6 +9,7 @@ so whatever the ranker puts first is a valid code to report.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -41,6 +42,7 @@ class _Acc:
     sent_ranks: list[int] = field(default_factory=list)
     sent_scores: list[float] = field(default_factory=list)
     label_in_sentence: float = 0.0  # best share of the label's words found in one sentence that found it
+    sent_cues: list[int] = field(default_factory=lambda: [0, 0, 0])  # sentences with negation/family/uncertainty
     ment_ranks: list[int] = field(default_factory=list)
     ment_scores: list[float] = field(default_factory=list)
     ment_absent: int = 0  # mentions that found it but are negated, family history or uncertain
@@ -100,7 +102,14 @@ FEATURES = (
     "n_sentences",
     "label_in_note", "label_in_sentence", "cat_knn_rank", "cat_sent_rank", "best_knn_in_cat", "best_sent_in_cat",
     "code_given_cat", "centroid_sim", "centroid_rank", "cat_centroid_max", "cat_svm_max",
+    "sent_negated_share", "sent_family_share", "sent_uncertain_share",
 )
+_NEGATION = re.compile(r"\b(no|not|denies|denied|negative for|without|free of|ruled out|rules out|absence of|"
+                       r"no evidence of|no signs? of|unremarkable|normal|intact|negative)\b", re.IGNORECASE)
+_FAMILY = re.compile(r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
+                     r"maternal|paternal)\b", re.IGNORECASE)
+_UNCERTAIN = re.compile(r"\b(possible|possibly|probable|suspected|suspicion of|rule out|r/o|differential|"
+                        r"cannot exclude|versus|vs\.?|concern for)\b", re.IGNORECASE)
 NO_MARGIN = -5.0  # the linear view did not score this code
 
 
@@ -139,6 +148,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
     note_words = set(tokenize(note)) if note else {w for s in spans for w in tokenize(s.text)}
     for span, span_hits in zip(spans, hits):
         span_words = set(tokenize(span.text))
+        cues = [bool(rx.search(span.text)) for rx in (_NEGATION, _FAMILY, _UNCERTAIN)]
         for rank, hit in enumerate(span_hits, start=1):
             if hit.code not in targets_cache:
                 targets_cache[hit.code] = billable_targets(onto, hit.code, expand_limit)
@@ -150,6 +160,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                 acc.label_in_sentence = max(acc.label_in_sentence,
                                             _share(_label_words(onto, target, _LABEL_WORDS), span_words))
                 if span.source == "sentence":
+                    acc.sent_cues = [a + b for a, b in zip(acc.sent_cues, cues)]
                     acc.sent_ranks.append(rank)
                     acc.sent_scores.append(hit.score)
                 elif span.assertion == "present":
@@ -216,6 +227,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
             (freq - cat_freq) if freq > 0 else -5.0,
             centroid.get(code, 0.0), float(centroid_order.get(code, MISSING_RANK)),
             cat_centroid.get(category(code), 0.0), cat_svm.get(category(code), NO_MARGIN),
+            *((n / len(acc.sent_ranks)) if acc.sent_ranks else -1.0 for n in acc.sent_cues),
         ]
         codes.append(code)
         rows.append(row)
