@@ -211,15 +211,20 @@ def test_eval_codiesp_with_the_test_model_writes_json_and_html(shared_data: Path
     (split / "text_files_en" / f"{first.id}.txt").write_text(first.text.splitlines()[0])
     (split / "shortD.tsv").write_text("".join(f"{first.id}\t{c}\n" for c in first.codes))
     out = tmp_path / "ev"
-    r = CliRunner().invoke(main, ["eval", "--dataset", str(split), "--limit", "1", "--model", "test", "--out", str(out)])
+    strategies = ["retrieval", "flat", "tree", "memory", "ranked-nomodel", "ranked"]
+    r = CliRunner().invoke(main, ["eval", "--dataset", str(split), "--limit", "1", "--model", "test", "--out", str(out),
+                                  *[x for s in strategies for x in ("--strategy", s)]])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "eval.json").read_text())
-    assert set(report["metrics"]) == {"retrieval", "flat", "tree"}
+    assert set(report["metrics"]) == set(strategies)
     for m in report["metrics"].values():
         assert {"micro", "macro", "category_micro", "map", "per_chapter", "error_types", "cost_per_note"} <= set(m)
-    assert report["model"]["sha256"] and report["items"][0]["strategies"]["tree"]["model_calls"] > 0
+    row = report["items"][0]["strategies"]
+    assert report["model"]["sha256"] and row["tree"]["model_calls"] > 0
+    assert row["ranked-nomodel"]["model_calls"] == 0 and row["ranked-nomodel"]["ranking"]
+    assert "calibration" in report["metrics"]["ranked-nomodel"]
     html = (out / "eval.html").read_text()
-    assert "<svg" in html and "F1 per ICD-10-CM chapter" in html
+    assert "<svg" in html and "F1 per ICD-10-CM chapter" in html and "Reliability: ranked-nomodel" in html
     # a second run reuses the scored items instead of coding again
     again = CliRunner().invoke(main, ["eval", "--dataset", str(split), "--limit", "1", "--model", "test",
                                       "--out", str(out), "--json"])
@@ -243,7 +248,7 @@ def test_bench_with_the_test_model(tmp_path: Path) -> None:
 
     notes = tmp_path / "notes.jsonl"
     notes.write_text(json.dumps({"id": "n1", "text": "ASSESSMENT:\nType 2 diabetes. Essential hypertension."}) + "\n")
-    res = run_bench(notes, ("test",), "icd10cm", 1, tmp_path / "b.json")
+    res = run_bench(notes, ("test",), "icd10cm-tree", 1, tmp_path / "b.json")
     m = res["models"]["test"]
     assert m["notes"] == 1 and m["notes_per_minute"] > 0 and 0 <= m["orchestration_share"] < 1
     assert 0 <= m["prefix_reuse"] <= 1 and m["prompt_tokens_per_note"] > 0

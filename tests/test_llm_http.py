@@ -80,3 +80,25 @@ def test_choose_over_http_uses_the_grammar(server: str) -> None:
 def test_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(MedcoderError, match="cannot reach model server"):
         HttpLLM(f"http://127.0.0.1:{_free_port()}/v1", timeout=2)
+
+
+def test_score_over_http_ranks_like_in_process(server):  # type: ignore[no-untyped-def]
+    """`score` against the real server (echo + logprobs, concurrent requests) orders continuations as the
+    in-process llama.cpp backend does, with the model's own chat template rendered the same way."""
+    from medcoder.llm import load_llm
+
+    local = load_llm("test")
+    try:
+        template = local.llm.metadata["tokenizer.chat_template"]
+        remote = HttpLLM(server, "smollm2", chat_template=template, parallel=2)
+        context = "Note: the patient has type 2 diabetes and hypertension. Judge each code."
+        conts = [("Code: E11.9 type 2 diabetes\nDocumented:", " yes"), ("Code: E11.9 type 2 diabetes\nDocumented:", " no"),
+                 ("Code: S82.0 fracture of patella\nDocumented:", " yes"), ("", " The note is about diabetes")]
+        here = local.score(context, conts).logprobs
+        there = remote.score(context, conts)
+        assert there.record.kind == "score" and len(there.logprobs) == len(conts)
+        assert sorted(range(len(conts)), key=lambda i: here[i]) == sorted(range(len(conts)), key=lambda i: there.logprobs[i])
+        for a, b in zip(here, there.logprobs):
+            assert a == pytest.approx(b, abs=0.5)
+    finally:
+        local.close()

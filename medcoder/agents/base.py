@@ -30,6 +30,11 @@ class AgentParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def models_needed(self) -> list[str]:
+        """The workflow models this node calls (checked against the workflow's `models`)."""
+        model = getattr(self, "model", None)
+        return [model] if isinstance(model, str) else []
+
 
 @dataclass
 class AgentContext:

@@ -20,7 +20,8 @@ def build_result(state: dict[str, Any], include_rejected: bool = False) -> dict[
     for eid, prop in state.get("proposals", {}).items():
         verdict = verdicts.get(eid, {"decision": "accept", "reasons": ["no critic in this workflow"]})
         entity = entities.get(eid, {})
-        spans = prop.get("evidence") or [
+        # ranked codes carry their own spans (none when only the memory proposed them)
+        spans = prop["evidence"] if "evidence" in prop else [
             {"start": entity.get("start"), "end": entity.get("end"), "text": entity.get("text", "")}]
         if verdict.get("code", prop["code"]) != prop["code"] or verdict["decision"] != "accept":
             rejected.append({"code": prop["code"], "system": prop["system"], "entity_id": eid,

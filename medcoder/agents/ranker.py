@@ -36,6 +36,9 @@ class RankParams(AgentParams):
     floor: float | None = Field(None, ge=0, le=1, description="suggestions kept down to this probability")
     note_chars: int = Field(6000, ge=200, description="how much of the note the verifier reads")
 
+    def models_needed(self) -> list[str]:
+        return [] if self.verify is False else [self.model]
+
 
 def ranker_folder(system: str, name: str = "builtin") -> Path:
     """The folder a workflow names: a path, or the ranker shipped for the system."""

@@ -92,8 +92,9 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise MedcoderError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
-    if data.layout == "dpd":
-        strategies = tuple(s for s in strategies if s in ("retrieval", "flat", "tree")) or ("retrieval", "flat", "tree")
+    if data.layout == "dpd":  # drug products: the term strategies (the ranked ones are for notes)
+        term = ("retrieval", "flat", "tree")
+        strategies = term if strategies == DEFAULT_STRATEGIES else tuple(s for s in strategies if s in term) or term
     workflow = workflow or ("atc" if data.system == "atc" else "icd10cm")
     started = time.time()
     if data.layout != "dpd" and set(strategies) <= set(NO_MODEL):
@@ -262,16 +263,17 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
             main.ranking = main.predictions + [Prediction(s["code"], s["confidence"]) for s in result.suggestions
                                                if s.get("system") == data.system]
             outputs = {"tree" if wf.spec.name == "icd10cm-tree" else "ranked": main}
+            entities = result.entities
             if tree_wf is not None:
                 t0 = time.perf_counter()
                 tres = tree_wf.run(ex.text)
+                entities = entities or tres.entities  # the ranked workflow extracts nothing: baselines use these
                 outputs["tree"] = StrategyOutput(
                     [Prediction(c.code, c.confidence, c.mention) for c in tres.codes if c.system == data.system],
                     round(time.perf_counter() - t0, 3), tres.stats.get("model_calls", 0),
                     tres.stats.get("prompt_tokens", 0), tres.stats.get("cached_tokens", 0))
             if coder is not None:
                 outputs.update(_nomodel_outputs(coder, ex.text, strategies))
-            entities = result.entities
             row["run_id"], row["entities"] = result.run_id, len(entities)
             if "retrieval" in strategies:
                 outputs["retrieval"] = _timed(StrategyOutput(), None,

@@ -122,13 +122,16 @@ def _check_graph(spec: WorkflowSpec) -> list[tuple[tuple[Any, ...], str]]:
             problems.append((("nodes", i, "agent"), str(exc)))
             continue
         try:
-            agent.params.model_validate(node.params)
+            params = agent.params.model_validate(node.params)
         except ValidationError as exc:
             for err in exc.errors():
                 problems.append((("nodes", i, "params", *err["loc"]), f"{err['msg']} (agent {node.agent})"))
-        model = node.params.get("model", "default")
-        if isinstance(model, str) and model not in spec.models:
-            problems.append((("nodes", i, "params", "model"), f"no model named {model!r} in models"))
+            params = None
+        needed = params.models_needed() if params is not None and hasattr(params, "models_needed") else \
+            [node.params.get("model", "default")]
+        for model in needed:
+            if isinstance(model, str) and model not in spec.models:
+                problems.append((("nodes", i, "params", "model"), f"no model named {model!r} in models"))
     graph = nx.DiGraph()
     for j, edge in enumerate(spec.edges):
         for key, end in (("from", edge.source), ("to", edge.to)):

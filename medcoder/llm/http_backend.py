@@ -100,13 +100,21 @@ class HttpLLM(LLM):
             out = self._request("/completions", {"model": self.model, "prompt": head + c.text, "max_tokens": 1,
                                                  "temperature": 0.0, "echo": True, "logprobs": 1, "seed": self.seed})
             lp = (out["choices"][0].get("logprobs") or {})
-            offsets, values = lp.get("text_offset") or [], lp.get("token_logprobs") or []
-            if not offsets or len(offsets) != len(values):
+            tokens, values = lp.get("tokens") or [], lp.get("token_logprobs") or []
+            if len(tokens) < 2 or len(tokens) != len(values):
                 raise ModelOutputError(f"{self.base_url}: the server returned no prompt log-probabilities "
                                        "(llama.cpp's python server needs logits_all, the default)")
-            # prompt tokens whose text starts inside the continuation's text; the generated token is the last
-            picked = [v for off, v in zip(offsets[:-1], values[:-1]) if off >= len(head) and v is not None]
-            if not picked:
+            # the continuation ends the prompt: its tokens are the last prompt tokens (the very last
+            # token was generated); offsets cannot be trusted, since servers drop special tokens from them
+            picked, covered = [], ""
+            for tok, v in zip(reversed(tokens[:-1]), reversed(values[:-1])):
+                if v is None:
+                    break
+                picked.append(v)
+                covered = tok + covered
+                if len(covered) >= len(c.text):
+                    break
+            if not picked or len(covered) < len(c.text.strip()):
                 raise ModelOutputError(f"{self.base_url}: no token of {c.text!r} was scored")
             return float(sum(picked)), out.get("usage") or {}
 
