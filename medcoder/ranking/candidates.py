@@ -104,6 +104,8 @@ FEATURES = (
     "code_given_cat", "centroid_sim", "centroid_rank", "cat_centroid_max", "cat_svm_max",
     "sent_negated_share", "sent_family_share", "sent_uncertain_share",
 )
+# sentence-wide assertion cues (the extractor's cues are anchored just before a mention; a sentence found by
+# retrieval has no mention position, so here any cue in the sentence counts and the ranker learns the weight)
 _NEGATION = re.compile(r"\b(no|not|denies|denied|negative for|without|free of|ruled out|rules out|absence of|"
                        r"no evidence of|no signs? of|unremarkable|normal|intact|negative)\b", re.IGNORECASE)
 _FAMILY = re.compile(r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
