@@ -122,13 +122,13 @@ def test_critic_sends_back_once_then_rejects(tmp_path) -> None:
 
 def test_excludes1_keeps_the_more_confident_code(kb) -> None:
     from medcoder.agents.base import AgentContext
-    from medcoder.agents.critic import _excludes1
+    from medcoder.agents.critic import drop_excludes1_conflicts
 
     verdicts = {"a": {"code": "E11.9", "system": "icd10cm", "decision": "accept", "reasons": []},
                 "b": {"code": "E10.9", "system": "icd10cm", "decision": "accept", "reasons": []}}
     proposals = {"a": {"confidence": 0.9}, "b": {"confidence": 0.4}}
     new: dict[str, Any] = {}
-    _excludes1(verdicts, new, proposals, AgentContext(llms={}, kb=kb))
+    drop_excludes1_conflicts(verdicts, new, proposals, AgentContext(llms={}, kb=kb))
     assert verdicts["a"]["decision"] == "accept" and verdicts["b"]["decision"] == "reject"
     assert "Excludes1" in verdicts["b"]["reasons"][-1]
 

@@ -58,7 +58,7 @@ def critic(params: CriticParams, ctx: AgentContext) -> NodeFn:
                     verdict["decision"] = "reject"
             new[prop["entity_id"]] = verdict
             verdicts[prop["entity_id"]] = verdict
-        _excludes1(verdicts, new, proposals, ctx)
+        drop_excludes1_conflicts(verdicts, new, proposals, ctx)
         ctx.emit("critic", {"round": rounds, "verdicts": {k: {x: v[x] for x in ("code", "decision", "reasons")}
                                                          for k, v in new.items()},
                             "revisit": [r["id"] for r in revisit]})
@@ -106,8 +106,10 @@ def _check(prop: dict[str, Any], entity: dict[str, Any], state: dict[str, Any], 
     return verdict
 
 
-def _excludes1(verdicts: dict[str, Any], new: dict[str, Any], proposals: dict[str, Any], ctx: AgentContext) -> None:
-    """Of two accepted codes that an Excludes1 note forbids together, keep the more confident one."""
+def drop_excludes1_conflicts(verdicts: dict[str, Any], new: dict[str, Any], proposals: dict[str, Any],
+                             ctx: AgentContext) -> None:
+    """Of two accepted codes that an Excludes1 note forbids together, keep the more confident one
+    (the critic and the ranker both apply this rule over their final set)."""
     accepted = {eid: v for eid, v in verdicts.items() if v["decision"] == "accept" and v["system"] == "icd10cm"}
     if len(accepted) < 2:
         return

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
+from medcoder.agents.critic import drop_excludes1_conflicts
 from medcoder.errors import MedcoderError
 
 logger = logging.getLogger(__name__)
@@ -92,9 +93,8 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         cands = coder.candidates(note, state.get("entities", []), sentences=params.sentences)
         ranked = coder.rank(cands)
         odds: dict[str, float] = {}
-        llm = None
-        if ranked and params.model in ctx.llms and _should_verify(params.verify, coder, ctx.llm(params.model)):
-            llm = ctx.llm(params.model)
+        llm = ctx.llms.get(params.model)
+        if ranked and llm is not None and _should_verify(params.verify, coder, llm):
             top = ranked[: params.verify_top]
             questions = [verify_question(r.code, coder.onto.label(r.code), r.evidence[0].text if r.evidence else "")
                          for r in top]
@@ -110,7 +110,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
             item = {"code": r.code, "system": params.system, "label": onto.label(r.code),
                     "confidence": round(r.probability, 4), "path": [n.code for n in onto.path(r.code)],
                     "evidence": [{"start": e.start, "end": e.end, "text": e.text} for e in r.evidence[:3]],
-                    "sources": r.sources, "features": r.to_dict()["features"],
+                    "sources": r.sources, "features": r.feature_dict(),
                     "ranker_probability": round(r.ranker_probability, 4)}
             if r.accepted:
                 eid = f"rank:{params.system}:{r.code}"
@@ -121,7 +121,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
                                  + ([f"verifier log-odds {odds[r.code]:+.2f}"] if r.code in odds else [])}
             else:
                 suggestions.append(item)
-        _excludes1(proposals, verdicts, ctx, params.system)
+        drop_excludes1_conflicts(verdicts, {}, proposals, ctx)
         ctx.emit("ranked", {"candidates": len(cands.codes), "verified": len(odds), "accepted": len(proposals),
                             "suggestions": len(suggestions), "threshold": coder.ranker.threshold,
                             "top": [{"code": r.code, "p": round(r.probability, 4), "sources": r.sources,
@@ -138,19 +138,3 @@ def _should_verify(verify: bool | str, coder: Any, llm: Any) -> bool:
         return False
     blend = coder.ranker.blend
     return bool(blend and blend.applied and blend.model_sha256 == llm.sha256)
-
-
-def _excludes1(proposals: dict[str, Any], verdicts: dict[str, Any], ctx: AgentContext, system: str) -> None:
-    """Of two accepted codes that an Excludes1 note forbids together, keep the more probable one."""
-    onto = ctx.kb.ontology(system)
-    if not hasattr(onto, "excludes1_conflicts") or len(proposals) < 2:
-        return
-    by_code = {p["code"]: eid for eid, p in proposals.items()}
-    for conflict in onto.excludes1_conflicts(sorted(by_code)):
-        a, b = by_code.get(conflict["code"]), by_code.get(conflict["excludes"])
-        if not a or not b or verdicts[a]["decision"] != "accept" or verdicts[b]["decision"] != "accept":
-            continue
-        loser = min((a, b), key=lambda e: proposals[e]["confidence"])
-        other = proposals[b if loser == a else a]["code"]
-        verdicts[loser] = {**verdicts[loser], "decision": "reject",
-                           "reasons": [*verdicts[loser]["reasons"], f"Excludes1 with {other}: {conflict['note']}"]}

@@ -21,6 +21,7 @@ from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Dataset, Example, load_dataset
 from medcoder.evaluation.strategies import (
     DEFAULT_STRATEGIES,
+    MEMORY_THRESHOLD,
     NO_MODEL,
     STRATEGIES,
     Prediction,
@@ -195,9 +196,14 @@ def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...], searche
                      ) -> dict[str, StrategyOutput]:
     outputs: dict[str, StrategyOutput] = {}
     if "memory" in strategies:
-        outputs["memory"] = _timed(StrategyOutput(calibrated=False), None, lambda: [
-            p for p in memory_codes(coder, text) if p.confidence >= 0.2])
-        outputs["memory"].ranking = memory_codes(coder, text)
+        ranking: list[Prediction] = []
+
+        def remember() -> list[Prediction]:
+            ranking.extend(memory_codes(coder, text))
+            return [p for p in ranking if p.confidence >= MEMORY_THRESHOLD]
+
+        outputs["memory"] = _timed(StrategyOutput(calibrated=False), None, remember)
+        outputs["memory"].ranking = ranking
     if "ranked-nomodel" in strategies:
         out = StrategyOutput(calibrated=True)
         holder: dict[str, Any] = {}
@@ -217,11 +223,11 @@ def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: 
     """`memory` and `ranked-nomodel` only: knowledge, retrieval and the ranker, no language model loaded."""
     from medcoder.knowledge import default_kb
     from medcoder.knowledge.retrieval import HybridRetriever
+    from medcoder.ranking.coder import RetrievalCache
 
     kb = default_kb()
     coder = _coder(ranker, kb, HybridRetriever(kb))
     cache = _RowCache(out_dir, data, "no-model", None, strategies, ranker)
-    from medcoder.ranking.coder import RetrievalCache
 
     # retrieval does not depend on the ranker: cached per sentence list, a re-scored eval searches nothing again
     searched = RetrievalCache(Path(out_dir) / "retrieval-cache.jsonl" if out_dir is not None else None)

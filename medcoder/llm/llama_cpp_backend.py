@@ -233,20 +233,12 @@ class LlamaCppLLM(LLM):
         return text, stats
 
     def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
-        import llama_cpp
-
         with self._lock:
             tokens = self.prompt_tokens(messages)
             reused = self._reuse_prefix(tokens)
             self.llm.eval(tokens[reused:])
-            n_vocab = self.llm.n_vocab()
-            ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-            logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
-            logits = logits.astype(np.float64)
-        top = logits.max()
-        log_z = top + np.log(np.exp(logits - top).sum())
-        ids = self._label_ids[: len(options)]
-        logprobs = [float(logits[i] - log_z) for i in ids]
+            row = self._logprobs_at(-1)
+        logprobs = [float(row[i]) for i in self._label_ids[: len(options)]]
         return logprobs, CallStats(prompt_tokens=len(tokens), cached_tokens=reused, completion_tokens=0,
                                    sampling={"method": "next-token log-probabilities", "labels": len(options)})
 

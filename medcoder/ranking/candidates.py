@@ -115,13 +115,14 @@ _UNCERTAIN = re.compile(r"\b(possible|possibly|probable|suspected|suspicion of|r
 NO_MARGIN = -5.0  # the linear view did not score this code
 
 
-def _label_words(onto: Any, code: str, cache: dict[str, frozenset[str]]) -> frozenset[str]:
-    if code not in cache:
-        cache[code] = frozenset(tokenize(onto.label(code)))
-    return cache[code]
+_LABEL_WORDS: dict[tuple[str, str], frozenset[str]] = {}  # (system, code) -> the label's words, per process
 
 
-_LABEL_WORDS: dict[str, frozenset[str]] = {}
+def _label_words(onto: Any, code: str) -> frozenset[str]:
+    key = (onto.system, code)
+    if key not in _LABEL_WORDS:
+        _LABEL_WORDS[key] = frozenset(tokenize(onto.label(code)))
+    return _LABEL_WORDS[key]
 
 
 def _share(words: frozenset[str], text_words: set[str]) -> float:
@@ -160,7 +161,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                 acc.direct += direct
                 acc.via_parent += not direct
                 acc.label_in_sentence = max(acc.label_in_sentence,
-                                            _share(_label_words(onto, target, _LABEL_WORDS), span_words))
+                                            _share(_label_words(onto, target), span_words))
                 if span.source == "sentence":
                     acc.sent_cues = [a + b for a, b in zip(acc.sent_cues, cues)]
                     acc.sent_ranks.append(rank)
@@ -224,7 +225,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
             cat_sent.get(category(code), 0.0), cat_knn.get(category(code), 0.0), cat_count.get(category(code), 0),
             len(code.replace(".", "")), node.depth, float("unspecified" in node.label.lower()),
             float(node.kind == "extension"), n_sent,
-            _share(_label_words(onto, code, _LABEL_WORDS), note_words), acc.label_in_sentence,
+            _share(_label_words(onto, code), note_words), acc.label_in_sentence,
             *_rank_within(knn_of, by_cat, code, category(code)), *_rank_within(sent_of, by_cat, code, category(code)),
             (freq - cat_freq) if freq > 0 else -5.0,
             centroid.get(code, 0.0), float(centroid_order.get(code, MISSING_RANK)),

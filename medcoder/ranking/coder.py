@@ -40,11 +40,14 @@ class RankedCode:
     accepted: bool = False
     ranker_probability: float = 0.0  # before the verifier's blend
 
+    def feature_dict(self) -> dict[str, Any]:
+        """The features as JSON values (NaN, a signal that was not computed, becomes null)."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.features.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "probability": round(self.probability, 4), "accepted": self.accepted,
                 "ranker_probability": round(self.ranker_probability, 4), "sources": self.sources,
-                "evidence": [asdict(e) for e in self.evidence],
-                "features": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.features.items()}}
+                "evidence": [asdict(e) for e in self.evidence], "features": self.feature_dict()}
 
 
 def hits_to_json(hits: Sequence[Sequence[SearchHit]]) -> list[list[list[Any]]]:

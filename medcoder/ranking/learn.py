@@ -85,12 +85,13 @@ def folds_of(n: int, k: int, seed: int = 0) -> np.ndarray:
     return fold
 
 
-def note_candidates(examples: Sequence[Example], onto: Any, retriever: Any, system: str, folds: np.ndarray,
-                    cache: RetrievalCache | None, progress: Progress | None = None,
+def note_candidates(examples: Sequence[Example], targets: Sequence[set[str]], onto: Any, retriever: Any, system: str,
+                    folds: np.ndarray, cache: RetrievalCache | None, progress: Progress | None = None,
                     memory_factory: Callable[[], CodedNotesMemory] = CodedNotesMemory) -> list[NoteCandidates]:
-    """Candidates of every note with out-of-fold memory views (memory fitted on the other folds)."""
+    """Candidates of every note with out-of-fold memory views (memory fitted on the other folds,
+    from their training `targets`)."""
     n = len(examples)
-    golds = [sorted(training_targets(onto, canonical_codes(onto, e.codes))) for e in examples]
+    golds = [sorted(t) for t in targets]
     views: list[Any] = [None] * n
     mems: list[CodedNotesMemory | None] = [None] * n
     k = int(folds.max()) + 1 if n else 0
@@ -176,10 +177,10 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = "i
     onto = kb.ontology(system)
     fold = folds_of(len(examples), folds, seed)
     cache = RetrievalCache(cache_path)
-    cands = note_candidates(examples, onto, retriever, system, fold, cache, progress)
-    stages["candidates_s"] = round(time.perf_counter() - start, 1)
     golds = [canonical_codes(onto, e.codes) for e in examples]
     targets = [training_targets(onto, g) for g in golds]
+    cands = note_candidates(examples, targets, onto, retriever, system, fold, cache, progress)
+    stages["candidates_s"] = round(time.perf_counter() - start, 1)
     labels = [np.asarray([c in t for c in cand.codes], dtype=int) for cand, t in zip(cands, targets)]
     t0 = time.perf_counter()
     oof = _oof_scores(cands, labels, fold, seed)
