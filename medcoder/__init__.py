@@ -12,7 +12,7 @@ __all__ = ["CodingResult", "Workflow", "load_workflow"]
 
 def __getattr__(name: str) -> Any:  # import lazily: `medcoder kb` should not pay for langgraph
     if name in ("Workflow", "load_workflow"):
-        from medcoder import workflow
+        from medcoder.engine import workflow
 
         return getattr(workflow, name)
     if name == "CodingResult":

@@ -8,7 +8,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FHIR_SYSTEMS = {"icd10cm": "http://hl7.org/fhir/sid/icd-10-cm", "atc": "http://www.whocc.no/atc"}
+from medcoder.knowledge.systems import system_class
+
 
 
 @dataclass
@@ -95,23 +96,28 @@ class CodingResult:
         """A FHIR R4 collection Bundle: a Condition per diagnosis code, a MedicationStatement per drug."""
         entries = []
         for i, c in enumerate(self.codes):
-            coding = {"system": FHIR_SYSTEMS[c.system], "code": c.code, "display": c.label}
+            cls = system_class(c.system)
+            coding = {"system": cls.fhir_uri, "code": c.code, "display": c.label}
             notes = [{"text": f'evidence: "{e.text}" [{e.start}:{e.end}]'} for e in c.evidence]
-            if c.system == "icd10cm":
-                resource = {
-                    "resourceType": "Condition", "id": f"{self.run_id}-c{i}",
-                    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                                   "code": "active"}]},
-                    "verificationStatus": {"coding": [{
-                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}]},
-                    "code": {"coding": [coding], "text": c.mention or c.label},
-                    "subject": {"reference": patient}, "note": notes,
-                }
-            else:
-                resource = {
-                    "resourceType": "MedicationStatement", "id": f"{self.run_id}-m{i}", "status": "active",
-                    "medicationCodeableConcept": {"coding": [coding], "text": c.mention or c.label},
-                    "subject": {"reference": patient}, "note": notes,
-                }
+            resource = _fhir_resource(cls.fhir_resource, f"{self.run_id}-{cls.fhir_resource[0].lower()}{i}",
+                                      coding, c.mention or c.label, patient, notes)
             entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource})
         return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _fhir_resource(kind: str, rid: str, coding: dict[str, Any], text: str, patient: str,
+                   notes: list[dict[str, str]]) -> dict[str, Any]:
+    """One FHIR R4 resource of the kind the code system asks for (Condition, MedicationStatement, Observation)."""
+    concept = {"coding": [coding], "text": text}
+    if kind == "Condition":
+        return {"resourceType": "Condition", "id": rid,
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                               "code": "active"}]},
+                "verificationStatus": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}]},
+                "code": concept, "subject": {"reference": patient}, "note": notes}
+    if kind == "MedicationStatement":
+        return {"resourceType": "MedicationStatement", "id": rid, "status": "active",
+                "medicationCodeableConcept": concept, "subject": {"reference": patient}, "note": notes}
+    return {"resourceType": kind, "id": rid, "status": "preliminary", "code": concept,
+            "subject": {"reference": patient}, "note": notes}

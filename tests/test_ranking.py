@@ -73,7 +73,7 @@ def test_a_workflow_naming_the_folder_codes_a_note_with_billable_codes(learned: 
     import medcoder
     from medcoder.knowledge import load_icd10cm
 
-    yaml = (Path(medcoder.__file__).parent / "graphs" / "builtin" / "icd10cm-nomodel.yaml").read_text()
+    yaml = (Path(medcoder.__file__).parent / "engine" / "builtin" / "icd10cm-nomodel.yaml").read_text()
     yaml = yaml.replace("ranker: builtin", f"ranker: {learned}")
     note = _notes()[0]["text"]
     with medcoder.load_workflow(text=yaml, audit=None, checkpoint_path=tmp_path / "cp.sqlite") as wf:
@@ -128,7 +128,7 @@ def test_feedback_from_a_session_changes_the_next_ranking_of_a_rejected_code(lea
 
     import medcoder
 
-    yaml = (Path(medcoder.__file__).parent / "graphs" / "builtin" / "icd10cm-nomodel.yaml").read_text()
+    yaml = (Path(medcoder.__file__).parent / "engine" / "builtin" / "icd10cm-nomodel.yaml").read_text()
     wf_path = tmp_path / "mine.yaml"
     wf_path.write_text(yaml.replace("ranker: builtin", f"ranker: {learned}"))
     note = json.loads(small_jsonl.read_text().splitlines()[0])["text"]
@@ -160,7 +160,7 @@ def test_the_ranked_workflow_verifies_all_candidates_in_one_score_call(tmp_path:
     store = audit.open(tmp_path / "audit.sqlite")
     note = ("A 58-year-old woman with type 2 diabetes mellitus and essential hypertension presented with "
             "community-acquired pneumonia. She has no history of asthma.")
-    from medcoder.graphs.spec import builtin_path
+    from medcoder.engine.spec import builtin_path
 
     yaml = builtin_path("icd10cm").read_text().replace("verify: auto", "verify: true")
     with medcoder.load_workflow(text=yaml, llms={"default": fake}, audit=store,

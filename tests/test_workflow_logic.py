@@ -12,10 +12,10 @@ import pytest
 
 from medcoder import load_workflow
 from medcoder.errors import MedcoderError
-from medcoder.graphs.spec import WorkflowError, parse_spec
+from medcoder.engine.spec import WorkflowError, parse_spec
 from medcoder.knowledge import load_icd10cm
 from medcoder.llm import FakeLLM
-from medcoder.workflow import NoteError, RunLog
+from medcoder.engine.workflow import NoteError, RunLog
 
 NOTE = """HISTORY OF PRESENT ILLNESS:
 58-year-old man with hypertension and type 2 diabetes. No history of asthma.
@@ -227,7 +227,7 @@ def test_exports(tmp_path) -> None:
 
 
 def _builtin_text(name: str) -> str:
-    from medcoder.graphs.spec import builtin_path
+    from medcoder.engine.spec import builtin_path
 
     return builtin_path(name).read_text()
 
@@ -288,7 +288,7 @@ def test_knowledge_retriever_none_walks_from_the_root(tmp_path) -> None:
 
 def test_example_workflows_equal_the_builtins() -> None:
     """workflows/*.yaml are copies users read and edit: they must not drift from what `-w NAME` runs."""
-    from medcoder.graphs.spec import BUILTIN, builtin_path
+    from medcoder.engine.spec import BUILTIN, builtin_path
 
     examples = Path(__file__).resolve().parents[1] / "workflows"
     for name in BUILTIN:

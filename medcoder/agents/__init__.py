@@ -1,6 +1,8 @@
-"""The agents a workflow is built from; importing this package registers the built-in ones."""
+"""The agents a workflow is built from. Workflows find them by name through the `medcoder.agents`
+entry points (see `medcoder.plugins`), so an agent module is imported only when a workflow uses it."""
 
-from medcoder.agents import critic, extractor, finalize, navigator, ranker, retriever, sections  # noqa: F401 - registration
-from medcoder.agents.base import AGENTS, AgentContext, AgentDef, AgentParams, register_agent, resolve_agent
+from medcoder.agents.base import (
+    AgentContext, AgentDef, AgentParams, BoundLLM, agent_names, register_agent, resolve_agent,
+)
 
-__all__ = ["AGENTS", "AgentContext", "AgentDef", "AgentParams", "register_agent", "resolve_agent"]
+__all__ = ["AgentContext", "AgentDef", "AgentParams", "BoundLLM", "agent_names", "register_agent", "resolve_agent"]

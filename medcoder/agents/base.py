@@ -15,9 +15,10 @@ from typing import Any, Callable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from medcoder import plugins
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase
-from medcoder.llm import LLM
+from medcoder.llm import LLM, CallRecord
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +37,61 @@ class AgentParams(BaseModel):
         return [model] if isinstance(model, str) else []
 
 
+class BoundLLM:
+    """A model handle bound to one node of one run: every call made through it is reported with that node.
+
+    The engine gives each node of each run its own handles, so attribution needs no thread-local
+    "current node" and two runs on two threads never mix their calls. Everything else (name,
+    sha256, capabilities, close ...) is the shared model's.
+    """
+
+    def __init__(self, llm: LLM, node: str, sink: Callable[[str, CallRecord], None]) -> None:
+        self.inner, self.node, self._sink = llm, node, sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _report(self, records: list[CallRecord]) -> None:
+        for record in records:
+            self._sink(self.node, record)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = getattr(self.inner, method)(*args, **kwargs)
+        except MedcoderError as exc:  # a failed call is still a call: credit its record, then raise
+            self._report(list(getattr(exc, "records", None) or []))
+            raise
+        self._report(list(getattr(result, "records", None) or [result.record]))
+        return result
+
+    def chat(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("chat", *args, **kwargs)
+
+    def choose(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("choose", *args, **kwargs)
+
+    def score(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("score", *args, **kwargs)
+
+    def judge(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("judge", *args, **kwargs)
+
+
 @dataclass
 class AgentContext:
-    """The model(s), knowledge and event sink an agent works with, plus its prompt templates."""
+    """What one node works with: its model handles, the knowledge, its event sink and prompt templates.
 
-    llms: dict[str, LLM]
+    The engine builds one per node per run (`node`, `run_id` say which), so what an agent emits
+    and every model call it makes land in that run's record under that node.
+    """
+
+    llms: dict[str, Any]  # name -> LLM (or the BoundLLM the engine hands each node)
     kb: KnowledgeBase
     prompts: dict[str, str] = field(default_factory=dict)
     emit: EventSink = lambda kind, data: None  # noqa: E731 - the audit trail replaces this
     retriever: Any = None  # entry points for the navigator; None: walk from the root
+    node: str = ""
+    run_id: str = ""
 
     def llm(self, name: str = "default") -> LLM:
         try:
@@ -70,14 +117,19 @@ class AgentDef:
     doc: str = ""
 
 
-AGENTS: dict[str, AgentDef] = {}
-
-
 def register_agent(name: str, params: type[AgentParams]) -> Callable[[AgentFactory], AgentFactory]:
-    """Decorator: make an agent available to workflows under `name`."""
+    """Decorator: mark a factory as an agent named `name` with its parameter model.
+
+    Workflows find agents through the `medcoder.agents` entry points (the built-ins are listed in
+    medcoder's pyproject the same way); the decorator also registers the name at import time, so
+    an agent defined in a notebook or test is usable without installing anything.
+    """
 
     def wrap(factory: AgentFactory) -> AgentFactory:
-        AGENTS[name] = AgentDef(name, factory, params, (factory.__doc__ or "").strip().split("\n")[0])
+        factory.medcoder_agent = True  # type: ignore[attr-defined]
+        factory.params = params  # type: ignore[attr-defined]
+        factory.agent_name = name  # type: ignore[attr-defined]
+        plugins.agents.register(name, factory)
         return factory
 
     return wrap
@@ -87,24 +139,34 @@ class _AnyParams(AgentParams):
     model_config = ConfigDict(extra="allow")
 
 
+def _as_def(ref: str, obj: Any) -> AgentDef:
+    doc = (getattr(obj, "__doc__", None) or "").strip().split("\n")[0]
+    if getattr(obj, "medcoder_agent", False):
+        return AgentDef(ref, obj, getattr(obj, "params", _AnyParams), doc)
+    return AgentDef(ref, lambda params, ctx: obj, _AnyParams, doc)
+
+
+def agent_names() -> list[str]:
+    """Every agent a workflow may name: the built-ins and installed plugins."""
+    return plugins.agents.names()
+
+
 def resolve_agent(ref: str) -> AgentDef:
-    """A built-in agent by name, or `package.module:callable` for a user's own.
+    """An agent by its registered name (entry points), or `package.module:callable` for a user's own.
 
-    A user callable is either a factory `(params, ctx) -> node` (set `medcoder_agent = True`
-    on it, and optionally `params` to a pydantic model) or a plain node function `state -> update`.
+    A user callable is either a factory `(params, ctx) -> node` (decorated with `register_agent`,
+    or with `medcoder_agent = True` and optionally `params` set on it) or a plain node function
+    `state -> update`.
     """
-    import medcoder.agents  # noqa: F401 - registers the built-in agents
-
-    if ref in AGENTS:
-        return AGENTS[ref]
     if ":" not in ref:
-        raise MedcoderError(f"unknown agent {ref!r}; built-in agents: {', '.join(sorted(AGENTS))}, "
-                            "or give module:callable")
+        try:
+            return _as_def(ref, plugins.agents.get(ref))
+        except plugins.PluginError as exc:
+            raise MedcoderError(f"unknown agent {ref!r}; installed agents: {', '.join(agent_names())}, "
+                                "or give module:callable") from exc
     module_name, _, attr = ref.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise MedcoderError(f"cannot import agent {ref!r}: {exc}") from exc
-    if getattr(obj, "medcoder_agent", False):
-        return AgentDef(ref, obj, getattr(obj, "params", _AnyParams))
-    return AgentDef(ref, lambda params, ctx: obj, _AnyParams)
+    return _as_def(ref, obj)

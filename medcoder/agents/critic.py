@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
-from medcoder.agents.navigator import excerpt
 from medcoder.llm import Option
+from medcoder.notetext import excerpt
+from medcoder.records import Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def critic(params: CriticParams, ctx: AgentContext) -> NodeFn:
         ctx.emit("critic", {"round": rounds, "verdicts": {k: {x: v[x] for x in ("code", "decision", "reasons")}
                                                          for k, v in new.items()},
                             "revisit": [r["id"] for r in revisit]})
+        new = {eid: Verdict.model_validate(v).to_state() for eid, v in new.items()}
         return {"verdicts": new, "revisit": revisit, "rounds": 1}
 
     return run
@@ -79,10 +81,7 @@ def _check(prop: dict[str, Any], entity: dict[str, Any], state: dict[str, Any], 
     if not node.billable:
         verdict["decision"] = "revise"
         reasons.append(f"{node.code} is not billable: a more specific code is needed")
-    if prop["system"] == "icd10cm":
-        notes = onto.notes(node.code)  # type: ignore[attr-defined]
-        for key in ("code_first", "use_additional_code", "code_also"):
-            reminders += [f"{key.replace('_', ' ')}: {n['text']}" for n in notes.get(key, [])]
+    reminders += onto.reminders(node.code)
     if entity.get("assertion") not in ("present", None):
         verdict["decision"] = "reject"
         reasons.append(f"the mention is {entity['assertion']}, not the patient's present condition")
@@ -110,13 +109,17 @@ def drop_excludes1_conflicts(verdicts: dict[str, Any], new: dict[str, Any], prop
                              ctx: AgentContext) -> None:
     """Of two accepted codes that an Excludes1 note forbids together, keep the more confident one
     (the critic and the ranker both apply this rule over their final set)."""
-    accepted = {eid: v for eid, v in verdicts.items() if v["decision"] == "accept" and v["system"] == "icd10cm"}
-    if len(accepted) < 2:
-        return
+    for system in sorted({v["system"] for v in verdicts.values() if v["decision"] == "accept"}):
+        _drop_conflicts_in(system, verdicts, new, proposals, ctx)
+
+
+def _drop_conflicts_in(system: str, verdicts: dict[str, Any], new: dict[str, Any], proposals: dict[str, Any],
+                       ctx: AgentContext) -> None:
+    accepted = {eid: v for eid, v in verdicts.items() if v["decision"] == "accept" and v["system"] == system}
     codes = sorted({v["code"] for v in accepted.values()})
     if len(codes) < 2:
         return
-    for conflict in ctx.kb.icd10cm.excludes1_conflicts(codes):
+    for conflict in ctx.kb.ontology(system).excludes1_conflicts(codes):
         losers = [eid for eid, v in accepted.items() if v["code"] in (conflict["code"], conflict["excludes"])]
         if len(losers) < 2:
             continue

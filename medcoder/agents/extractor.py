@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.agents.sections import paragraphs
 from medcoder.errors import MedcoderError
+from medcoder.records import Entity
 
 logger = logging.getLogger(__name__)
 
@@ -153,13 +154,13 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                 inner = locate(note[start:end], ent.mention)  # narrow to the mention when it lies inside
                 m_start, m_end = (start + inner[0], start + inner[1]) if inner else (start, end)
                 assertion, rule = check_assertion(note, m_start, m_end, section["name"], ent.assertion)
-                entities.append({
-                    "id": f"{ent.kind[0]}{start}-{end}", "kind": ent.kind, "mention": ent.mention.strip(),
-                    "start": start, "end": end, "text": note[start:end], "section": section["id"],
-                    "section_name": section["name"], "assertion": assertion, "model_assertion": ent.assertion,
-                    "assertion_rule": rule, "laterality": ent.laterality, "acuity": ent.acuity,
-                    "type": ent.type, "episode": ent.episode,
-                })
+                entities.append(Entity(
+                    id=f"{ent.kind[0]}{start}-{end}", kind=ent.kind, mention=ent.mention.strip(),
+                    start=start, end=end, text=note[start:end], section=section["id"],
+                    section_name=section["name"], assertion=assertion, model_assertion=ent.assertion,
+                    assertion_rule=rule, laterality=ent.laterality, acuity=ent.acuity,
+                    type=ent.type, episode=ent.episode,
+                ).to_state())
         ctx.emit("entities", {"section": section["id"], "entities": [
             {k: e[k] for k in ("id", "kind", "mention", "start", "end", "assertion")} for e in entities]})
         return {"entities": entities, "errors": errors}

@@ -12,23 +12,25 @@ from __future__ import annotations
 import heapq
 import logging
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.errors import MedcoderError
-from medcoder.knowledge.ontology import ROOT, Node, Ontology
+from medcoder.knowledge.ontology import ROOT, CodeSystem, Node
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
+from medcoder.notetext import excerpt
+from medcoder.records import Proposal, entity_query
 from medcoder.llm import LLM, Option
 
 logger = logging.getLogger(__name__)
 
 NONE_KEY = "__none__"
-KIND_OF_SYSTEM = {"icd10cm": "diagnosis", "atc": "medication"}
 
 
 class NavigatorParams(AgentParams):
-    system: Literal["icd10cm", "atc"] = "icd10cm"
+    system: SystemName = DEFAULT_SYSTEM
     beam: int = Field(2, ge=1, le=5, description="branches kept open at each level")
     branch_min_prob: float = Field(0.15, ge=0, le=1, description="a second branch needs at least this probability")
     max_expansions: int = Field(14, ge=1, description="model choices per entity before finishing greedily")
@@ -39,33 +41,16 @@ class NavigatorParams(AgentParams):
     model: str = "default"
 
 
-def _option_label(node: Node, system: str) -> str:
-    if node.kind == "block":
-        return node.label
-    if system == "atc":
-        return f"{node.label} ({node.code})"
-    return node.label
-
-
-def excerpt(note: str, start: int, end: int, chars: int) -> str:
-    """The note around a span, cut at line or sentence ends where possible."""
-    lo = max(0, start - chars // 2)
-    hi = min(len(note), end + chars // 2)
-    cut = note.find("\n", lo, start)
-    lo = cut + 1 if cut >= 0 else lo
-    return note[lo:hi].strip()
-
-
 class _Walk:
     """One entity's walk: the shared prompt prefix and the record of every choice."""
 
-    def __init__(self, llm: LLM, onto: Ontology, ctx: AgentContext, params: NavigatorParams,
+    def __init__(self, llm: LLM, onto: CodeSystem, ctx: AgentContext, params: NavigatorParams,
                  entity: dict[str, Any], note: str, feedback: str, avoid: set[str]) -> None:
         self.llm, self.onto, self.ctx, self.params = llm, onto, ctx, params
         self.avoid = avoid
         attrs = ", ".join(f"{k}: {entity[k]}" for k in ("laterality", "acuity", "type", "episode")
                           if entity.get(k) and entity[k] not in ("none", "unspecified"))
-        system = "ICD-10-CM diagnosis" if params.system == "icd10cm" else "WHO ATC drug"
+        system = onto.prompt_name
         self.messages = [
             {"role": "system", "content": ctx.prompt("system", PROMPTS, system=system)},
             {"role": "user", "content": ctx.prompt(
@@ -76,7 +61,7 @@ class _Walk:
         self.steps: list[dict[str, Any]] = []
 
     def choose(self, at: str, nodes: list[Node], allow_none: bool) -> list[tuple[str, float]]:
-        options = [Option(n.code, _option_label(n, self.params.system)) for n in nodes]
+        options = [Option(n.code, self.onto.option_label(n)) for n in nodes]
         if allow_none:
             options.append(Option(NONE_KEY, "None of these fits"))
         where = "the whole classification" if at == ROOT else f"{at} {self.onto.label(at)}"
@@ -150,7 +135,7 @@ class _Walk:
 @register_agent("navigator", NavigatorParams)
 def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
     """Code one entity (a fan-out item) by walking the tree with constrained choices."""
-    kind = KIND_OF_SYSTEM[params.system]
+    kind = system_class(params.system).entity_kind
 
     def run(state: dict[str, Any]) -> dict[str, Any]:
         entity = state.get("item")
@@ -169,9 +154,9 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
             ctx.emit("error", {"entity": entity["id"], "error": str(exc)})
             return {"errors": [{"node": "navigate", "entity_id": entity["id"], "error": str(exc)}]}
         node = onto.node(code)
-        proposal = {"entity_id": entity["id"], "code": code, "system": params.system, "label": node.label,
-                    "confidence": round(confidence, 4), "path": path, "steps": walk.steps,
-                    "entry_points": entries, "round": entity.get("round", 0)}
+        proposal = Proposal(entity_id=entity["id"], code=code, system=params.system, label=node.label,
+                            confidence=round(confidence, 4), path=path, steps=walk.steps,
+                            entry_points=entries, round=entity.get("round", 0)).to_state()
         ctx.emit("proposal", {k: proposal[k] for k in ("entity_id", "code", "confidence", "path")})
         return {"proposals": {entity["id"]: proposal}}
 
@@ -181,8 +166,6 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
 def _entry_points(ctx: AgentContext, params: NavigatorParams, entity: dict[str, Any], state: dict[str, Any],
                   avoid: set[str]) -> list[str]:
     """Codes to start from: what the retriever agent found for this entity, else the workflow's retriever."""
-    from medcoder.agents.retriever import entity_query
-
     found = (state.get("candidates") or {}).get(entity["id"])
     if found is None and ctx.retriever is not None:
         query = entity_query(entity)

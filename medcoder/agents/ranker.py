@@ -19,6 +19,8 @@ from pydantic import Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.agents.critic import drop_excludes1_conflicts
 from medcoder.errors import MedcoderError
+from medcoder.records import Proposal, Suggestion, Verdict
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ BUILTIN_RANKERS = Path(__file__).resolve().parent.parent / "ranking" / "data"
 
 
 class RankParams(AgentParams):
-    system: str = "icd10cm"
+    system: SystemName = DEFAULT_SYSTEM
     ranker: str = Field("builtin", description="a ranker folder from `medcoder learn`, or builtin")
     sentences: bool = Field(True, description="search every sentence too, not only extracted mentions")
     verify: bool | Literal["auto"] = Field(
@@ -45,7 +47,8 @@ def ranker_folder(system: str, name: str = "builtin") -> Path:
     """The folder a workflow names: a path, or the ranker shipped for the system."""
     if name != "builtin":
         return Path(name).expanduser()
-    folder = BUILTIN_RANKERS / f"codiesp-{system}" if system == "icd10cm" else BUILTIN_RANKERS / system
+    shipped = system_class(system).builtin_ranker
+    folder = BUILTIN_RANKERS / (shipped or system)
     if not folder.is_dir():
         raise MedcoderError(f"no built-in ranker for {system}; learn one with `medcoder learn DATASET --system {system}`")
     return folder
@@ -115,12 +118,12 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
             if r.accepted:
                 eid = f"rank:{params.system}:{r.code}"
                 why = coder.ranker.contributions([r.features[f] for f in coder.ranker.features])
-                proposals[eid] = {**item, "entity_id": eid, "steps": [{"ranker": why}]}
-                verdicts[eid] = {"code": r.code, "system": params.system, "decision": "accept",
-                                 "reasons": [f"ranker p={r.probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}"]
-                                 + ([f"verifier log-odds {odds[r.code]:+.2f}"] if r.code in odds else [])}
+                proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}]).to_state()
+                verdicts[eid] = Verdict(code=r.code, system=params.system, decision="accept", reasons=[
+                    f"ranker p={r.probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}"]
+                    + ([f"verifier log-odds {odds[r.code]:+.2f}"] if r.code in odds else [])).to_state()
             else:
-                suggestions.append(item)
+                suggestions.append(Suggestion(**item).to_state())
         drop_excludes1_conflicts(verdicts, {}, proposals, ctx)
         ctx.emit("ranked", {"candidates": len(cands.codes), "verified": len(odds), "accepted": len(proposals),
                             "suggestions": len(suggestions), "threshold": coder.ranker.threshold,

@@ -13,23 +13,19 @@ from typing import Any, Literal
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
-from medcoder.agents.navigator import KIND_OF_SYSTEM
-from medcoder.knowledge.retrieval import HybridRetriever, make_retriever
+from medcoder.knowledge.retrieval import make_retriever
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
+from medcoder.records import Candidate, entity_query
 
 logger = logging.getLogger(__name__)
 
 
 class RetrieverParams(AgentParams):
-    systems: list[Literal["icd10cm", "atc"]] = ["icd10cm"]
+    systems: list[SystemName] = [DEFAULT_SYSTEM]
     mode: Literal["workflow", "hybrid", "lexical", "dense"] = Field(
         "workflow", description="the workflow's knowledge.retriever, or a ranker of its own")
     k: int = Field(12, ge=1, le=50, description="candidates kept per entity")
     code_assertions: list[str] = ["present"]
-
-
-def entity_query(entity: dict[str, Any]) -> str:
-    """What an entity is searched by: its mention, plus its type where the extractor gave one."""
-    return " ".join(x for x in (entity.get("mention", ""), entity.get("type", "")) if x and x != "none").strip()
 
 
 @register_agent("retriever", RetrieverParams)
@@ -42,18 +38,15 @@ def retriever(params: RetrieverParams, ctx: AgentContext) -> NodeFn:
             return {}
         out: dict[str, Any] = {}
         for system in params.systems:
-            kind = KIND_OF_SYSTEM[system]
+            kind = system_class(system).entity_kind
             wanted = [e for e in state.get("entities") or []
                       if e.get("kind") == kind and e.get("assertion") in params.code_assertions and entity_query(e)]
             if not wanted:
                 continue
             queries = [entity_query(e) for e in wanted]
-            if isinstance(search, HybridRetriever):
-                results = search.search_many(queries, system, params.k)
-            else:
-                results = [search.candidates(q, system, params.k) for q in queries]
+            results = search.search_many(queries, system, params.k)
             for entity, query, hits in zip(wanted, queries, results):
-                out[entity["id"]] = [h.to_dict() for h in hits]
+                out[entity["id"]] = [Candidate.model_validate(h.to_dict()).to_state() for h in hits]
                 ctx.emit("tool", {"name": "retrieve", "args": {"text": query, "system": system},
                                   "entity": entity["id"], "result": out[entity["id"]]})
         return {"candidates": out}

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.llm import Option
+from medcoder.records import Section
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +126,7 @@ def section_splitter(params: SectionParams, ctx: AgentContext) -> NodeFn:
             else:
                 method = "whole note"
                 sections = [{"name": "note", "title": "", "start": 0, "end": len(note)}]
-        for i, s in enumerate(sections):
-            s["id"] = f"s{i}"
+        sections = [Section.model_validate({**s, "id": f"s{i}"}).to_state() for i, s in enumerate(sections)]
         ctx.emit("sections", {"method": method, "sections": [
             {k: s[k] for k in ("id", "name", "start", "end")} for s in sections]})
         return {"sections": sections}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medcoder.audit.replay import ReplayReport, replay_run
+from medcoder.engine.replay import ReplayReport, replay_run
 from medcoder.audit.store import AuditError, AuditStore, Event, RunInfo, SQLiteAuditStore, Verification
 
 __all__ = ["AuditError", "AuditStore", "Event", "ReplayReport", "RunInfo", "SQLiteAuditStore", "Verification",

@@ -115,7 +115,7 @@ def _init_worker(factory: Callable[[], Any]) -> None:
 
 def _code_one(item: BatchItem, run_id: str) -> dict[str, Any]:
     """Code one note; any failure becomes an error line with its reason, never a crash of the batch."""
-    from medcoder.workflow import NoteError
+    from medcoder.notetext import NoteError
 
     start = time.perf_counter()
     try:

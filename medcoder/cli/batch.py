@@ -23,7 +23,7 @@ def batch(input_path: str, out: str, workflow: str, model: str | None, workers: 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from medcoder.batch import BatchSummary, iter_inputs
-    from medcoder.workflow import load_workflow
+    from medcoder.engine.workflow import load_workflow
 
     items = list(iter_inputs(input_path))
     with load_workflow(workflow, model=model) as wf, Progress(

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medcoder.errors import MedcoderError
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
 
 HELP = """commands (CODE: E11.65, e1165, A10BA02):
   codes                     the codes and their status (proposed, accepted, rejected)
@@ -176,7 +177,7 @@ class ChatREPL:
         what = self._cmd
         self._need(words, 1, f"{what} {'TEXT' if what in ('search', 'index') else 'CODE'}")
         arg = rest if what in ("search", "index") else words[0]
-        system = "atc" if what != "index" and _looks_atc(arg) else "icd10cm"
+        system = DEFAULT_SYSTEM if what == "index" else guess_system(arg)
         data = self.session.explore(what, arg, system)
         if what in ("children", "search"):
             cols = ["code", "label", "billable"] if what == "children" else ["code", "label", "sources"]
@@ -223,12 +224,6 @@ class ChatREPL:
         for r in rows:
             table.add_row(*(str(r.get(c, "")) for c in cols))
         self.console.print(table)
-
-
-def _looks_atc(code: str) -> bool:
-    from medcoder.session.core import _system_of
-
-    return _system_of(code) == "atc"
 
 
 def _install_readline(repl: ChatREPL, history: Path) -> None:

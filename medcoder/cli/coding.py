@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from medcoder.graphs.spec import load_spec
+from medcoder.engine.spec import load_spec
 from medcoder.result import CodingResult
 
 
@@ -54,7 +54,7 @@ def print_result(result: CodingResult) -> None:
 @click.option("--run-id", default=None, help="Resume this run, or name a new one.")
 def code(note: str, workflow: str, model: str | None, fmt: str, run_id: str | None) -> None:
     """Code one NOTE (a text file, or - for stdin)."""
-    from medcoder.workflow import load_workflow
+    from medcoder.engine.workflow import load_workflow
 
     data = _read_input(note)
     with load_workflow(workflow, model=model) as wf:
@@ -83,7 +83,7 @@ def validate(workflow: str) -> None:
 def graph(workflow: str, fmt: str) -> None:
     """Draw a workflow's graph (every node and edge) without loading a model."""
     from medcoder.llm import FakeLLM
-    from medcoder.workflow import Workflow
+    from medcoder.engine.workflow import Workflow
     import tempfile
 
     spec, text = load_spec(workflow)

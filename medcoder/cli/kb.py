@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from medcoder.cli.output import emit_json, emit_pairs, emit_table, progress_bar
+from medcoder.cli.output import DEFAULT_SYSTEM, emit_json, emit_pairs, emit_table, installed_system, progress_bar
 from medcoder.tools import functions as fn
 
-system_option = click.option("--system", type=click.Choice(["icd10cm", "atc"]), default="icd10cm",
-                             show_default=True, help="Code system.")
+system_option = click.option("--system", default=DEFAULT_SYSTEM, show_default=True, callback=installed_system,
+                             help="Code system: icd10cm, atc, or one a plugin installs.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
@@ -73,11 +73,8 @@ def notes(code: str, system: str, as_json: bool) -> None:
 def validate(codes: tuple[str, ...], system: str, as_json: bool) -> None:
     """Check codes: exist, billable, need a 7th character or placeholder X. Exit 1 if any is invalid."""
     data = fn.validate_codes(list(codes), system)
-    if system == "icd10cm":
-        valid = [d["code"] for d in data if d["exists"]]
-        conflicts = fn.excludes1_conflicts(valid) if len(valid) > 1 else []
-    else:
-        conflicts = []
+    valid = [d["code"] for d in data if d["exists"]]
+    conflicts = fn.excludes1_conflicts(valid, system=system) if len(valid) > 1 else []
     if as_json:
         emit_json({"codes": data, "excludes1_conflicts": conflicts} if conflicts else data)
     else:
@@ -110,17 +107,17 @@ def search(text: tuple[str, ...], system: str, k: int, mode: str, chapter: str |
 
 
 @kb.command("build-index")
-@click.option("--system", "systems", type=click.Choice(["icd10cm", "atc"]), multiple=True,
-              help="Which code system (default: both).")
+@click.option("--system", "systems", multiple=True, callback=installed_system,
+              help="Which code system (default: every installed one).")
 @click.option("--force", is_flag=True, help="Rebuild even when the cached index is current.")
 @json_option
 def build_index(systems: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Build the vector search index (ChromaDB) once; later searches reuse it from the cache folder."""
-    from medcoder.knowledge import default_kb
+    from medcoder.knowledge import default_kb, system_names
     from medcoder.knowledge.dense import DenseIndex
 
     infos = []
-    for system in systems or ("icd10cm", "atc"):
+    for system in systems or system_names():
         index = DenseIndex(default_kb(), system)
         with progress_bar(f"embedding {system}") as advance:
             infos.append(index.build(progress=advance, force=force))

@@ -7,7 +7,7 @@ import click
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
-from medcoder.cli.output import emit_table, progress_bar
+from medcoder.cli.output import DEFAULT_SYSTEM, emit_table, installed_system, progress_bar
 
 
 @contextmanager
@@ -27,7 +27,8 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 @click.command("learn")
 @click.argument("dataset", required=False)
-@click.option("--system", default="icd10cm", show_default=True, type=click.Choice(["icd10cm"]))
+@click.option("--system", default=DEFAULT_SYSTEM, show_default=True, callback=installed_system,
+              help="The code system the dataset is coded in.")
 @click.option("--out", "out_dir", required=True, help="Folder to write the ranker into (a workflow names it).")
 @click.option("--feedback", "feedback", multiple=True, help="Feedback JSONL from review sessions (repeatable).")
 @click.option("--audit", "audit_path", default=None, help="Audit store holding the sessions' notes (default: the home's).")

@@ -74,3 +74,17 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield advance
+
+
+DEFAULT_SYSTEM = "icd10cm"  # user-facing default; the registry lists the rest
+
+
+def installed_system(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+    """Check a --system value against the installed code systems (entry points), naming them when wrong."""
+    from medcoder.knowledge.systems import system_names
+
+    names = system_names()
+    for v in (value,) if isinstance(value, str) else value:
+        if v not in names:
+            raise click.BadParameter(f"{v!r} is not an installed code system; choose from {', '.join(names)}")
+    return value

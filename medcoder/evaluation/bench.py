@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from medcoder.batch import BatchItem, iter_inputs
 from medcoder.errors import MedcoderError
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +32,9 @@ def _default_notes() -> list[BatchItem]:
     return [BatchItem(f.stem, f.read_text(encoding="utf-8")) for f in files]
 
 
-def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str = "icd10cm", limit: int = 2,
+def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str = DEFAULT_SYSTEM, limit: int = 2,
               out_file: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    from medcoder.workflow import load_workflow
+    from medcoder.engine.workflow import load_workflow
 
     items = (list(iter_inputs(notes)) if notes else _default_notes())[:limit]
     result: dict[str, Any] = {"workflow": workflow, "notes": [i.id for i in items], "models": {}, "run": run_info()}

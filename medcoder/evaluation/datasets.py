@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 from medcoder.errors import MedcoderError
+from medcoder.knowledge.atc import ATC
+from medcoder.knowledge.icd10cm import ICD10CM
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ class Example:
     id: str
     text: str
     codes: list[str]
-    system: str = "icd10cm"
+    system: str = DEFAULT_SYSTEM
     meta: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,8 +68,8 @@ def load_codiesp(path: str | Path, language: str = "en") -> Dataset:
         if not f.is_file():
             logger.warning("CodiEsp %s: no text for %s", root, doc_id)
             continue
-        examples.append(Example(doc_id, f.read_text(encoding="utf-8"), gold[doc_id], "icd10cm"))
-    return Dataset(f"codiesp/{root.name}", "codiesp", "icd10cm", examples)
+        examples.append(Example(doc_id, f.read_text(encoding="utf-8"), gold[doc_id], ICD10CM.system))
+    return Dataset(f"codiesp/{root.name}", "codiesp", ICD10CM.system, examples)
 
 
 def load_dpd(path: str | Path) -> Dataset:
@@ -83,14 +86,14 @@ def load_dpd(path: str | Path) -> Dataset:
         if missing:
             raise MedcoderError(f"{f}: missing columns {', '.join(sorted(missing))} (DPD layout)")
         examples = [
-            Example(row.get("din") or str(i), row["ingredients"].strip(), [row["atc_code"].strip().upper()], "atc",
+            Example(row.get("din") or str(i), row["ingredients"].strip(), [row["atc_code"].strip().upper()], ATC.system,
                     {"brand": row["brand_name"].strip(), "ingredients": row["ingredients"].strip()})
             for i, row in enumerate(reader) if row.get("atc_code", "").strip()
         ]
-    return Dataset(f"dpd/{f.stem}", "dpd", "atc", examples)
+    return Dataset(f"dpd/{f.stem}", "dpd", ATC.system, examples)
 
 
-def load_jsonl(path: str | Path, system: str = "icd10cm") -> Dataset:
+def load_jsonl(path: str | Path, system: str = DEFAULT_SYSTEM) -> Dataset:
     """One JSON object per line: `{"id", "text", "codes"}` (codes optional for batch input)."""
     f = Path(path)
     examples = []

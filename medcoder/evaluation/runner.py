@@ -31,8 +31,10 @@ from medcoder.evaluation.strategies import (
     ranked_nomodel_codes,
     retrieval_codes,
     term_entity,
+    term_workflow,
     tree_term,
 )
+from medcoder.knowledge.systems import system_class
 from medcoder.llm import LLM
 
 logger = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
 
     Strategies that need no model (`memory`, `ranked-nomodel`) load none when they run alone.
     """
-    from medcoder.workflow import load_workflow
+    from medcoder.engine.workflow import load_workflow
 
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.head(limit)
@@ -96,7 +98,7 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     if data.layout == "dpd":  # drug products: the term strategies (the ranked ones are for notes)
         term = ("retrieval", "flat", "tree")
         strategies = term if strategies == DEFAULT_STRATEGIES else tuple(s for s in strategies if s in term) or term
-    workflow = workflow or ("atc" if data.system == "atc" else "icd10cm")
+    workflow = workflow or system_class(data.system).default_workflow
     started = time.time()
     if data.layout != "dpd" and set(strategies) <= set(NO_MODEL):
         return _finish(_evaluate_without_model(data, strategies, ranker, progress, out_dir), data, dataset,
@@ -113,7 +115,7 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
             per_item = _eval_terms(data, wf, llm, retriever, strategies, progress, cache)
             report = _score_atc(data, per_item, strategies)
         else:
-            coder = _coder(ranker, wf.kb, retriever) if set(strategies) & set(NO_MODEL) else None
+            coder = _coder(data.system, ranker, wf.kb, retriever) if set(strategies) & set(NO_MODEL) else None
             per_item = _eval_notes(data, wf, llm, retriever, strategies, progress, cache, coder)
             auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold") if coder else None
             report = _score_icd(data, per_item, strategies, wf.kb, auto)
@@ -185,11 +187,11 @@ def _each_item(data: Dataset, progress: Progress | None, cache: _RowCache,
     return rows
 
 
-def _coder(ranker: str, kb: Any, retriever: Any) -> Any:
+def _coder(system: str, ranker: str, kb: Any, retriever: Any) -> Any:
     from medcoder.agents.ranker import ranker_folder
     from medcoder.ranking.coder import RankedCoder
 
-    return RankedCoder.from_folder(ranker_folder("icd10cm", ranker), kb, retriever)
+    return RankedCoder.from_folder(ranker_folder(system, ranker), kb, retriever)
 
 
 def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...], searched: Any = None
@@ -226,7 +228,7 @@ def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: 
     from medcoder.ranking.coder import RetrievalCache
 
     kb = default_kb()
-    coder = _coder(ranker, kb, HybridRetriever(kb))
+    coder = _coder(data.system, ranker, kb, HybridRetriever(kb))
     cache = _RowCache(out_dir, data, "no-model", None, strategies, ranker)
 
     # retrieval does not depend on the ranker: cached per sentence list, a re-scored eval searches nothing again
@@ -251,7 +253,7 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
                 progress: Progress | None, cache: _RowCache, coder: Any = None) -> list[dict[str, Any]]:
     tree_wf = None
     if "tree" in strategies and wf.spec.name != "icd10cm-tree":
-        from medcoder.workflow import load_workflow
+        from medcoder.engine.workflow import load_workflow
 
         tree_wf = load_workflow("icd10cm-tree", llms=wf.llms, kb=wf.kb, audit=None)
 
@@ -298,15 +300,18 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
 
 def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
                 progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
+    system = data.system
+    tree = term_workflow(llm, wf.kb, system) if "tree" in strategies else None
+
     def score(ex: Example) -> dict[str, Any]:
         row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "brand": ex.meta.get("brand", ""), "fields": {}}
         for fld in ("ingredients", "brand"):
             text = ex.meta.get(fld) or ex.text
             per: dict[str, Any] = {}
             for name in strategies:
-                run = {"retrieval": lambda: retrieval_codes(retriever, [term_entity(text, "atc")], "atc"),
-                       "flat": lambda: flat_codes(llm, retriever, text, [term_entity(text, "atc")], "atc"),
-                       "tree": lambda: tree_term(llm, wf.kb, retriever, text, "atc")}[name]
+                run = {"retrieval": lambda: retrieval_codes(retriever, [term_entity(text, system)], system),
+                       "flat": lambda: flat_codes(llm, retriever, text, [term_entity(text, system)], system),
+                       "tree": lambda: tree_term(tree, text)}[name]
                 try:
                     per[name] = _timed(StrategyOutput(), llm if name != "retrieval" else None, run).to_row()
                 except Exception as exc:  # noqa: BLE001 - one bad product is recorded, the evaluation goes on
@@ -315,7 +320,11 @@ def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
             row["fields"][fld] = per
         return row
 
-    return _each_item(data, progress, cache, score)
+    try:
+        return _each_item(data, progress, cache, score)
+    finally:
+        if tree is not None:
+            tree.close()
 
 
 def _cost(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 - `retrieval`: the top billable code of the hybrid search for each mention (no model);
 - `flat`: one model call per mention choosing among the top retrieved billable candidates;
-- `tree`: the wave-1 workflow's hierarchical navigator (+ critic) (`icd10cm-tree`);
+- `tree`: the wave-1 workflow's hierarchical navigator (+ critic) (`icd10cm-tree`; for short terms the
+  `term` -> `navigator` workflow built by `term_workflow`);
 - `memory`: the coded-notes memory alone (kNN share of each code; no model, no retrieval);
 - `ranked-nomodel`: the learned ranker over sentence retrieval and memory (no model, no extraction);
 - `ranked`: the `icd10cm` workflow: extraction, every source, the model as verifier, the ranker.
@@ -15,12 +16,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from medcoder.agents.navigator import KIND_OF_SYSTEM, NONE_KEY, excerpt
-from medcoder.agents.retriever import entity_query
 from medcoder.errors import MedcoderError
-from medcoder.knowledge import KnowledgeBase
+from medcoder.knowledge import KnowledgeBase, system_class
 from medcoder.knowledge.retrieval import HybridRetriever, SearchFilter
 from medcoder.llm import LLM, Option
+from medcoder.notetext import excerpt
+from medcoder.records import Entity, entity_query
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class StrategyOutput:
 
 
 def codable(entities: list[dict[str, Any]], system: str) -> list[dict[str, Any]]:
-    kind = KIND_OF_SYSTEM[system]
+    kind = system_class(system).entity_kind
     return [e for e in entities if e.get("kind") == kind and e.get("assertion", "present") == "present" and entity_query(e)]
 
 
@@ -98,13 +99,13 @@ def flat_codes(llm: LLM, retriever: HybridRetriever, note: str, entities: list[d
     if not ents:
         return []
     results = retriever.search_many([entity_query(e) for e in ents], system, candidates, SearchFilter(billable_only=True))
-    name = "ICD-10-CM diagnosis" if system == "icd10cm" else "WHO ATC drug"
+    name = onto.prompt_name
     preds = []
     for e, hits in zip(ents, results):
         if not hits:
             continue
         options = [Option(h.code, f"{h.code} {onto.label(h.code)}") for h in hits]
-        options.append(Option(NONE_KEY, "none of these"))
+        options.append(Option(_NONE, "none of these"))
         context = FLAT_PROMPT.format(system=name, excerpt=excerpt(note, e.get("start", 0), e.get("end", 0), 400),
                                      mention=e.get("mention", ""))
         try:
@@ -112,27 +113,47 @@ def flat_codes(llm: LLM, retriever: HybridRetriever, note: str, entities: list[d
         except MedcoderError as exc:
             logger.warning("flat choice for %s failed: %s", e.get("id"), exc)
             continue
-        if best.key != NONE_KEY:
+        if best.key != _NONE:
             preds.append(Prediction(best.key, round(best.probability, 4), e["id"]))
     return preds
 
 
+_NONE = "__none__"
+
+
 def term_entity(text: str, system: str) -> dict[str, Any]:
     """A whole short text (a drug product's ingredients or brand) as the one entity to code."""
-    return {"id": "e0", "kind": KIND_OF_SYSTEM[system], "mention": text, "text": text, "start": 0, "end": len(text),
-            "assertion": "present"}
+    return Entity(id="e0", kind=system_class(system).entity_kind, mention=text, text=text, start=0,
+                  end=len(text)).to_state()
 
 
-def tree_term(llm: LLM, kb: KnowledgeBase, retriever: HybridRetriever, text: str, system: str) -> list[Prediction]:
-    """The navigator on one term, without extraction: entry points from retrieval, then the walk."""
-    from medcoder.agents.base import AgentContext
-    from medcoder.agents.navigator import NavigatorParams, navigator
+TERM_WORKFLOW = """name: {system}-term-tree
+description: A short term coded by walking the tree from retrieved entry points (no extraction).
+knowledge: {{systems: [{system}], retriever: {retriever}}}
+nodes:
+  - {{id: term, agent: term, params: {{system: {system}}}}}
+  - {{id: navigate, agent: navigator, params: {{system: {system}}}}}
+  - {{id: finalize, agent: finalize}}
+edges:
+  - {{from: START, to: term}}
+  - {{from: term, to: navigate, fan_out: entities}}
+  - {{from: navigate, to: finalize}}
+  - {{from: finalize, to: END}}
+"""
 
-    ctx = AgentContext(llms={"default": llm}, kb=kb, retriever=retriever)
-    node = navigator(NavigatorParams(system=system), ctx)  # type: ignore[arg-type]
-    update = node({"note": text, "item": term_entity(text, system)})
-    prop = (update.get("proposals") or {}).get("e0")
-    return [Prediction(prop["code"], prop["confidence"], "e0")] if prop else []
+
+def term_workflow(llm: LLM, kb: KnowledgeBase, system: str, retriever: str = "hybrid") -> Any:
+    """The `tree` strategy for short terms, as a workflow: the term agent, then the navigator."""
+    from medcoder.engine.workflow import load_workflow
+
+    return load_workflow(text=TERM_WORKFLOW.format(system=system, retriever=retriever), llms={"default": llm},
+                         kb=kb, audit=False, checkpoint_path=":memory:")
+
+
+def tree_term(workflow: Any, text: str) -> list[Prediction]:
+    """Run the term workflow on one text; its codes as predictions."""
+    result = workflow.run(text)
+    return [Prediction(c.code, c.confidence, "e0") for c in result.codes]
 
 
 MEMORY_THRESHOLD = 0.2  # kNN share above which the memory-only baseline reports a code

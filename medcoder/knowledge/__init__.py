@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 
-from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC, load_atc
 from medcoder.knowledge.icd10cm import ICD10CM, load_icd10cm
 from medcoder.knowledge.index import (
@@ -17,49 +16,51 @@ from medcoder.knowledge.index import (
     load_neoplasm_table,
 )
 from medcoder.knowledge.lexical import SearchHit
-from medcoder.knowledge.ontology import Node, Ontology
-
-SYSTEMS = ("icd10cm", "atc")
+from medcoder.knowledge.ontology import CodeSystem, Node, Ontology
+from medcoder.knowledge.systems import (
+    DEFAULT_SYSTEM, guess_system, load_system, register_system, system_class, system_for_kind, system_names,
+)
 
 __all__ = [
-    "ATC", "ICD10CM", "AlphabeticIndex", "DrugTable", "IndexEntry", "NeoplasmTable", "Node",
-    "Ontology", "SearchHit", "SYSTEMS", "load_ontology", "load_atc", "load_icd10cm",
-    "load_alphabetic_index", "load_drug_table", "load_neoplasm_table", "KnowledgeBase",
+    "ATC", "ICD10CM", "AlphabeticIndex", "CodeSystem", "DEFAULT_SYSTEM", "DrugTable", "IndexEntry", "NeoplasmTable",
+    "Node", "Ontology", "SearchHit", "guess_system", "load_ontology", "load_atc", "load_icd10cm", "load_system",
+    "load_alphabetic_index", "load_drug_table", "load_neoplasm_table", "KnowledgeBase", "register_system",
+    "system_class", "system_for_kind", "system_names",
 ]
 
-
-def load_ontology(system: str = "icd10cm") -> Ontology:
-    """The ontology for a system name (`icd10cm` or `atc`)."""
-    if system == "icd10cm":
-        return load_icd10cm()
-    if system == "atc":
-        return load_atc()
-    raise MedcoderError(f"unknown code system {system!r}; choose one of {', '.join(SYSTEMS)}")
+load_ontology = load_system  # the older name
 
 
 class KnowledgeBase:
-    """Everything the tools read: both ontologies and the index tables, each loaded once, on first use."""
+    """Everything the tools read: the code systems and ICD-10-CM's index tables, each loaded once, on first use."""
 
     def __init__(self) -> None:
-        self._ontologies: dict[str, Ontology] = {}
+        self._ontologies: dict[str, CodeSystem] = {}
 
-    def ontology(self, system: str = "icd10cm") -> Ontology:
+    def ontology(self, system: str = DEFAULT_SYSTEM) -> CodeSystem:
         onto = self._ontologies.get(system)
         if onto is None:
-            onto = self._ontologies[system] = load_ontology(system)
+            onto = self._ontologies[system] = load_system(system)
         return onto
+
+    system = ontology
 
     @property
     def icd10cm(self) -> ICD10CM:
-        return self.ontology("icd10cm")  # type: ignore[return-value]
+        """ICD-10-CM itself, for the tools that only it has (its Table of Drugs, Neoplasm Table)."""
+        onto = self.ontology(ICD10CM.system)
+        assert isinstance(onto, ICD10CM)
+        return onto
 
     @property
     def atc(self) -> ATC:
-        return self.ontology("atc")  # type: ignore[return-value]
+        onto = self.ontology(ATC.system)
+        assert isinstance(onto, ATC)
+        return onto
 
-    @cached_property
+    @property
     def alphabetic_index(self) -> AlphabeticIndex:
-        return load_alphabetic_index(self.icd10cm)
+        return self.icd10cm.alphabetic_index
 
     @cached_property
     def drug_table(self) -> DrugTable:

@@ -7,19 +7,24 @@ repeat once per route of administration, each row adding a DDD. Combination prod
 
 from __future__ import annotations
 
+import ast
 import csv
 import logging
 import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import networkx as nx
 
 from medcoder.errors import DataFileError
-from medcoder.knowledge.ontology import ROOT, Node, Ontology
+from medcoder.knowledge.lexical import SearchHit
+from medcoder.knowledge.ontology import COMBINATIONS, NOTES, ROOT, TERM_INDEX, CodeSystem, IndexDoc, Node
 from medcoder.paths import file_digest
+
+if TYPE_CHECKING:
+    from medcoder.knowledge import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +34,9 @@ LEVEL_KIND = {1: "anatomical main group", 2: "therapeutic subgroup", 3: "pharmac
 REQUIRED_COLUMNS = ("atc_code", "atc_name")
 ATTRIBUTION = ("ATC/DDD (c) WHO Collaborating Centre for Drug Statistics Methodology, Oslo. "
                "Bundled scrape of 2026-04-25 under CC BY-NC-SA 4.0; no commercial redistribution.")
+
+
+RABBITS_FILE = Path(__file__).parent / "data" / "rabbits_generic_to_brand.csv"
 
 
 def _data_file(name: str) -> Path:
@@ -63,10 +71,19 @@ def _read_rows(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
         return list(reader)
 
 
-class ATC(Ontology):
+class ATC(CodeSystem):
     """The Anatomical Therapeutic Chemical classification with DDDs and combination products."""
 
     system = "atc"
+    title = "WHO ATC"
+    entity_kind = "medication"
+    prompt_name = "WHO ATC drug"
+    fhir_uri = "http://www.whocc.no/atc"
+    fhir_resource = "MedicationStatement"
+    capabilities = frozenset({NOTES, COMBINATIONS, TERM_INDEX})
+    code_pattern = r"[A-Z](\d\d[A-Z]([A-Z](\d\d)?)?)?"  # A, A10B, A10BA, A10BA02 (A10 reads as ICD-10-CM)
+    default_workflow = "atc"
+    guess_priority = 1  # A10BA02 also has the shape of an ICD-10-CM code
 
     def __init__(self, atc_file: Path | None = None, combinations_file: Path | None = None) -> None:
         atc_file = Path(atc_file) if atc_file else default_atc_file()
@@ -131,9 +148,88 @@ class ATC(Ontology):
             brands = " ".join(n.notes.get("combination_products", ()))
             yield n.code, n.label, f"{n.label} {brands}"
 
-    def notes(self, code: str, inherited: bool = True) -> dict[str, list[dict[str, str]]]:
-        n = self.node(code)
-        return {k: [{"text": t, "from": n.code} for t in v] for k, v in n.notes.items()}
+    @classmethod
+    def load(cls) -> "ATC":
+        return load_atc()
+
+    def option_label(self, node: Node) -> str:
+        return f"{node.label} ({node.code})"
+
+    def index_kind(self, node: Node) -> str:
+        return f"level{node.depth}"
+
+    def index_docs(self, kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+        """ATC names at every level, combination-product brands, and US brand names of each substance."""
+        by_name: dict[str, list[str]] = {}
+        for n in self.iter_nodes():
+            meta = (self.index_kind(n), n.code[0], n.billable)
+            yield IndexDoc(n.code, n.label, "label", *meta)
+            for product in n.notes.get("combination_products", ()):
+                yield IndexDoc(n.code, product, "combination", *meta)
+            if n.depth == 5:
+                by_name.setdefault(n.label.lower(), []).append(n.code)
+        for generic, brands in _rabbits_brands():
+            for code in by_name.get(generic, ()):
+                for brand in brands:
+                    yield IndexDoc(code, brand, "brand", "level5", code[0], True)
+
+    def index_sources(self) -> list[Path]:
+        return [RABBITS_FILE]
+
+    def term_hits(self, kb: "KnowledgeBase", text: str) -> list[SearchHit]:
+        """Substance names matched whole, salts and hydrates set aside ("FLUTICASONE PROPIONATE" ->
+        fluticasone); several ingredients -> their combination codes first."""
+        names = self.__dict__.get("_substances")
+        if names is None:
+            names = {}
+            for n in self.iter_nodes():
+                if n.depth == 5:
+                    names.setdefault(_substance(n.label), []).append(n.code)
+            self.__dict__["_substances"] = names
+        parts = [_substance(p) for p in re.split(r",|;|/|\||\+|\band\b|\bwith\b", text.lower()) if p.strip()]
+        parts = [_US_NAMES.get(p, p) for p in parts if p]
+        ordered: list[str] = []
+        if len(parts) > 1:  # a combination: labels that name every ingredient, then "<ingredient>, combinations"
+            ordered += [c for label, codes in names.items() if all(p in label for p in parts) for c in codes]
+            ordered += [c for p in parts for label, codes in names.items()
+                        if label.startswith(p) and "combination" in label for c in codes]
+        for p in parts:
+            ordered += names.get(p, [])
+        seen: set[str] = set()
+        return [SearchHit(c, 1.0 / (i + 1), "", ["index"]) for i, c in enumerate(ordered) if not (c in seen or seen.add(c))]
+
+
+def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
+    with open(RABBITS_FILE, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                groups = ast.literal_eval(row["brand"])
+            except (ValueError, SyntaxError):
+                continue
+            names = sorted({b for g in groups for b in g if isinstance(b, str) and b.strip()})
+            yield row["generic"].strip().lower(), names
+
+
+_SALTS = frozenset(
+    "hydrochloride hcl dihydrochloride sodium potassium calcium magnesium propionate dipropionate acetate sulfate "
+    "sulphate maleate mesylate besylate besilate citrate tartrate bitartrate phosphate fumarate succinate bromide "
+    "chloride hydrobromide monohydrate dihydrate trihydrate sesquihydrate hemihydrate anhydrous hyclate furoate "
+    "valerate lactate gluconate nitrate oxalate pamoate palmitate stearate tosylate trometamol tromethamine "
+    "disodium dipotassium hydrate base free as".split())
+
+
+_US_NAMES = {  # US adopted names -> the INNs that ATC uses
+    "acetaminophen": "paracetamol", "albuterol": "salbutamol", "glyburide": "glibenclamide",
+    "meperidine": "pethidine", "levalbuterol": "levosalbutamol", "cyclosporine": "ciclosporin",
+    "rifampin": "rifampicin", "furosemide": "furosemide", "hydrocodone": "hydrocodone",
+    "acetylsalicylic acid": "acetylsalicylic acid", "aspirin": "acetylsalicylic acid",
+}
+
+
+def _substance(name: str) -> str:
+    """A substance name without salt, hydrate and strength words, lower case."""
+    words = [w for w in re.findall(r"[a-z][a-z\-]*", name.lower()) if w not in _SALTS]
+    return " ".join(words)
 
 
 _LOADED: dict[str, ATC] = {}

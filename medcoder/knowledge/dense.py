@@ -9,8 +9,6 @@ A store that is empty, half-built or unreadable is rebuilt, never trusted.
 
 from __future__ import annotations
 
-import ast
-import csv
 import fcntl
 import hashlib
 import json
@@ -18,17 +16,15 @@ import logging
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.embeddings import MiniLMEmbedder, default_embedder
-from medcoder.knowledge.index import INDEX_FILE
-from medcoder.knowledge.index import data_path as index_data_path
 from medcoder.knowledge.lexical import SearchHit
-from medcoder.knowledge.ontology import ROOT
+from medcoder.knowledge.ontology import IndexDoc
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.paths import cache_dir, file_digest
 
 if TYPE_CHECKING:
@@ -37,7 +33,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DOCS_VERSION = "5"  # bump when the texts indexed per code change
-RABBITS_FILE = Path(__file__).parent / "data" / "rabbits_generic_to_brand.csv"
 _MARKER = "medcoder-index.json"
 Progress = Callable[[int, int], None]
 
@@ -46,100 +41,11 @@ class IndexBuildError(MedcoderError):
     """The dense index could not be built or read."""
 
 
-@dataclass(slots=True)
-class IndexDoc:
-    """One searchable text of a code, with what Chroma can filter on."""
-
-    code: str
-    text: str
-    source: str  # label | inclusion | index | brand | combination
-    kind: str
-    chapter: str
-    billable: bool
-
-
-def icd10cm_docs(kb: "KnowledgeBase") -> Iterator[IndexDoc]:
-    """Labels, inclusion terms and Alphabetic Index paths of every ICD-10-CM node but 7th-character codes."""
-    icd = kb.icd10cm
-    chapter_of = chapter_lookup(kb, "icd10cm")
-    for n in icd.iter_nodes():
-        if n.kind == "extension":  # repeats its parent's words plus the encounter
-            continue
-        meta = (n.kind, chapter_of(n.code), n.billable)
-        yield IndexDoc(n.code, n.label, "label", *meta)
-        for term in n.notes.get("inclusion_terms", ()):
-            yield IndexDoc(n.code, term, "inclusion", *meta)
-    index = kb.alphabetic_index
-    for e in index.entries:
-        code = index.follow(e)  # an entry's own code, else where its "see" reference leads
-        if code and code in icd:
-            node = icd.node(code)
-            text = " ".join(index.trail(e.id))
-            if e.nonessential:
-                text += f" ({e.nonessential})"
-            source = "index" if e.linked else "index-see"
-            yield IndexDoc(node.code, text, source, node.kind, chapter_of(node.code), node.billable)
-
-
-def atc_docs(kb: "KnowledgeBase") -> Iterator[IndexDoc]:
-    """ATC names at every level, combination-product brands, and US brand names of each substance."""
-    atc = kb.atc
-    by_name: dict[str, list[str]] = {}
-    for n in atc.iter_nodes():
-        meta = (index_kind("atc", n), n.code[0], n.billable)
-        yield IndexDoc(n.code, n.label, "label", *meta)
-        for product in n.notes.get("combination_products", ()):
-            yield IndexDoc(n.code, product, "combination", *meta)
-        if n.depth == 5:
-            by_name.setdefault(n.label.lower(), []).append(n.code)
-    for generic, brands in _rabbits_brands():
-        for code in by_name.get(generic, ()):
-            for brand in brands:
-                yield IndexDoc(code, brand, "brand", "level5", code[0], True)
-
-
-def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
-    with open(RABBITS_FILE, encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                groups = ast.literal_eval(row["brand"])
-            except (ValueError, SyntaxError):
-                continue
-            names = sorted({b for g in groups for b in g if isinstance(b, str) and b.strip()})
-            yield row["generic"].strip().lower(), names
-
-
-def index_kind(system: str, node: Any) -> str:
-    """The `kind` a code's texts are filed under: the ICD-10-CM node kind, ATC `level1`..`level5`."""
-    return f"level{node.depth}" if system == "atc" else node.kind
-
-
-def chapter_lookup(kb: "KnowledgeBase", system: str) -> Callable[[str], str]:
-    """Code -> its top-level ancestor (ICD chapter id, ATC anatomical group), by parent links."""
-    nodes = kb.ontology(system).graph.nodes
-    memo: dict[str, str] = {}
-
-    def chapter(code: str) -> str:
-        if code not in memo:
-            node = nodes[code]["n"]
-            while node.parent and node.parent != ROOT:
-                node = nodes[node.parent]["n"]
-            memo[code] = node.code
-        return memo[code]
-
-    return chapter
-
-
-DOC_BUILDERS: dict[str, Callable[["KnowledgeBase"], Iterator[IndexDoc]]] = {"icd10cm": icd10cm_docs, "atc": atc_docs}
-
-
 class DenseIndex:
     """Nearest-neighbour search over one code system's texts, grouped back to codes."""
 
-    def __init__(self, kb: "KnowledgeBase", system: str = "icd10cm", embedder: MiniLMEmbedder | None = None,
+    def __init__(self, kb: "KnowledgeBase", system: str = DEFAULT_SYSTEM, embedder: MiniLMEmbedder | None = None,
                  root: Path | None = None) -> None:
-        if system not in DOC_BUILDERS:
-            raise MedcoderError(f"no dense index for code system {system!r}")
         self.kb, self.system = kb, system
         self.embedder = embedder or default_embedder()
         self.root = root or cache_dir() / "chroma"
@@ -153,8 +59,8 @@ class DenseIndex:
 
     @cached_property
     def _inputs(self) -> list[str]:
-        source = index_data_path(INDEX_FILE) if self.system == "icd10cm" else RABBITS_FILE
-        return [self.kb.ontology(self.system).cache_key, self.embedder.digest, file_digest(source)]
+        onto = self.kb.ontology(self.system)
+        return [onto.cache_key, self.embedder.digest, *(file_digest(p) for p in onto.index_sources())]
 
     @property
     def path(self) -> Path:
@@ -177,7 +83,7 @@ class DenseIndex:
                 return self.info()
             self._reset()
             started = time.perf_counter()
-            docs = _dedupe(DOC_BUILDERS[self.system](self.kb))
+            docs = _dedupe(self.kb.ontology(self.system).index_docs(self.kb))
             collection = self._client().create_collection(
                 name=self.system, embedding_function=self.embedder,
                 configuration={"hnsw": {"space": "cosine", "ef_search": 100}})

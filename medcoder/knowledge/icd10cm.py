@@ -15,13 +15,21 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterator
 
 import networkx as nx
 
 from medcoder.errors import DataFileError
-from medcoder.knowledge.ontology import ROOT, Node, Ontology
+from medcoder.knowledge.lexical import SearchHit
+from medcoder.knowledge.ontology import (
+    EXCLUDES1, NOTES, ROOT, SEVENTH_CHARACTER, TERM_INDEX, CodeSystem, IndexDoc, Node,
+)
 from medcoder.paths import cached_pickle, file_digest
+
+if TYPE_CHECKING:
+    from medcoder.knowledge import KnowledgeBase
+    from medcoder.knowledge.index import AlphabeticIndex
 
 logger = logging.getLogger(__name__)
 
@@ -178,18 +186,113 @@ class _Builder:
             self.add(Node(ext, f"{label}, {text}", "extension", True, code, depth + 1, {}, {"seventh": char}))
 
 
-class ICD10CM(Ontology):
-    """ICD-10-CM tabular list with notes, Excludes1 references and lexical search."""
+class ICD10CM(CodeSystem):
+    """ICD-10-CM tabular list with notes, Excludes1 references, 7th characters and the Alphabetic Index."""
 
     system = "icd10cm"
+    title = "ICD-10-CM"
+    entity_kind = "diagnosis"
+    prompt_name = "ICD-10-CM diagnosis"
+    fhir_uri = "http://hl7.org/fhir/sid/icd-10-cm"
+    fhir_resource = "Condition"
+    capabilities = frozenset({NOTES, EXCLUDES1, SEVENTH_CHARACTER, TERM_INDEX})
+    builtin_ranker = "codiesp-icd10cm"
+    default_workflow = "icd10cm"
+    code_pattern = r"[A-Z]\d[0-9A-Z](\.?[0-9A-Z]{1,4})?\.?"
 
     def __init__(self, graph: nx.DiGraph, version: str, cache_key: str) -> None:
         self.graph = graph
         self.version = version
         self.cache_key = cache_key
 
+    @classmethod
+    def load(cls) -> "ICD10CM":
+        return load_icd10cm()
+
     def normalize(self, code: str) -> str:
         return normalize_icd(code)
+
+    # -- finding and naming ------------------------------------------------------------
+    def find_top_level(self, text: str) -> str | None:
+        """A chapter as a user writes it: `CH4`, `4`, or its range `E00-E89`."""
+        raw_text = text.strip().upper()
+        for node in self.roots():
+            span = re.search(r"\(([A-Z0-9]{3}-[A-Z0-9]{3})\)\s*$", node.label)
+            if node.code.upper() in (raw_text, f"CH{raw_text}") or (span and raw_text == span.group(1)):
+                return node.code
+        return None
+
+    def nearest(self, code: str) -> str | None:
+        r = raw(self.normalize(code))
+        for n in range(len(r) - 1, 2, -1):
+            cand = self.normalize(r[:n])
+            if cand in self:
+                return cand
+        return None
+
+    def suggest(self, code: str) -> str | None:
+        """The code with its missing placeholder X (`S02.5B` -> `S02.XXXB`-style), when that exists."""
+        r = raw(self.normalize(code))
+        if 4 <= len(r) <= 6:
+            cand = dotted(r[:-1].ljust(6, "X") + r[-1])
+            if cand in self:
+                return cand
+        return None
+
+    def reminders(self, code: str) -> list[str]:
+        notes = self.notes(code)
+        return [f"{key.replace('_', ' ')}: {n['text']}" for key in ("code_first", "use_additional_code", "code_also")
+                for n in notes.get(key, [])]
+
+    # -- retrieval ---------------------------------------------------------------------
+    @cached_property
+    def _alphabetic_index(self) -> "AlphabeticIndex":
+        from medcoder.knowledge.index import load_alphabetic_index
+
+        return load_alphabetic_index(self)
+
+    @property
+    def alphabetic_index(self) -> "AlphabeticIndex":
+        return self._alphabetic_index
+
+    def index_docs(self, kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+        """Labels, inclusion terms and Alphabetic Index paths of every node but 7th-character codes."""
+        for n in self.iter_nodes():
+            if n.kind == "extension":  # repeats its parent's words plus the encounter
+                continue
+            meta = (n.kind, self.top_level(n.code), n.billable)
+            yield IndexDoc(n.code, n.label, "label", *meta)
+            for term in n.notes.get("inclusion_terms", ()):
+                yield IndexDoc(n.code, term, "inclusion", *meta)
+        index = self.alphabetic_index
+        for e in index.entries:
+            code = index.follow(e)  # an entry's own code, else where its "see" reference leads
+            if code and code in self:
+                node = self.node(code)
+                text = " ".join(index.trail(e.id))
+                if e.nonessential:
+                    text += f" ({e.nonessential})"
+                source = "index" if e.linked else "index-see"
+                yield IndexDoc(node.code, text, source, node.kind, self.top_level(node.code), node.billable)
+
+    def index_sources(self) -> list[Path]:
+        from medcoder.knowledge.index import INDEX_FILE, data_path
+
+        return [data_path(INDEX_FILE)]
+
+    def term_hits(self, kb: "KnowledgeBase", text: str) -> list[SearchHit]:
+        """The Alphabetic Index: the deepest entry of the walk first, then entries found by words."""
+        index = self.alphabetic_index
+        walked = index.lookup(text)
+        entries = [e for e in reversed(walked) if index.follow(e)][:1] + index.search(text, k=15)
+        hits: list[SearchHit] = []
+        seen: set[str] = set()
+        for e in entries:
+            code = index.follow(e)
+            if code and code not in seen:
+                seen.add(code)
+                hits.append(SearchHit(code, 1.0 / (len(hits) + 1), "", ["index"]))
+        return hits
 
     def _lexical_docs(self) -> Iterator[tuple[str, str, str]]:
         for n in self.iter_nodes():

@@ -1,15 +1,20 @@
-"""The one interface every code system implements, and the node record it hands out.
+"""The one interface every code system implements (`CodeSystem`), and the records it hands out.
 
-The navigator, the tools and the CLI only ever talk to an `Ontology`; ICD-10-CM and ATC
-are two implementations built on a networkx tree with a virtual root.
+Agents, tools, retrieval, exports and the CLI only ever talk to a `CodeSystem`; everything
+particular to one system (its name in prompts, FHIR URI, code syntax, retrieval texts, term
+matcher, instructional notes) lives in that system's module. ICD-10-CM and ATC are two
+implementations built on a networkx tree with a virtual root; a third is one more module,
+registered under the `medcoder.code_systems` entry-point group.
 """
 
 from __future__ import annotations
 
 import abc
 import logging
+import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator
 
 import networkx as nx
 
@@ -17,9 +22,31 @@ from medcoder.errors import UnknownCodeError
 from medcoder.knowledge.lexical import LexicalIndex, SearchHit
 from medcoder.paths import cached_pickle
 
+if TYPE_CHECKING:
+    from medcoder.knowledge import KnowledgeBase
+
 logger = logging.getLogger(__name__)
 
 ROOT = "ROOT"
+
+# optional capabilities a code system may declare (and then implements the matching method)
+NOTES = "instructional_notes"        # notes(): includes, code first, use additional code ...
+EXCLUDES1 = "excludes1"              # excludes1_conflicts()
+SEVENTH_CHARACTER = "seventh_character"  # seventh_characters(), placeholder X
+COMBINATIONS = "combination_products"    # several ingredients coded as one product
+TERM_INDEX = "term_index"            # term_hits() is more than a label search
+
+
+@dataclass(slots=True)
+class IndexDoc:
+    """One searchable text of a code for the dense index, with what Chroma can filter on."""
+
+    code: str
+    text: str
+    source: str  # label | inclusion | index | brand | combination ...
+    kind: str
+    chapter: str
+    billable: bool
 
 
 @dataclass(slots=True)
@@ -48,22 +75,46 @@ class Node:
         }
 
 
-class Ontology(abc.ABC):
-    """A code system as a tree: the shape shared by ICD-10-CM and ATC.
+class CodeSystem(abc.ABC):
+    """A code system as a tree, plus what the rest of medcoder needs to know about it.
 
     Subclasses fill `self.graph` (a DiGraph whose nodes carry a `Node` under "n", rooted
-    at `ROOT`) and `self.lexical`; everything else is implemented here once.
+    at `ROOT`), set the class attributes below and implement `load` and `normalize`; the
+    tree walk, lexical search and the optional capabilities' neutral defaults live here once.
     """
 
-    system: str = ""
+    # -- what callers read without loading the data (class attributes) ---------------
+    system: ClassVar[str] = ""          # registry name, as workflows and results spell it
+    title: ClassVar[str] = ""           # human name: "ICD-10-CM"
+    entity_kind: ClassVar[str] = ""     # the extractor's entity kind this system codes
+    prompt_name: ClassVar[str] = ""     # how prompts name a code of it: "ICD-10-CM diagnosis"
+    fhir_uri: ClassVar[str] = ""        # FHIR `Coding.system`
+    fhir_resource: ClassVar[str] = "Observation"  # the FHIR resource a coded item becomes
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    builtin_ranker: ClassVar[str | None] = None  # folder name of the shipped ranker, if any
+    default_workflow: ClassVar[str | None] = None  # the built-in workflow `eval` uses for this system's data
+    code_pattern: ClassVar[str] = r".+"  # what a typed code of this system looks like (for guessing)
+    guess_priority: ClassVar[int] = 0    # when several patterns match a typed code, the highest wins
+
     version: str = ""
     cache_key: str = ""
     graph: nx.DiGraph
     _lexical: LexicalIndex | None = None
 
+    @classmethod
+    @abc.abstractmethod
+    def load(cls) -> "CodeSystem":
+        """The system's data as installed (cached per process)."""
+
+    @classmethod
+    def looks_like(cls, code: str) -> bool:
+        """Whether a code a person typed has this system's shape (no data loaded)."""
+        return re.fullmatch(cls.code_pattern, code.strip().upper()) is not None
+
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
-        state.pop("_lexical", None)  # cached on its own, loaded on first search
+        for key in [k for k in state if k.startswith("_")]:  # caches: rebuilt or loaded on first use
+            state.pop(key)
         return state
 
     @property
@@ -168,3 +219,74 @@ class Ontology(abc.ABC):
 
     def label(self, code: str) -> str:
         return self.node(code).label
+
+    def top_level(self, code: str) -> str:
+        """The code's top-level ancestor (ICD chapter, ATC anatomical group)."""
+        nodes = self.graph._node
+        node = nodes[code]["n"]
+        while node.parent and node.parent != ROOT:
+            node = nodes[node.parent]["n"]
+        return node.code
+
+    def find_top_level(self, text: str) -> str | None:
+        """A top-level node as a user writes it (its code, any case), or None."""
+        tops = {r.code.upper(): r.code for r in self.roots()}
+        return tops.get(text.strip().upper())
+
+    # -- presentation -------------------------------------------------------------------
+    def option_label(self, node: Node) -> str:
+        """How a node is offered to the model among its siblings."""
+        return node.label
+
+    def index_kind(self, node: Node) -> str:
+        """The level a code's texts are filed under in the dense index (what `--kind` filters)."""
+        return node.kind
+
+    # -- retrieval ---------------------------------------------------------------------
+    def index_docs(self, kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+        """The texts the dense index embeds for this system: by default each node's label."""
+        for n in self.iter_nodes():
+            yield IndexDoc(n.code, n.label, "label", self.index_kind(n), self.top_level(n.code), n.billable)
+
+    def index_sources(self) -> list[Path]:
+        """Files besides the code system itself whose content the index texts depend on."""
+        return []
+
+    def term_hits(self, kb: "KnowledgeBase", text: str) -> list[SearchHit]:
+        """The system's own term matcher (ICD's Alphabetic Index, ATC's substance names); by default BM25."""
+        return self.search(text, k=15)
+
+    # -- optional capabilities (neutral defaults) ----------------------------------------
+    def notes(self, code: str, inherited: bool = True) -> dict[str, list[dict[str, str]]]:
+        """Instructional notes that apply to a code, each with the node that carries it."""
+        n = self.node(code)
+        return {k: [{"text": t, "from": n.code} for t in v] for k, v in n.notes.items()}
+
+    def seventh_characters(self, code: str) -> dict[str, str]:
+        """7th characters a code needs ({} for systems without them)."""
+        return {}
+
+    def excludes1_conflicts(self, codes: list[str]) -> list[dict[str, str]]:
+        """Pairs that may not be coded together ([] for systems without such rules)."""
+        return []
+
+    def reminders(self, code: str) -> list[str]:
+        """What a coder must remember when reporting the code (code first, use additional code ...)."""
+        return []
+
+    def nearest(self, code: str) -> str | None:
+        """The nearest existing code above a mistyped one, by dropping characters from the end."""
+        canon = self.normalize(code)
+        for n in range(len(canon) - 1, 0, -1):
+            try:
+                return self.resolve(canon[:n])
+            except UnknownCodeError:
+                continue
+        return None
+
+    def suggest(self, code: str) -> str | None:
+        """A corrected spelling of a code that does not exist (ICD: the missing placeholder X)."""
+        return None
+
+
+Ontology = CodeSystem  # the name this interface had before code systems carried their own metadata

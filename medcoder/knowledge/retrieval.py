@@ -2,29 +2,26 @@
 
 `Retriever.candidates(text, system, k)` returns codes worth offering as entry points. Three
 rankers exist: BM25 over descriptions and inclusion terms (`lexical`), MiniLM vectors in
-ChromaDB (`dense`), and the ICD-10-CM Alphabetic Index walk (`index`). `HybridRetriever` fuses
+ChromaDB (`dense`), and the code system's own term matcher (`index`: ICD-10-CM's Alphabetic
+Index walk, ATC's substance names). `HybridRetriever` fuses
 any of them by weighted reciprocal rank, with filters by chapter and level, and says which
 ranker found each code at which rank.
 """
 
 from __future__ import annotations
 
+import abc
 import logging
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Iterable
 
 from medcoder.errors import MedcoderError
-from medcoder.knowledge import KnowledgeBase, default_kb
+from medcoder.knowledge import DEFAULT_SYSTEM, KnowledgeBase, default_kb
 from medcoder.knowledge.lexical import SearchHit
 
 logger = logging.getLogger(__name__)
 
 RANKERS = ("lexical", "dense", "index")
-
-
-class Retriever(Protocol):
-    def candidates(self, text: str, system: str = "icd10cm", k: int = 10) -> list[SearchHit]: ...
 
 
 @dataclass(slots=True)
@@ -49,8 +46,28 @@ class SearchFilter:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+class Retriever(abc.ABC):
+    """The retrieval seam: candidate codes for texts, best first; every retriever answers in batches."""
+
+    @abc.abstractmethod
+    def search_many(self, texts: list[str], system: str = DEFAULT_SYSTEM, k: int = 10,
+                    filt: SearchFilter | None = None) -> list[list[SearchHit]]:
+        """Top-k codes per text (one list per text, in order)."""
+
+    def search(self, text: str, system: str = DEFAULT_SYSTEM, k: int = 10,
+               filt: SearchFilter | None = None) -> list[SearchHit]:
+        return self.search_many([text], system, k, filt)[0]
+
+    def candidates(self, text: str, system: str = DEFAULT_SYSTEM, k: int = 10) -> list[SearchHit]:
+        """Entry points for the navigator (the same as `search`)."""
+        return self.search(text, system, k)
+
+    def close(self) -> None:
+        """Release open stores (a no-op where there are none)."""
+
+
 @dataclass
-class HybridRetriever:
+class HybridRetriever(Retriever):
     """Weighted reciprocal-rank fusion of the lexical, dense and index rankers."""
 
     kb: KnowledgeBase = field(default_factory=default_kb)
@@ -60,8 +77,6 @@ class HybridRetriever:
     pool: int = 50
     weights: dict[str, float] = field(default_factory=lambda: {"lexical": 1.0, "dense": 1.5, "index": 1.5})
     _dense: dict[str, Any] = field(default_factory=dict, repr=False)
-    _chapters: dict[str, Callable[[str], str]] = field(default_factory=dict, repr=False)  # per system, memoised
-    _atc_names: dict[str, list[str]] | None = field(default=None, repr=False)  # substance -> level-5 codes
 
     def __post_init__(self) -> None:
         unknown = set(self.rankers) - set(RANKERS)
@@ -75,20 +90,14 @@ class HybridRetriever:
             self._dense[system] = DenseIndex(self.kb, system)
         return self._dense[system]
 
-    def candidates(self, text: str, system: str = "icd10cm", k: int = 10) -> list[SearchHit]:
-        return self.search(text, system, k)
-
-    def search(self, text: str, system: str = "icd10cm", k: int = 10, filt: SearchFilter | None = None) -> list[SearchHit]:
-        return self.search_many([text], system, k, filt)[0]
-
-    def search_many(self, texts: list[str], system: str = "icd10cm", k: int = 10,
+    def search_many(self, texts: list[str], system: str = DEFAULT_SYSTEM, k: int = 10,
                     filt: SearchFilter | None = None) -> list[list[SearchHit]]:
         """Fused top-k per text; the dense ranker embeds all texts in one batch."""
         if any(not t.strip() for t in texts):
             raise MedcoderError("empty search text")
         return [self.fuse(system, lists, k) for lists in self.ranked_lists(texts, system, filt)]
 
-    def ranked_lists(self, texts: list[str], system: str = "icd10cm",
+    def ranked_lists(self, texts: list[str], system: str = DEFAULT_SYSTEM,
                      filt: SearchFilter | None = None) -> list[dict[str, list[SearchHit]]]:
         """Each ranker's own list per text (up to `pool` codes), before fusion: what benchmarks compare."""
         filt = self._normalise(system, filt or SearchFilter())
@@ -103,48 +112,12 @@ class HybridRetriever:
             if "dense" in self.rankers:
                 lists["dense"] = dense_hits
             if "index" in self.rankers:
-                hits = self._index_hits(text) if system == "icd10cm" else self._substance_hits(text)
-                lists["index"] = self._filtered(system, hits, filt)
+                onto = self.kb.ontology(system)
+                lists["index"] = self._filtered(system, onto.term_hits(self.kb, text), filt)
             out.append(lists)
         return out
 
-    # -- rankers and fusion -------------------------------------------------------------
-    def _index_hits(self, text: str) -> list[SearchHit]:
-        """The Alphabetic Index: the deepest entry of the walk first, then entries found by words."""
-        index = self.kb.alphabetic_index
-        walked = index.lookup(text)
-        entries = [e for e in reversed(walked) if index.follow(e)][:1] + index.search(text, k=15)
-        hits: list[SearchHit] = []
-        seen: set[str] = set()
-        for e in entries:
-            code = index.follow(e)
-            if code and code not in seen:
-                seen.add(code)
-                hits.append(SearchHit(code, 1.0 / (len(hits) + 1), "", ["index"]))
-        return hits
-
-    def _substance_hits(self, text: str) -> list[SearchHit]:
-        """ATC's term index: substance names matched whole, salts and hydrates set aside
-        ("FLUTICASONE PROPIONATE" -> fluticasone); several ingredients -> their combination codes first."""
-        names = self._atc_names
-        if names is None:
-            names = {}
-            for n in self.kb.atc.iter_nodes():
-                if n.depth == 5:
-                    names.setdefault(_substance(n.label), []).append(n.code)
-            self._atc_names = names
-        parts = [_substance(p) for p in re.split(r",|;|/|\||\+|\band\b|\bwith\b", text.lower()) if p.strip()]
-        parts = [_US_NAMES.get(p, p) for p in parts if p]
-        ordered: list[str] = []
-        if len(parts) > 1:  # a combination: labels that name every ingredient, then "<ingredient>, combinations"
-            ordered += [c for label, codes in names.items() if all(p in label for p in parts) for c in codes]
-            ordered += [c for p in parts for label, codes in names.items()
-                        if label.startswith(p) and "combination" in label for c in codes]
-        for p in parts:
-            ordered += names.get(p, [])
-        seen: set[str] = set()
-        return [SearchHit(c, 1.0 / (i + 1), "", ["index"]) for i, c in enumerate(ordered) if not (c in seen or seen.add(c))]
-
+    # -- fusion ---------------------------------------------------------------------------
     def fuse(self, system: str, lists: dict[str, list[SearchHit]], k: int) -> list[SearchHit]:
         """Weighted reciprocal-rank fusion: sum of weight / (rrf_k + rank) over the rankers that found a code."""
         scores: dict[str, float] = {}
@@ -159,66 +132,32 @@ class HybridRetriever:
         return [SearchHit(c, scores[c], onto.label(c), found[c]) for c in best]
 
     def _normalise(self, system: str, filt: SearchFilter) -> SearchFilter:
-        """Accept a chapter as the user writes it: `CH4`, `4`, `IV`-less ranges like `E00-E89`, ATC `a`."""
+        """Accept a top level as the user writes it (ICD `CH4`, `4`, `E00-E89`; ATC `a`)."""
         if not filt.chapter:
             return filt
         onto = self.kb.ontology(system)
-        raw = filt.chapter.strip()
-        tops = {r.code: r for r in onto.roots()}
-        wanted = None
-        if system == "atc":
-            wanted = raw.upper() if raw.upper() in tops else None
-        else:
-            for code, node in tops.items():
-                span = re.search(r"\(([A-Z0-9]{3}-[A-Z0-9]{3})\)\s*$", node.label)
-                if code.upper() in (raw.upper(), f"CH{raw}".upper()) or (span and raw.upper() == span.group(1)):
-                    wanted = code
+        wanted = onto.find_top_level(filt.chapter)
         if wanted is None:
-            raise MedcoderError(f"unknown chapter {raw!r} for {system}; choose from {', '.join(tops)}")
+            raise MedcoderError(f"unknown chapter {filt.chapter.strip()!r} for {system}; "
+                                f"choose from {', '.join(r.code for r in onto.roots())}")
         return SearchFilter(wanted, filt.kinds, filt.billable_only)
 
     def _filtered(self, system: str, hits: Iterable[SearchHit], filt: SearchFilter) -> list[SearchHit]:
         if not (filt.chapter or filt.kinds or filt.billable_only):
             return list(hits)
-        from medcoder.knowledge.dense import chapter_lookup, index_kind
-
-        if system not in self._chapters:
-            self._chapters[system] = chapter_lookup(self.kb, system)
-        chapter_of = self._chapters[system]
-        nodes = self.kb.ontology(system).graph.nodes
+        onto = self.kb.ontology(system)
+        nodes = onto.graph.nodes
         out = []
         for h in hits:
             n = nodes[h.code]["n"]
             if filt.billable_only and not n.billable:
                 continue
-            if filt.kinds and index_kind(system, n) not in filt.kinds:
+            if filt.kinds and onto.index_kind(n) not in filt.kinds:
                 continue
-            if filt.chapter and chapter_of(h.code) != filt.chapter:
+            if filt.chapter and onto.top_level(h.code) != filt.chapter:
                 continue
             out.append(h)
         return out
-
-
-_SALTS = frozenset(
-    "hydrochloride hcl dihydrochloride sodium potassium calcium magnesium propionate dipropionate acetate sulfate "
-    "sulphate maleate mesylate besylate besilate citrate tartrate bitartrate phosphate fumarate succinate bromide "
-    "chloride hydrobromide monohydrate dihydrate trihydrate sesquihydrate hemihydrate anhydrous hyclate furoate "
-    "valerate lactate gluconate nitrate oxalate pamoate palmitate stearate tosylate trometamol tromethamine "
-    "disodium dipotassium hydrate base free as".split())
-
-
-_US_NAMES = {  # US adopted names -> the INNs that ATC uses
-    "acetaminophen": "paracetamol", "albuterol": "salbutamol", "glyburide": "glibenclamide",
-    "meperidine": "pethidine", "levalbuterol": "levosalbutamol", "cyclosporine": "ciclosporin",
-    "rifampin": "rifampicin", "furosemide": "furosemide", "hydrocodone": "hydrocodone",
-    "acetylsalicylic acid": "acetylsalicylic acid", "aspirin": "acetylsalicylic acid",
-}
-
-
-def _substance(name: str) -> str:
-    """A substance name without salt, hydrate and strength words, lower case."""
-    words = [w for w in re.findall(r"[a-z][a-z\-]*", name.lower()) if w not in _SALTS]
-    return " ".join(words)
 
 
 class LexicalRetriever(HybridRetriever):

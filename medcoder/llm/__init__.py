@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medcoder import plugins
 from medcoder.errors import MedcoderError
 from medcoder.llm.base import (
     LLM, Capabilities, CallRecord, CallStats, ChatResult, Choice, ChooseResult, ModelOutputError, Option,
@@ -24,24 +25,13 @@ __all__ = [
 def load_llm(model: str | Path | None = None, settings: Settings | None = None, **overrides: Any) -> LLM:
     """A model from settings: `model` is `default`, `test`, `fake`, a GGUF path, or a served model name.
 
-    The backend comes from `settings.backend` (llama_cpp, http); `overrides` change settings fields.
+    The backend is looked up by `settings.backend` in the `medcoder.llm_backends` entry points
+    (llama_cpp, http, replay, fake, or a plugin's); `overrides` change settings fields.
     """
     settings = (settings or Settings()).with_overrides(model=str(model) if model is not None else None, **overrides)
-    if settings.model == "fake":
-        return FakeLLM()
-    if settings.backend == "http":
-        from medcoder.llm.http_backend import HttpLLM
-
-        if not settings.base_url:
-            raise MedcoderError("the http backend needs base_url (MEDCODER_BASE_URL)")
-        served = None if settings.model in MODELS or settings.model == "default" else settings.model
-        return HttpLLM(settings.base_url, served, seed=settings.seed, temperature=settings.temperature,
-                       max_tokens=settings.max_tokens)
-    if settings.backend != "llama_cpp":
-        raise MedcoderError(f"unknown backend {settings.backend!r}: llama_cpp or http (replay takes a recorded run)")
-    from medcoder.llm.llama_cpp_backend import LlamaCppLLM
-
-    name, path = resolve_model(settings.model)
-    return LlamaCppLLM(path, name=name, n_ctx=settings.n_ctx, n_gpu_layers=settings.n_gpu_layers,
-                       n_threads=settings.n_threads, n_batch=settings.n_batch, seed=settings.seed,
-                       temperature=settings.temperature, max_tokens=settings.max_tokens)
+    backend = "fake" if settings.model == "fake" else settings.backend
+    try:
+        loader = plugins.llm_backends.get(backend)
+    except plugins.PluginError as exc:
+        raise MedcoderError(f"unknown backend {backend!r}; installed: {', '.join(plugins.llm_backends.names())}") from exc
+    return loader(settings)

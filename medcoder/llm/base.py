@@ -36,6 +36,7 @@ class ModelOutputError(MedcoderError):
         super().__init__(message)
         self.text = text  # what the model said, for callers that can salvage part of it
         self.stats = stats
+        self.records: list[CallRecord] = []  # the failed call's record (node-bound handles credit it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class ChooseResult:
 
     choices: list[Choice]
     record: CallRecord
+    records: list[CallRecord] = field(default_factory=list)  # every call made, when more than one (rounds)
 
     @property
     def best(self) -> Choice:
@@ -261,6 +263,7 @@ class LLM(abc.ABC):
                             error=str(error) if error else None)
         self._notify(record)
         if error is not None:
+            error.records = [record]
             raise error
         return ChatResult(text, parsed, record)
 
@@ -321,6 +324,7 @@ class LLM(abc.ABC):
                             scores=[round(x, 6) for x in logprobs], error=str(error) if error else None)
         self._notify(record)
         if error is not None:
+            error.records = [record]
             raise error
         return ScoreResult(list(record.scores or []), record)
 
@@ -371,13 +375,16 @@ class LLM(abc.ABC):
         groups = [options[i:i + size] for i in range(0, len(options), size)]
         finalists: list[Option] = []
         group_probs: dict[str, float] = {}
+        records: list[CallRecord] = []
         for g in groups:
             res = self.choose(context, g, k=1, instruction=instruction)
+            records += res.records or [res.record]
             for c in res.choices:
                 group_probs[c.key] = c.probability
             per_group = max(1, min(len(g), size // len(groups)))
             finalists += [Option(c.key, c.label) for c in res.choices[:per_group]]
         final = self.choose(context, finalists[: size], k=k, instruction=instruction)
+        records += final.records or [final.record]
         final_probs = {c.key: c.probability for c in final.choices}
         # keep every option: finalists carry the final round's probability, the rest a share of their group's
         rest = [o for o in options if o.key not in final_probs]
@@ -387,7 +394,7 @@ class LLM(abc.ABC):
         total = sum(c.probability for c in choices)
         for c in choices:
             c.probability /= total
-        return ChooseResult(choices, final.record)
+        return ChooseResult(choices, final.record, records)
 
     def _stamp(self, stats: CallStats) -> CallStats:
         stats.model = stats.model or self.name

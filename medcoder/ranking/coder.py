@@ -23,7 +23,6 @@ from medcoder.ranking.model import RankerModel, load_memory
 
 logger = logging.getLogger(__name__)
 
-ENTITY_KIND = {"icd10cm": "diagnosis", "atc": "medication"}
 SENTENCE_K = 20
 MENTION_K = 10
 
@@ -133,7 +132,7 @@ class RankedCoder:
                    memory_view: MemoryView | None = None, cache: RetrievalCache | None = None) -> NoteCandidates:
         """Every source's candidates for the note, as feature rows."""
         spans = sentence_spans(text) if sentences else []
-        spans += mention_spans(entities or [], ENTITY_KIND.get(self.system, ""))
+        spans += mention_spans(entities or [], self.onto.entity_kind)
         hits = search_spans(self.retriever, spans, self.system, cache) if spans and self.retriever else []
         if memory_view is None and self.memory is not None:
             memory_view = self.memory.query([text])[0]

@@ -13,9 +13,10 @@ from typing import Any, Iterable
 
 from medcoder.errors import MedcoderError
 from medcoder.evaluation.datasets import Example
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 
-def feedback_examples(paths: Iterable[str | Path], store: Any, system: str = "icd10cm") -> list[Example]:
+def feedback_examples(paths: Iterable[str | Path], store: Any, system: str = DEFAULT_SYSTEM) -> list[Example]:
     """One example per session in the feedback files: its note and the codes the coder kept."""
     sessions: dict[str, dict[str, Any]] = {}
     for path in paths:

@@ -23,6 +23,7 @@ from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, sente
 from medcoder.ranking.coder import RetrievalCache, search_spans
 from medcoder.ranking.memory import CodedNotesMemory
 from medcoder.ranking.model import RankerModel, new_calibrator, new_classifier
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def evaluate_ranked(golds: list[set[str]], cands: list[NoteCandidates], probs: l
     return metrics.icd_report(golds, pred, ranked)
 
 
-def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = "icd10cm", out: str | Path | None = None,
+def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = DEFAULT_SYSTEM, out: str | Path | None = None,
           folds: int = 5, seed: int = 0, progress: Progress | None = None, cache_path: str | Path | None = None,
           source: dict[str, Any] | None = None, verifier: Any = None, verifier_notes: int = 40,
           verifier_top: int = 30) -> tuple[RankerModel, CodedNotesMemory, LearnReport]:

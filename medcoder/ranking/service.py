@@ -1,6 +1,7 @@
 """The SDK side of `medcoder learn`: load the data, build retrieval, learn, write the folder."""
 
 from __future__ import annotations
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 import logging
 from pathlib import Path
@@ -15,7 +16,7 @@ CODIESP_ATTRIBUTION = (
     "model weights derived; no note text is stored except the TF-IDF vocabulary of the memory.")
 
 
-def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = "icd10cm", feedback: Sequence[str] = (),
+def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = DEFAULT_SYSTEM, feedback: Sequence[str] = (),
                audit_path: str | None = None, folds: int = 5, limit: int | None = None,
                cache_path: str | None = None, progress: Callable[[str, int, int], None] | None = None,
                retriever: Any = None, kb: Any = None, verifier_model: str | None = None,

@@ -22,6 +22,7 @@ from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.result import CodedItem, CodingResult
 from medcoder.session.review import build_review_graph
 from medcoder.tools import functions as fn
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class Session:
         self._audit("why", {"code": listed})
         return out
 
-    def explore(self, what: str, arg: str, system: str = "icd10cm") -> Any:
+    def explore(self, what: str, arg: str, system: str = DEFAULT_SYSTEM) -> Any:
         """The knowledge tools: children, path, notes, search, index, lookup."""
         calls = {"children": lambda: fn.children(arg, system), "path": lambda: fn.path_to_root(arg, system),
                  "notes": lambda: fn.code_notes(arg, system), "lookup": lambda: fn.lookup_code(arg, system),
@@ -237,7 +238,7 @@ class Session:
         proposed = {(c["system"], c["code"]): c for c in self._result_codes()}
         out = []
         for d in self.decisions():
-            p = proposed.get((d.get("system", "icd10cm"), d.get("old") or d.get("code")))
+            p = proposed.get((d.get("system", DEFAULT_SYSTEM), d.get("old") or d.get("code")))
             out.append({"session_id": self.id, "action": d["action"], "code": d.get("code", ""),
                         "old": d.get("old"), "system": d.get("system"), "reason": d.get("reason", ""),
                         "proposed_confidence": p["confidence"] if p else None, "ts": d.get("ts")})
@@ -312,15 +313,14 @@ class Session:
 
 
 def _system_of(code: str) -> str:
-    """ATC codes look like A10BA02 (letter, 2 digits, 2 letters, ...); everything else is ICD-10-CM."""
-    return "atc" if re.fullmatch(r"[A-Z]\d\d([A-Z]([A-Z](\d\d)?)?)?", code.strip().upper()) and not re.fullmatch(
-        r"[A-Z]\d\d", code.strip().upper()) else "icd10cm"
+    """The code system a typed code belongs to, by its shape (each CodeSystem says what its codes look like)."""
+    return guess_system(code)
 
 
 def _workflow(workflow: str | Any, model: str | None, kwargs: dict[str, Any]) -> Any:
     if not isinstance(workflow, str):
         return workflow
-    from medcoder.workflow import load_workflow
+    from medcoder.engine.workflow import load_workflow
 
     return load_workflow(workflow, model=model, **kwargs)
 

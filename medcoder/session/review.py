@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 DECISIONS = ("accept", "reject", "add", "replace", "done")
 
@@ -29,7 +30,7 @@ def apply_decision(codes: list[dict[str, Any]], turn: dict[str, Any]) -> list[di
     out = [dict(c) for c in codes]
     action, code = turn["action"], turn.get("code", "")
     by_code = {(c["system"], c["code"]): c for c in out}
-    system = turn.get("system", "icd10cm")
+    system = turn.get("system", DEFAULT_SYSTEM)
     if action in ("accept", "reject"):
         c = by_code[(system, code)]
         c["status"] = "accepted" if action == "accept" else "rejected"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge import KnowledgeBase, default_kb
-from medcoder.knowledge.icd10cm import ICD10CM, dotted, raw
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.knowledge.index import TermIndex, entries_with_trails
 
 
@@ -16,44 +16,43 @@ def _kb(kb: KnowledgeBase | None) -> KnowledgeBase:
     return kb or default_kb()
 
 
-def lookup_code(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> dict[str, object]:
+def lookup_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, object]:
     """A code's record with the path from the top of its tree down to it."""
     onto = _kb(kb).ontology(system)
     node = onto.node(code)
     return {**node.to_dict(), "system": system, "path": [n.code for n in onto.path(node.code)]}
 
 
-def children(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+def children(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
     onto = _kb(kb).ontology(system)
     return [{"code": n.code, "label": n.label, "kind": n.kind, "billable": n.billable} for n in onto.children(code)]
 
 
-def path_to_root(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+def path_to_root(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
     onto = _kb(kb).ontology(system)
     return [{"code": n.code, "label": n.label, "kind": n.kind, "depth": n.depth} for n in onto.path(code)]
 
 
-def code_notes(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> dict[str, object]:
+def code_notes(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, object]:
     """Every instructional note that applies to a code, including those inherited from above."""
     onto = _kb(kb).ontology(system)
     canon = onto.resolve(code)
-    notes = onto.notes(canon)  # type: ignore[attr-defined]
+    notes = onto.notes(canon)
     return {"code": canon, "label": onto.label(canon), "notes": notes}
 
 
-def validate_code(code: str, system: str = "icd10cm", kb: KnowledgeBase | None = None) -> dict[str, object]:
+def validate_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, object]:
     """Is this a code one may report: does it exist, is it billable, does it lack a 7th character?"""
     onto = _kb(kb).ontology(system)
     canon = onto.normalize(code)
     out: dict[str, object] = {"input": code, "code": canon, "system": system}
     if canon not in onto:
         out.update(exists=False, billable=False, valid=False)
-        hint = _nearest(onto, canon)
-        if isinstance(onto, ICD10CM):
-            padded = _with_placeholder(onto, canon)
-            if padded:
-                out.update(message=f"not a code: placeholder X missing; did you mean {padded}?", suggestion=padded)
-                return out
+        fixed = onto.suggest(canon)
+        if fixed:
+            out.update(message=f"not a code: placeholder X missing; did you mean {fixed}?", suggestion=fixed)
+            return out
+        hint = onto.nearest(canon)
         out["message"] = f"not a {system} code" + (f"; nearest existing code above it: {hint}" if hint else "")
         if hint:
             out["nearest"] = hint
@@ -63,10 +62,9 @@ def validate_code(code: str, system: str = "icd10cm", kb: KnowledgeBase | None =
     if node.billable:
         out["message"] = "valid, billable"
     elif node.attrs.get("needs_seventh"):
-        seventh = onto.seventh_characters(canon) if isinstance(onto, ICD10CM) else {}
         kids = [c.code for c in onto.children(canon)]
         out.update(needs_seventh=True, placeholder_x=bool(node.attrs.get("placeholder_x")),
-                   seventh_characters=seventh, suggestions=kids)
+                   seventh_characters=onto.seventh_characters(canon), suggestions=kids)
         how = "placeholder X then a 7th character" if node.attrs.get("placeholder_x") else "a 7th character"
         out["message"] = f"not billable: needs {how} ({', '.join(kids)})"
     else:
@@ -75,34 +73,17 @@ def validate_code(code: str, system: str = "icd10cm", kb: KnowledgeBase | None =
     return out
 
 
-def _nearest(onto, canon: str) -> str | None:  # type: ignore[no-untyped-def]
-    r = raw(canon)
-    for n in range(len(r) - 1, 2, -1):
-        cand = onto.normalize(r[:n]) if onto.system == "icd10cm" else r[:n]
-        if cand in onto:
-            return cand
-    return None
-
-
-def _with_placeholder(onto: ICD10CM, canon: str) -> str | None:
-    r = raw(canon)
-    if 4 <= len(r) <= 6:
-        cand = dotted(r[:-1].ljust(6, "X") + r[-1])
-        if cand in onto:
-            return cand
-    return None
-
-
-def validate_codes(codes: list[str], system: str = "icd10cm", kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+def validate_codes(codes: list[str], system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
     return [validate_code(c, system, kb) for c in codes]
 
 
-def excludes1_conflicts(codes: list[str], kb: KnowledgeBase | None = None) -> list[dict[str, str]]:
-    """Pairs of ICD-10-CM codes in a set that an Excludes1 note forbids together."""
-    return _kb(kb).icd10cm.excludes1_conflicts(codes)
+def excludes1_conflicts(codes: list[str], kb: KnowledgeBase | None = None,
+                        system: str = DEFAULT_SYSTEM) -> list[dict[str, str]]:
+    """Pairs of codes in a set that an Excludes1 note forbids together (systems without the rule: none)."""
+    return _kb(kb).ontology(system).excludes1_conflicts(codes)
 
 
-def search_codes(text: str, system: str = "icd10cm", k: int = 10, billable_only: bool = False,
+def search_codes(text: str, system: str = DEFAULT_SYSTEM, k: int = 10, billable_only: bool = False,
                  kb: KnowledgeBase | None = None, mode: str = "hybrid", chapter: str | None = None,
                  kinds: list[str] | None = None) -> list[dict[str, object]]:
     """Codes for the words a clinician writes, best first: BM25, MiniLM vectors and the Alphabetic

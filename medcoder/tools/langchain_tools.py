@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Callable, Protocol
 
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase, default_kb
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 from medcoder.tools import functions as fn
 
 logger = logging.getLogger(__name__)
 
-System = Literal["icd10cm", "atc"]
+System = SystemName
 
 
 class ToolCallback(Protocol):
@@ -32,12 +33,12 @@ class _Args(BaseModel):
 
 class CodeArgs(_Args):
     code: str = Field(description="a code, with or without its dot: E11.65, e1165, A10BA02")
-    system: System = Field("icd10cm", description="code system")
+    system: System = Field(DEFAULT_SYSTEM, description="code system: icd10cm, atc, or an installed plugin's")
 
 
 class CodesArgs(_Args):
     codes: list[str] = Field(description="codes to check", min_length=1)
-    system: System = "icd10cm"
+    system: System = DEFAULT_SYSTEM
 
 
 class IcdCodesArgs(_Args):
@@ -46,7 +47,7 @@ class IcdCodesArgs(_Args):
 
 class SearchArgs(_Args):
     text: str = Field(description="words to look for, e.g. 'type 2 diabetes with hyperglycemia'")
-    system: System = "icd10cm"
+    system: System = DEFAULT_SYSTEM
     k: int = Field(10, ge=1, le=100)
     billable_only: bool = False
     chapter: str | None = Field(None, description="only this chapter: ICD 'CH4' or 'E00-E89', ATC 'A'")

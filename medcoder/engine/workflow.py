@@ -1,14 +1,14 @@
 """The SDK: load a workflow, run it on a note, stream its steps, resume it by run id.
 
-`Workflow` owns the compiled LangGraph graph, its models and its SQLite checkpointer; each
-run collects the events its agents emit and every model call, which the audit trail stores.
+`Workflow` owns its models, its knowledge and its SQLite checkpointer. Each run compiles the
+graph with contexts bound to that run (every node's model handles credit their calls to the
+node and the run), so one Workflow can code several notes at once from several threads.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from medcoder import paths
-from medcoder.agents import AgentContext
+from medcoder.agents import AgentContext, BoundLLM
 from medcoder.errors import MedcoderError
-from medcoder.graphs.compiler import build_graph
-from medcoder.graphs.spec import WorkflowSpec, load_spec, parse_spec
+from medcoder.engine.compiler import build_graph
+from medcoder.engine.spec import WorkflowSpec, load_spec, parse_spec
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
+from medcoder.notetext import NoteError, read_note
 from medcoder.result import CodingResult
 from medcoder.settings import Settings
 
@@ -33,29 +34,6 @@ if TYPE_CHECKING:
     from medcoder.batch import BatchItem, BatchSummary
 
 logger = logging.getLogger(__name__)
-
-
-class NoteError(MedcoderError):
-    """A note that cannot be coded: empty, binary, or too long."""
-
-
-def read_note(data: str | bytes, max_chars: int) -> str:
-    """Check a note before any work is done: text, not empty, not binary, within the size limit."""
-    if isinstance(data, bytes):
-        if b"\x00" in data[:8192]:
-            raise NoteError("the note is binary, not text")
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise NoteError(f"the note is not UTF-8 text (byte {exc.start})") from exc
-    if "\x00" in data:
-        raise NoteError("the note is binary, not text")
-    if not data.strip():
-        raise NoteError("the note is empty")
-    if len(data) > max_chars:
-        raise NoteError(f"the note has {len(data):,} characters, over the workflow's limit of {max_chars:,} "
-                        "(max_note_chars)")
-    return data
 
 
 @dataclass
@@ -120,16 +98,14 @@ class Workflow:
             audit = SQLiteAuditStore()
         self.audit: AuditStore | None = audit or None
         self.store_note = store_note
-        self._log: RunLog | None = None
-        self._node = threading.local()
-        for name, llm in self.llms.items():
-            llm.observe(lambda record, _n=name: self._on_call(record))
+        self._owns_llms = llms is None  # models passed in belong to the caller, who closes them
         # one retriever for the whole workflow, as the spec's `knowledge.retriever` says
         self._retriever = make_retriever(spec.knowledge.retriever, self.kb)
         path = Path(checkpoint_path) if checkpoint_path else paths.home() / "checkpoints.sqlite"
         self._conn = sqlite3.connect(path, check_same_thread=False)
         self.checkpointer = SqliteSaver(self._conn)
-        self.graph = build_graph(spec, self._context).compile(checkpointer=self.checkpointer)
+        # the graph for reading state and drawing; runs compile their own, bound to the run
+        self.graph = build_graph(spec, lambda node: self._context(node, None)).compile(checkpointer=self.checkpointer)
 
     # -- construction ---------------------------------------------------------------
     def _load_llms(self, model: str | None) -> dict[str, LLM]:
@@ -145,18 +121,16 @@ class Workflow:
             llms[name] = cache[key]
         return llms
 
-    def _context(self, node_id: str) -> AgentContext:
-        return AgentContext(llms=self.llms, kb=self.kb, retriever=self._retriever,
-                            emit=lambda kind, data: self._emit(node_id, kind, data))
+    def _context(self, node_id: str, log: RunLog | None) -> AgentContext:
+        """A node's context for one run: model handles and an event sink that write to that run's log."""
+        if log is None:
+            return AgentContext(llms=dict(self.llms), kb=self.kb, retriever=self._retriever, node=node_id)
+        llms = {name: BoundLLM(llm, node_id, log.call) for name, llm in self.llms.items()}
+        return AgentContext(llms=llms, kb=self.kb, retriever=self._retriever, node=node_id, run_id=log.run_id,
+                            emit=lambda kind, data: log.event(node_id, kind, data))
 
-    def _emit(self, node: str, kind: str, data: dict[str, Any]) -> None:
-        self._node.current = node
-        if self._log is not None:
-            self._log.event(node, kind, data)
-
-    def _on_call(self, record: CallRecord) -> None:
-        if self._log is not None:
-            self._log.call(getattr(self._node, "current", ""), record)
+    def _graph_for(self, log: RunLog) -> Any:
+        return build_graph(self.spec, lambda node: self._context(node, log)).compile(checkpointer=self.checkpointer)
 
     # -- running ----------------------------------------------------------------------
     def _config(self, run_id: str) -> dict[str, Any]:
@@ -179,19 +153,19 @@ class Workflow:
                log: RunLog | None = None) -> Iterator[dict[str, Any]]:
         """Yield each node's state update as it happens; the final state is in the checkpointer."""
         run_id, inputs = self._start(text, run_id)
-        self._log = log or RunLog(run_id)
+        log = log or RunLog(run_id)
+        log.run_id = run_id
         if self.audit is not None:
             if inputs is not None:
                 self.audit.create_run(run_id, self.spec.name, self.source_text, self._run_settings(),
                                       inputs["note"], self.store_note)
-            self._log.listeners.append(_AuditRecorder(self.audit, run_id))
+            log.listeners.append(_AuditRecorder(self.audit, run_id))
         status = "error"
         try:
-            for update in self.graph.stream(inputs, self._config(run_id), stream_mode="updates"):
+            for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates"):
                 yield update
             status = "done"
         finally:
-            self._log = None
             if self.audit is not None:
                 state = self.graph.get_state(self._config(run_id)).values
                 self.audit.finish_run(run_id, status, state.get("result"))
@@ -258,8 +232,9 @@ class Workflow:
         return self.graph.get_graph().draw_mermaid()
 
     def close(self) -> None:
-        for llm in {id(x): x for x in self.llms.values()}.values():
-            llm.close()
+        if self._owns_llms:
+            for llm in {id(x): x for x in self.llms.values()}.values():
+                llm.close()
         self._conn.close()
         if self.audit is not None and hasattr(self.audit, "close"):
             self.audit.close()

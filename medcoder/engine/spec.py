@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medcoder.errors import MedcoderError
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 
 START, END = "START", "END"
 BUILTIN = ("icd10cm", "icd10cm-extract", "icd10cm-tree", "icd10cm-nomodel", "atc", "full", "full-tree")
@@ -47,7 +48,7 @@ class ModelRef(_Strict):
 
 
 class KnowledgeSpec(_Strict):
-    systems: list[Literal["icd10cm", "atc"]] = ["icd10cm"]
+    systems: list[SystemName] = [DEFAULT_SYSTEM]
     retriever: Literal["hybrid", "lexical", "dense", "none"] = Field(
         "hybrid", description="entry points for the navigator: BM25 + vectors + Alphabetic Index, one of them, or none")
 
@@ -180,7 +181,7 @@ def parse_spec(text: str, source: str = "<workflow>") -> WorkflowSpec:
 
 
 def builtin_path(name: str) -> Path:
-    return Path(str(resources.files("medcoder.graphs") / "builtin" / f"{name}.yaml"))
+    return Path(str(resources.files("medcoder.engine") / "builtin" / f"{name}.yaml"))
 
 
 def load_spec(name_or_path: str | Path) -> tuple[WorkflowSpec, str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medcoder.audit.store import AuditError, AuditStore
-from medcoder.graphs.spec import parse_spec
+from medcoder.engine.spec import parse_spec
 from medcoder.llm import ReplayLLM
 
 
@@ -30,7 +30,7 @@ def _codes(result: dict[str, Any] | None) -> list[str]:
 
 def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
     """Re-run `run_id` with the replay backend and say whether every code matches."""
-    from medcoder.workflow import Workflow
+    from medcoder.engine.workflow import Workflow
 
     info = store.run(run_id)
     if info.note is None:

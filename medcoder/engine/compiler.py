@@ -17,10 +17,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from medcoder.agents import AgentContext, resolve_agent
-from medcoder.graphs.spec import END as SPEC_END
-from medcoder.graphs.spec import START as SPEC_START
-from medcoder.graphs.spec import EdgeSpec, WorkflowSpec
-from medcoder.graphs.state import CodingState
+from medcoder.engine.spec import END as SPEC_END
+from medcoder.engine.spec import START as SPEC_START
+from medcoder.engine.spec import EdgeSpec, WorkflowSpec
+from medcoder.engine.state import CodingState
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,53 @@
+"""The built-in model backends as loaders `(settings) -> LLM`, registered under `medcoder.llm_backends`.
+
+A plugin backend is the same: a function taking `Settings` and returning an `LLM`; `load_llm`
+looks the backend name up in the registry, so no caller knows which backends exist.
+"""
+
+from __future__ import annotations
+
+from medcoder.errors import MedcoderError
+from medcoder.llm.base import LLM
+from medcoder.settings import Settings
+
+
+def load_llama_cpp(settings: Settings) -> LLM:
+    """A GGUF model in this process: `default`, `test`, or a path."""
+    from medcoder.llm.llama_cpp_backend import LlamaCppLLM
+    from medcoder.llm.registry import resolve_model
+
+    name, path = resolve_model(settings.model)
+    return LlamaCppLLM(path, name=name, n_ctx=settings.n_ctx, n_gpu_layers=settings.n_gpu_layers,
+                       n_threads=settings.n_threads, n_batch=settings.n_batch, seed=settings.seed,
+                       temperature=settings.temperature, max_tokens=settings.max_tokens)
+
+
+def load_http(settings: Settings) -> LLM:
+    """An OpenAI-compatible server (llama.cpp's server, vLLM) at `base_url`."""
+    from medcoder.llm.http_backend import HttpLLM
+    from medcoder.llm.registry import MODELS
+
+    if not settings.base_url:
+        raise MedcoderError("the http backend needs base_url (MEDCODER_BASE_URL)")
+    served = None if settings.model in MODELS or settings.model == "default" else settings.model
+    return HttpLLM(settings.base_url, served, seed=settings.seed, temperature=settings.temperature,
+                   max_tokens=settings.max_tokens)
+
+
+def load_fake(settings: Settings) -> LLM:
+    """The deterministic test model (no weights)."""
+    from medcoder.llm.fake import FakeLLM
+
+    return FakeLLM()
+
+
+def load_replay(settings: Settings) -> LLM:
+    """Answers recorded earlier: `model` is a JSONL file of model calls (`medcoder audit export`'s model_call payloads)."""
+    from pathlib import Path
+
+    from medcoder.llm.replay import ReplayLLM
+
+    path = Path(settings.model).expanduser()
+    if not path.is_file():
+        raise MedcoderError(f"the replay backend reads recorded calls from a JSONL file; {path} does not exist")
+    return ReplayLLM.from_jsonl(path)

@@ -1,0 +1,157 @@
+"""The typed records a coding run passes between agents: sections, entities, candidates, proposals, verdicts.
+
+Each is a pydantic model whose `to_state()` is the JSON the LangGraph checkpointer stores, so
+a run checkpointed by one version is read by the next with `Model.model_validate`. Agents build
+them instead of loose dicts: a misspelt field is an error where it is made, not a missing key
+three nodes later. Fields an agent adds for its own bookkeeping go in `extra`-tolerant places
+only where said (`Proposal.steps`, `Proposal.features`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Assertion = str  # present | absent | possible | historical | family | conditional ...
+Decision = Literal["accept", "reject", "revise"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def to_state(self) -> dict[str, Any]:
+        """The JSON form kept in the run's state and checkpoints."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Span(_Record):
+    """A stretch of the note, by character offsets, with its text."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+
+class Section(_Record):
+    id: str = ""
+    name: str
+    title: str = ""
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    header_start: int | None = None  # where the header line begins (the body starts at `start`)
+    confidence: float | None = None
+
+
+class Entity(_Record):
+    """A codable mention the extractor found, with its evidence offsets and assertion."""
+
+    id: str
+    kind: str  # the entity kind a code system codes (CodeSystem.entity_kind): diagnosis, medication ...
+    mention: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str = ""
+    section: str = ""
+    section_name: str = ""
+    assertion: Assertion = "present"
+    model_assertion: str | None = None
+    assertion_rule: str | None = None
+    laterality: str | None = None
+    acuity: str | None = None
+    type: str | None = None
+    episode: str | None = None
+    # set when the critic sends the entity back to be coded again
+    feedback: str | None = None
+    avoid: list[str] | None = None
+    round: int | None = None
+
+    def query(self) -> str:
+        """What the entity is searched by: its mention, plus its type where the extractor gave one."""
+        return entity_query(self.model_dump())
+
+
+class Candidate(_Record):
+    """A code retrieval offers for an entity, with the rankers that found it (`dense#2`)."""
+
+    code: str
+    label: str = ""
+    score: float
+    sources: list[str] = []
+
+
+class Proposal(_Record):
+    """The code an agent proposes for an entity (or, for the ranker, for the note), and how it got there."""
+
+    entity_id: str
+    code: str
+    system: str
+    label: str
+    confidence: float = Field(ge=0, le=1)
+    path: list[str] = []
+    steps: list[dict[str, Any]] = []
+    entry_points: list[str] | None = None
+    round: int | None = None
+    evidence: list[Span] | None = None
+    sources: list[str] | None = None
+    features: dict[str, float | None] | None = None
+    ranker_probability: float | None = None
+
+
+class Verdict(_Record):
+    """What the critic (or the ranker's threshold) decided about a proposal, and why."""
+
+    code: str
+    system: str
+    decision: Decision
+    reasons: list[str] = []
+    reminders: list[str] | None = None
+    support: float | None = None
+    tried: list[str] | None = None
+
+
+class Suggestion(_Record):
+    """A ranked code below the acceptance threshold, kept for a reviewer."""
+
+    code: str
+    system: str
+    label: str
+    confidence: float
+    path: list[str] = []
+    evidence: list[Span] = []
+    sources: list[str] = []
+    features: dict[str, float | None] = {}
+    ranker_probability: float | None = None
+
+
+def entity_query(entity: dict[str, Any]) -> str:
+    """What an entity is searched by: its mention, plus its type where the extractor gave one."""
+    return " ".join(x for x in (entity.get("mention", ""), entity.get("type", "")) if x and x != "none").strip()
+
+
+RECORDS: dict[str, type[_Record]] = {
+    "sections": Section, "entities": Entity, "candidates": Candidate, "proposals": Proposal,
+    "verdicts": Verdict, "suggestions": Suggestion,
+}
+
+
+def check_state(state: dict[str, Any]) -> list[str]:
+    """Problems with a run's state against the records (empty when every record validates)."""
+    problems: list[str] = []
+
+    def check(key: str, value: Any) -> None:
+        try:
+            RECORDS[key].model_validate(value)
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}".splitlines()[0] + " " + str(exc).splitlines()[-1].strip())
+
+    for key in ("sections", "entities", "suggestions"):
+        for value in state.get(key) or []:
+            check(key, value)
+    for key in ("proposals", "verdicts"):
+        for value in (state.get(key) or {}).values():
+            check(key, value)
+    for hits in (state.get("candidates") or {}).values():
+        for value in hits:
+            check("candidates", value)
+    return problems
