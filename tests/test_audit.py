@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from medcoder import audit, load_workflow
 from medcoder.audit.store import _MIGRATIONS, SQLiteAuditStore
 from medcoder.cli import main
+from medcoder.engine.replay import replay_run
 from medcoder.llm import FakeLLM
 from tests.test_workflow_logic import NOTE, agree, extractor
 
@@ -144,7 +145,7 @@ def test_digest_only_runs(tmp_path) -> None:
     info = store.run("d1")
     assert info.note is None and len(info.note_digest) == 64
     with pytest.raises(audit.AuditError, match="digest"):
-        audit.replay_run(store, "d1")
+        replay_run(store, "d1")
 
 
 def test_replay_reproduces_without_a_model(coded, monkeypatch) -> None:

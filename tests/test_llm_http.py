@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from typing import Literal
 
 import pytest
@@ -15,7 +9,7 @@ from pydantic import BaseModel
 
 from medcoder.errors import MedcoderError
 from medcoder.llm.http_backend import HttpLLM
-from medcoder.llm.registry import resolve_model
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -24,40 +18,9 @@ class Answer(BaseModel):
     system: Literal["circulatory", "respiratory", "endocrine"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):  # type: ignore[no-untyped-def]
-    pytest.importorskip("fastapi")
-    _, path = resolve_model("test")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    log_fh = open(log, "wb")  # a file, not a pipe: llama.cpp logs enough to fill a pipe and block
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
-        stdout=log_fh, stderr=subprocess.STDOUT, env=os.environ)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/models", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("server did not start in 90 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log_fh.close()
+def server(llama_server: str) -> str:
+    return llama_server
 
 
 def test_structured_chat_over_http(server: str) -> None:
@@ -79,7 +42,7 @@ def test_choose_over_http_uses_the_grammar(server: str) -> None:
 
 def test_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(MedcoderError, match="cannot reach model server"):
-        HttpLLM(f"http://127.0.0.1:{_free_port()}/v1", timeout=2)
+        HttpLLM(f"http://127.0.0.1:{free_port()}/v1", timeout=2)
 
 
 def test_score_over_http_ranks_like_in_process(server):  # type: ignore[no-untyped-def]

@@ -5,10 +5,10 @@ verdict, timings and token counts. No scripts, no external files."""
 from __future__ import annotations
 
 import html
-from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
+from medcoder.audit.events import tally
 from medcoder.audit.store import AuditStore
 
 _CSS = """
@@ -68,21 +68,8 @@ def render_run(store: AuditStore, run_id: str) -> str:
     check = store.verify(info.run_id)
     events = list(store.events(info.run_id))
     result = info.result or {"codes": [], "rejected": []}
-    node_seconds: dict[str, float] = defaultdict(float)
-    tokens = {"calls": 0, "prompt": 0, "cached": 0, "completion": 0, "model_seconds": 0.0}
-    entities: list[dict[str, Any]] = []
-    for ev in events:
-        if ev.kind == "node_end":
-            node_seconds[ev.node] += ev.payload.get("seconds", 0.0)
-        elif ev.kind == "model_call":
-            s = ev.payload["stats"]
-            tokens["calls"] += 1
-            tokens["prompt"] += s["prompt_tokens"]
-            tokens["cached"] += s["cached_tokens"]
-            tokens["completion"] += s["completion_tokens"]
-            tokens["model_seconds"] += s["latency_s"]
-        elif ev.kind == "entities":
-            entities += ev.payload.get("entities", [])
+    totals = tally(events)
+    node_seconds, tokens, entities = totals.node_seconds, totals.tokens(), totals.entities
     models = info.settings.get("models", {})
     created = datetime.fromtimestamp(info.created, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     chain = (f'<span class="ok">verified: {check.events} events, hash chain intact</span>' if check.ok

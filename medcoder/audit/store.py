@@ -4,6 +4,11 @@ schema migrations is the implementation that ships.
 
 Each event's hash covers its own content and the hash of the event before it, and the run
 keeps the hash of its last event, so a changed, inserted or deleted event is detected.
+
+Long texts in model calls (the instructions and the note, repeated in every prompt of a run)
+are stored once, content-addressed: the event holds `{"$blob": sha256}` in their place, the
+hash chain covers that reference, and `verify` checks every blob against its address, so the
+chain stays exact while a 100,000-note batch stops storing each note tens of times.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from medcoder.errors import MedcoderError
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+BLOB_MIN_CHARS = 200  # strings at least this long in a model call are stored once, by their sha256
+_BLOB, _BLOB_JSON = "$blob", "$blob_json"
 
 
 class AuditError(MedcoderError):
@@ -42,6 +49,7 @@ class Event:
     prev_hash: str
     hash: str
     payload_json: str = ""  # the stored text, which is what the hash covers
+    bad_blobs: list[str] = field(default_factory=list)  # blob references whose text is missing or changed
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "seq": self.seq, "ts": self.ts, "node": self.node, "kind": self.kind,
@@ -112,6 +120,13 @@ class AuditStore(abc.ABC):
     @abc.abstractmethod
     def events(self, run_id: str) -> Iterator[Event]: ...
 
+    def close(self) -> None:
+        """Release the store's connections (a no-op where there are none)."""
+
+    def size(self) -> dict[str, int]:
+        """What the store holds, in counts and bytes (backends that can tell)."""
+        return {}
+
     def verify(self, run_id: str) -> Verification:
         """Recompute the chain: every hash, every link, no gap in the sequence, the recorded head."""
         info = self.run(run_id)
@@ -127,6 +142,9 @@ class AuditStore(abc.ABC):
                                     ev.payload_json or canonical(ev.payload))
             if recomputed != ev.hash:
                 return Verification(run_id, False, n, ev.seq, f"event {ev.seq} ({ev.kind}) was changed")
+            if ev.bad_blobs:
+                return Verification(run_id, False, n, ev.seq, f"event {ev.seq} ({ev.kind}): the stored text "
+                                    f"{ev.bad_blobs[0][:12]} it points at was changed or removed")
             prev, expected_seq = ev.hash, expected_seq + 1
         first = next(iter(self.events(run_id)), None)
         if first is not None and first.kind == "run":
@@ -161,7 +179,47 @@ _MIGRATIONS: list[str] = [
     """,
     # 2: the chain head kept per run while it is written (so concurrent writers never race on it)
     "ALTER TABLE runs ADD COLUMN tail_hash TEXT; ALTER TABLE runs ADD COLUMN tail_seq INTEGER NOT NULL DEFAULT -1;",
+    # 3: long prompt texts stored once, addressed by their sha256 (events point at them)
+    "CREATE TABLE blobs (hash TEXT PRIMARY KEY, text TEXT NOT NULL);",
 ]
+
+
+def _compact(payload: dict[str, Any], blobs: dict[str, str]) -> dict[str, Any]:
+    """A model call's payload with long texts replaced by blob references (collected into `blobs`)."""
+
+    def walk(value: Any, key: str = "") -> Any:
+        if key == "schema" and isinstance(value, dict):  # the same JSON schema rides on every chat call
+            text = canonical(value)
+            h = sha256_text(text)
+            blobs[h] = text
+            return {_BLOB_JSON: h}
+        if isinstance(value, str) and len(value) >= BLOB_MIN_CHARS:
+            h = sha256_text(value)
+            blobs[h] = value
+            return {_BLOB: h}
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(payload)
+
+
+def _expand(value: Any, read: Any, bad: list[str]) -> Any:
+    """The payload with blob references replaced by their texts; `bad` collects blobs that fail their hash."""
+    if isinstance(value, dict):
+        if len(value) == 1 and (_BLOB in value or _BLOB_JSON in value):
+            h = value.get(_BLOB) or value.get(_BLOB_JSON)
+            text = read(h)
+            if text is None or sha256_text(text) != h:
+                bad.append(h)
+                return {"unreadable_blob": h}
+            return json.loads(text) if _BLOB_JSON in value else text
+        return {k: _expand(v, read, bad) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, read, bad) for v in value]
+    return value
 
 
 class SQLiteAuditStore(AuditStore):
@@ -228,10 +286,14 @@ class SQLiteAuditStore(AuditStore):
 
     def _append(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> Event:
         conn = self._conn()
-        payload_json = canonical(payload)
-        payload = json.loads(payload_json)  # what is stored is what is hashed
+        payload = json.loads(canonical(payload))  # what readers get back is what was stored
+        blobs: dict[str, str] = {}
+        stored = _compact(payload, blobs) if kind == "model_call" else payload
+        payload_json = canonical(stored)  # what is hashed
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if blobs:
+                conn.executemany("INSERT OR IGNORE INTO blobs (hash, text) VALUES (?, ?)", blobs.items())
             row = conn.execute("SELECT tail_hash, tail_seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 raise AuditError(f"no run {run_id} in {self.path}")
@@ -285,12 +347,29 @@ class SQLiteAuditStore(AuditStore):
         run_id = self.run(run_id).run_id
         rows = self._conn().execute("SELECT run_id, seq, ts, node, kind, payload, prev_hash, hash FROM events "
                                     "WHERE run_id = ? ORDER BY seq", (run_id,))
-        for r in rows:
+        for r in rows.fetchall():
             try:
                 payload = json.loads(r[5])
             except ValueError:  # a damaged record still reads; verify() names it
                 payload = {"unreadable": r[5]}
-            yield Event(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7], r[5])
+            bad: list[str] = []
+            if _BLOB in r[5] or _BLOB_JSON in r[5]:
+                payload = _expand(payload, self._blob, bad)
+            yield Event(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7], r[5], bad)
+
+    def _blob(self, h: str) -> str | None:
+        row = self._conn().execute("SELECT text FROM blobs WHERE hash = ?", (h,)).fetchone()
+        return row[0] if row else None
+
+    def size(self) -> dict[str, int]:
+        """Bytes held: event payloads, blob texts, notes (what `audit stats` and the benchmarks report)."""
+        conn = self._conn()
+        one = lambda sql: conn.execute(sql).fetchone()[0] or 0  # noqa: E731
+        return {"runs": one("SELECT COUNT(*) FROM runs"), "events": one("SELECT COUNT(*) FROM events"),
+                "event_bytes": one("SELECT SUM(LENGTH(payload)) FROM events"),
+                "blobs": one("SELECT COUNT(*) FROM blobs"), "blob_bytes": one("SELECT SUM(LENGTH(text)) FROM blobs"),
+                "note_bytes": one("SELECT SUM(LENGTH(note)) FROM runs"),
+                "file_bytes": self.path.stat().st_size if self.path.exists() else 0}
 
     def close(self) -> None:
         with self._lock:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from medcoder.audit.events import describe
+
 from medcoder.cli.output import emit_json, emit_table
 
 store_option = click.option("--store", "store_path", default=None, type=click.Path(dir_okay=False),
@@ -52,26 +54,7 @@ def show(run_id: str, store_path: str | None) -> None:
     info = store.run(run_id)
     click.echo(f"run {info.run_id}: workflow {info.workflow}, {info.status}, created {_when(info.created)}")
     for ev in store.events(info.run_id):
-        p = ev.payload
-        line = f"{ev.seq:4d} {ev.node or '-':10s} {ev.kind:11s} "
-        if ev.kind == "model_call":
-            s = p["stats"]
-            what = f"choose -> {p['choices'][0]['key']} (p={p['choices'][0]['probability']:.2f})" \
-                if p["kind"] == "choose" else f"chat -> {p['text'][:60]!r}"
-            line += f"{what}; {s['prompt_tokens']} prompt tokens ({s['cached_tokens']} reused), {s['latency_s']:.2f}s"
-        elif ev.kind == "node_end":
-            line += f"{p['seconds']:.2f}s, wrote {', '.join(k for k in p['output'] if k != 'visits') or 'nothing'}"
-        elif ev.kind == "proposal":
-            line += f"{p['entity_id']} -> {p['code']} (confidence {p['confidence']:.2f}) via {' > '.join(p['path'])}"
-        elif ev.kind == "critic":
-            line += "; ".join(f"{k}: {v['code']} {v['decision']}" for k, v in p["verdicts"].items()) or "nothing new"
-        elif ev.kind == "entities":
-            line += ", ".join(f"{e['mention']} ({e['assertion']})" for e in p["entities"]) or "none"
-        elif ev.kind == "result":
-            line += ", ".join(c["code"] for c in p["codes"]) or "no codes"
-        else:
-            line += json.dumps(p, default=str)[:120]
-        click.echo(line)
+        click.echo(describe(ev))
 
 
 @audit_group.command()
@@ -127,7 +110,7 @@ def report(run_id: str, store_path: str | None, fmt: str, out: str | None) -> No
 @click.option("--json", "as_json", is_flag=True)
 def replay(run_id: str, store_path: str | None, as_json: bool) -> None:
     """Re-run the workflow with the recorded model answers (no model loaded); exit 1 if a code differs."""
-    from medcoder.audit import replay_run
+    from medcoder.engine.replay import replay_run  # deferred: loads the engine (LangGraph) only when replaying
 
     rep = replay_run(_store(store_path), run_id)
     if as_json:

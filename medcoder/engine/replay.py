@@ -8,6 +8,7 @@ from typing import Any
 
 from medcoder.audit.store import AuditError, AuditStore
 from medcoder.engine.spec import parse_spec
+from medcoder.engine.workflow import Workflow
 from medcoder.llm import ReplayLLM
 
 
@@ -30,8 +31,6 @@ def _codes(result: dict[str, Any] | None) -> list[str]:
 
 def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
     """Re-run `run_id` with the replay backend and say whether every code matches."""
-    from medcoder.engine.workflow import Workflow
-
     info = store.run(run_id)
     if info.note is None:
         raise AuditError(f"run {info.run_id} stored only the note's digest; it cannot be replayed")

@@ -19,7 +19,9 @@ from medcoder.errors import MedcoderError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 
 START, END = "START", "END"
-BUILTIN = ("icd10cm", "icd10cm-extract", "icd10cm-tree", "icd10cm-nomodel", "atc", "full", "full-tree")
+_BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+# the workflows shipped in the package, by file name (the main ones first, as `--help` lists them)
+BUILTIN = tuple(sorted((p.stem for p in _BUILTIN_DIR.glob("*.yaml")), key=lambda n: (n.count("-"), n)))
 
 
 class WorkflowError(MedcoderError):

@@ -236,7 +236,7 @@ class Workflow:
             for llm in {id(x): x for x in self.llms.values()}.values():
                 llm.close()
         self._conn.close()
-        if self.audit is not None and hasattr(self.audit, "close"):
+        if self.audit is not None:
             self.audit.close()
 
     def __enter__(self) -> "Workflow":

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from medcoder.batch import BatchItem, iter_inputs
 from medcoder.errors import MedcoderError
-from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, system_class
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,11 @@ def _default_notes() -> list[BatchItem]:
     return [BatchItem(f.stem, f.read_text(encoding="utf-8")) for f in files]
 
 
-def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str = DEFAULT_SYSTEM, limit: int = 2,
+def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str | None = None, limit: int = 2,
               out_file: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     from medcoder.engine.workflow import load_workflow
 
+    workflow = workflow or system_class(DEFAULT_SYSTEM).default_workflow or DEFAULT_SYSTEM
     items = (list(iter_inputs(notes)) if notes else _default_notes())[:limit]
     result: dict[str, Any] = {"workflow": workflow, "notes": [i.id for i in items], "models": {}, "run": run_info()}
     total, done = len(items) * len(models), 0

@@ -6,30 +6,11 @@ Pure Python and picklable, so it is built once with the graph and cached beside 
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-_TOKEN = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset(
-    "a an and as at by for from in into of on or other than the to with without w due nos "
-    "unspecified specified".split()
-)
-
-
-def stem(token: str) -> str:
-    """Very light suffix folding so that plurals meet their singular."""
-    if len(token) > 4 and token.endswith("ies"):
-        return token[:-3] + "y"
-    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-        return token[:-1]
-    return token
-
-
-def tokenize(text: str, keep_stopwords: bool = False) -> list[str]:
-    words = _TOKEN.findall(text.lower())
-    return [stem(w) for w in words if keep_stopwords or w not in STOPWORDS]
+from medcoder.words import STOPWORDS, stem, tokenize  # noqa: F401 - the words BM25 counts
 
 
 @dataclass(slots=True)

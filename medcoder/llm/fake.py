@@ -11,8 +11,8 @@ import json
 import math
 from typing import Any, Callable, Sequence
 
-from medcoder.knowledge.lexical import tokenize
 from medcoder.llm.base import LLM, Capabilities, CallStats, Continuation, Message, Option
+from medcoder.words import tokenize
 
 Responder = Callable[[list[Message], dict[str, Any] | None], Any]
 Chooser = Callable[[list[Message], Sequence[Option]], "str | None"]

@@ -22,6 +22,7 @@ from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.result import CodedItem, CodingResult
 from medcoder.session.review import build_review_graph
 from medcoder.tools import functions as fn
+from medcoder.audit.events import describe, mentions
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
 
 logger = logging.getLogger(__name__)
@@ -302,9 +303,8 @@ class Session:
             return []
         out = []
         for ev in audit.events(self.id):
-            text = json.dumps(ev.payload)
-            if f'"{code}"' in text and ev.kind in ("proposal", "critic", "session_decision"):
-                out.append({"seq": ev.seq, "node": ev.node, "kind": ev.kind})
+            if mentions(ev, code):
+                out.append({"seq": ev.seq, "node": ev.node, "kind": ev.kind, "line": describe(ev).strip()})
         return out[:20]
 
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:

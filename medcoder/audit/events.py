@@ -1,0 +1,168 @@
+"""The catalogue of audit events and the one renderer every reader uses.
+
+A run's record is a list of events, each of a kind listed here with what its payload holds and
+how it reads as one line of the run's story. `medcoder audit show`, the HTML report and
+`Session.why` all read events through `describe`, `tally` and `mentions`, so a new kind is
+added in one place. Kinds a plugin agent emits that are not listed still render (as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+# the engine's own kinds
+NODE_START, NODE_END, NODE_ERROR = "node_start", "node_end", "node_error"
+MODEL_CALL, TOOL, ERROR = "model_call", "tool", "error"
+# what agents report
+SECTIONS, ENTITIES, DROPPED, PROPOSAL, CRITIC, RANKED, RESULT = (
+    "sections", "entities", "dropped", "proposal", "critic", "ranked", "result")
+# what a review session records (`session_<turn>`)
+SESSION_PREFIX = "session_"
+DECISION = "session_decision"
+
+
+class EventLike(Protocol):
+    seq: int
+    node: str
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One kind of event: what it means, and how its payload reads as a line."""
+
+    kind: str
+    meaning: str
+    line: Callable[[dict[str, Any]], str]
+    codes: Callable[[dict[str, Any]], Iterable[str]] = field(default=lambda p: ())
+
+
+def _model_call(p: dict[str, Any]) -> str:
+    s = p.get("stats", {})
+    kind = p.get("kind", "")
+    if kind == "choose" and p.get("choices"):
+        what = f"choose -> {p['choices'][0]['key']} (p={p['choices'][0]['probability']:.2f})"
+    elif kind == "score":
+        what = f"score {len(p.get('continuations') or [])} continuations"
+    else:
+        what = f"{kind} -> {str(p.get('text', ''))[:60]!r}"
+    if p.get("error"):
+        what += f" FAILED: {str(p['error'])[:80]}"
+    return (f"{what}; {s.get('prompt_tokens', 0)} prompt tokens ({s.get('cached_tokens', 0)} reused), "
+            f"{s.get('latency_s', 0.0):.2f}s")
+
+
+def _session(p: dict[str, Any]) -> str:
+    action = p.get("action") or p.get("command") or ""
+    code = p.get("code") or p.get("old") or ""
+    reason = f" ({p['reason']})" if p.get("reason") else ""
+    return f"{action} {code}{reason}".strip() or json.dumps(p, default=str)[:120]
+
+
+CATALOGUE: dict[str, EventKind] = {e.kind: e for e in (
+    EventKind(NODE_START, "a node began, with the digest of its input",
+              lambda p: f"input {p.get('input_digest', '')}" + (f", item {p['item']}" if p.get("item") else "")),
+    EventKind(NODE_END, "a node finished: its time and what it wrote",
+              lambda p: f"{p.get('seconds', 0):.2f}s, wrote "
+                        f"{', '.join(k for k in p.get('output', {}) if k != 'visits') or 'nothing'}"),
+    EventKind(NODE_ERROR, "a node raised; the run stops there and can be resumed", lambda p: str(p.get("error"))),
+    EventKind(MODEL_CALL, "one model call: prompt, answer, tokens, cache reuse, latency", _model_call),
+    EventKind(TOOL, "a knowledge tool the node called, with its arguments and result",
+              lambda p: f"{p.get('name')}({json.dumps(p.get('args', {}), default=str)[:80]}) -> "
+                        f"{len(p.get('result') or [])} results",
+              lambda p: [str(h.get("code")) for h in p.get("result") or [] if isinstance(h, dict)][:5]),
+    EventKind(ERROR, "an error a node recovered from (recorded, the run goes on)",
+              lambda p: str(p.get("error", ""))[:160]),
+    EventKind(SECTIONS, "the note's sections and how they were found",
+              lambda p: f"{p.get('method')}: " + ", ".join(s["name"] for s in p.get("sections", []))),
+    EventKind(ENTITIES, "mentions extracted, with their assertion",
+              lambda p: ", ".join(f"{e['mention']} ({e.get('assertion', 'present')})"
+                                  for e in p.get("entities", [])) or "none"),
+    EventKind(DROPPED, "a mention dropped, and why", lambda p: f"{p.get('mention')}: {p.get('reason')}"),
+    EventKind(PROPOSAL, "a code proposed for an entity and the path walked to it",
+              lambda p: f"{p['entity_id']} -> {p['code']} (confidence {p['confidence']:.2f}) via "
+                        f"{' > '.join(p.get('path', []))}",
+              lambda p: [p["code"]]),
+    EventKind(CRITIC, "the critic's verdicts and what it sent back",
+              lambda p: "; ".join(f"{k}: {v['code']} {v['decision']}" for k, v in p.get("verdicts", {}).items())
+              or "nothing new",
+              lambda p: [v["code"] for v in p.get("verdicts", {}).values()]),
+    EventKind(RANKED, "the ranker's candidates, verifier use and what passed the threshold",
+              lambda p: f"{p.get('candidates')} candidates, {p.get('accepted')} accepted, "
+                        f"{p.get('suggestions')} suggestions; top " +
+                        ", ".join(f"{t['code']} {t['p']:.2f}" for t in p.get("top", [])[:5]),
+              lambda p: [t["code"] for t in p.get("top", [])]),
+    EventKind(RESULT, "the codes the run returns",
+              lambda p: ", ".join(c["code"] for c in p.get("codes", [])) or "no codes",
+              lambda p: [c["code"] for c in p.get("codes", [])]),
+    EventKind(DECISION, "a reviewer's decision: accept, reject, add or replace, with the reason", _session,
+              lambda p: [c for c in (p.get("code"), p.get("old")) if c]),
+)}
+
+
+def kind_of(kind: str) -> EventKind | None:
+    """The catalogue entry of a kind (session turns share one renderer)."""
+    if kind in CATALOGUE:
+        return CATALOGUE[kind]
+    if kind.startswith(SESSION_PREFIX):
+        return EventKind(kind, "a review-session turn", _session, lambda p: [c for c in (p.get("code"),) if c])
+    return None
+
+
+def describe(ev: EventLike) -> str:
+    """One line of the run's story for an event (unknown kinds: their payload as JSON)."""
+    entry = kind_of(ev.kind)
+    try:
+        text = entry.line(ev.payload) if entry else json.dumps(ev.payload, default=str)[:120]
+    except (KeyError, TypeError, ValueError, IndexError):  # an old or odd payload still prints
+        text = json.dumps(ev.payload, default=str)[:120]
+    return f"{ev.seq:4d} {ev.node or '-':10s} {ev.kind:11s} {text}"
+
+
+def mentions(ev: EventLike, code: str) -> bool:
+    """Whether an event is about `code` (what `Session.why` links to)."""
+    entry = kind_of(ev.kind)
+    if entry is None:
+        return False
+    try:
+        return code in set(entry.codes(ev.payload))
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+@dataclass
+class Tally:
+    """A run's totals from its events: time per node, model calls and tokens, entities found."""
+
+    node_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    calls: int = 0
+    prompt: int = 0
+    cached: int = 0
+    completion: int = 0
+    model_seconds: float = 0.0
+    entities: list[dict[str, Any]] = field(default_factory=list)
+
+    def tokens(self) -> dict[str, Any]:
+        return {"calls": self.calls, "prompt": self.prompt, "cached": self.cached, "completion": self.completion,
+                "model_seconds": self.model_seconds}
+
+
+def tally(events: Iterable[EventLike]) -> Tally:
+    out = Tally()
+    for ev in events:
+        if ev.kind == NODE_END:
+            out.node_seconds[ev.node] += ev.payload.get("seconds", 0.0)
+        elif ev.kind == MODEL_CALL:
+            s = ev.payload.get("stats", {})
+            out.calls += 1
+            out.prompt += s.get("prompt_tokens", 0)
+            out.cached += s.get("cached_tokens", 0)
+            out.completion += s.get("completion_tokens", 0)
+            out.model_seconds += s.get("latency_s", 0.0)
+        elif ev.kind == ENTITIES:
+            out.entities += ev.payload.get("entities", [])
+    return out
