@@ -1,4 +1,10 @@
-"""Where medcoder keeps what it writes: one home, movable with MEDCODER_HOME."""
+"""Where medcoder keeps what it writes.
+
+Two places: the home (`MEDCODER_HOME`) holds what the user creates (audit store, checkpoints,
+sessions, learned rankers); the user cache holds what is derived from installed packages (the
+vector index, graph caches, the assembled default model), shared by every home and keyed by
+its inputs, so a new home per project rebuilds nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import hashlib
 import logging
 import os
 import pickle
+import shutil
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,25 +25,73 @@ logger = logging.getLogger(__name__)
 
 
 def home() -> Path:
-    """Root of everything medcoder writes (audit store, checkpoints, caches)."""
+    """Root of what the user creates: audit store, checkpoints, sessions, config, learned rankers.
+
+    Point `MEDCODER_HOME` at a folder per project; nothing derived lives here, so a new home
+    costs no rebuild.
+    """
     env = os.environ.get("MEDCODER_HOME")
     path = Path(env).expanduser() if env else Path(platformdirs.user_data_dir("medcoder", appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def config_file() -> Path:
+    """The TOML settings file: `MEDCODER_CONFIG`, else `$MEDCODER_HOME/config.toml`."""
+    env = os.environ.get("MEDCODER_CONFIG")
+    return Path(env).expanduser() if env else home() / "config.toml"
+
+
+def _configured(key: str) -> str | None:
+    """A path setting from the config file, read directly (settings need paths, not the other way round)."""
+    path = config_file()
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            value = tomllib.load(fh).get(key)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # Settings reports a broken config file with its line; paths just use the default
+    return str(value) if value else None
+
+
+def _derived_root() -> Path:
+    """Where what is derived from installed packages lives: shared by every home, keyed by its inputs."""
+    return Path(platformdirs.user_cache_dir("medcoder", appauthor=False))
+
+
+def _adopt(old: Path, new: Path) -> None:
+    """Move a folder from where an older medcoder kept it (inside the home) to its new place, once."""
+    if new.exists() or not old.is_dir() or not any(old.iterdir()):
+        return
+    try:
+        new.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(old), str(new))
+        logger.info("moved %s to %s (derived data now lives outside MEDCODER_HOME)", old, new)
+    except OSError as exc:
+        logger.warning("could not move %s to %s (%s); it will be rebuilt there", old, new, exc)
+
+
 def cache_dir() -> Path:
-    """Caches of built graphs and indexes; `MEDCODER_CACHE_DIR` moves them on their own."""
-    env = os.environ.get("MEDCODER_CACHE_DIR")
-    path = Path(env).expanduser() if env else home() / "cache"
+    """Caches of built graphs and indexes: `MEDCODER_CACHE_DIR`, `cache_dir` in config.toml, else the user cache."""
+    chosen = os.environ.get("MEDCODER_CACHE_DIR") or _configured("cache_dir")
+    if chosen:
+        path = Path(chosen).expanduser()
+    else:
+        path = _derived_root() / "cache"
+        _adopt(home() / "cache", path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def models_dir() -> Path:
-    """Assembled model files; `MEDCODER_MODELS_DIR` moves them on their own."""
-    env = os.environ.get("MEDCODER_MODELS_DIR")
-    path = Path(env).expanduser() if env else home() / "models"
+    """Assembled model files: `MEDCODER_MODELS_DIR`, `models_dir` in config.toml, else the user cache."""
+    chosen = os.environ.get("MEDCODER_MODELS_DIR") or _configured("models_dir")
+    if chosen:
+        path = Path(chosen).expanduser()
+    else:
+        path = _derived_root() / "models"
+        _adopt(home() / "models", path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

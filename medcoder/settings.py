@@ -6,7 +6,6 @@ TOML config file (`MEDCODER_CONFIG`, else `$MEDCODER_HOME/config.toml`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,7 @@ from medcoder import paths
 
 
 def config_file() -> Path:
-    env = os.environ.get("MEDCODER_CONFIG")
-    return Path(env).expanduser() if env else paths.home() / "config.toml"
+    return paths.config_file()
 
 
 class Settings(BaseSettings):
@@ -36,7 +34,8 @@ class Settings(BaseSettings):
     seed: int = 0
     temperature: float = Field(0.0, ge=0.0)
     max_tokens: int = Field(512, ge=1)
-    cache_dir: Path | None = Field(None, description="caches; default $MEDCODER_HOME/cache")
+    cache_dir: Path | None = Field(None, description="derived caches (graphs, vector index); default: the user cache")
+    models_dir: Path | None = Field(None, description="assembled model files; default: the user cache")
 
     @classmethod
     def settings_customise_sources(

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from medcoder import load_workflow
-from medcoder.errors import MedcoderError
 from medcoder.engine.spec import WorkflowError, parse_spec
+from medcoder.engine.workflow import NoteError, RunLog
+from medcoder.errors import MedcoderError
 from medcoder.knowledge import load_icd10cm
 from medcoder.llm import FakeLLM
-from medcoder.engine.workflow import NoteError, RunLog
 
 NOTE = """HISTORY OF PRESENT ILLNESS:
 58-year-old man with hypertension and type 2 diabetes. No history of asthma.

@@ -20,9 +20,9 @@ from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_age
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.ontology import ROOT, CodeSystem, Node
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
+from medcoder.llm import LLM, Option
 from medcoder.notetext import excerpt
 from medcoder.records import Proposal, entity_query
-from medcoder.llm import LLM, Option
 
 logger = logging.getLogger(__name__)
 

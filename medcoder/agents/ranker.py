@@ -19,8 +19,9 @@ from pydantic import Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.agents.critic import drop_excludes1_conflicts
 from medcoder.errors import MedcoderError
-from medcoder.records import Proposal, Suggestion, Verdict
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
+from medcoder.ranking.coder import RankedCoder
+from medcoder.records import Proposal, Suggestion, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ _CODERS: dict[tuple[str, int, int], Any] = {}
 
 def _load_coder(folder: str, kb: Any, retriever: Any) -> Any:
     """One loaded ranker per (folder, knowledge base, retriever) in a process."""
-    from medcoder.ranking.coder import RankedCoder
 
     key = (folder, id(kb), id(retriever))
     if key not in _CODERS:

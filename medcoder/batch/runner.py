@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from medcoder.errors import MedcoderError
+from medcoder.notetext import NoteError
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,6 @@ def _init_worker(factory: Callable[[], Any]) -> None:
 
 def _code_one(item: BatchItem, run_id: str) -> dict[str, Any]:
     """Code one note; any failure becomes an error line with its reason, never a crash of the batch."""
-    from medcoder.notetext import NoteError
 
     start = time.perf_counter()
     try:

@@ -31,6 +31,7 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
+    # deferred: CLI start-up (`medcoder --help` < 1 s)
     from medcoder.cli import audit, batch, chat, coding, evaluate, kb, learn, models
 
     main.add_command(kb.kb)

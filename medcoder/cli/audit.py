@@ -17,7 +17,7 @@ store_option = click.option("--store", "store_path", default=None, type=click.Pa
 
 
 def _store(path: str | None):  # type: ignore[no-untyped-def]
-    from medcoder import audit
+    from medcoder import audit  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     return audit.open(path)
 
@@ -95,7 +95,7 @@ def export(run_id: str, store_path: str | None, fmt: str, out: str | None) -> No
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Default: run-<id>.html")
 def report(run_id: str, store_path: str | None, fmt: str, out: str | None) -> None:
     """One HTML page: highlighted evidence, the path with probabilities, the critic, timings."""
-    from medcoder.audit.report import render_run
+    from medcoder.audit.report import render_run  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     store = _store(store_path)
     info = store.run(run_id)

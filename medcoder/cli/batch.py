@@ -22,8 +22,8 @@ def batch(input_path: str, out: str, workflow: str, model: str | None, workers: 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from medcoder.batch import BatchSummary, iter_inputs
-    from medcoder.engine.workflow import load_workflow
+    from medcoder.batch import BatchSummary, iter_inputs  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.engine.workflow import load_workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     items = list(iter_inputs(input_path))
     with load_workflow(workflow, model=model) as wf, Progress(

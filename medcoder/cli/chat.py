@@ -271,9 +271,9 @@ def _save_history(readline: Any, history: Path) -> None:
 @click.option("--model", "-m", default=None, help="default, test, fake, or a GGUF path.")
 def chat(note: str | None, session_id: str | None, workflow: str, model: str | None) -> None:
     """Review a NOTE's codes with medcoder, interactively (or resume one with --session ID)."""
-    from medcoder import paths
-    from medcoder.cli.coding import _read_input
-    from medcoder.session import Session, SessionError
+    from medcoder import paths  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.cli.coding import _read_input  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.session import Session, SessionError  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     if note is None and session_id is None:
         raise click.UsageError("give a NOTE to start, or --session ID to resume")

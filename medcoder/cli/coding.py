@@ -54,7 +54,7 @@ def print_result(result: CodingResult) -> None:
 @click.option("--run-id", default=None, help="Resume this run, or name a new one.")
 def code(note: str, workflow: str, model: str | None, fmt: str, run_id: str | None) -> None:
     """Code one NOTE (a text file, or - for stdin)."""
-    from medcoder.engine.workflow import load_workflow
+    from medcoder.engine.workflow import load_workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     data = _read_input(note)
     with load_workflow(workflow, model=model) as wf:
@@ -82,8 +82,8 @@ def validate(workflow: str) -> None:
 @click.option("--mermaid", "fmt", flag_value="mermaid", default=True, help="Print a mermaid flowchart.")
 def graph(workflow: str, fmt: str) -> None:
     """Draw a workflow's graph (every node and edge) without loading a model."""
-    from medcoder.llm import FakeLLM
-    from medcoder.engine.workflow import Workflow
+    from medcoder.llm import FakeLLM  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.engine.workflow import Workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
     import tempfile
 
     spec, text = load_spec(workflow)

@@ -22,8 +22,8 @@ from medcoder.cli.output import emit_json, emit_table, progress_bar
 def eval_command(dataset: str, workflow: str | None, model: str | None, limit: int | None,
                  strategies: tuple[str, ...], ranker: str, out_dir: str, as_json: bool) -> None:
     """Score the coding strategies on a dataset, all on the same notes in one run."""
-    from medcoder.evaluation.runner import evaluate
-    from medcoder.evaluation.strategies import DEFAULT_STRATEGIES
+    from medcoder.evaluation.runner import evaluate  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.evaluation.strategies import DEFAULT_STRATEGIES  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     with progress_bar("evaluating") as advance:
         report = evaluate(dataset, workflow, model, limit, out_dir, tuple(strategies) or DEFAULT_STRATEGIES,
@@ -52,7 +52,7 @@ def eval_command(dataset: str, workflow: str | None, model: str | None, limit: i
 @click.option("--out", "out_file", default="bench.json", show_default=True, help="JSON file of results.")
 def bench(notes_path: str | None, models: tuple[str, ...], workflow: str, limit: int, out_file: str) -> None:
     """Notes per minute, model calls per code, prompt tokens and prefix-cache reuse, orchestration overhead."""
-    from medcoder.evaluation.bench import run_bench
+    from medcoder.evaluation.bench import run_bench  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     with progress_bar("benchmarking") as advance:
         result = run_bench(notes_path, models or ("test", "default"), workflow, limit, out_file,

@@ -113,8 +113,8 @@ def search(text: tuple[str, ...], system: str, k: int, mode: str, chapter: str |
 @json_option
 def build_index(systems: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Build the vector search index (ChromaDB) once; later searches reuse it from the cache folder."""
-    from medcoder.knowledge import default_kb, system_names
-    from medcoder.knowledge.dense import DenseIndex
+    from medcoder.knowledge import default_kb, system_names  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.knowledge.dense import DenseIndex  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     infos = []
     for system in systems or system_names():

@@ -43,8 +43,8 @@ def learn_command(dataset: str | None, system: str, out_dir: str, feedback: tupl
     """Learn a ranker from DATASET (CodiEsp folder or JSONL {id, text, codes}) and/or feedback files."""
     from pathlib import Path
 
-    from medcoder.errors import MedcoderError
-    from medcoder.ranking.service import learn_from
+    from medcoder.errors import MedcoderError  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.ranking.service import learn_from  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     if not dataset and not feedback:
         raise MedcoderError("give a DATASET, --feedback files, or both")

@@ -12,11 +12,11 @@ __all__ = ["RunLog", "Workflow", "WorkflowRecipe", "load_workflow", "replay_run"
 
 def __getattr__(name: str) -> Any:
     if name in ("RunLog", "Workflow", "WorkflowRecipe", "load_workflow"):
-        from medcoder.engine import workflow
+        from medcoder.engine import workflow  # lazy: reading a spec must not load LangGraph
 
         return getattr(workflow, name)
     if name in ("replay_run", "ReplayReport"):
-        from medcoder.engine import replay
+        from medcoder.engine import replay  # lazy: reading a spec must not load LangGraph
 
         return getattr(replay, name)
     raise AttributeError(name)

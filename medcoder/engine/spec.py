@@ -15,6 +15,7 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from medcoder.agents import resolve_agent
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 
@@ -112,7 +113,6 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def _check_graph(spec: WorkflowSpec) -> list[tuple[tuple[Any, ...], str]]:
     """Cross-field checks: unknown agents and parameters, dangling edges, unbounded cycles."""
-    from medcoder.agents import resolve_agent
 
     problems: list[tuple[tuple[Any, ...], str]] = []
     ids = [n.id for n in spec.nodes]

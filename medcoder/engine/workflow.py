@@ -19,9 +19,11 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from medcoder import paths
 from medcoder.agents import AgentContext, BoundLLM
-from medcoder.errors import MedcoderError
+from medcoder.audit.store import SQLiteAuditStore
+from medcoder.batch import iter_inputs, run_batch
 from medcoder.engine.compiler import build_graph
 from medcoder.engine.spec import WorkflowSpec, load_spec, parse_spec
+from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
@@ -93,8 +95,6 @@ class Workflow:
         self.kb = kb or default_kb()
         self.llms = llms if llms is not None else self._load_llms(model)
         if audit is True:
-            from medcoder.audit.store import SQLiteAuditStore
-
             audit = SQLiteAuditStore()
         self.audit: AuditStore | None = audit or None
         self.store_note = store_note
@@ -219,7 +219,6 @@ class Workflow:
         """Code a folder of notes, a JSONL of {id, text}, or BatchItems into a JSONL file; resumable.
 
         With `workers` > 1, each worker process loads its own copy of this workflow and its models."""
-        from medcoder.batch import iter_inputs, run_batch
 
         items = iter_inputs(inputs) if isinstance(inputs, (str, Path)) else inputs
         factory: Any = self if workers <= 1 else self.recipe
@@ -259,8 +258,6 @@ class WorkflowRecipe:
     store_note: bool = True
 
     def __call__(self) -> "Workflow":
-        from medcoder.audit.store import SQLiteAuditStore
-
         audit = SQLiteAuditStore(self.audit) if isinstance(self.audit, (str, Path)) else self.audit
         spec = parse_spec(self.source_text, self.name) if self.source_text else load_spec(self.name)[0]
         return Workflow(spec, self.source_text, model=self.model, settings=Settings(**self.settings),

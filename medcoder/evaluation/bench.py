@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medcoder.batch import BatchItem, iter_inputs
+from medcoder.engine.workflow import load_workflow
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, system_class
 
@@ -34,8 +35,6 @@ def _default_notes() -> list[BatchItem]:
 
 def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str | None = None, limit: int = 2,
               out_file: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    from medcoder.engine.workflow import load_workflow
-
     workflow = workflow or system_class(DEFAULT_SYSTEM).default_workflow or DEFAULT_SYSTEM
     items = (list(iter_inputs(notes)) if notes else _default_notes())[:limit]
     result: dict[str, Any] = {"workflow": workflow, "notes": [i.id for i in items], "models": {}, "run": run_info()}

@@ -34,8 +34,15 @@ from medcoder.evaluation.strategies import (
     term_workflow,
     tree_term,
 )
+from medcoder.agents.ranker import ranker_folder
+from medcoder.engine.workflow import load_workflow
+from medcoder.evaluation.report import write_html
+from medcoder.knowledge import default_kb
+from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.knowledge.systems import system_class
 from medcoder.llm import LLM
+from medcoder.ranking.coder import RankedCoder
+from medcoder.ranking.coder import RetrievalCache
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +95,6 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
 
     Strategies that need no model (`memory`, `ranked-nomodel`) load none when they run alone.
     """
-    from medcoder.engine.workflow import load_workflow
 
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.head(limit)
@@ -107,8 +113,6 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
         llm = wf.llms.get("default") or next(iter(wf.llms.values()))
         retriever = wf._retriever
         if retriever is None:
-            from medcoder.knowledge.retrieval import HybridRetriever
-
             retriever = HybridRetriever(wf.kb)
         cache = _RowCache(out_dir, data, workflow, llm, strategies)
         if data.layout == "dpd":
@@ -133,8 +137,6 @@ def _finish(report: dict[str, Any], data: Dataset, dataset: Any, workflow: str, 
               "workflow": workflow, "model": model_info, "strategies": list(strategies),
               "seconds": round(time.time() - started, 1), **report, "items": per_item}
     if out_dir is not None:
-        from medcoder.evaluation.report import write_html
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -188,8 +190,6 @@ def _each_item(data: Dataset, progress: Progress | None, cache: _RowCache,
 
 
 def _coder(system: str, ranker: str, kb: Any, retriever: Any) -> Any:
-    from medcoder.agents.ranker import ranker_folder
-    from medcoder.ranking.coder import RankedCoder
 
     return RankedCoder.from_folder(ranker_folder(system, ranker), kb, retriever)
 
@@ -223,9 +223,6 @@ def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...], searche
 def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: str, progress: Progress | None,
                             out_dir: str | Path | None) -> dict[str, Any]:
     """`memory` and `ranked-nomodel` only: knowledge, retrieval and the ranker, no language model loaded."""
-    from medcoder.knowledge import default_kb
-    from medcoder.knowledge.retrieval import HybridRetriever
-    from medcoder.ranking.coder import RetrievalCache
 
     kb = default_kb()
     coder = _coder(data.system, ranker, kb, HybridRetriever(kb))
@@ -253,8 +250,6 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
                 progress: Progress | None, cache: _RowCache, coder: Any = None) -> list[dict[str, Any]]:
     tree_wf = None
     if "tree" in strategies and wf.spec.name != "icd10cm-tree":
-        from medcoder.engine.workflow import load_workflow
-
         tree_wf = load_workflow("icd10cm-tree", llms=wf.llms, kb=wf.kb, audit=None)
 
     def score(ex: Example) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from medcoder.engine.workflow import load_workflow
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase, system_class
 from medcoder.knowledge.retrieval import HybridRetriever, SearchFilter
@@ -144,7 +145,6 @@ edges:
 
 def term_workflow(llm: LLM, kb: KnowledgeBase, system: str, retriever: str = "hybrid") -> Any:
     """The `tree` strategy for short terms, as a workflow: the term agent, then the navigator."""
-    from medcoder.engine.workflow import load_workflow
 
     return load_workflow(text=TERM_WORKFLOW.format(system=system, retriever=retriever), llms={"default": llm},
                          kb=kb, audit=False, checkpoint_path=":memory:")

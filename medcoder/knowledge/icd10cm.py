@@ -247,7 +247,7 @@ class ICD10CM(CodeSystem):
     # -- retrieval ---------------------------------------------------------------------
     @cached_property
     def _alphabetic_index(self) -> "AlphabeticIndex":
-        from medcoder.knowledge.index import load_alphabetic_index
+        from medcoder.knowledge.index import load_alphabetic_index  # deferred: index.py imports this module
 
         return load_alphabetic_index(self)
 
@@ -276,7 +276,7 @@ class ICD10CM(CodeSystem):
                 yield IndexDoc(node.code, text, source, node.kind, self.top_level(node.code), node.billable)
 
     def index_sources(self) -> list[Path]:
-        from medcoder.knowledge.index import INDEX_FILE, data_path
+        from medcoder.knowledge.index import INDEX_FILE, data_path  # deferred: index.py imports this module
 
         return [data_path(INDEX_FILE)]
 

@@ -84,7 +84,7 @@ class HybridRetriever(Retriever):
             raise MedcoderError(f"unknown rankers {sorted(unknown)}; choose from {', '.join(RANKERS)}")
 
     def dense(self, system: str) -> Any:
-        from medcoder.knowledge.dense import DenseIndex
+        from medcoder.knowledge.dense import DenseIndex  # deferred: ChromaDB loads only when the dense ranker runs
 
         if system not in self._dense:
             self._dense[system] = DenseIndex(self.kb, system)

@@ -13,8 +13,8 @@ from medcoder.settings import Settings
 
 def load_llama_cpp(settings: Settings) -> LLM:
     """A GGUF model in this process: `default`, `test`, or a path."""
-    from medcoder.llm.llama_cpp_backend import LlamaCppLLM
-    from medcoder.llm.registry import resolve_model
+    from medcoder.llm.llama_cpp_backend import LlamaCppLLM  # deferred: only the chosen backend loads
+    from medcoder.llm.registry import resolve_model  # deferred: only the chosen backend loads
 
     name, path = resolve_model(settings.model)
     return LlamaCppLLM(path, name=name, n_ctx=settings.n_ctx, n_gpu_layers=settings.n_gpu_layers,
@@ -22,10 +22,10 @@ def load_llama_cpp(settings: Settings) -> LLM:
                        temperature=settings.temperature, max_tokens=settings.max_tokens)
 
 
-def load_http(settings: Settings) -> LLM:
+def load_http(settings: Settings) -> LLM:  # deferred: only the chosen backend is imported (llama.cpp is heavy)
     """An OpenAI-compatible server (llama.cpp's server, vLLM) at `base_url`."""
-    from medcoder.llm.http_backend import HttpLLM
-    from medcoder.llm.registry import MODELS
+    from medcoder.llm.http_backend import HttpLLM  # deferred: only the chosen backend loads
+    from medcoder.llm.registry import MODELS  # deferred: only the chosen backend loads
 
     if not settings.base_url:
         raise MedcoderError("the http backend needs base_url (MEDCODER_BASE_URL)")
@@ -33,10 +33,9 @@ def load_http(settings: Settings) -> LLM:
     return HttpLLM(settings.base_url, served, seed=settings.seed, temperature=settings.temperature,
                    max_tokens=settings.max_tokens)
 
-
 def load_fake(settings: Settings) -> LLM:
     """The deterministic test model (no weights)."""
-    from medcoder.llm.fake import FakeLLM
+    from medcoder.llm.fake import FakeLLM  # deferred: only the chosen backend loads
 
     return FakeLLM()
 
@@ -45,7 +44,7 @@ def load_replay(settings: Settings) -> LLM:
     """Answers recorded earlier: `model` is a JSONL file of model calls (`medcoder audit export`'s model_call payloads)."""
     from pathlib import Path
 
-    from medcoder.llm.replay import ReplayLLM
+    from medcoder.llm.replay import ReplayLLM  # deferred: only the chosen backend loads
 
     path = Path(settings.model).expanduser()
     if not path.is_file():

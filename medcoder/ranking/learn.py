@@ -16,14 +16,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from medcoder.agents.ranker import verify_context, verify_question
 from medcoder.errors import MedcoderError
 from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Example
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, sentence_spans
 from medcoder.ranking.coder import RetrievalCache, search_spans
 from medcoder.ranking.memory import CodedNotesMemory
 from medcoder.ranking.model import RankerModel, new_calibrator, new_classifier
-from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.ranking.model import VerifierBlend
 
 logger = logging.getLogger(__name__)
 
@@ -227,9 +229,6 @@ def learn_blend(llm: Any, examples: Sequence[Example], onto: Any, cands: list[No
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
-
-    from medcoder.agents.ranker import verify_context, verify_question
-    from medcoder.ranking.model import VerifierBlend
 
     x, y, groups = [], [], []
     for i in range(min(notes, len(examples))):

@@ -6,6 +6,13 @@ from medcoder.knowledge.systems import DEFAULT_SYSTEM
 import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
+from medcoder import audit
+from medcoder.evaluation.datasets import load_dataset
+from medcoder.knowledge import default_kb
+from medcoder.knowledge.retrieval import HybridRetriever
+from medcoder.llm import load_llm
+from medcoder.ranking.feedback import feedback_examples
+from medcoder.ranking.learn import learn
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +29,6 @@ def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = DEF
                retriever: Any = None, kb: Any = None, verifier_model: str | None = None,
                verifier_notes: int = 40) -> Any:
     """Learn a ranker and memory from a dataset and/or feedback files into `out`; returns the report."""
-    from medcoder.evaluation.datasets import load_dataset
-    from medcoder.knowledge import default_kb
-    from medcoder.knowledge.retrieval import HybridRetriever
-    from medcoder.ranking.learn import learn
 
     kb = kb or default_kb()
     examples = []
@@ -37,17 +40,12 @@ def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = DEF
         if data.layout == "codiesp":
             source["attribution"] = CODIESP_ATTRIBUTION
     if feedback:
-        from medcoder import audit
-        from medcoder.ranking.feedback import feedback_examples
-
         fb = feedback_examples(feedback, audit.open(audit_path), system)
         examples += fb
         source["feedback_sessions"] = len(fb)
     retriever = retriever or HybridRetriever(kb)
     llm = None
     if verifier_model:
-        from medcoder.llm import load_llm
-
         llm = load_llm(verifier_model)
     try:
         _, _, report = learn(examples, kb, retriever, system, out, folds=folds, progress=progress,

@@ -18,12 +18,13 @@ from typing import Any
 
 from langgraph.types import Command
 
+from medcoder.audit.events import describe, mentions
+from medcoder.engine.workflow import load_workflow
 from medcoder.errors import MedcoderError, UnknownCodeError
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
 from medcoder.result import CodedItem, CodingResult
 from medcoder.session.review import build_review_graph
 from medcoder.tools import functions as fn
-from medcoder.audit.events import describe, mentions
-from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,7 @@ class Session:
 
     def ask(self, question: str, max_tokens: int = 160) -> Answer:
         """A free-text question, answered by the model from the note and knowledge-tool results."""
+        # deferred: LangChain tools load only when the session asks the model
         from medcoder.tools.langchain_tools import make_tools
 
         if not question.strip():
@@ -320,7 +322,6 @@ def _system_of(code: str) -> str:
 def _workflow(workflow: str | Any, model: str | None, kwargs: dict[str, Any]) -> Any:
     if not isinstance(workflow, str):
         return workflow
-    from medcoder.engine.workflow import load_workflow
 
     return load_workflow(workflow, model=model, **kwargs)
 

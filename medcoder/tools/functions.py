@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge import KnowledgeBase, default_kb
-from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.knowledge.index import TermIndex, entries_with_trails
+from medcoder.knowledge.retrieval import RANKERS, HybridRetriever, SearchFilter
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 
 def _kb(kb: KnowledgeBase | None) -> KnowledgeBase:
@@ -88,7 +89,6 @@ def search_codes(text: str, system: str = DEFAULT_SYSTEM, k: int = 10, billable_
                  kinds: list[str] | None = None) -> list[dict[str, object]]:
     """Codes for the words a clinician writes, best first: BM25, MiniLM vectors and the Alphabetic
     Index fused (`mode` hybrid), or one ranker alone (`lexical`, `dense`); filters by chapter and kind."""
-    from medcoder.knowledge.retrieval import RANKERS, HybridRetriever, SearchFilter
 
     if not text.strip():
         raise MedcoderError("empty search text")
