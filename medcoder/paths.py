@@ -72,28 +72,26 @@ def _adopt(old: Path, new: Path) -> None:
         logger.warning("could not move %s to %s (%s); it will be rebuilt there", old, new, exc)
 
 
-def cache_dir() -> Path:
-    """Caches of built graphs and indexes: `MEDCODER_CACHE_DIR`, `cache_dir` in config.toml, else the user cache."""
-    chosen = os.environ.get("MEDCODER_CACHE_DIR") or _configured("cache_dir")
+def _derived_dir(kind: str, env: str) -> Path:
+    """A folder of derived data: `env`, the config key `<kind>_dir`, else `<user cache>/<kind>`."""
+    chosen = os.environ.get(env) or _configured(f"{kind}_dir")
     if chosen:
         path = Path(chosen).expanduser()
     else:
-        path = _derived_root() / "cache"
-        _adopt(home() / "cache", path)
+        path = _derived_root() / kind
+        _adopt(home() / kind, path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir() -> Path:
+    """Caches of built graphs and indexes: `MEDCODER_CACHE_DIR`, `cache_dir` in config.toml, else the user cache."""
+    return _derived_dir("cache", "MEDCODER_CACHE_DIR")
 
 
 def models_dir() -> Path:
     """Assembled model files: `MEDCODER_MODELS_DIR`, `models_dir` in config.toml, else the user cache."""
-    chosen = os.environ.get("MEDCODER_MODELS_DIR") or _configured("models_dir")
-    if chosen:
-        path = Path(chosen).expanduser()
-    else:
-        path = _derived_root() / "models"
-        _adopt(home() / "models", path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _derived_dir("models", "MEDCODER_MODELS_DIR")
 
 
 def file_digest(path: Path, algo: str = "sha256") -> str:

@@ -24,6 +24,8 @@ from medcoder.errors import MedcoderError
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_SYSTEM = "icd10cm"  # what a workflow codes when it names no code system (a user-facing default)
+
 CODE_SYSTEMS = "medcoder.code_systems"
 AGENTS = "medcoder.agents"
 LLM_BACKENDS = "medcoder.llm_backends"

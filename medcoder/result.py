@@ -8,8 +8,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from medcoder.knowledge.systems import system_class
-
 
 
 @dataclass
@@ -94,6 +92,8 @@ class CodingResult:
 
     def to_fhir(self, patient: str = "Patient/unknown") -> dict[str, Any]:
         """A FHIR R4 collection Bundle: a Condition per diagnosis code, a MedicationStatement per drug."""
+        from medcoder.knowledge.systems import system_class  # deferred: results load without the knowledge layer
+
         entries = []
         for i, c in enumerate(self.codes):
             cls = system_class(c.system)

@@ -18,6 +18,7 @@ from medcoder import plugins
 from medcoder.audit.store import SQLiteAuditStore
 from medcoder.engine.workflow import RunLog, load_workflow
 from medcoder.llm import load_llm
+from medcoder.records import check_state
 from tests.test_workflow_logic import LEXICON, extractor, workflow
 
 PLUGIN_PYPROJECT = """\
@@ -158,6 +159,7 @@ def test_one_workflow_codes_several_notes_at_once_from_threads(tmp_path: Path) -
         mentions = {e["mention"] for ev in logs[k].events if ev["kind"] == "entities" for e in ev["data"]["entities"]}
         assert mentions == words
         assert store.verify(logs[k].run_id).ok
+        assert check_state(wf.state(logs[k].run_id)) == []  # every record in the state is a typed record
         stored_calls = [ev for ev in store.events(logs[k].run_id) if ev.kind == "model_call"]
         assert len(stored_calls) == len(logs[k].calls) and all(ev.node for ev in stored_calls)
     wf.close()

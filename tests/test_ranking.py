@@ -72,12 +72,14 @@ def test_learn_writes_a_ranker_folder_with_honest_cv_figures(learned: Path):
 def test_a_workflow_naming_the_folder_codes_a_note_with_billable_codes(learned: Path, tmp_path: Path):
     import medcoder
     from medcoder.knowledge import load_icd10cm
+    from medcoder.records import check_state
 
     yaml = (Path(medcoder.__file__).parent / "engine" / "builtin" / "icd10cm-nomodel.yaml").read_text()
     yaml = yaml.replace("ranker: builtin", f"ranker: {learned}")
     note = _notes()[0]["text"]
     with medcoder.load_workflow(text=yaml, audit=None, checkpoint_path=tmp_path / "cp.sqlite") as wf:
         result = wf.run(note)
+        assert check_state(wf.state(result.run_id)) == []  # proposals, verdicts, suggestions are typed records
     icd = load_icd10cm()
     assert result.codes, "a note from the training data gets codes"
     for c in result.codes:

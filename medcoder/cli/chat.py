@@ -17,7 +17,6 @@ from rich.table import Table
 from rich.text import Text
 
 from medcoder.errors import MedcoderError
-from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
 
 HELP = """commands (CODE: E11.65, e1165, A10BA02):
   codes                     the codes and their status (proposed, accepted, rejected)
@@ -177,6 +176,8 @@ class ChatREPL:
         what = self._cmd
         self._need(words, 1, f"{what} {'TEXT' if what in ('search', 'index') else 'CODE'}")
         arg = rest if what in ("search", "index") else words[0]
+        from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system  # deferred: CLI start-up
+
         system = DEFAULT_SYSTEM if what == "index" else guess_system(arg)
         data = self.session.explore(what, arg, system)
         if what in ("children", "search"):

@@ -11,13 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import networkx as nx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from medcoder.agents import resolve_agent
+from medcoder import plugins
 from medcoder.errors import MedcoderError
-from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 
 START, END = "START", "END"
 _BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -51,7 +49,16 @@ class ModelRef(_Strict):
 
 
 class KnowledgeSpec(_Strict):
-    systems: list[SystemName] = [DEFAULT_SYSTEM]
+    systems: list[str] = Field([plugins.DEFAULT_SYSTEM], description="code systems the workflow uses (installed ones)")
+
+    @field_validator("systems")
+    @classmethod
+    def _installed(cls, value: list[str]) -> list[str]:
+        from medcoder.knowledge.systems import system_class  # deferred: reading a spec must not load the knowledge layer
+
+        for name in value:
+            system_class(name)  # an UnknownSystemError (a ValueError) names the installed ones
+        return value
     retriever: Literal["hybrid", "lexical", "dense", "none"] = Field(
         "hybrid", description="entry points for the navigator: BM25 + vectors + Alphabetic Index, one of them, or none")
 
@@ -120,6 +127,8 @@ def _check_graph(spec: WorkflowSpec) -> list[tuple[tuple[Any, ...], str]]:
         if node.id in (START, END) or ids.count(node.id) > 1:
             problems.append((("nodes", i, "id"), f"node id {node.id!r} is reserved or used twice"))
         try:
+            from medcoder.agents import resolve_agent  # deferred: `medcoder --help` must not load the agents
+
             agent = resolve_agent(node.agent)
         except MedcoderError as exc:
             problems.append((("nodes", i, "agent"), str(exc)))
@@ -135,6 +144,8 @@ def _check_graph(spec: WorkflowSpec) -> list[tuple[tuple[Any, ...], str]]:
         for model in needed:
             if isinstance(model, str) and model not in spec.models:
                 problems.append((("nodes", i, "params", "model"), f"no model named {model!r} in models"))
+    import networkx as nx  # deferred: CLI start-up
+
     graph = nx.DiGraph()
     for j, edge in enumerate(spec.edges):
         for key, end in (("from", edge.source), ("to", edge.to)):

@@ -1,7 +1,9 @@
-"""The state that flows through a coding workflow, and the typed records inside it.
+"""The state that flows through a coding workflow.
 
-The state is a TypedDict of plain JSON-ready values so LangGraph can checkpoint it to
-SQLite; lists that fan-out branches write to use additive reducers.
+The state is a TypedDict of JSON values so LangGraph can checkpoint it to SQLite; each value is
+the `to_state()` form of a typed record in `medcoder.records` (agents build the records, so a
+misspelt field fails where it is made; `records.check_state` validates a whole state). Lists
+that fan-out branches write to use additive reducers.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ class CodingState(TypedDict, total=False):
 
     run_id: str
     note: str
-    sections: list[dict[str, Any]]          # {id, name, start, end}
-    entities: Annotated[list[dict[str, Any]], operator.add]    # {id, kind, mention, start, end, assertion, ...}
-    candidates: Annotated[dict[str, Any], merge_dicts]         # entity id -> [{code, score, sources}]
-    proposals: Annotated[dict[str, Any], merge_dicts]          # entity id -> {code, system, path, confidence}
-    verdicts: Annotated[dict[str, Any], merge_dicts]           # entity id -> {decision, reasons, ...}
-    revisit: list[dict[str, Any]]           # entities the critic sent back: {entity_id, reason}
+    sections: list[dict[str, Any]]                              # records.Section
+    entities: Annotated[list[dict[str, Any]], operator.add]    # records.Entity
+    candidates: Annotated[dict[str, Any], merge_dicts]         # entity id -> [records.Candidate]
+    proposals: Annotated[dict[str, Any], merge_dicts]          # entity id -> records.Proposal
+    verdicts: Annotated[dict[str, Any], merge_dicts]           # entity id -> records.Verdict
+    revisit: list[dict[str, Any]]           # records.Entity the critic sent back (feedback, avoid, round set)
     rounds: Annotated[int, operator.add]    # critic rounds taken
     errors: Annotated[list[dict[str, Any]], operator.add]      # {node, entity_id?, error}
-    suggestions: list[dict[str, Any]]     # ranked codes below the threshold, kept for review
+    suggestions: list[dict[str, Any]]     # records.Suggestion: ranked codes below the threshold, for review
     result: dict[str, Any]
     visits: Annotated[dict[str, int], add_counts]              # node id -> times run (loop bounds)

@@ -21,7 +21,7 @@ class UnknownSystemError(MedcoderError, ValueError):
     """A code-system name that no installed plugin provides (a ValueError, so pydantic reports it as a field error)."""
 
 
-DEFAULT_SYSTEM = "icd10cm"  # what a workflow codes when it names no system
+DEFAULT_SYSTEM = plugins.DEFAULT_SYSTEM
 
 
 def system_names() -> list[str]:
