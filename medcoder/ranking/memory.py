@@ -94,7 +94,7 @@ class CodedNotesMemory:
 
             rows, cols, vals, intercepts = [], [], [], []
             for j in range(y.shape[1]):
-                clf = LinearSVC(C=self.svm_c, class_weight="balanced", max_iter=5000)
+                clf = LinearSVC(C=self.svm_c, class_weight="balanced", max_iter=5000, random_state=0)  # liblinear shuffles: fixed, so learning repeats
                 clf.fit(self.matrix, y[:, j])
                 w = clf.coef_[0]
                 keep = np.argsort(-np.abs(w))[: self.svm_keep]
