@@ -1,5 +1,7 @@
 """Judging many candidates of one note: 30 sequential `choose` calls against one batched `score`
-(`judge`) call, same model, same note, same candidates, same run; plus the prompt tokens evaluated.
+(`judge`) call, same model, same note, same candidates, same run; plus the prompt tokens evaluated and
+the share served from cache (tokens the prompts hold that were not evaluated). Each is measured with the
+ranker's questions as shipped (code, label and evidence sentence) and short (code and label only).
 
 Run: python benchmarks/score_bench.py [--models test default] [--candidates 30] [--out score.json]
      python benchmarks/score_bench.py --save-case case.json    # the note and its 30 questions, for a GPU machine
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -41,50 +44,20 @@ def main() -> None:
         return
     context, questions = case["context"], case["questions"]
     out: dict = {"note": case["note"], "note_chars": case["note_chars"], "candidates": len(questions), "models": {}}
+    variants = {"with_evidence": questions, "short": [_short(q) for q in questions]}
     for name in args.models:
         llm = load_llm(name)
         llm.judge(context[:1], ["warm-up\nDocumented (yes/no):"])  # load and touch the weights once
-        calls: list = []
-        stop = llm.observe(calls.append)
-        t0 = time.perf_counter()
-        seq = []
-        singles = [llm.score(context, [(q, " yes"), (q, " no")]).logprobs for q in questions[:5]]
-        calls.clear()
-        t0 = time.perf_counter()
-        for q in questions:
-            msgs = [dict(m) for m in context]
-            msgs[-1]["content"] += "\n\n" + q
-            res = llm.choose(msgs, [Option("yes", "yes"), Option("no", "no")])
-            seq.append(next(c.probability for c in res.choices if c.key == "yes"))
-        t_seq = time.perf_counter() - t0
-        seq_calls = list(calls)
-        calls.clear()
-        llm.judge(context[:1], ["reset\nDocumented (yes/no):"])  # a different prefix: the batched call starts cold
-        calls.clear()
-        t0 = time.perf_counter()
-        judged = llm.judge(context, questions)
-        t_batch = time.perf_counter() - t0
-        stop()
-        prompt_seq = sum(c.stats.prompt_tokens for c in seq_calls)
-        cached_seq = sum(c.stats.cached_tokens for c in seq_calls)
-        rec = judged.record.stats
-        agree = sum((a >= 0.5) == (b >= 0.5) for a, b in zip(seq, judged.p_yes)) / max(1, len(seq))
-        batched_lp = llm.score(context, [(q, t) for q in questions[:5] for t in (" yes", " no")]).logprobs
-        max_diff = max(abs(a - b) for a, b in zip(batched_lp, [x for pair in singles for x in pair]))
-        out["models"][name] = {
-            "model_sha256": llm.sha256, "sequential_choose_s": round(t_seq, 2), "batched_score_s": round(t_batch, 2),
-            "speedup": round(t_seq / t_batch, 2) if t_batch else None,
-            "sequential_prompt_tokens": prompt_seq, "sequential_cached_tokens": cached_seq,
-            "sequential_cache_share": round(cached_seq / prompt_seq, 3) if prompt_seq else 0,
-            "batched_prompt_tokens": rec.prompt_tokens, "batched_cached_tokens": rec.cached_tokens,
-            "yes_no_agreement_with_choose": round(agree, 3),
-            "max_abs_logprob_diff_batched_vs_single": round(max_diff, 5)}
-        print(name, out["models"][name], flush=True)
+        out["models"][name] = {"model_sha256": llm.sha256}
+        for variant, qs in variants.items():
+            out["models"][name][variant] = _measure(llm, context, qs)
+            print(name, variant, out["models"][name][variant], flush=True)
         llm.close()
     out["cpu_seconds_outside_model"] = case.get("cpu_seconds_outside_model")
     for m in out["models"].values():  # the ranked workflow spends one judge call per note on the model
-        per_note = m["batched_score_s"] + (case.get("cpu_seconds_outside_model") or 0.0)
-        m["ranked_notes_per_hour_estimate"] = round(3600 / per_note) if per_note else None
+        for variant in variants:
+            per_note = m[variant]["batched_score_s"] + (case.get("cpu_seconds_outside_model") or 0.0)
+            m[variant]["ranked_notes_per_hour_estimate"] = round(3600 / per_note) if per_note else None
     target = Path(args.out)
     if target.parent != Path("."):
         from medcoder.evaluation.bench import run_info
@@ -94,6 +67,51 @@ def main() -> None:
     else:
         target = write_result(args.out, out)
     print(f"wrote {target}")
+
+
+def _short(question: str) -> str:
+    """The same question without the evidence line (the sentence is in the note already)."""
+    return re.sub(r'\nEvidence: ".*?"', "", question, flags=re.S)
+
+
+def _measure(llm, context: list, questions: list[str]) -> dict:  # type: ignore[no-untyped-def]
+    """(a) one `choose` per question after the note, prefix-cached; (b) one batched `judge` call."""
+    calls: list = []
+    stop = llm.observe(calls.append)
+    singles = [llm.score(context, [(q, " yes"), (q, " no")]).logprobs for q in questions[:5]]
+    seq = []
+    calls.clear()
+    t0 = time.perf_counter()
+    for q in questions:
+        msgs = [dict(m) for m in context]
+        msgs[-1]["content"] += "\n\n" + q
+        res = llm.choose(msgs, [Option("yes", "yes"), Option("no", "no")])
+        seq.append(next(c.probability for c in res.choices if c.key == "yes"))
+    t_seq = time.perf_counter() - t0
+    seq_calls = list(calls)
+    llm.judge(context[:1], ["reset\nDocumented (yes/no):"])  # a different prefix: the batched call starts cold
+    calls.clear()
+    t0 = time.perf_counter()
+    judged = llm.judge(context, questions)
+    t_batch = time.perf_counter() - t0
+    stop()
+    prompt_seq = sum(c.stats.prompt_tokens for c in seq_calls)
+    cached_seq = sum(c.stats.cached_tokens for c in seq_calls)
+    rec = judged.record.stats
+    separate = rec.sampling.get("tokens_as_separate_prompts") or rec.prompt_tokens
+    agree = sum((a >= 0.5) == (b >= 0.5) for a, b in zip(seq, judged.p_yes)) / max(1, len(seq))
+    batched_lp = llm.score(context, [(q, t) for q in questions[:5] for t in (" yes", " no")]).logprobs
+    max_diff = max(abs(a - b) for a, b in zip(batched_lp, [x for pair in singles for x in pair]))
+    evaluated_seq, evaluated_batch = prompt_seq - cached_seq, rec.prompt_tokens - rec.cached_tokens
+    return {
+        "sequential_choose_s": round(t_seq, 2), "batched_score_s": round(t_batch, 2),
+        "speedup": round(t_seq / t_batch, 2) if t_batch else None,
+        "sequential_prompt_tokens": prompt_seq, "sequential_evaluated_tokens": evaluated_seq,
+        "sequential_cache_share": round(cached_seq / prompt_seq, 3) if prompt_seq else 0,
+        "batched_evaluated_tokens": evaluated_batch, "batched_tokens_as_separate_prompts": separate,
+        "batched_cache_share": round(1 - evaluated_batch / separate, 3) if separate else 0,
+        "yes_no_agreement_with_choose": round(agree, 3),
+        "max_abs_logprob_diff_batched_vs_single": round(max_diff, 5)}
 
 
 def _case(index: int, n: int) -> dict:

@@ -47,7 +47,11 @@ def test_batched_score_matches_separate_evaluations(test_llm):
     # scores agree to a few hundredths of a nat on this 135M model
     for b, s, r in zip(batched.logprobs, singles, reference):
         assert b == pytest.approx(r, abs=0.25) and s == pytest.approx(r, abs=0.25)
-    assert batched.record.stats.prompt_tokens > 0
+    stats = batched.record.stats
+    assert stats.prompt_tokens > 0
+    # asked one by one, every continuation would carry the whole context: the batch evaluates it once
+    ctx = len(test_llm.prompt_tokens([{"role": "user", "content": CONTEXT}]))
+    assert stats.sampling["tokens_as_separate_prompts"] >= len(CONTS) * ctx > stats.prompt_tokens
 
 
 @pytest.mark.slow

@@ -36,6 +36,8 @@ class RankParams(AgentParams):
         "auto", description="let the model judge the top candidates (one batched score call); auto: only when the "
                             "ranker holds a verifier blend for this model that improved it when learned")
     verify_top: int = Field(30, ge=1, le=200)
+    verify_evidence: bool = Field(True, description="quote each candidate's evidence sentence in its question; "
+                                                    "false: code and label only (about a third of the tokens)")
     model: str = "default"
     floor: float | None = Field(None, ge=0, le=1, description="suggestions kept down to this probability")
     note_chars: int = Field(6000, ge=200, description="how much of the note the verifier reads")
@@ -80,7 +82,10 @@ def verify_context(note: str, limit: int) -> list[dict[str, str]]:
             {"role": "user", "content": f'Note:\n"""\n{text}\n"""\nJudge each candidate code: answer yes or no.'}]
 
 
-def verify_question(code: str, label: str, evidence: str) -> str:
+def verify_question(code: str, label: str, evidence: str | None) -> str:
+    """One yes/no question; without `evidence` it is about a third as long (the sentence is in the note)."""
+    if evidence is None:
+        return f"Candidate: {code} {label}\nDocumented for this patient (yes/no):"
     ev = evidence.replace("\n", " ")[:240]
     return f'Candidate: {code} {label}\nEvidence: "{ev}"\nDocumented for this patient (yes/no):'
 
@@ -99,7 +104,8 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         llm = ctx.llms.get(params.model)
         if ranked and llm is not None and _should_verify(params.verify, coder, llm):
             top = ranked[: params.verify_top]
-            questions = [verify_question(r.code, coder.onto.label(r.code), r.evidence[0].text if r.evidence else "")
+            questions = [verify_question(r.code, coder.onto.label(r.code),
+                                         (r.evidence[0].text if r.evidence else "") if params.verify_evidence else None)
                          for r in top]
             judged = llm.judge(verify_context(note, params.note_chars), questions)
             odds = {r.code: round(o, 4) for r, o in zip(top, judged.log_odds)}

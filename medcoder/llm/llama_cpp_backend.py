@@ -260,7 +260,8 @@ class LlamaCppLLM(LLM):
         tail as its own sequence over copies of the context's KV cells, many sequences per batch."""
         with self._lock:
             ctx_tokens = self.prompt_tokens(messages)
-            jobs = _plan_jobs([(self._tail_tokens(c.prompt), self._tail_tokens(c.text)) for c in continuations])
+            tails = [(self._tail_tokens(c.prompt), self._tail_tokens(c.text)) for c in continuations]
+            jobs = _plan_jobs(tails)
             longest = max(len(j.tokens) for j in jobs)
             if len(ctx_tokens) + longest > self.n_ctx:
                 raise ModelOutputError(
@@ -277,7 +278,11 @@ class LlamaCppLLM(LLM):
                 self._decode_jobs(batch, n_ctx_tokens, last, scores)
         stats = CallStats(prompt_tokens=n_ctx_tokens + evaluated, cached_tokens=reused, completion_tokens=0,
                           sampling={"method": "continuation log-probabilities", "continuations": len(continuations),
-                                    "sequences": len(jobs)})
+                                    "sequences": len(jobs),
+                                    # what asking each continuation as its own prompt would hold: the tokens the
+                                    # shared context and the shared yes/no sequences did not evaluate again
+                                    "tokens_as_separate_prompts": sum(n_ctx_tokens + len(p) + len(t) - 1
+                                                                      for p, t in tails)})
         return scores, stats
 
     def _decode_jobs(self, jobs: list["_Job"], n_past: int, last: np.ndarray, scores: list[float]) -> None:
