@@ -1,8 +1,11 @@
 """A whole ranked run per note with the model as verifier: prompt tokens the run's prompts hold, tokens
 evaluated, the share served from cache, and seconds, for the `icd10cm` workflow with `verify: true`, the
 questions as shipped (with the evidence sentence) and short (`verify_evidence: false`), same notes, same run.
+With `--extract`: `icd10cm-extract` (one extraction call per section chunk, the verifier's own prompt)
+against `icd10cm-warm` (one extraction call in the note-first layout, the verifier reusing its prefix),
+both verifying with short questions, with micro-F1 against the gold codes.
 
-Run: python benchmarks/ranked_run_bench.py [--model default] [--notes 3] [--out ranked_run.json]
+Run: python benchmarks/ranked_run_bench.py [--model default] [--notes 3] [--extract] [--out ranked_run.json]
 Needs ../shared/data/codiesp/dev. The counts: a `score` call's shared context is evaluated once for all
 its sequences; asked as separate prompts, each continuation would hold the context again
 (`tokens_as_separate_prompts`); "served from cache" is what the prompts hold minus what was evaluated.
@@ -32,19 +35,26 @@ def _variant(evidence: bool) -> str:
     return text.replace("verify: auto, verify_top: 30", f"verify: true, verify_top: 30, verify_evidence: {str(evidence).lower()}")
 
 
+def _extract_variants() -> dict[str, str]:
+    extract = builtin_path("icd10cm-extract").read_text().replace(
+        "verify: auto, verify_top: 30", "verify: true, verify_top: 30, verify_evidence: false")
+    return {"extract_per_section": extract, "warm_note_prefix": builtin_path("icd10cm-warm").read_text()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--notes", type=int, default=3)
-    ap.add_argument("--out", default="ranked_run.json")
+    ap.add_argument("--extract", action="store_true", help="compare icd10cm-extract with icd10cm-warm")
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
     notes = load_dataset(DEV).head(args.notes).examples
     llm = load_llm(args.model)
     out: dict = {"model": args.model, "model_sha256": llm.sha256, "notes": [n.id for n in notes], "variants": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, evidence in (("with_evidence", True), ("short", False)):
-            wf = load_workflow(text=_variant(evidence), llms={"default": llm}, audit=False,
-                               checkpoint_path=f"{tmp}/{name}.sqlite")
+        variants = _extract_variants() if args.extract else {"with_evidence": _variant(True), "short": _variant(False)}
+        for name, text in variants.items():
+            wf = load_workflow(text=text, llms={"default": llm}, audit=False, checkpoint_path=f"{tmp}/{name}.sqlite")
             wf.run(notes[0].text)  # warm: ranker, retrieval, the model's system prompt
             rows = []
             for n in notes:
@@ -54,19 +64,21 @@ def main() -> None:
                 seconds = time.perf_counter() - t0
                 held = sum(c.stats.sampling.get("tokens_as_separate_prompts") or c.stats.prompt_tokens for c in log.calls)
                 evaluated = sum(c.stats.prompt_tokens - c.stats.cached_tokens for c in log.calls)
+                got, gold = {c.code for c in result.codes}, set(n.codes)
                 rows.append({"note": n.id, "seconds": round(seconds, 2), "model_calls": len(log.calls),
                              "prompt_tokens_held": held, "prompt_tokens_evaluated": evaluated,
                              "served_from_cache": round(1 - evaluated / held, 3) if held else None,
-                             "codes": len(result.codes)})
+                             "codes": len(got), "tp": len(got & gold), "fp": len(got - gold), "fn": len(gold - got)})
                 print(name, rows[-1], flush=True)
             wf.close()
             k = len(rows)
-            out["variants"][name] = {"per_note": rows, "mean_seconds": round(sum(r["seconds"] for r in rows) / k, 2),
+            tp, fp, fn = (sum(r[x] for r in rows) for x in ("tp", "fp", "fn"))
+            out["variants"][name] = {"per_note": rows, "micro_f1": round(2 * tp / max(1, 2 * tp + fp + fn), 3), "mean_seconds": round(sum(r["seconds"] for r in rows) / k, 2),
                                      "mean_evaluated": round(sum(r["prompt_tokens_evaluated"] for r in rows) / k),
                                      "served_from_cache": round(1 - sum(r["prompt_tokens_evaluated"] for r in rows)
                                                                 / max(1, sum(r["prompt_tokens_held"] for r in rows)), 3)}
     llm.close()
-    print(f"wrote {write_result(args.out, out)}")
+    print(f"wrote {write_result(args.out or ('ranked_extract_run.json' if args.extract else 'ranked_run.json'), out)}")
 
 
 if __name__ == "__main__":

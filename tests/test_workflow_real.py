@@ -15,6 +15,7 @@ import pytest
 
 from medcoder import load_workflow
 from medcoder.knowledge import load_ontology
+from medcoder.agents.notecontext import NOTE_SYSTEM
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +114,22 @@ def test_audit_through_the_real_stack(tmp_path, monkeypatch) -> None:
     conn.close()
     bad = CliRunner().invoke(main, ["audit", "verify", "real-1"])
     assert bad.exit_code == 1 and f"event {seq}" in bad.stderr
+
+
+def test_the_warm_workflow_evaluates_the_note_once(tmp_path) -> None:
+    """`icd10cm-warm` on the real test model: one extraction call, then one score call that reuses the
+    instructions + note the extraction call left in the cache and evaluates only its questions."""
+    from medcoder.engine.workflow import RunLog
+
+    with load_workflow("icd10cm-warm", model="test", checkpoint_path=tmp_path / "c.sqlite") as wf:
+        log = RunLog("warm-1")
+        result = wf.run(SHORT, run_id=log.run_id, log=log)
+        prefix = len(wf.llms["default"].prompt_tokens(
+            [{"role": "system", "content": NOTE_SYSTEM}, {"role": "user", "content": f'Note:\n"""\n{SHORT}\n"""'}]))
+    _check(result, SHORT)
+    kinds = [c.kind for c in log.calls]
+    assert kinds[0] == "chat" and kinds.count("score") <= 1 and len(kinds) <= 2
+    if "score" in kinds:  # the ranker found candidates to judge
+        score = log.calls[kinds.index("score")].stats
+        assert score.cached_tokens >= prefix - 8  # the note was not evaluated again (up to the join's tokens)
+        assert score.sampling["tokens_as_separate_prompts"] > 5 * (score.prompt_tokens - score.cached_tokens)

@@ -175,7 +175,9 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                     name, r = _rank_of(src)
                     acc.ranker_best[name] = min(acc.ranker_best.get(name, int(MISSING_RANK)), r)
                 if len(acc.evidence) < 8:
-                    acc.evidence.append(Evidence(span.source, span.text, span.start, span.end, rank, round(hit.score, 4),
+                    # a mention is searched by its words; its evidence is the note's own text at its offsets
+                    quoted = note[span.start:span.end] if note and span.source == "mention" else span.text
+                    acc.evidence.append(Evidence(span.source, quoted, span.start, span.end, rank, round(hit.score, 4),
                                                  "" if direct else hit.code, span.assertion))
     mem_hits = memory.hits if memory is not None else {}
     for code in mem_hits:
