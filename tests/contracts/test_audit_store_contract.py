@@ -74,8 +74,9 @@ def test_each_long_text_is_stored_once_and_still_verified(store: AuditStore, tmp
     _run(store, "r1")
     _run(store, "r2")
     size = store.size()
-    if not size:
-        pytest.skip("this store does not report its size")
+    if isinstance(store, MemoryAuditStore):  # keeps payloads whole (no blobs) and reports no size
+        assert size == {} and list(store.events("r2"))[2].payload["messages"][0]["content"] == LONG
+        return
     assert size["blobs"] == 2 and size["blob_bytes"] < 2 * len(LONG)  # one prompt text + one schema, for 6 calls
     if isinstance(store, SQLiteAuditStore):  # change the stored prompt: verify names the event that points at it
         store.close()
