@@ -14,7 +14,6 @@ distribution is found exactly like them: `pip install` it and its names appear.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from importlib import metadata
@@ -86,12 +85,6 @@ class Registry:
     def unregister(self, name: str) -> None:
         with self._lock:
             self._loaded.pop(name, None)
-
-    def refresh(self) -> None:
-        """Read the installed entry points again (after a `pip install` in this process)."""
-        with self._lock:
-            self._points = None
-            importlib.invalidate_caches()
 
 
 code_systems = Registry(CODE_SYSTEMS, "code system")

@@ -66,10 +66,6 @@ class Entity(_Record):
     avoid: list[str] | None = None
     round: int | None = None
 
-    def query(self) -> str:
-        """What the entity is searched by: its mention, plus its type where the extractor gave one."""
-        return entity_query(self.model_dump())
-
 
 class Candidate(_Record):
     """A code retrieval offers for an entity, with the rankers that found it (`dense#2`)."""

@@ -30,12 +30,12 @@ def test_embedder_vectors_are_unit_length_and_meaningful() -> None:
 
 def _small_docs(kb):  # type: ignore[no-untyped-def]
     """The ATC documents of the A10 (diabetes drugs) and C09 groups: a store that builds in seconds."""
-    return (d for d in type(kb.atc).index_docs(kb.atc, kb) if d.code.startswith(("A10", "C09")))
+    return (d for d in type(kb.atc).index_docs(kb.atc) if d.code.startswith(("A10", "C09")))
 
 
 @pytest.fixture()
 def small_index(kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DenseIndex:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(kb.atc, "index_docs", lambda k: _small_docs(k))
+    monkeypatch.setattr(kb.atc, "index_docs", lambda: _small_docs(kb))
     return DenseIndex(kb, "atc", root=tmp_path / "chroma")
 
 
@@ -86,13 +86,13 @@ def test_unbuilt_store_without_build_says_how_to_build(small_index: DenseIndex) 
 
 
 def test_index_docs_cover_labels_inclusion_terms_and_index_paths(kb) -> None:  # type: ignore[no-untyped-def]
-    docs = [d for d in kb.icd10cm.index_docs(kb) if d.code == "I10"]
+    docs = [d for d in kb.icd10cm.index_docs() if d.code == "I10"]
     assert {d.source for d in docs} == {"label", "index", "index-see"}
     # "Blood, pressure, high: see Hypertension" is followed to I10, as a coder turns the page
     assert any(d.source == "index-see" and "blood pressure" in d.text.lower().replace(" high", "") for d in docs)
-    assert any(d.source == "inclusion" for d in kb.icd10cm.index_docs(kb) if d.code == "J45.909")
+    assert any(d.source == "inclusion" for d in kb.icd10cm.index_docs() if d.code == "J45.909")
     assert all(isinstance(d, IndexDoc) and d.chapter == "CH9" and d.billable for d in docs)
-    assert not any(d.kind == "extension" for d in kb.icd10cm.index_docs(kb))
+    assert not any(d.kind == "extension" for d in kb.icd10cm.index_docs())
 
 
 # -- the full indexes (built once per cache folder; the CI set-up builds them) ----------------

@@ -128,7 +128,6 @@ def register_agent(name: str, params: type[AgentParams]) -> Callable[[AgentFacto
     def wrap(factory: AgentFactory) -> AgentFactory:
         factory.medcoder_agent = True  # type: ignore[attr-defined]
         factory.params = params  # type: ignore[attr-defined]
-        factory.agent_name = name  # type: ignore[attr-defined]
         plugins.agents.register(name, factory)
         return factory
 

@@ -10,6 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from medcoder import plugins
+
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
@@ -76,7 +78,7 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
         yield advance
 
 
-DEFAULT_SYSTEM = "icd10cm"  # user-facing default; the registry lists the rest
+DEFAULT_SYSTEM = plugins.DEFAULT_SYSTEM  # what --system defaults to; the registry lists the rest
 
 
 def installed_system(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...]) -> str | tuple[str, ...]:

@@ -219,7 +219,6 @@ class Workflow:
         """Code a folder of notes, a JSONL of {id, text}, or BatchItems into a JSONL file; resumable.
 
         With `workers` > 1, each worker process loads its own copy of this workflow and its models."""
-
         items = iter_inputs(inputs) if isinstance(inputs, (str, Path)) else inputs
         factory: Any = self if workers <= 1 else self.recipe
         return run_batch(factory, items, out, workers=workers, progress=progress)

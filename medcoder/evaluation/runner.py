@@ -41,8 +41,7 @@ from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.knowledge.systems import system_class
 from medcoder.llm import LLM
-from medcoder.ranking.coder import RankedCoder
-from medcoder.ranking.coder import RetrievalCache
+from medcoder.ranking.coder import RankedCoder, RetrievalCache
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import networkx as nx
 
@@ -22,9 +22,6 @@ from medcoder.errors import DataFileError
 from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import COMBINATIONS, NOTES, ROOT, TERM_INDEX, CodeSystem, IndexDoc, Node
 from medcoder.paths import file_digest
-
-if TYPE_CHECKING:
-    from medcoder.knowledge import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +155,7 @@ class ATC(CodeSystem):
     def index_kind(self, node: Node) -> str:
         return f"level{node.depth}"
 
-    def index_docs(self, kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+    def index_docs(self) -> Iterator[IndexDoc]:
         """ATC names at every level, combination-product brands, and US brand names of each substance."""
         by_name: dict[str, list[str]] = {}
         for n in self.iter_nodes():
@@ -176,7 +173,7 @@ class ATC(CodeSystem):
     def index_sources(self) -> list[Path]:
         return [RABBITS_FILE]
 
-    def term_hits(self, kb: "KnowledgeBase", text: str) -> list[SearchHit]:
+    def term_hits(self, text: str) -> list[SearchHit]:
         """Substance names matched whole, salts and hydrates set aside ("FLUTICASONE PROPIONATE" ->
         fluticasone); several ingredients -> their combination codes first."""
         names = self.__dict__.get("_substances")

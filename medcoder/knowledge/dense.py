@@ -84,7 +84,7 @@ class DenseIndex:
                 return self.info()
             self._reset()
             started = time.perf_counter()
-            docs = _dedupe(self.kb.ontology(self.system).index_docs(self.kb))
+            docs = _dedupe(self.kb.ontology(self.system).index_docs())
             collection = self._client().create_collection(
                 name=self.system, embedding_function=self.embedder,
                 configuration={"hnsw": {"space": "cosine", "ef_search": 100}})

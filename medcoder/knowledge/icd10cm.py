@@ -28,7 +28,6 @@ from medcoder.knowledge.ontology import (
 from medcoder.paths import cached_pickle, file_digest
 
 if TYPE_CHECKING:
-    from medcoder.knowledge import KnowledgeBase
     from medcoder.knowledge.index import AlphabeticIndex
 
 logger = logging.getLogger(__name__)
@@ -255,7 +254,7 @@ class ICD10CM(CodeSystem):
     def alphabetic_index(self) -> "AlphabeticIndex":
         return self._alphabetic_index
 
-    def index_docs(self, kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+    def index_docs(self) -> Iterator[IndexDoc]:
         """Labels, inclusion terms and Alphabetic Index paths of every node but 7th-character codes."""
         for n in self.iter_nodes():
             if n.kind == "extension":  # repeats its parent's words plus the encounter
@@ -280,7 +279,7 @@ class ICD10CM(CodeSystem):
 
         return [data_path(INDEX_FILE)]
 
-    def term_hits(self, kb: "KnowledgeBase", text: str) -> list[SearchHit]:
+    def term_hits(self, text: str) -> list[SearchHit]:
         """The Alphabetic Index: the deepest entry of the walk first, then entries found by words."""
         index = self.alphabetic_index
         walked = index.lookup(text)

@@ -14,16 +14,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator
+from typing import ClassVar, Iterable, Iterator
 
 import networkx as nx
 
 from medcoder.errors import UnknownCodeError
 from medcoder.knowledge.lexical import LexicalIndex, SearchHit
 from medcoder.paths import cached_pickle
-
-if TYPE_CHECKING:
-    from medcoder.knowledge import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +219,7 @@ class CodeSystem(abc.ABC):
 
     def top_level(self, code: str) -> str:
         """The code's top-level ancestor (ICD chapter, ATC anatomical group)."""
-        nodes = self.graph._node
-        node = nodes[code]["n"]
-        while node.parent and node.parent != ROOT:
-            node = nodes[node.parent]["n"]
-        return node.code
+        return self.path(code)[0].code
 
     def find_top_level(self, text: str) -> str | None:
         """A top-level node as a user writes it (its code, any case), or None."""
@@ -243,7 +236,7 @@ class CodeSystem(abc.ABC):
         return node.kind
 
     # -- retrieval ---------------------------------------------------------------------
-    def index_docs(self, kb: "KnowledgeBase") -> Iterator[IndexDoc]:
+    def index_docs(self) -> Iterator[IndexDoc]:
         """The texts the dense index embeds for this system: by default each node's label."""
         for n in self.iter_nodes():
             yield IndexDoc(n.code, n.label, "label", self.index_kind(n), self.top_level(n.code), n.billable)
@@ -252,7 +245,7 @@ class CodeSystem(abc.ABC):
         """Files besides the code system itself whose content the index texts depend on."""
         return []
 
-    def term_hits(self, kb: "KnowledgeBase", text: str) -> list[SearchHit]:
+    def term_hits(self, text: str) -> list[SearchHit]:
         """The system's own term matcher (ICD's Alphabetic Index, ATC's substance names); by default BM25."""
         return self.search(text, k=15)
 

@@ -113,7 +113,7 @@ class HybridRetriever(Retriever):
                 lists["dense"] = dense_hits
             if "index" in self.rankers:
                 onto = self.kb.ontology(system)
-                lists["index"] = self._filtered(system, onto.term_hits(self.kb, text), filt)
+                lists["index"] = self._filtered(system, onto.term_hits(text), filt)
             out.append(lists)
         return out
 

@@ -53,17 +53,9 @@ def register_system(cls: type[CodeSystem]) -> type[CodeSystem]:
     return cls
 
 
-def system_for_kind(entity_kind: str) -> str | None:
-    """The system that codes an extractor entity kind (`diagnosis` -> icd10cm), if any."""
-    for name in system_names():
-        if system_class(name).entity_kind == entity_kind:
-            return name
-    return None
-
-
 def guess_system(code: str, default: str = DEFAULT_SYSTEM) -> str:
     """Which system a code a person typed belongs to, by its shape (`A10BA02` -> atc, `E11.9` -> icd10cm)."""
-    matches = [system_class(n) for n in system_names() if system_class(n).looks_like(code)]
+    matches = [cls for cls in map(system_class, system_names()) if cls.looks_like(code)]
     if not matches:
         return default
     return max(matches, key=lambda c: c.guess_priority).system
