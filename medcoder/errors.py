@@ -21,3 +21,11 @@ class UnknownCodeError(MedcoderError, KeyError):
 
 class DataFileError(MedcoderError):
     """A knowledge or user data file that is missing or not in the expected shape."""
+
+
+class StorageError(MedcoderError):
+    """A file medcoder writes or reads that is full, read-only, locked or damaged; names the file and the fix."""
+
+
+class ConfigError(MedcoderError):
+    """A settings file or `MEDCODER_*` variable medcoder cannot use; names the file, line and field."""

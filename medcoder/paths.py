@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import platformdirs
 
+from medcoder import storage
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,8 +34,10 @@ def home() -> Path:
     """
     env = os.environ.get("MEDCODER_HOME")
     path = Path(env).expanduser() if env else Path(platformdirs.user_data_dir("medcoder", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    try:
+        return storage.private_dir(path)  # owner-only: it holds notes, audit trails and checkpoints
+    except OSError as exc:
+        raise storage.storage_error(path, "MEDCODER_HOME", exc) from exc
 
 
 def config_file() -> Path:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from medcoder import plugins
+from medcoder import faults, plugins
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase
 from medcoder.llm import LLM, CallRecord
@@ -56,6 +56,7 @@ class BoundLLM:
             self._sink(self.node, record)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        faults.point("model_call")
         try:
             result = getattr(self.inner, method)(*args, **kwargs)
         except MedcoderError as exc:  # a failed call is still a call: credit its record, then raise

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from medcoder import paths
+from medcoder import faults, paths, storage
 from medcoder.errors import MedcoderError
 
 logger = logging.getLogger(__name__)
@@ -235,13 +235,15 @@ class SQLiteAuditStore(AuditStore):
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn = storage.connect(self.path, "audit store", timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._connection = conn
         return self._connection
 
+    @storage.guarded("audit store")
     def _migrate(self) -> None:
         with self._lock:
             self._migrate_locked()
@@ -266,9 +268,11 @@ class SQLiteAuditStore(AuditStore):
             raise
 
     @property
+    @storage.guarded("audit store")
     def schema_version(self) -> int:
         return self._conn().execute("SELECT version FROM schema_version").fetchone()[0]
 
+    @storage.guarded("audit store")
     def create_run(self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str,
                    store_note: bool = True) -> None:
         with self._lock:
@@ -281,6 +285,7 @@ class SQLiteAuditStore(AuditStore):
                 self._append(run_id, "", "run", {"workflow": workflow, "spec_hash": sha256_text(spec_text),
                                                  "note_digest": sha256_text(note), "settings": settings})
 
+    @storage.guarded("audit store")
     def append(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> Event:
         with self._lock:
             return self._append(run_id, node, kind, payload)
@@ -303,6 +308,7 @@ class SQLiteAuditStore(AuditStore):
             h = event_hash(prev, run_id, seq, ts, node, kind, payload_json)
             conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (run_id, seq, ts, node, kind, payload_json, prev, h))
+            faults.point("audit_append")  # a kill here, inside the transaction, must leave no trace
             # a finished run that gets more events (a review session's turns) is sealed again at its new head
             conn.execute("UPDATE runs SET tail_hash = ?, tail_seq = ?, head_hash = CASE WHEN head_hash IS NULL "
                          "THEN NULL ELSE ? END, n_events = CASE WHEN head_hash IS NULL THEN n_events ELSE ? END "
@@ -313,6 +319,7 @@ class SQLiteAuditStore(AuditStore):
             raise
         return Event(run_id, seq, ts, node, kind, payload, prev, h, payload_json)
 
+    @storage.guarded("audit store")
     def finish_run(self, run_id: str, status: str, result: dict[str, Any] | None) -> None:
         with self._lock:
             conn = self._conn()
@@ -330,6 +337,7 @@ class SQLiteAuditStore(AuditStore):
     _COLUMNS = ("run_id, created, workflow, spec_text, spec_hash, settings, note, note_digest, status, result, "
                 "head_hash, n_events, finished")
 
+    @storage.guarded("audit store")
     def run(self, run_id: str) -> RunInfo:
         row = self._conn().execute(f"SELECT {self._COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
@@ -340,14 +348,16 @@ class SQLiteAuditStore(AuditStore):
             raise AuditError(f"no run {run_id!r} in {self.path}")
         return self._info(row)
 
+    @storage.guarded("audit store")
     def runs(self, limit: int = 50) -> list[RunInfo]:
         rows = self._conn().execute(f"SELECT {self._COLUMNS} FROM runs ORDER BY created DESC LIMIT ?", (limit,))
         return [self._info(r) for r in rows.fetchall()]
 
     def events(self, run_id: str) -> Iterator[Event]:
         run_id = self.run(run_id).run_id
-        rows = self._conn().execute("SELECT run_id, seq, ts, node, kind, payload, prev_hash, hash FROM events "
-                                    "WHERE run_id = ? ORDER BY seq", (run_id,))
+        with storage.guard(self.path, "audit store"):
+            rows = self._conn().execute("SELECT run_id, seq, ts, node, kind, payload, prev_hash, hash FROM events "
+                                        "WHERE run_id = ? ORDER BY seq", (run_id,))
         verified: dict[str, str | None] = {}  # a run's calls share their prompt blobs: read and hash each once
 
         def read(h: str) -> str | None:
@@ -356,7 +366,9 @@ class SQLiteAuditStore(AuditStore):
                 verified[h] = row[0] if row and sha256_text(row[0]) == h else None
             return verified[h]
 
-        for r in rows.fetchall():
+        with storage.guard(self.path, "audit store"):
+            fetched = rows.fetchall()
+        for r in fetched:
             try:
                 payload = json.loads(r[5])
             except ValueError:  # a damaged record still reads; verify() names it

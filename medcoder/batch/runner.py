@@ -13,14 +13,14 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from medcoder.errors import MedcoderError
+from medcoder import jsonl
+from medcoder.errors import MedcoderError, StorageError
 from medcoder.notetext import NoteError
 
 logger = logging.getLogger(__name__)
@@ -81,22 +81,9 @@ def iter_inputs(path: str | Path) -> Iterator[BatchItem]:
 
 
 def _done_ids(out: Path) -> set[str]:
-    """Ids already written; a torn last line (a kill mid-write) is cut off so the file stays valid JSONL."""
-    if not out.exists():
-        return set()
-    raw = out.read_bytes()
-    keep = raw if raw.endswith(b"\n") or not raw else raw[: raw.rfind(b"\n") + 1]
-    if keep != raw:
-        logger.warning("%s: dropping a half-written last line from an interrupted run", out)
-        with open(out, "r+b") as fh:
-            fh.truncate(len(keep))
-    ids = set()
-    for line in keep.decode("utf-8", errors="replace").splitlines():
-        try:
-            ids.add(str(json.loads(line)["id"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return ids
+    """Ids already written; a torn last line (a kill mid-write) is cut off first so the file stays valid JSONL."""
+    jsonl.repair_tail(out)
+    return {str(row["id"]) for row in jsonl.read_rows(out) if "id" in row}
 
 
 def run_id_for(out: Path, item: BatchItem) -> str:
@@ -150,9 +137,11 @@ def run_batch(factory: Callable[[], Any], items: Iterator[BatchItem] | list[Batc
         progress(summary)
     with open(out, "a", encoding="utf-8") as fh:
         def write(line: dict[str, Any]) -> None:
-            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                jsonl.append_row(fh, line, fault="batch_append")
+            except OSError as exc:
+                raise StorageError(f"cannot write to {out}: {exc.strerror or exc}; free space or fix the folder, "
+                                   "then run the same command again: finished notes are kept") from exc
             if line["ok"]:
                 summary.done += 1
             else:

@@ -8,7 +8,6 @@ node and the run), so one Workflow can code several notes at once from several t
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from medcoder import paths
+from medcoder import paths, storage
 from medcoder.agents import AgentContext, BoundLLM
 from medcoder.audit.store import SQLiteAuditStore
 from medcoder.batch import iter_inputs, run_batch
@@ -29,7 +28,7 @@ from medcoder.knowledge.retrieval import make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
 from medcoder.notetext import NoteError, read_note
 from medcoder.result import CodingResult
-from medcoder.settings import Settings
+from medcoder.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from medcoder.audit.store import AuditStore
@@ -88,7 +87,7 @@ class Workflow:
                  audit: "AuditStore | bool | None" = True, store_note: bool = True) -> None:
         self.spec = spec
         self.source_text = source_text
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         self._recipe_args = {"model": model, "checkpoint_path": str(checkpoint_path) if checkpoint_path else None,
                              "audit": getattr(audit, "path", audit) if audit else False, "store_note": store_note,
                              "custom_llms": llms is not None}
@@ -101,9 +100,12 @@ class Workflow:
         self._owns_llms = llms is None  # models passed in belong to the caller, who closes them
         # one retriever for the whole workflow, as the spec's `knowledge.retriever` says
         self._retriever = make_retriever(spec.knowledge.retriever, self.kb)
-        path = Path(checkpoint_path) if checkpoint_path else paths.home() / "checkpoints.sqlite"
-        self._conn = sqlite3.connect(path, check_same_thread=False)
-        self.checkpointer = SqliteSaver(self._conn)
+        self.path = Path(checkpoint_path) if checkpoint_path else paths.home() / "checkpoints.sqlite"
+        self._conn = storage.connect(self.path, "checkpoint database", check_same_thread=False)
+        with storage.guard(self.path, "checkpoint database"):
+            self._conn.execute("PRAGMA secure_delete=ON")  # a forgotten note is overwritten, not left in free pages
+            self.checkpointer = SqliteSaver(self._conn)
+            self.checkpointer.setup()
         # the graph for reading state and drawing; runs compile their own, bound to the run
         self.graph = build_graph(spec, lambda node: self._context(node, None)).compile(checkpointer=self.checkpointer)
 
@@ -139,7 +141,7 @@ class Workflow:
 
     def _start(self, text: str | bytes | None, run_id: str | None) -> tuple[str, dict[str, Any] | None]:
         run_id = run_id or uuid.uuid4().hex[:16]
-        snapshot = self.graph.get_state(self._config(run_id))
+        snapshot = self._snapshot(run_id)
         if snapshot.values and snapshot.next:  # an interrupted run: resume where it stopped
             return run_id, None
         if snapshot.values and not snapshot.next:
@@ -162,12 +164,13 @@ class Workflow:
             log.listeners.append(_AuditRecorder(self.audit, run_id))
         status = "error"
         try:
-            for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates"):
-                yield update
+            with storage.guard(self.path, "checkpoint database"):
+                for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates"):
+                    yield update
             status = "done"
         finally:
             if self.audit is not None:
-                state = self.graph.get_state(self._config(run_id)).values
+                state = self.state(run_id)
                 self.audit.finish_run(run_id, status, state.get("result"))
 
     def _run_settings(self) -> dict[str, Any]:
@@ -182,7 +185,7 @@ class Workflow:
         start = time.perf_counter()
         for _ in self.stream(text, run_id, log):
             pass
-        state = self.graph.get_state(self._config(run_id)).values
+        state = self.state(run_id)
         stats = {**log.stats(), "seconds": round(time.perf_counter() - start, 3),
                  "model": {n: llm.name for n, llm in self.llms.items()},
                  "model_sha256": {n: llm.sha256 for n, llm in self.llms.items()}}
@@ -200,7 +203,7 @@ class Workflow:
 
     def run_or_result(self, text: str | bytes | None, run_id: str) -> CodingResult:
         """Run `run_id` to the end: fresh, resumed from its checkpoint, or already finished (then just read)."""
-        snapshot = self.graph.get_state(self._config(run_id))
+        snapshot = self._snapshot(run_id)
         if snapshot.values and not snapshot.next:
             return self.result(run_id)
         return self.run(text if not snapshot.values else None, run_id)
@@ -223,8 +226,12 @@ class Workflow:
         factory: Any = self if workers <= 1 else self.recipe
         return run_batch(factory, items, out, workers=workers, progress=progress)
 
+    def _snapshot(self, run_id: str) -> Any:
+        with storage.guard(self.path, "checkpoint database"):
+            return self.graph.get_state(self._config(run_id))
+
     def state(self, run_id: str) -> dict[str, Any]:
-        return dict(self.graph.get_state(self._config(run_id)).values)
+        return dict(self._snapshot(run_id).values)
 
     def mermaid(self) -> str:
         return self.graph.get_graph().draw_mermaid()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from medcoder import jsonl
 from medcoder.errors import MedcoderError
 from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Dataset, Example, load_dataset
@@ -159,19 +160,17 @@ class _RowCache:
                           sorted(strategies)] + ([ranker] if ranker != "builtin" else []))
         self.path = Path(out_dir) / f"items-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                    self.rows[row["id"]] = row
-                except (ValueError, KeyError):
-                    continue  # a torn last line from a kill
+        jsonl.repair_tail(self.path)
+        for row in jsonl.read_rows(self.path):
+            if "id" in row:
+                self.rows[row["id"]] = row
+        if self.rows:
             logger.info("eval: %d items already scored in %s", len(self.rows), self.path)
 
     def add(self, row: dict[str, Any]) -> dict[str, Any]:
         if self.path is not None and "error" not in row:
             with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                jsonl.append_row(fh, row, fault="eval_append")
         return row
 
 

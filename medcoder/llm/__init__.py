@@ -13,7 +13,7 @@ from medcoder.llm.base import (
 from medcoder.llm.fake import FakeLLM
 from medcoder.llm.registry import MODELS, ModelFileError, list_models, resolve_model, verify_model
 from medcoder.llm.replay import ReplayLLM, ReplayMissError
-from medcoder.settings import Settings
+from medcoder.settings import Settings, load_settings
 
 __all__ = [
     "LLM", "MODELS", "Capabilities", "CallRecord", "CallStats", "ChatResult", "Choice", "ChooseResult", "FakeLLM",
@@ -28,7 +28,7 @@ def load_llm(model: str | Path | None = None, settings: Settings | None = None, 
     The backend is looked up by `settings.backend` in the `medcoder.llm_backends` entry points
     (llama_cpp, http, replay, fake, or a plugin's); `overrides` change settings fields.
     """
-    settings = (settings or Settings()).with_overrides(model=str(model) if model is not None else None, **overrides)
+    settings = (settings or load_settings()).with_overrides(model=str(model) if model is not None else None, **overrides)
     backend = "fake" if settings.model == "fake" else settings.backend
     try:
         loader = plugins.llm_backends.get(backend)

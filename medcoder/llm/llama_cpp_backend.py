@@ -47,7 +47,8 @@ def _load_quietly(construct: Callable[[], Any], path: Path) -> Any:
         with contextlib.redirect_stderr(buf):
             llm = construct()
     except (ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"cannot load model {path}: {exc} (is it a complete GGUF file?)") from exc
+        raise ModelFileError(f"cannot load model {path}: {exc}; it is not a complete GGUF file: copy or download "
+                             "it again (`medcoder doctor` checks the named models)") from exc
     finally:
         set_verbose(False)
         logger.debug("llama.cpp load log for %s:\n%s", path, buf.getvalue()[-4000:])

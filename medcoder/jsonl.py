@@ -1,0 +1,63 @@
+"""Append-only JSONL files that survive a kill: one fsynced line per record, a torn last line cut off.
+
+The batch output and the evaluation's scored-items cache both use it, so a kill at any moment
+loses at most the record being written, and a rerun neither loses nor duplicates one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from medcoder import faults
+
+logger = logging.getLogger(__name__)
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a half-written last line (a kill mid-write) so the file is valid JSONL again."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(max(0, size - (1 << 20)))  # the torn line is at most one record long; search its tail
+        tail = fh.read()
+        cut = tail.rfind(b"\n")
+        keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= len(tail) else size - len(tail))
+        logger.warning("%s: dropping a half-written last line from an interrupted run", path)
+        fh.truncate(keep)
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete JSON object line of `path` (lines that do not parse are skipped)."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                yield row
+
+
+def append_row(fh: IO[str], row: dict[str, Any], fault: str = "") -> None:
+    """Write one record as one line, flushed and fsynced; `fault` names the fault point half-way through it."""
+    line = json.dumps(row, ensure_ascii=False) + "\n"
+    if fault:
+        def torn() -> None:
+            fh.write(line[: len(line) // 2])
+            fh.flush()
+        faults.point(fault, torn)
+    fh.write(line)
+    fh.flush()
+    os.fsync(fh.fileno())
