@@ -18,6 +18,7 @@ from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_age
 from medcoder.llm import Option
 from medcoder.notetext import excerpt
 from medcoder.records import Verdict
+from medcoder.injection import coding_text
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ def _check(prop: dict[str, Any], entity: dict[str, Any], state: dict[str, Any], 
         messages = [
             {"role": "system", "content": ctx.prompt("system", PROMPTS)},
             {"role": "user", "content": ctx.prompt(
-                "check", PROMPTS, excerpt=excerpt(state["note"], entity["start"], entity["end"], params.context_chars),
+                "check", PROMPTS, excerpt=excerpt(coding_text(state["note"]), entity["start"], entity["end"],
+                                                 params.context_chars),
                 evidence=entity.get("text", ""), code=node.code, label=node.label)},
         ]
         res = llm.choose(messages, [Option("yes", "Yes, the evidence supports this code"),

@@ -20,6 +20,7 @@ from medcoder.agents.notecontext import EXTRACT_SYSTEM, EXTRACT_TASK, note_messa
 from medcoder.agents.sections import paragraphs
 from medcoder.errors import MedcoderError
 from medcoder.records import Entity
+from medcoder.injection import coding_text
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
     schema = _extraction_schema(params.max_entities)
 
     def run(state: dict[str, Any]) -> dict[str, Any]:
-        note = state["note"]
+        note = coding_text(state["note"])
         if params.layout == "note":  # the whole note, once, in the layout later agents share
             section: dict[str, Any] = {"id": "note", "name": "note", "start": 0, "end": len(note)}
             chunks = [(0, len(note))]

@@ -23,6 +23,7 @@ from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
 from medcoder.llm import LLM, Option
 from medcoder.notetext import excerpt
 from medcoder.records import Proposal, entity_query
+from medcoder.injection import coding_text
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
         entries: list[str] = []
         if params.use_retrieval and params.entry_points:
             entries = _entry_points(ctx, params, entity, state, avoid)
-        walk = _Walk(ctx.llm(params.model), onto, ctx, params, entity, state["note"], feedback, avoid)
+        walk = _Walk(ctx.llm(params.model), onto, ctx, params, entity, coding_text(state["note"]), feedback, avoid)
         try:
             code, confidence, path = walk.run(entries)
         except MedcoderError as exc:

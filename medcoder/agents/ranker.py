@@ -23,6 +23,7 @@ from medcoder.errors import MedcoderError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
 from medcoder.ranking.coder import RankedCoder
 from medcoder.records import Proposal, Suggestion, Verdict
+from medcoder.injection import coding_text
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
 
     def run(state: dict[str, Any]) -> dict[str, Any]:
         coder = _load_coder(folder, ctx.kb, ctx.retriever)
-        note = state.get("note", "")
+        note = coding_text(state.get("note", ""))
         cands = coder.candidates(note, state.get("entities", []), sentences=params.sentences)
         ranked = coder.rank(cands)
         odds: dict[str, float] = {}

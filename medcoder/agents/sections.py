@@ -16,6 +16,7 @@ from pydantic import Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.llm import Option
 from medcoder.records import Section
+from medcoder.injection import coding_text
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def section_splitter(params: SectionParams, ctx: AgentContext) -> NodeFn:
     names = [n for n in HEADERS if n not in ("plan", "instructions")]
 
     def run(state: dict[str, Any]) -> dict[str, Any]:
-        note = state["note"]
+        note = coding_text(state["note"])
         sections = split_by_rules(note)
         method = "rules"
         if not sections:

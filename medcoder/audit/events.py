@@ -20,6 +20,7 @@ MODEL_CALL, TOOL, ERROR = "model_call", "tool", "error"
 SECTIONS, ENTITIES, DROPPED, PROPOSAL, CRITIC, RANKED, RESULT = (
     "sections", "entities", "dropped", "proposal", "critic", "ranked", "result")
 # what a review session records (`session_<turn>`)
+SUSPECT_TEXT = "suspect_text"  # text in the note that instructs instead of describing (blanked for agents)
 SESSION_PREFIX = "session_"
 DECISION = "session_decision"
 
@@ -77,6 +78,8 @@ CATALOGUE: dict[str, EventKind] = {e.kind: e for e in (
               lambda p: [str(h.get("code")) for h in p.get("result") or [] if isinstance(h, dict)][:5]),
     EventKind(ERROR, "an error a node recovered from (recorded, the run goes on)",
               lambda p: str(p.get("error", ""))[:160]),
+    EventKind(SUSPECT_TEXT, "spans of the note the agents did not read: instructions, markup, hidden or written codes",
+              lambda p: "; ".join(f"{s['start']}-{s['end']} {s['reason']}" for s in p.get("spans", []))),
     EventKind(SECTIONS, "the note's sections and how they were found",
               lambda p: f"{p.get('method')}: " + ", ".join(s["name"] for s in p.get("sections", []))),
     EventKind(ENTITIES, "mentions extracted, with their assertion",

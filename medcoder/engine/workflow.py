@@ -22,11 +22,14 @@ from medcoder.audit.store import SQLiteAuditStore
 from medcoder.batch import iter_inputs, run_batch
 from medcoder.engine.compiler import build_graph
 from medcoder.engine.spec import WorkflowSpec, load_spec, parse_spec
+from medcoder.audit.events import SUSPECT_TEXT
 from medcoder.errors import MedcoderError
+from medcoder.injection import suspects
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
 from medcoder.notetext import NoteError, read_note
+from medcoder.privacy import NoteRedactor
 from medcoder.result import CodingResult
 from medcoder.settings import Settings, load_settings
 
@@ -45,6 +48,7 @@ class RunLog:
     events: list[dict[str, Any]] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    final: dict[str, Any] | None = None  # the state the run ended with (its checkpoints may be gone)
 
     def event(self, node: str, kind: str, data: dict[str, Any]) -> None:
         ev = {"node": node, "kind": kind, "data": data, "t": time.time()}
@@ -66,16 +70,16 @@ class RunLog:
 
 
 class _AuditRecorder:
-    """Writes a run's events and model calls to the audit store as they happen."""
+    """Writes a run's events and model calls to the audit store as they happen (note quotes redacted if asked)."""
 
-    def __init__(self, store: "AuditStore", run_id: str) -> None:
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: "AuditStore", run_id: str, redact: NoteRedactor | None = None) -> None:
+        self.store, self.run_id, self.redact = store, run_id, redact
 
     def __call__(self, what: str, item: dict[str, Any]) -> None:
-        if what == "event":
-            self.store.append(self.run_id, item["node"], item["kind"], item["data"])
-        else:
-            self.store.append(self.run_id, item["node"], "model_call", item["record"].to_dict())
+        payload = item["data"] if what == "event" else item["record"].to_dict()
+        if self.redact is not None:
+            payload = self.redact(payload)
+        self.store.append(self.run_id, item["node"], item["kind"] if what == "event" else "model_call", payload)
 
 
 class Workflow:
@@ -161,7 +165,12 @@ class Workflow:
             if inputs is not None:
                 self.audit.create_run(run_id, self.spec.name, self.source_text, self._run_settings(),
                                       inputs["note"], self.store_note)
-            log.listeners.append(_AuditRecorder(self.audit, run_id))
+            redact = None if self.store_note else NoteRedactor(inputs["note"] if inputs else self.state(run_id)["note"])
+            log.listeners.append(_AuditRecorder(self.audit, run_id, redact))
+        if inputs is not None:
+            found = suspects(inputs["note"])
+            if found:  # what the agents will not read, and why, before any of them runs
+                log.event("guard", SUSPECT_TEXT, {"spans": [s.to_dict() for s in found]})
         status = "error"
         try:
             with storage.guard(self.path, "checkpoint database"):
@@ -169,9 +178,14 @@ class Workflow:
                     yield update
             status = "done"
         finally:
+            state = log.final = self.state(run_id)
             if self.audit is not None:
-                state = self.state(run_id)
-                self.audit.finish_run(run_id, status, state.get("result"))
+                result = state.get("result")
+                if not self.store_note and result is not None:
+                    result = NoteRedactor(state.get("note", ""))(result)
+                self.audit.finish_run(run_id, status, result)
+            if not self.store_note and status == "done":
+                self._forget(run_id)
 
     def _run_settings(self) -> dict[str, Any]:
         return {"settings": self.settings.model_dump(mode="json"),
@@ -185,7 +199,7 @@ class Workflow:
         start = time.perf_counter()
         for _ in self.stream(text, run_id, log):
             pass
-        state = self.state(run_id)
+        state = log.final if log.final is not None else self.state(run_id)
         stats = {**log.stats(), "seconds": round(time.perf_counter() - start, 3),
                  "model": {n: llm.name for n, llm in self.llms.items()},
                  "model_sha256": {n: llm.sha256 for n, llm in self.llms.items()}}
@@ -225,6 +239,12 @@ class Workflow:
         items = iter_inputs(inputs) if isinstance(inputs, (str, Path)) else inputs
         factory: Any = self if workers <= 1 else self.recipe
         return run_batch(factory, items, out, workers=workers, progress=progress)
+
+    def _forget(self, run_id: str) -> None:
+        """Drop a finished run's checkpoints (they hold the note) and overwrite them on disk."""
+        with storage.guard(self.path, "checkpoint database"):
+            self.checkpointer.delete_thread(run_id)
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _snapshot(self, run_id: str) -> Any:
         with storage.guard(self.path, "checkpoint database"):

@@ -18,7 +18,8 @@ from typing import Any
 
 from langgraph.types import Command
 
-from medcoder.audit.events import describe, mentions
+from medcoder import faults
+from medcoder.audit.events import DECISION, describe, mentions
 from medcoder.engine.workflow import load_workflow
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
@@ -85,6 +86,7 @@ class Session:
                 wf.close()
                 raise SessionError(f"no session {session_id!r}; start one with a note")
             return cls.start(None, wf, session_id=session_id)  # type: ignore[arg-type]
+        session._reconcile()
         session._audit("resume", {})
         return session
 
@@ -148,6 +150,7 @@ class Session:
         if "system" not in turn and code:
             turn["system"] = self._entry(code)["system"]
         self._graph.invoke(Command(resume=turn), self._config)
+        faults.point("session_decision")  # a kill here: the decision is checkpointed, its audit event not yet
         self._audit("decision", turn)
         return turn
 
@@ -308,6 +311,17 @@ class Session:
             if mentions(ev, code):
                 out.append({"seq": ev.seq, "node": ev.node, "kind": ev.kind, "line": describe(ev).strip()})
         return out[:20]
+
+    def _reconcile(self) -> None:
+        """Record decisions the review holds but the audit trail lacks (a kill fell between the two writes)."""
+        audit = self.workflow.audit
+        if audit is None:
+            return
+        recorded = sum(1 for ev in audit.events(self.id) if ev.kind == DECISION)
+        for turn in self.decisions()[recorded:]:
+            logger.warning("session %s: recording decision %s %s left out of the audit trail by an interruption",
+                           self.id, turn.get("action"), turn.get("code"))
+            self._audit("decision", {k: v for k, v in turn.items() if k != "ts"} | {"recovered": True})
 
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.workflow.audit is not None:
