@@ -276,27 +276,37 @@ class SQLiteAuditStore(AuditStore):
     def create_run(self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str,
                    store_note: bool = True) -> None:
         with self._lock:
-            cur = self._conn().execute(
-            "INSERT OR IGNORE INTO runs (run_id, created, workflow, spec_text, spec_hash, settings, note, note_digest,"
-            " status, tail_hash, tail_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, -1)",
-            (run_id, time.time(), workflow, spec_text, sha256_text(spec_text), canonical(settings),
-             note if store_note else None, sha256_text(note), GENESIS))
-            if cur.rowcount:  # the chain opens with what the run row claims, so the row is covered too
-                self._append(run_id, "", "run", {"workflow": workflow, "spec_hash": sha256_text(spec_text),
-                                                 "note_digest": sha256_text(note), "settings": settings})
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")  # the run row and its opening event land together or not at all
+            try:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, created, workflow, spec_text, spec_hash, settings, note, "
+                    "note_digest, status, tail_hash, tail_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, -1)",
+                    (run_id, time.time(), workflow, spec_text, sha256_text(spec_text), canonical(settings),
+                     note if store_note else None, sha256_text(note), GENESIS))
+                if cur.rowcount:  # the chain opens with what the run row claims, so the row is covered too
+                    self._append(run_id, "", "run", {"workflow": workflow, "spec_hash": sha256_text(spec_text),
+                                                     "note_digest": sha256_text(note), "settings": settings},
+                                 in_transaction=True)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     @storage.guarded("audit store")
     def append(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> Event:
         with self._lock:
             return self._append(run_id, node, kind, payload)
 
-    def _append(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> Event:
+    def _append(self, run_id: str, node: str, kind: str, payload: dict[str, Any],
+                in_transaction: bool = False) -> Event:
         conn = self._conn()
         payload = json.loads(canonical(payload))  # what readers get back is what was stored
         blobs: dict[str, str] = {}
         stored = _compact(payload, blobs) if kind == "model_call" else payload
         payload_json = canonical(stored)  # what is hashed
-        conn.execute("BEGIN IMMEDIATE")
+        if not in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
         try:
             if blobs:
                 conn.executemany("INSERT OR IGNORE INTO blobs (hash, text) VALUES (?, ?)", blobs.items())
@@ -313,9 +323,11 @@ class SQLiteAuditStore(AuditStore):
             conn.execute("UPDATE runs SET tail_hash = ?, tail_seq = ?, head_hash = CASE WHEN head_hash IS NULL "
                          "THEN NULL ELSE ? END, n_events = CASE WHEN head_hash IS NULL THEN n_events ELSE ? END "
                          "WHERE run_id = ?", (h, seq, h, seq + 1, run_id))
-            conn.execute("COMMIT")
+            if not in_transaction:
+                conn.execute("COMMIT")
         except Exception:
-            conn.execute("ROLLBACK")
+            if not in_transaction:  # the caller's transaction rolls back in the caller
+                conn.execute("ROLLBACK")
             raise
         return Event(run_id, seq, ts, node, kind, payload, prev, h, payload_json)
 

@@ -148,8 +148,10 @@ class Workflow:
         snapshot = self._snapshot(run_id)
         if snapshot.values and snapshot.next:  # an interrupted run: resume where it stopped
             return run_id, None
-        if snapshot.values and not snapshot.next:
+        if _finished(snapshot):
             raise MedcoderError(f"run {run_id} already finished; use a new run id")
+        if snapshot.values.get("note") and text is None:  # stopped before its first step: start it again
+            return run_id, {"run_id": run_id, "note": snapshot.values["note"]}
         if text is None:
             raise MedcoderError(f"no run {run_id} to resume")
         note = read_note(text, self.spec.max_note_chars)
@@ -174,7 +176,8 @@ class Workflow:
         status = "error"
         try:
             with storage.guard(self.path, "checkpoint database"):
-                for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates"):
+                for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates",
+                                                            durability="sync"):  # a kill loses no finished step
                     yield update
             status = "done"
         finally:
@@ -218,7 +221,7 @@ class Workflow:
     def run_or_result(self, text: str | bytes | None, run_id: str) -> CodingResult:
         """Run `run_id` to the end: fresh, resumed from its checkpoint, or already finished (then just read)."""
         snapshot = self._snapshot(run_id)
-        if snapshot.values and not snapshot.next:
+        if _finished(snapshot):
             return self.result(run_id)
         return self.run(text if not snapshot.values else None, run_id)
 
@@ -269,6 +272,11 @@ class Workflow:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _finished(snapshot: Any) -> bool:
+    """A run that reached its end (finalize wrote a result), not one stopped before its first step."""
+    return bool(snapshot.values) and not snapshot.next and snapshot.values.get("result") is not None
 
 
 @dataclass
