@@ -50,14 +50,17 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                 yield row
 
 
-def append_row(fh: IO[str], row: dict[str, Any], fault: str = "") -> None:
-    """Write one record as one line, flushed and fsynced; `fault` names the fault point half-way through it."""
-    line = json.dumps(row, ensure_ascii=False) + "\n"
+def append_row(fh: IO[bytes], row: dict[str, Any], fault: str = "") -> None:
+    """Write one record as one line straight to the file (no buffer to flush again on close), then fsync;
+    `fault` names the fault point half-way through it. Open `fh` with `open(path, "ab", buffering=0)`."""
+    data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
     if fault:
-        def torn() -> None:
-            fh.write(line[: len(line) // 2])
-            fh.flush()
-        faults.point(fault, torn)
-    fh.write(line)
-    fh.flush()
+        faults.point(fault, lambda: _write_all(fh.fileno(), data[: len(data) // 2]))
+    _write_all(fh.fileno(), data)
     os.fsync(fh.fileno())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

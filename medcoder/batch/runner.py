@@ -111,6 +111,8 @@ def _code_one(item: BatchItem, run_id: str) -> dict[str, Any]:
                 "seconds": round(time.perf_counter() - start, 3)}
     except NoteError as exc:
         return {"id": item.id, "ok": False, "run_id": run_id, "error": str(exc), "error_type": "bad_note"}
+    except StorageError:  # not this note's fault: stop the batch, so the note is retried when space is back
+        raise
     except Exception as exc:  # noqa: BLE001 - the batch records it and goes on
         logger.exception("note %s failed", item.id)
         return {"id": item.id, "ok": False, "run_id": run_id, "error": f"{type(exc).__name__}: {exc}",
@@ -135,7 +137,7 @@ def run_batch(factory: Callable[[], Any], items: Iterator[BatchItem] | list[Batc
     summary = BatchSummary(total=len(all_items), skipped=len(all_items) - len(todo), out=str(out))
     if progress:
         progress(summary)
-    with open(out, "a", encoding="utf-8") as fh:
+    with open(out, "ab", buffering=0) as fh:
         def write(line: dict[str, Any]) -> None:
             try:
                 jsonl.append_row(fh, line, fault="batch_append")

@@ -169,7 +169,7 @@ class _RowCache:
 
     def add(self, row: dict[str, Any]) -> dict[str, Any]:
         if self.path is not None and "error" not in row:
-            with open(self.path, "a", encoding="utf-8") as fh:
+            with open(self.path, "ab", buffering=0) as fh:
                 jsonl.append_row(fh, row, fault="eval_append")
         return row
 

@@ -62,7 +62,7 @@ def medcoder(args: list[str], home: Path, fault: str | None = None, timeout: flo
              **extra: str) -> subprocess.CompletedProcess[bytes]:
     """Run the real CLI in a fresh process (what a user runs, and what a kill can hit)."""
     return subprocess.run([sys.executable, "-m", "medcoder", *args], env=env_for(home, fault, **extra),
-                          capture_output=True, timeout=timeout, preexec_fn=preexec, input=stdin, cwd=str(home.parent))
+                          capture_output=True, timeout=timeout, preexec_fn=preexec, input=stdin, cwd=str(ROOT))
 
 
 def one_clear_line(proc: subprocess.CompletedProcess[bytes]) -> bool:
