@@ -39,7 +39,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         r"\b(?:output|assign|add|include|return|emit|print|bill|report|append|insert|use|enter|select|apply|"
         r"must (?:be )?cod(?:e|ed)|should (?:be )?cod(?:e|ed))\b" + _CLAUSE + r"{0,40}?"
         r"\b(?:codes?(?!\s*status)|icd(?:-?10)?(?:-?cm)?|atc|billing)\b" + _TO_END
-        + r"|\bcode (?:this|it|the (?:note|patient|visit|encounter)) (?:as|with)\b" + _TO_END, re.I)),
+        + r"|\bcode (?:this|it|the)(?: (?:note|patient|visit|encounter|case|chart))? (?:as|with)\b" + _TO_END, re.I)),
     ("address to the model", re.compile(
         r"\b(?:note|message|attention|instructions?|reminder)\s+(?:to|for)\s+(?:the\s+)?(?:ai|model|llm|coder|"
         r"coding (?:ai|system|assistant|model|tool)|assistant|system|chatbot|medcoder)\b" + _TO_END, re.I)),

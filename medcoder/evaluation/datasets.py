@@ -85,10 +85,11 @@ def load_dpd(path: str | Path) -> Dataset:
         missing = {"brand_name", "ingredients", "atc_code"} - set(reader.fieldnames or ())
         if missing:
             raise MedcoderError(f"{f}: missing columns {', '.join(sorted(missing))} (DPD layout)")
+        cell = lambda row, key: str(row.get(key) or "").strip()  # noqa: E731 - a short row has None cells
         examples = [
-            Example(row.get("din") or str(i), row["ingredients"].strip(), [row["atc_code"].strip().upper()], ATC.system,
-                    {"brand": row["brand_name"].strip(), "ingredients": row["ingredients"].strip()})
-            for i, row in enumerate(reader) if row.get("atc_code", "").strip()
+            Example(cell(row, "din") or str(i), cell(row, "ingredients"), [cell(row, "atc_code").upper()], ATC.system,
+                    {"brand": cell(row, "brand_name"), "ingredients": cell(row, "ingredients")})
+            for i, row in enumerate(reader) if cell(row, "atc_code")
         ]
     return Dataset(f"dpd/{f.stem}", "dpd", ATC.system, examples)
 
@@ -129,7 +130,12 @@ def load_dataset(path: str | Path, layout: str | None = None) -> Dataset:
     loaders = {"codiesp": load_codiesp, "dpd": load_dpd, "jsonl": load_jsonl}
     if layout not in loaders:
         raise MedcoderError(f"unknown dataset layout {layout!r}; choose {', '.join(loaders)}")
-    return loaders[layout](path)
+    try:
+        return loaders[layout](path)
+    except UnicodeDecodeError as exc:
+        raise MedcoderError(f"{path}: not UTF-8 text (byte {exc.start} of a file in it); save it as UTF-8") from exc
+    except csv.Error as exc:
+        raise MedcoderError(f"{path}: not a readable {layout} table ({exc})") from exc
 
 
 def sentences(text: str) -> Iterator[str]:

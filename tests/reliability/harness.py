@@ -284,7 +284,7 @@ TAMPERINGS: dict[str, Callable[[Path, str, int, int], None]] = {
     "truncate": lambda p, run, seq, n: _edit(p, "DELETE FROM events WHERE run_id = ? AND seq >= ?", (run, seq)),
     "change_head": lambda p, run, seq, n: _edit(p, "UPDATE runs SET head_hash = ? WHERE run_id = ?", ("0" * 64, run)),
     "move_between_runs": lambda p, run, seq, n: _edit(p, "UPDATE events SET run_id = ? WHERE run_id = ? AND seq = ?",
-                                                      (run + "-other", run, seq)),
+                                                      (run + "-moved", run, seq)),
     "change_note": lambda p, run, seq, n: _edit(p, "UPDATE runs SET note = note || ' edited' WHERE run_id = ?", (run,)),
     "change_blob": lambda p, run, seq, n: _edit(p, "UPDATE blobs SET text = text || ' ' WHERE rowid = "
                                                    "(SELECT MIN(rowid) FROM blobs)"),
