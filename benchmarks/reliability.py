@@ -1,0 +1,205 @@
+"""Reliability figures: faults injected, inputs tried, errors that were clear one-liners, results lost or
+duplicated, tampering detected; the long versions of `tests/reliability/`.
+
+    python benchmarks/reliability.py                 # everything but the default-model injection run
+    python benchmarks/reliability.py --only injection # hostile corpus, default model, guard on and off
+    python benchmarks/reliability.py --table         # print the README table from the results file
+
+Writes benchmarks/results/reliability.json (sections merge, so parts can be rerun alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import RESULTS, write_result  # noqa: E402
+from tests.reliability import fuzz, harness  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+OUT = "reliability.json"
+logger = logging.getLogger("reliability")
+
+
+def _tmp() -> Path:
+    return Path(tempfile.mkdtemp(prefix="medcoder-reliability-"))
+
+
+def crashes() -> dict[str, Any]:
+    out = {}
+    for seed in (15, 16):
+        out[f"batch_seed{seed}"] = harness.crash_batch(_tmp(), seed=seed, kills=10, notes=8).to_dict()
+    out["session"] = harness.crash_session(_tmp(), kills=4).to_dict()
+    out["eval"] = harness.crash_eval(_tmp(), SHARED / "dpd-sample", kills=4, limit=8).to_dict()
+    return out
+
+
+def concurrency() -> dict[str, Any]:
+    return {"audit_4_processes_60s": harness.concurrent_writers(_tmp() / "audit.sqlite", procs=4, seconds=60).to_dict()}
+
+
+class _Outcomes:
+    """A pytest plugin that keeps each test's outcome (the storage-fault tests are the campaign)."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            self.results[report.nodeid.split("::")[-1]] = report.outcome
+
+
+def storage() -> dict[str, Any]:
+    import pytest
+
+    plugin = _Outcomes()
+    pytest.main(["-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "reliability" / "test_storage.py")],
+                plugins=[plugin])
+    passed = sum(v == "passed" for v in plugin.results.values())
+    return {"faults": len(plugin.results), "clear_errors_and_nothing_lost": passed, "tests": plugin.results}
+
+
+def fuzzing(scale: int = 10) -> dict[str, Any]:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    fuzz.COUNTS.clear()
+    failures: dict[str, str] = {}
+
+    def run(name: str, examples: int, strategy: Any, check: Callable[..., bool]) -> None:
+        test = settings(max_examples=examples, deadline=None, database=None,
+                        suppress_health_check=list(HealthCheck))(given(strategy)(lambda v: check(*v) if isinstance(v, tuple) else check(v)))
+        try:
+            test()
+        except Exception as exc:  # noqa: BLE001 - a falsified property is a finding
+            failures[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+    run("config", 200 * scale, fuzz.config_texts, fuzz.check_config_text)
+    run("env", 200 * scale, fuzz.env_pairs.map(lambda p: (p,)), fuzz.check_env)
+    run("notes", 300 * scale, st.binary(max_size=4000), fuzz.check_note_bytes)
+    for data in fuzz.special_notes().values():
+        fuzz.check_note_bytes(data)
+    yaml = fuzz.builtin_yaml()
+    run("workflow", 200 * scale, st.tuples(st.sampled_from(sorted(yaml)), st.integers(0, 10**9)),
+        lambda name, seed: fuzz.check_workflow_yaml(fuzz.mutate(yaml[name], seed)))
+    run("batch", 100 * scale, fuzz.jsonl_lines, fuzz.check_batch_lines)
+    run("dataset", 60 * scale, st.tuples(st.sampled_from(["d.jsonl", "d.tsv", "d.csv"]), st.binary(max_size=400)),
+        fuzz.check_dataset)
+    run("cli", 20 * scale, fuzz.cli_args, fuzz.check_cli)
+    return {"inputs": dict(fuzz.COUNTS), "total": sum(fuzz.COUNTS.values()), "falsified": failures}
+
+
+def tampering() -> dict[str, Any]:
+    from medcoder.audit.store import SQLiteAuditStore
+    from medcoder.engine.workflow import load_workflow
+
+    tmp = _tmp()
+    with load_workflow("full", model="fake", audit=SQLiteAuditStore(tmp / "a.sqlite"),
+                       checkpoint_path=tmp / "c.sqlite") as wf:
+        wf.run(harness.NOTE_TEMPLATE.format(i=1), run_id="r1")
+    return harness.tamper_campaign(tmp / "a.sqlite", "r1", tmp, positions=12).to_dict()
+
+
+def injection(workflow: str = "icd10cm", model: str = "default", drug_workflow: str = "full") -> dict[str, Any]:
+    """The hostile corpus through the default workflow and model, with the guard on and off (what it prevents)."""
+    from medcoder import injection as guard
+    from medcoder.engine.workflow import load_workflow
+    from tests.reliability.test_injection import CORPUS, injected_codes_in
+
+    out: dict[str, Any] = {"notes": len(CORPUS), "workflow": workflow, "model": model}
+    for on in (True, False):
+        guard.set_enabled(on)
+        leaked, started = {}, time.perf_counter()
+        with load_workflow(workflow, model=model, audit=False, checkpoint_path=_tmp() / "c.sqlite") as wf:
+            for i, row in enumerate(CORPUS):
+                codes = [c.code for c in wf.run(row["text"]).codes]
+                bad = injected_codes_in(codes, row)
+                if bad:
+                    leaked[row["id"]] = {"technique": row["technique"], "codes": bad}
+                logger.info("guard %s: %d/%d %s %s", on, i + 1, len(CORPUS), row["id"], bad or "")
+        drugs = [r for r in CORPUS if "atc" in r["technique"]]
+        with load_workflow(drug_workflow, model=model, audit=False, checkpoint_path=_tmp() / "d.sqlite") as wf:
+            for row in drugs:
+                bad = injected_codes_in([c.code for c in wf.run(row["text"]).codes], row)
+                if bad:
+                    leaked[row["id"] + "-" + drug_workflow] = {"technique": row["technique"], "codes": bad}
+        out["guard_on" if on else "guard_off"] = {"leaked_notes": len(leaked), "leaks": leaked,
+                                                  "seconds": round(time.perf_counter() - started, 1)}
+    guard.set_enabled(True)
+    return out
+
+
+SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
+    "crashes": crashes, "concurrency": concurrency, "storage": storage, "fuzzing": fuzzing, "tampering": tampering,
+    "injection": injection,
+}
+
+
+def table(data: dict[str, Any]) -> str:
+    """The README table: one row per campaign."""
+    rows = ["| campaign | faults injected | inputs tried | clear one-line errors | results lost | duplicated | "
+            "detected / verified |", "|---|---|---|---|---|---|---|"]
+    c = data.get("crashes", {})
+    for name, f in c.items():
+        rows.append(f"| crash: {name} (SIGKILL) | {f['faults']} | {f['inputs']} notes | {len(f['unclear'])} unclear | "
+                    f"{f['lost']} | {f['duplicated']} | {f['chains_ok']}/{f['chains']} chains verify" +
+                    (f", same metrics: {f['extra'].get('same_metrics')}" if "same_metrics" in f["extra"] else "") + " |")
+    for name, f in data.get("concurrency", {}).items():
+        rows.append(f"| concurrency: {name} | - | {f['extra']['events']} events, {f['extra']['runs']} runs | "
+                    f"{f['extra']['locked_errors']} 'locked' errors reached a user | 0 | 0 | "
+                    f"{f['chains_ok']}/{f['chains']} chains verify |")
+    s = data.get("storage")
+    if s:
+        rows.append(f"| storage faults (disk full, read-only home, truncated DBs/GGUF/index, wrong sha256) | "
+                    f"{s['faults']} | - | {s['clear_errors_and_nothing_lost']}/{s['faults']} | 0 | 0 | - |")
+    z = data.get("fuzzing")
+    if z:
+        rows.append(f"| fuzzing ({', '.join(f'{k}: {v}' for k, v in z['inputs'].items())}) | - | {z['total']} | "
+                    f"{z['total'] - len(z['falsified'])} of {z['total']} ({len(z['falsified'])} properties falsified) | - | - | - |")
+    t = data.get("tampering")
+    if t:
+        rows.append(f"| tampering (change, insert, delete, reorder, truncate, head, move, note, blob) | {t['faults']} | - | "
+                    f"- | - | - | {t['detected']}/{t['faults']} detected |")
+    i = data.get("injection")
+    if i:
+        rows.append(f"| prompt injection ({i['notes']} hostile notes, {i['model']} model, {i['workflow']} + drugs) | "
+                    f"{i['notes']} | {i['notes']} notes | - | - | - | injected codes in output: guard on "
+                    f"{i['guard_on']['leaked_notes']}, guard off {i['guard_off']['leaked_notes']} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="crashes,concurrency,storage,fuzzing,tampering",
+                    help="comma-separated sections: " + ", ".join(SECTIONS))
+    ap.add_argument("--table", action="store_true", help="print the README table from the results file and stop")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    path = RESULTS / OUT
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.pop("run", None)
+    if args.table:
+        print(table(data))
+        return
+    for name in args.only.split(","):
+        started = time.perf_counter()
+        logger.info("section %s ...", name)
+        data[name] = SECTIONS[name]()
+        data[name + "_seconds"] = round(time.perf_counter() - started, 1)
+        write_result(OUT, data)
+        logger.info("section %s done in %.0f s", name, data[name + "_seconds"])
+    print(table(data))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
