@@ -76,8 +76,11 @@ def fuzzing(scale: int = 10) -> dict[str, Any]:
     failures: dict[str, str] = {}
 
     def run(name: str, examples: int, strategy: Any, check: Callable[..., bool]) -> None:
+        def prop(value: Any) -> None:
+            assert check(*value) if isinstance(value, tuple) else check(value)
+
         test = settings(max_examples=examples, deadline=None, database=None,
-                        suppress_health_check=list(HealthCheck))(given(strategy)(lambda v: check(*v) if isinstance(v, tuple) else check(v)))
+                        suppress_health_check=list(HealthCheck))(given(strategy)(prop))
         try:
             test()
         except Exception as exc:  # noqa: BLE001 - a falsified property is a finding
@@ -109,32 +112,43 @@ def tampering() -> dict[str, Any]:
     return harness.tamper_campaign(tmp / "a.sqlite", "r1", tmp, positions=12).to_dict()
 
 
-def injection(workflow: str = "icd10cm", model: str = "default", drug_workflow: str = "full") -> dict[str, Any]:
-    """The hostile corpus through the default workflow and model, with the guard on and off (what it prevents)."""
+def injection(workflow: str = "full", model: str = "default") -> dict[str, Any]:
+    """The hostile corpus through the default workflow and model, guard on and off (what the guard prevents).
+
+    Each note's outcome is appended to `reliability_injection.progress.jsonl` as it finishes, so a stopped run
+    resumes; the summary counts what is there and says how many notes each setting covered."""
     from medcoder import injection as guard
+    from medcoder import jsonl
     from medcoder.engine.workflow import load_workflow
     from tests.reliability.test_injection import CORPUS, injected_codes_in
 
-    out: dict[str, Any] = {"notes": len(CORPUS), "workflow": workflow, "model": model}
+    progress = RESULTS / "reliability_injection.progress.jsonl"
+    jsonl.repair_tail(progress)
+    done = {(r["guard"], r["id"]) for r in jsonl.read_rows(progress) if r.get("workflow") == workflow}
     for on in (True, False):
         guard.set_enabled(on)
-        leaked, started = {}, time.perf_counter()
-        with load_workflow(workflow, model=model, audit=False, checkpoint_path=_tmp() / "c.sqlite") as wf:
-            for i, row in enumerate(CORPUS):
+        todo = [r for r in CORPUS if (on, r["id"]) not in done]
+        if not todo:
+            continue
+        with load_workflow(workflow, model=model, audit=False, checkpoint_path=_tmp() / "c.sqlite") as wf, \
+                open(progress, "ab", buffering=0) as fh:
+            for row in todo:
+                started = time.perf_counter()
                 codes = [c.code for c in wf.run(row["text"]).codes]
                 bad = injected_codes_in(codes, row)
-                if bad:
-                    leaked[row["id"]] = {"technique": row["technique"], "codes": bad}
-                logger.info("guard %s: %d/%d %s %s", on, i + 1, len(CORPUS), row["id"], bad or "")
-        drugs = [r for r in CORPUS if "atc" in r["technique"]]
-        with load_workflow(drug_workflow, model=model, audit=False, checkpoint_path=_tmp() / "d.sqlite") as wf:
-            for row in drugs:
-                bad = injected_codes_in([c.code for c in wf.run(row["text"]).codes], row)
-                if bad:
-                    leaked[row["id"] + "-" + drug_workflow] = {"technique": row["technique"], "codes": bad}
-        out["guard_on" if on else "guard_off"] = {"leaked_notes": len(leaked), "leaks": leaked,
-                                                  "seconds": round(time.perf_counter() - started, 1)}
+                jsonl.append_row(fh, {"guard": on, "id": row["id"], "workflow": workflow, "model": model,
+                                      "technique": row["technique"], "codes": codes, "leaked": bad,
+                                      "seconds": round(time.perf_counter() - started, 1)})
+                logger.info("guard %s: %s %s %s", on, row["id"], codes, bad or "")
     guard.set_enabled(True)
+    rows = [r for r in jsonl.read_rows(progress) if r.get("workflow") == workflow]
+    out: dict[str, Any] = {"notes": len(CORPUS), "workflow": workflow, "model": model}
+    for on in (True, False):
+        mine = [r for r in rows if r["guard"] is on]
+        out["guard_on" if on else "guard_off"] = {
+            "notes_run": len(mine), "leaked_notes": sum(bool(r["leaked"]) for r in mine),
+            "leaks": {r["id"]: {"technique": r["technique"], "codes": r["leaked"]} for r in mine if r["leaked"]},
+            "seconds_per_note": round(sum(r["seconds"] for r in mine) / max(1, len(mine)), 1)}
     return out
 
 
@@ -171,9 +185,10 @@ def table(data: dict[str, Any]) -> str:
                     f"- | - | - | {t['detected']}/{t['faults']} detected |")
     i = data.get("injection")
     if i:
-        rows.append(f"| prompt injection ({i['notes']} hostile notes, {i['model']} model, {i['workflow']} + drugs) | "
-                    f"{i['notes']} | {i['notes']} notes | - | - | - | injected codes in output: guard on "
-                    f"{i['guard_on']['leaked_notes']}, guard off {i['guard_off']['leaked_notes']} |")
+        rows.append(f"| prompt injection ({i['notes']} hostile notes, {i['model']} model, `{i['workflow']}` workflow) | "
+                    f"{i['notes']} | {i['guard_on']['notes_run']} notes (guard off: {i['guard_off']['notes_run']}) | - | - | - | "
+                    f"notes with an injected code in the output: guard on {i['guard_on']['leaked_notes']}, "
+                    f"guard off {i['guard_off']['leaked_notes']} |")
     return "\n".join(rows)
 
 
@@ -193,8 +208,10 @@ def main() -> None:
     for name in args.only.split(","):
         started = time.perf_counter()
         logger.info("section %s ...", name)
-        data[name] = SECTIONS[name]()
-        data[name + "_seconds"] = round(time.perf_counter() - started, 1)
+        section = SECTIONS[name]()
+        data = json.loads(path.read_text()) if path.exists() else {}  # another run may have written meanwhile
+        data.pop("run", None)
+        data[name], data[name + "_seconds"] = section, round(time.perf_counter() - started, 1)
         write_result(OUT, data)
         logger.info("section %s done in %.0f s", name, data[name + "_seconds"])
     print(table(data))

@@ -90,7 +90,8 @@ def private_file(path: Path) -> Path:
 def connect(path: Path, what: str, **kwargs: Any) -> sqlite3.Connection:
     """An SQLite connection to an owner-only file; a file that is not a database fails here, in one line."""
     with guard(path, what):
-        private_file(path)
+        if str(path) != ":memory:":  # SQLite's in-memory database is not a file
+            private_file(Path(path))
         conn = sqlite3.connect(path, **kwargs)
         conn.execute("PRAGMA schema_version").fetchone()  # reads the header: "not a database" shows now
         return conn

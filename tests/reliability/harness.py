@@ -175,7 +175,6 @@ def _quality(metrics: Any) -> Any:
 _SESSION_SCRIPT = """
 import sys
 from medcoder.session import Session
-from medcoder.llm import FakeLLM
 sid, note = sys.argv[1], sys.argv[2]
 try:
     s = Session.open(sid, workflow="full", model="fake")
@@ -183,7 +182,8 @@ except Exception:
     s = Session.start(note, workflow="full", model="fake", session_id=sid)
 for c in s.codes("proposed"):
     s.accept(c["code"])
-s.finish()
+if not s.done:
+    s.finish()
 s.close()
 """
 

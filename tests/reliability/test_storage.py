@@ -159,3 +159,22 @@ def test_a_damaged_search_index_is_rebuilt_or_named(tmp_path: Path) -> None:
     fresh = DenseIndex(KnowledgeBase(), ToyFindings.system, root=tmp_path / "chroma")
     assert fresh.search("cough", k=1)[0].code  # rebuilt once, then searched
     shutil.rmtree(tmp_path / "chroma")
+
+
+@pytest.mark.slow
+def test_doctor_on_a_healthy_installation_finds_nothing_to_fail(tmp_path: Path) -> None:
+    proc = harness.medcoder(["doctor", "--json"], tmp_path / "home")
+    checks = json.loads(proc.stdout.decode())
+    names = {c["name"] for c in checks}
+    assert {"config", "home", "audit store", "checkpoints", "llama-cpp-python", "model test"} <= names
+    assert [c for c in checks if c["status"] == "fail"] == [] and proc.returncode == 0, checks
+    assert all(c["fix"] for c in checks if c["status"] != "ok")
+
+
+def test_an_in_memory_checkpoint_database_makes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcoder.engine.workflow import load_workflow
+
+    monkeypatch.chdir(tmp_path)
+    with load_workflow("icd10cm-nomodel", audit=False, checkpoint_path=":memory:") as wf:
+        assert wf.run("Assessment: essential hypertension.").codes
+    assert list(tmp_path.iterdir()) == []
