@@ -9,6 +9,8 @@ import resource
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,18 +97,34 @@ def test_a_truncated_database_is_one_line_naming_it_and_doctor_says_the_fix(tmp_
     assert doc.returncode == 1 and f"mv {db}" in doc.stdout.decode(), doc.stdout.decode()
 
 
+def _can_mount_read_only(tmp: Path) -> bool:
+    probe = tmp / "probe"
+    probe.mkdir()
+    cmd = f"mount --bind {probe} {probe} && mount -o remount,bind,ro {probe}"
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-rm", "sh", "-c", cmd], capture_output=True).returncode == 0
+
+
 def test_a_read_only_home_is_one_line(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        # root ignores file modes; a read-only home is a home under a file
-        home = tmp_path / "file" / "home"
-        (tmp_path / "file").write_text("not a folder")
-    else:
-        home = tmp_path / "ro"
-        home.mkdir()
+    home = tmp_path / "home"
+    first = harness.medcoder(["code", "-m", "fake", "-w", "full", "-"], home, stdin=b"Assessment: asthma.")
+    assert first.returncode == 0, first.stderr.decode()[-500:]
+    before = {f.name: f.read_bytes() for f in home.iterdir() if f.is_file()}
+    if _can_mount_read_only(tmp_path):  # the home as a read-only file system (root ignores file modes)
+        cmd = (f"mount --bind {home} {home} && mount -o remount,bind,ro {home} && "
+               f"exec {sys.executable} -m medcoder code -m fake -w full -")
+        bad = subprocess.run(["unshare", "-rm", "sh", "-c", cmd], env=harness.env_for(home), capture_output=True,
+                             input=b"Assessment: asthma.", timeout=300, cwd=harness.ROOT)
+    elif os.geteuid() != 0:
         home.chmod(0o500)
-    bad = harness.medcoder(["code", "-m", "fake", "-w", "full", "-"], home, stdin=b"Assessment: asthma.")
+        bad = harness.medcoder(["code", "-m", "fake", "-w", "full", "-"], home, stdin=b"Assessment: asthma.")
+    else:
+        pytest.skip("root without mount namespaces: a read-only home cannot be made here")
     assert harness.one_clear_line(bad), bad.stderr.decode()[-800:]
-    assert "MEDCODER_HOME" in bad.stderr.decode() or str(home) in bad.stderr.decode()
+    err = bad.stderr.decode()
+    assert str(home) in err and ("cannot be written" in err or "read-only" in err.lower()), err
+    home.chmod(0o700)
+    assert {f.name: f.read_bytes() for f in home.iterdir() if f.is_file() and f.name in before} == before
 
 
 def test_model_files_truncated_or_not_the_expected_one(tmp_path: Path) -> None:
