@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 import tempfile
 import time
@@ -112,11 +113,12 @@ def tampering() -> dict[str, Any]:
     return harness.tamper_campaign(tmp / "a.sqlite", "r1", tmp, positions=12).to_dict()
 
 
-def injection(workflow: str = "full", model: str = "default") -> dict[str, Any]:
+def injection(workflow: str = "full", model: str = "default", off_sample: int | None = None) -> dict[str, Any]:
     """The hostile corpus through the default workflow and model, guard on and off (what the guard prevents).
 
     Each note's outcome is appended to `reliability_injection.progress.jsonl` as it finishes, so a stopped run
-    resumes; the summary counts what is there and says how many notes each setting covered."""
+    resumes; the summary counts what is there and says how many notes each setting covered. `off_sample`: run
+    the guard-off comparison on that many notes only (a seeded sample, said in the results)."""
     from medcoder import injection as guard
     from medcoder import jsonl
     from medcoder.engine.workflow import load_workflow
@@ -127,7 +129,8 @@ def injection(workflow: str = "full", model: str = "default") -> dict[str, Any]:
     done = {(r["guard"], r["id"]) for r in jsonl.read_rows(progress) if r.get("workflow") == workflow}
     for on in (True, False):
         guard.set_enabled(on)
-        todo = [r for r in CORPUS if (on, r["id"]) not in done]
+        corpus = CORPUS if on or not off_sample else random.Random(0).sample(CORPUS, off_sample)
+        todo = [r for r in corpus if (on, r["id"]) not in done]
         if not todo:
             continue
         with load_workflow(workflow, model=model, audit=False, checkpoint_path=_tmp() / "c.sqlite") as wf, \
@@ -160,35 +163,35 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
 
 def table(data: dict[str, Any]) -> str:
     """The README table: one row per campaign."""
-    rows = ["| campaign | faults injected | inputs tried | clear one-line errors | results lost | duplicated | "
-            "detected / verified |", "|---|---|---|---|---|---|---|"]
-    c = data.get("crashes", {})
-    for name, f in c.items():
-        rows.append(f"| crash: {name} (SIGKILL) | {f['faults']} | {f['inputs']} notes | {len(f['unclear'])} unclear | "
-                    f"{f['lost']} | {f['duplicated']} | {f['chains_ok']}/{f['chains']} chains verify" +
-                    (f", same metrics: {f['extra'].get('same_metrics')}" if "same_metrics" in f["extra"] else "") + " |")
+    rows = ["| campaign | faults injected | inputs tried | failures that were not one clear line | results lost | "
+            "results duplicated | chains verified / tampering detected |", "|---|---|---|---|---|---|---|"]
+    for name, f in data.get("crashes", {}).items():
+        same = f", metrics equal to an uninterrupted run: {f['extra']['same_metrics']}" if "same_metrics" in f["extra"] else ""
+        rows.append(f"| SIGKILL: {name} | {f['faults']} | {f['inputs']} notes | {len(f['unclear'])} | {f['lost']} | "
+                    f"{f['duplicated']} | {f['chains_ok']}/{f['chains']} verify{same} |")
     for name, f in data.get("concurrency", {}).items():
-        rows.append(f"| concurrency: {name} | - | {f['extra']['events']} events, {f['extra']['runs']} runs | "
-                    f"{f['extra']['locked_errors']} 'locked' errors reached a user | 0 | 0 | "
-                    f"{f['chains_ok']}/{f['chains']} chains verify |")
+        rows.append(f"| concurrency: {name} | - | {f['extra']['events']} events in {f['extra']['runs']} runs | "
+                    f"{len(f['unclear'])} ({f['extra']['locked_errors']} 'locked') | 0 | 0 | "
+                    f"{f['chains_ok']}/{f['chains']} verify |")
     s = data.get("storage")
     if s:
-        rows.append(f"| storage faults (disk full, read-only home, truncated DBs/GGUF/index, wrong sha256) | "
-                    f"{s['faults']} | - | {s['clear_errors_and_nothing_lost']}/{s['faults']} | 0 | 0 | - |")
+        rows.append(f"| storage faults (disk full, read-only home, truncated databases, GGUF and index, wrong sha256) | "
+                    f"{s['faults']} | - | {s['faults'] - s['clear_errors_and_nothing_lost']} | 0 | 0 | - |")
     z = data.get("fuzzing")
     if z:
         rows.append(f"| fuzzing ({', '.join(f'{k}: {v}' for k, v in z['inputs'].items())}) | - | {z['total']} | "
-                    f"{z['total'] - len(z['falsified'])} of {z['total']} ({len(z['falsified'])} properties falsified) | - | - | - |")
+                    f"{len(z['falsified'])} | - | - | - |")
     t = data.get("tampering")
     if t:
-        rows.append(f"| tampering (change, insert, delete, reorder, truncate, head, move, note, blob) | {t['faults']} | - | "
-                    f"- | - | - | {t['detected']}/{t['faults']} detected |")
+        rows.append(f"| tampering (change, insert, delete, reorder, truncate, head, move, note, blob) | {t['faults']} | "
+                    f"- | - | - | - | {t['detected']}/{t['faults']} detected, first bad event named |")
     i = data.get("injection")
     if i:
-        rows.append(f"| prompt injection ({i['notes']} hostile notes, {i['model']} model, `{i['workflow']}` workflow) | "
-                    f"{i['notes']} | {i['guard_on']['notes_run']} notes (guard off: {i['guard_off']['notes_run']}) | - | - | - | "
-                    f"notes with an injected code in the output: guard on {i['guard_on']['leaked_notes']}, "
-                    f"guard off {i['guard_off']['leaked_notes']} |")
+        on, off = i["guard_on"], i["guard_off"]
+        rows.append(f"| prompt injection: hostile notes, {i['model']} model, `{i['workflow']}` workflow | "
+                    f"{i['notes']} | {on['notes_run']} (guard off: {off['notes_run']}) | - | - | - | "
+                    f"notes with an injected code in the output: guard on {on['leaked_notes']}/{on['notes_run']}, "
+                    f"guard off {off['leaked_notes']}/{off['notes_run']} |")
     return "\n".join(rows)
 
 
@@ -196,6 +199,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="crashes,concurrency,storage,fuzzing,tampering",
                     help="comma-separated sections: " + ", ".join(SECTIONS))
+    ap.add_argument("--off-sample", type=int, default=None,
+                    help="injection: run the guard-off comparison on a seeded sample of this many notes")
     ap.add_argument("--table", action="store_true", help="print the README table from the results file and stop")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -208,7 +213,7 @@ def main() -> None:
     for name in args.only.split(","):
         started = time.perf_counter()
         logger.info("section %s ...", name)
-        section = SECTIONS[name]()
+        section = injection(off_sample=args.off_sample) if name == "injection" else SECTIONS[name]()
         data = json.loads(path.read_text()) if path.exists() else {}  # another run may have written meanwhile
         data.pop("run", None)
         data[name], data[name + "_seconds"] = section, round(time.perf_counter() - started, 1)
