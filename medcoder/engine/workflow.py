@@ -82,6 +82,20 @@ class _AuditRecorder:
         self.store.append(self.run_id, item["node"], item["kind"] if what == "event" else "model_call", payload)
 
 
+class _CheckpointSaver(SqliteSaver):
+    """LangGraph's SQLite saver whose every storage failure is one line naming the checkpoint database."""
+
+    def __init__(self, conn: Any, path: Path) -> None:
+        super().__init__(conn)
+        self.path = path
+
+    put = storage.guarded("checkpoint database")(SqliteSaver.put)
+    put_writes = storage.guarded("checkpoint database")(SqliteSaver.put_writes)
+    get_tuple = storage.guarded("checkpoint database")(SqliteSaver.get_tuple)
+    delete_thread = storage.guarded("checkpoint database")(SqliteSaver.delete_thread)
+    setup = storage.guarded("checkpoint database")(SqliteSaver.setup)
+
+
 class Workflow:
     """A compiled workflow bound to its models; run it on notes one at a time."""
 
@@ -108,7 +122,7 @@ class Workflow:
         self._conn = storage.connect(self.path, "checkpoint database", check_same_thread=False)
         with storage.guard(self.path, "checkpoint database"):
             self._conn.execute("PRAGMA secure_delete=ON")  # a forgotten note is overwritten, not left in free pages
-            self.checkpointer = SqliteSaver(self._conn)
+            self.checkpointer = _CheckpointSaver(self._conn, self.path)
             self.checkpointer.setup()
         # the graph for reading state and drawing; runs compile their own, bound to the run
         self.graph = build_graph(spec, lambda node: self._context(node, None)).compile(checkpointer=self.checkpointer)
@@ -175,10 +189,9 @@ class Workflow:
                 log.event("guard", SUSPECT_TEXT, {"spans": [s.to_dict() for s in found]})
         status = "error"
         try:
-            with storage.guard(self.path, "checkpoint database"):
-                for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates",
-                                                            durability="sync"):  # a kill loses no finished step
-                    yield update
+            for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates",
+                                                        durability="sync"):  # a kill loses no finished step
+                yield update
             status = "done"
         finally:
             state = log.final = self.state(run_id)
@@ -245,13 +258,12 @@ class Workflow:
 
     def _forget(self, run_id: str) -> None:
         """Drop a finished run's checkpoints (they hold the note) and overwrite them on disk."""
+        self.checkpointer.delete_thread(run_id)
         with storage.guard(self.path, "checkpoint database"):
-            self.checkpointer.delete_thread(run_id)
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _snapshot(self, run_id: str) -> Any:
-        with storage.guard(self.path, "checkpoint database"):
-            return self.graph.get_state(self._config(run_id))
+        return self.graph.get_state(self._config(run_id))
 
     def state(self, run_id: str) -> dict[str, Any]:
         return dict(self._snapshot(run_id).values)
