@@ -40,7 +40,7 @@ def crashes() -> dict[str, Any]:
     for seed in (15, 16):
         out[f"batch_seed{seed}"] = harness.crash_batch(_tmp(), seed=seed, kills=10, notes=8).to_dict()
     out["session"] = harness.crash_session(_tmp(), kills=4).to_dict()
-    out["eval"] = harness.crash_eval(_tmp(), SHARED / "dpd-sample", kills=4, limit=8).to_dict()
+    out["eval"] = harness.crash_eval(_tmp(), SHARED / "dpd-sample", kills=4, limit=8).to_dict()  # real DPD rows
     return out
 
 

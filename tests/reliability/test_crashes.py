@@ -30,8 +30,9 @@ def test_a_session_killed_during_a_decision_resumes_with_every_decision_recorded
     assert fig.chains_ok == 1
 
 
-def test_eval_killed_while_appending_resumes_with_the_same_metrics(tmp_path: Path, shared_data: Path) -> None:
-    fig = harness.crash_eval(tmp_path, shared_data / "dpd-sample", kills=2, limit=4)
+def test_eval_killed_while_appending_resumes_with_the_same_metrics(tmp_path: Path) -> None:
+    # six made-up products in the Drug Product Database layout (brand names invented, ATC codes real)
+    fig = harness.crash_eval(tmp_path, Path(__file__).parents[1] / "data" / "drug_products_tiny.tsv", kills=2, limit=4)
     assert fig.faults == 2, fig
     assert fig.extra["same_metrics"]
     assert (fig.lost, fig.duplicated) == (0, 0)
