@@ -161,37 +161,37 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
+def _row(*cells: Any) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def table(data: dict[str, Any]) -> str:
     """The README table: one row per campaign."""
-    rows = ["| campaign | faults injected | inputs tried | failures that were not one clear line | results lost | "
-            "results duplicated | chains verified / tampering detected |", "|---|---|---|---|---|---|---|"]
+    rows = [_row("campaign", "faults injected", "inputs tried", "failures that were not one clear line", "results lost",
+                 "results duplicated", "chains verified / tampering detected"), "|---|---|---|---|---|---|---|"]
     for name, f in data.get("crashes", {}).items():
         same = f", metrics equal to an uninterrupted run: {f['extra']['same_metrics']}" if "same_metrics" in f["extra"] else ""
-        rows.append(f"| SIGKILL: {name} | {f['faults']} | {f['inputs']} notes | {len(f['unclear'])} | {f['lost']} | "
-                    f"{f['duplicated']} | {f['chains_ok']}/{f['chains']} verify{same} |")
+        rows.append(_row(f"SIGKILL: {name}", f["faults"], f"{f['inputs']} notes", len(f["unclear"]), f["lost"],
+                         f["duplicated"], f"{f['chains_ok']}/{f['chains']} verify{same}"))
     for name, f in data.get("concurrency", {}).items():
-        rows.append(f"| concurrency: {name} | - | {f['extra']['events']} events in {f['extra']['runs']} runs | "
-                    f"{len(f['unclear'])} ({f['extra']['locked_errors']} 'locked') | 0 | 0 | "
-                    f"{f['chains_ok']}/{f['chains']} verify |")
-    s = data.get("storage")
-    if s:
-        rows.append(f"| storage faults (disk full, read-only home, truncated databases, GGUF and index, wrong sha256) | "
-                    f"{s['faults']} | - | {s['faults'] - s['clear_errors_and_nothing_lost']} | 0 | 0 | - |")
-    z = data.get("fuzzing")
-    if z:
-        rows.append(f"| fuzzing ({', '.join(f'{k}: {v}' for k, v in z['inputs'].items())}) | - | {z['total']} | "
-                    f"{len(z['falsified'])} | - | - | - |")
-    t = data.get("tampering")
-    if t:
-        rows.append(f"| tampering (change, insert, delete, reorder, truncate, head, move, note, blob) | {t['faults']} | "
-                    f"- | - | - | - | {t['detected']}/{t['faults']} detected, first bad event named |")
-    i = data.get("injection")
-    if i:
+        rows.append(_row(f"concurrency: {name}", "-", f"{f['extra']['events']} events in {f['extra']['runs']} runs",
+                         f"{len(f['unclear'])} ({f['extra']['locked_errors']} 'locked')", 0, 0,
+                         f"{f['chains_ok']}/{f['chains']} verify"))
+    if s := data.get("storage"):
+        rows.append(_row("storage faults (disk full, read-only home, truncated databases, GGUF and index, wrong sha256)",
+                         s["faults"], "-", s["faults"] - s["clear_errors_and_nothing_lost"], 0, 0, "-"))
+    if z := data.get("fuzzing"):
+        rows.append(_row(f"fuzzing ({', '.join(f'{k}: {v}' for k, v in z['inputs'].items())})", "-", z["total"],
+                         len(z["falsified"]), "-", "-", "-"))
+    if t := data.get("tampering"):
+        rows.append(_row("tampering (change, insert, delete, reorder, truncate, head, move, note, blob)", t["faults"],
+                         "-", "-", "-", "-", f"{t['detected']}/{t['faults']} detected, first bad event named"))
+    if i := data.get("injection"):
         on, off = i["guard_on"], i["guard_off"]
-        rows.append(f"| prompt injection: hostile notes, {i['model']} model, `{i['workflow']}` workflow | "
-                    f"{i['notes']} | {on['notes_run']} (guard off: {off['notes_run']}) | - | - | - | "
-                    f"notes with an injected code in the output: guard on {on['leaked_notes']}/{on['notes_run']}, "
-                    f"guard off {off['leaked_notes']}/{off['notes_run']} |")
+        rows.append(_row(f"prompt injection: hostile notes, {i['model']} model, `{i['workflow']}` workflow", i["notes"],
+                         f"{on['notes_run']} (guard off: {off['notes_run']})", "-", "-", "-",
+                         f"notes with an injected code in the output: guard on {on['leaked_notes']}/{on['notes_run']}, "
+                         f"guard off {off['leaked_notes']}/{off['notes_run']}"))
     return "\n".join(rows)
 
 
