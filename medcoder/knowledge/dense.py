@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 DOCS_VERSION = "5"  # bump when the texts indexed per code change
 _MARKER = "medcoder-index.json"
+# Opening a Chroma store is not thread-safe: threads that open one at once got half-made clients, took the store
+# for damaged and rebuilt it (6 minutes for ICD-10-CM) under each other. One opener at a time per process.
+_OPENING = threading.RLock()
 Progress = Callable[[int, int], None]
 
 
@@ -146,6 +150,12 @@ class DenseIndex:
     def collection(self, build: bool = True, progress: Progress | None = None) -> Any:
         """The Chroma collection; built on first use when `build`, else `IndexBuildError`."""
         if self._collection is not None and self._collection_key == self.key:
+            return self._collection
+        with _OPENING:
+            return self._open(build, progress)
+
+    def _open(self, build: bool, progress: Progress | None) -> Any:
+        if self._collection is not None and self._collection_key == self.key:  # another thread opened it meanwhile
             return self._collection
         for attempt in range(2):
             if not self.is_built():

@@ -48,3 +48,38 @@ def test_two_index_builds_at_once_one_builds_the_other_waits_and_uses_it(tmp_pat
     assert len([p for p in root.iterdir() if p.is_dir()]) == 1
 
 # one Workflow on several threads: tests/test_plugins_and_threads.py::test_one_workflow_codes_several_notes_at_once_from_threads
+
+
+def test_threads_opening_one_search_index_at_once_neither_fail_nor_rebuild_it(tmp_path: Path) -> None:
+    """Found by this suite: 8 threads coding their first notes at once opened the Chroma store together, took it
+    for damaged and rebuilt the ICD-10-CM index under each other (401 s instead of 1)."""
+    import threading
+
+    from chromadb.api.client import SharedSystemClient
+
+    from medcoder.knowledge import KnowledgeBase, register_system
+    from medcoder.knowledge.dense import DenseIndex
+    from tests.toy_system import ToyFindings
+
+    register_system(ToyFindings)
+    built = DenseIndex(KnowledgeBase(), ToyFindings.system, root=tmp_path / "chroma").build()
+    marker = (Path(built["path"]) / "medcoder-index.json").read_text()
+    for _ in range(5):  # the race is timing-dependent: open a fresh client from 16 threads, five times
+        SharedSystemClient.clear_system_cache()
+        fresh = DenseIndex(KnowledgeBase(), ToyFindings.system, root=tmp_path / "chroma")
+        hits: list[str] = []
+        errors: list[BaseException] = []
+
+        def search(index: DenseIndex = fresh) -> None:
+            try:
+                hits.append(index.search("cough", k=1)[0].code)
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=search) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == [] and len(hits) == 16
+        assert (Path(built["path"]) / "medcoder-index.json").read_text() == marker  # not rebuilt
