@@ -31,7 +31,6 @@ class Figures:
 
     faults: int = 0            # kills or faults that actually happened
     inputs: int = 0            # inputs tried
-    clear_errors: int = 0      # failures that ended as one line and an exit code
     unclear: list[str] = field(default_factory=list)  # what did not (a traceback, a crash)
     lost: int = 0
     duplicated: int = 0
