@@ -21,6 +21,7 @@ _LOOKALIKE = str.maketrans("АВЕКМНОРСТХІЅЈаеорсухіјѕԁɡ
 _END = r"(?:[.!?;](?=\s|$)|\n|$)"  # a span runs to the end of its sentence, clause or line
 _TO_END = r"[^\n]*?" + _END
 _CLAUSE = r"(?:[^\n.!?;]|\.(?=\d))"  # within one clause (a code's dot does not end it)
+_HIDDEN = re.compile("[\U000E0000-\U000E007F\u202a-\u202e\u2066-\u2069]+")  # tag characters, bidi controls
 
 _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("instruction override", re.compile(
@@ -105,9 +106,9 @@ def _find(note: str) -> tuple[Suspect, ...]:
         for m in pattern.finditer(norm):
             if m.end() > m.start():
                 found.append(Suspect(where[m.start()], where[m.end() - 1] + 1, reason))
-    hidden = [i for i, ch in enumerate(note) if 0xE0000 <= ord(ch) <= 0xE007F or ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"]
-    if hidden:
-        found.append(Suspect(hidden[0], hidden[-1] + 1, "hidden characters"))
+    # each run of invisible characters (tag characters, bidi controls); the visible text they wrap is judged by
+    # the rules above on the normalized copy, so a right-to-left note keeps its words
+    found += [Suspect(m.start(), m.end(), "hidden characters") for m in _HIDDEN.finditer(note)]
     return tuple(sorted((_continued(note, s) for s in found), key=lambda s: (s.start, s.end)))
 
 
