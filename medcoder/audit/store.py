@@ -368,18 +368,17 @@ class SQLiteAuditStore(AuditStore):
     def events(self, run_id: str) -> Iterator[Event]:
         run_id = self.run(run_id).run_id
         with storage.guard(self.path, "audit store"):
-            rows = self._conn().execute("SELECT run_id, seq, ts, node, kind, payload, prev_hash, hash FROM events "
-                                        "WHERE run_id = ? ORDER BY seq", (run_id,))
+            fetched = self._conn().execute("SELECT run_id, seq, ts, node, kind, payload, prev_hash, hash FROM events "
+                                           "WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
         verified: dict[str, str | None] = {}  # a run's calls share their prompt blobs: read and hash each once
 
         def read(h: str) -> str | None:
             if h not in verified:
-                row = self._conn().execute("SELECT text FROM blobs WHERE hash = ?", (h,)).fetchone()
+                with storage.guard(self.path, "audit store"):
+                    row = self._conn().execute("SELECT text FROM blobs WHERE hash = ?", (h,)).fetchone()
                 verified[h] = row[0] if row and sha256_text(row[0]) == h else None
             return verified[h]
 
-        with storage.guard(self.path, "audit store"):
-            fetched = rows.fetchall()
         for r in fetched:
             try:
                 payload = json.loads(r[5])

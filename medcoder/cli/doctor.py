@@ -20,12 +20,12 @@ def doctor(only: tuple[str, ...], as_json: bool) -> None:
     from medcoder.doctor import run_checks  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     checks = run_checks(list(only) or None)
+    failed = sum(c.status == "fail" for c in checks)
     if as_json:
         emit_json([c.to_dict() for c in checks])
     else:
         for c in checks:
             click.echo(f"{_MARK[c.status]} {c.name}: {c.detail}" + (f"\n      fix: {c.fix}" if c.fix else ""))
-        bad = sum(c.status == "fail" for c in checks)
-        click.echo(f"{len(checks)} checks, {bad} failed, {sum(c.status == 'warn' for c in checks)} warnings")
-    if any(c.status == "fail" for c in checks):
+        click.echo(f"{len(checks)} checks, {failed} failed, {sum(c.status == 'warn' for c in checks)} warnings")
+    if failed:
         raise SystemExit(1)
