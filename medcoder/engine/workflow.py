@@ -177,11 +177,13 @@ class Workflow:
         run_id, inputs = self._start(text, run_id)
         log = log or RunLog(run_id)
         log.run_id = run_id
+        redact = None
         if self.audit is not None:
             if inputs is not None:
                 self.audit.create_run(run_id, self.spec.name, self.source_text, self._run_settings(),
                                       inputs["note"], self.store_note)
-            redact = None if self.store_note else NoteRedactor(inputs["note"] if inputs else self.state(run_id)["note"])
+            if not self.store_note:
+                redact = NoteRedactor(inputs["note"] if inputs else self.state(run_id)["note"])
             log.listeners.append(_AuditRecorder(self.audit, run_id, redact))
         if inputs is not None:
             found = suspects(inputs["note"])
@@ -197,9 +199,7 @@ class Workflow:
             state = log.final = self.state(run_id)
             if self.audit is not None:
                 result = state.get("result")
-                if not self.store_note and result is not None:
-                    result = NoteRedactor(state.get("note", ""))(result)
-                self.audit.finish_run(run_id, status, result)
+                self.audit.finish_run(run_id, status, redact(result) if redact and result is not None else result)
             if not self.store_note and status == "done":
                 self._forget(run_id)
 
@@ -215,7 +215,7 @@ class Workflow:
         start = time.perf_counter()
         for _ in self.stream(text, run_id, log):
             pass
-        state = log.final if log.final is not None else self.state(run_id)
+        state = log.final or {}  # stream() leaves the final state there (its checkpoints may be gone)
         stats = {**log.stats(), "seconds": round(time.perf_counter() - start, 3),
                  "model": {n: llm.name for n, llm in self.llms.items()},
                  "model_sha256": {n: llm.sha256 for n, llm in self.llms.items()}}
