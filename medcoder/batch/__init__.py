@@ -1,5 +1,5 @@
-"""Batch runs: many notes through one workflow, resumable, with a local worker pool."""
+"""Batch runs: many notes through one workflow, resumable, on a local worker pool or a Ray actor pool."""
 
-from medcoder.batch.runner import BatchItem, BatchSummary, iter_inputs, run_batch
+from medcoder.batch.runner import BatchItem, BatchSummary, RayOptions, iter_inputs, run_batch
 
-__all__ = ["BatchItem", "BatchSummary", "iter_inputs", "run_batch"]
+__all__ = ["BatchItem", "BatchSummary", "RayOptions", "iter_inputs", "run_batch"]

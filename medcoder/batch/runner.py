@@ -4,7 +4,8 @@ The main process is the only writer: each finished note is one appended, flushed
 line, so a kill loses at most the notes in flight, and a restart skips every id already in the
 file (a half-written last line is cut off first). Each note runs under a run id derived from
 the output file and the note, so a note killed half-way resumes from its LangGraph checkpoint.
-Workers are processes, each with its own model instance.
+Workers are local processes or Ray actors (`ray_engine.py`), each with its own model instance;
+either way this process alone writes the file.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import logging
 import multiprocessing
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from medcoder import jsonl
 from medcoder.errors import MedcoderError, StorageError
@@ -26,6 +28,18 @@ from medcoder.notetext import NoteError
 logger = logging.getLogger(__name__)
 
 Progress = Callable[["BatchSummary"], None]
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a Ray batch runs: `address` None starts a private local Ray; "auto" joins the
+    cluster this machine belongs to; "ray://host:10001" a remote one. One workflow and model per actor."""
+
+    address: str | None = None
+    actors: int = 2
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float = 1.0
 
 
 @dataclass(slots=True)
@@ -91,7 +105,7 @@ def run_id_for(out: Path, item: BatchItem) -> str:
     return "b" + hashlib.sha256(f"{out.resolve()}|{item.id}|".encode() + data).hexdigest()[:15]
 
 
-# -- the worker side (runs in each worker process, or inline with one worker) --------------------------
+# -- the worker side (runs in each worker process, or inline with one worker, or in a Ray actor) -------
 
 _WORKFLOW: Any = None
 
@@ -102,11 +116,15 @@ def _init_worker(factory: Callable[[], Any]) -> None:
 
 
 def _code_one(item: BatchItem, run_id: str) -> dict[str, Any]:
-    """Code one note; any failure becomes an error line with its reason, never a crash of the batch."""
+    return code_item(_WORKFLOW, item, run_id)
 
+
+def code_item(workflow: Any, item: BatchItem, run_id: str) -> dict[str, Any]:
+    """Code one note into its output line; any failure becomes an error line with its reason, never a crash
+    of the batch (storage errors excepted: they stop it, so the note is retried when space is back)."""
     start = time.perf_counter()
     try:
-        result = _WORKFLOW.run_or_result(item.text, run_id)
+        result = workflow.run_or_result(item.text, run_id)
         return {"id": item.id, "ok": True, "run_id": run_id, "result": result.to_dict(),
                 "seconds": round(time.perf_counter() - start, 3)}
     except NoteError as exc:
@@ -119,12 +137,11 @@ def _code_one(item: BatchItem, run_id: str) -> dict[str, Any]:
                 "error_type": "failed", "seconds": round(time.perf_counter() - start, 3)}
 
 
-def run_batch(factory: Callable[[], Any], items: Iterator[BatchItem] | list[BatchItem], out: str | Path,
-              workers: int = 1, progress: Progress | None = None) -> BatchSummary:
-    """Code every item not already in `out`. `factory` is a Workflow (used as is, one worker) or a picklable
-    callable that makes one (`WorkflowRecipe`), called once in each worker process."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+# -- the writer side (the calling process only) -------------------------------------------------------
+
+def plan(items: Iterable[BatchItem], out: Path) -> tuple[list[BatchItem], BatchSummary, set[str]]:
+    """The notes still to code (ids not yet in `out`, first of each id), a summary counting the rest, and the
+    ids already written."""
     done = _done_ids(out)
     todo: list[BatchItem] = []
     seen: set[str] = set()
@@ -134,24 +151,56 @@ def run_batch(factory: Callable[[], Any], items: Iterator[BatchItem] | list[Batc
             continue
         seen.add(item.id)
         todo.append(item)
-    summary = BatchSummary(total=len(all_items), skipped=len(all_items) - len(todo), out=str(out))
-    if progress:
-        progress(summary)
+    return todo, BatchSummary(total=len(all_items), skipped=len(all_items) - len(todo), out=str(out)), done
+
+
+@contextmanager
+def output_writer(out: Path, summary: BatchSummary, progress: Progress | None,
+                  written: set[str]) -> Iterator[Callable[[dict[str, Any]], bool]]:
+    """The one writer of `out`: appends each line once (a line whose id is already written is dropped and
+    `False` returned, so an engine that retries work cannot duplicate a note), counts it, reports progress.
+    `written` is the set of ids already in `out` (from `plan`); it grows as lines are written."""
     with open(out, "ab", buffering=0) as fh:
-        def write(line: dict[str, Any]) -> None:
+        def write(line: dict[str, Any]) -> bool:
+            if str(line["id"]) in written:
+                logger.warning("note %s came back twice (a retried batch); written once", line["id"])
+                return False
             try:
                 jsonl.append_row(fh, line, fault="batch_append")
             except OSError as exc:
                 raise StorageError(f"cannot write to {out}: {exc.strerror or exc}; free space or fix the folder, "
                                    "then run the same command again: finished notes are kept") from exc
+            written.add(str(line["id"]))
             if line["ok"]:
                 summary.done += 1
             else:
                 summary.errors += 1
             if progress:
                 progress(summary)
+            return True
 
-        if workers <= 1:
+        yield write
+
+
+def run_batch(factory: Callable[[], Any], items: Iterable[BatchItem], out: str | Path,
+              workers: int = 1, progress: Progress | None = None, engine: str = "local",
+              ray: "RayOptions | None" = None) -> BatchSummary:
+    """Code every item not already in `out`. `factory` is a Workflow (used as is, one local worker) or a
+    picklable callable that makes one (`WorkflowRecipe`), called once in each worker process or Ray actor.
+    `engine="ray"` spreads the notes over a Ray actor pool (`ray` options); the output contract is the same."""
+    if engine not in ENGINES:
+        raise MedcoderError(f"unknown batch engine {engine!r}; use one of {', '.join(ENGINES)}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    todo, summary, done = plan(items, out)
+    if progress:
+        progress(summary)
+    with output_writer(out, summary, progress, done) as write:
+        if engine == "ray":
+            from medcoder.batch.ray_engine import run_on_ray  # lazy: Ray takes seconds to import
+
+            run_on_ray(factory, todo, out, write, ray or RayOptions())
+        elif workers <= 1:
             _init_worker(factory)
             try:
                 for item in todo:
@@ -162,8 +211,7 @@ def run_batch(factory: Callable[[], Any], items: Iterator[BatchItem] | list[Batc
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,)) as pool:
                 pending: set[Future[dict[str, Any]]] = set()
-                queue = iter(todo)
-                for item in queue:  # keep 2 notes per worker in flight, no more: a kill loses little
+                for item in todo:  # keep 2 notes per worker in flight, no more: a kill loses little
                     pending.add(pool.submit(_code_one, item, run_id_for(out, item)))
                     if len(pending) >= 2 * workers:
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -35,7 +35,7 @@ from medcoder.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from medcoder.audit.store import AuditStore
-    from medcoder.batch import BatchItem, BatchSummary
+    from medcoder.batch import BatchItem, BatchSummary, RayOptions
 
 logger = logging.getLogger(__name__)
 
@@ -248,13 +248,15 @@ class Workflow:
         return WorkflowRecipe(self.source_text, self.spec.name, self.settings.model_dump(mode="json"), **args)
 
     def run_batch(self, inputs: str | Path | Iterable["BatchItem"], out: str | Path, workers: int = 1,
-                  progress: Callable[["BatchSummary"], None] | None = None) -> "BatchSummary":
+                  progress: Callable[["BatchSummary"], None] | None = None, *, engine: str = "local",
+                  ray: "RayOptions | None" = None) -> "BatchSummary":
         """Code a folder of notes, a JSONL of {id, text}, or BatchItems into a JSONL file; resumable.
 
-        With `workers` > 1, each worker process loads its own copy of this workflow and its models."""
+        With `workers` > 1, each worker process loads its own copy of this workflow and its models; with
+        `engine="ray"`, each actor of a Ray actor pool does (`ray=RayOptions(address, actors, ...)`)."""
         items = iter_inputs(inputs) if isinstance(inputs, (str, Path)) else inputs
-        factory: Any = self if workers <= 1 else self.recipe
-        return run_batch(factory, items, out, workers=workers, progress=progress)
+        factory: Any = self if workers <= 1 and engine == "local" else self.recipe
+        return run_batch(factory, items, out, workers=workers, progress=progress, engine=engine, ray=ray)
 
     def _forget(self, run_id: str) -> None:
         """Drop a finished run's checkpoints (they hold the note) and overwrite them on disk."""
