@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     model: str = Field("default", description="model name (default, test) or a GGUF path")
     backend: str = Field("llama_cpp", description="llama_cpp, http or replay")
     base_url: str | None = Field(None, description="OpenAI-compatible server for the http backend")
+    api_key: str | None = Field(None, description="Bearer token the http backend sends (a keyed server)")
     n_gpu_layers: int | None = Field(None, description="layers to offload; None: all when the build has GPU support")
     n_ctx: int = Field(4096, ge=256, description="context window in tokens")
     n_threads: int | None = Field(None, ge=1, description="CPU threads; None: llama.cpp's default")

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -94,3 +94,18 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory, medcoder_home: Path) 
     proc.terminate()
     proc.wait(timeout=20)
     log_fh.close()
+
+
+@pytest.fixture(scope="session")
+def local_reference(tmp_path_factory: pytest.TempPathFactory, medcoder_home: Path) -> tuple[Path, dict[str, Any]]:
+    """The 12 batch notes coded once by the local engine in this process (`full`, test model): what the Ray
+    engine and the served model must reproduce."""
+    from medcoder.engine.workflow import load_workflow
+    from tests.batch_notes import codes_by_id, write_notes
+
+    tmp = tmp_path_factory.mktemp("reference")
+    write_notes(tmp / "notes")
+    with load_workflow("full", model="test", checkpoint_path=tmp / "c.sqlite") as wf:
+        summary = wf.run_batch(tmp / "notes", tmp / "local.jsonl")
+    assert (summary.done, summary.errors) == (11, 1)
+    return tmp / "notes", codes_by_id(tmp / "local.jsonl")

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.batch_notes import codes_by_id, write_notes
 from tests.conftest import free_port
 from tests.reliability.harness import env_for
 
@@ -31,20 +32,6 @@ os.environ.update(RAY_ENV)
 ray = pytest.importorskip("ray")
 
 RAY = str(Path(sys.executable).parent / "ray")
-CONDITIONS = ["asthma exacerbation", "type 2 diabetes mellitus", "essential hypertension", "gout of the right knee",
-              "community acquired pneumonia", "chronic kidney disease stage 3", "atrial fibrillation",
-              "major depressive disorder", "iron deficiency anemia", "migraine without aura", "hypothyroidism"]
-DRUGS = ["salbutamol", "metformin", "lisinopril", "allopurinol", "amoxicillin", "furosemide", "apixaban",
-         "sertraline", "ferrous sulfate", "sumatriptan", "levothyroxine"]
-
-
-def write_notes(folder: Path) -> list[str]:
-    """12 notes: 11 with a condition and a drug, and one empty note (an error line in both engines)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, (cond, drug) in enumerate(zip(CONDITIONS, DRUGS)):
-        (folder / f"n{i:02d}.txt").write_text(f"Assessment: {cond}.\nPlan: continue {drug} daily; review in 4 weeks.\n")
-    (folder / "n11.txt").write_text("")
-    return [f"n{i:02d}" for i in range(12)]
 
 
 @pytest.fixture(scope="module")
@@ -64,32 +51,22 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         subprocess.run([RAY, "stop", "--force"], env=full_env, capture_output=True, timeout=120)
 
 
-def _codes(out: Path) -> dict[str, Any]:
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == len({r["id"] for r in rows}), "a note written twice"
-    return {r["id"]: sorted((c["system"], c["code"]) for c in r["result"]["codes"]) if r["ok"] else r["error_type"]
-            for r in rows}
-
-
 def test_ray_engine_codes_like_the_local_engine(ray_cluster: dict[str, str], tmp_path: Path,
-                                                medcoder_home: Path) -> None:
+                                                local_reference: tuple[Path, dict[str, Any]]) -> None:
     from medcoder.batch import RayOptions
     from medcoder.engine.workflow import load_workflow
 
-    ids = write_notes(tmp_path / "notes")
+    notes, expected = local_reference
     with load_workflow("full", model="test", checkpoint_path=tmp_path / "c.sqlite") as wf:
-        local = wf.run_batch(tmp_path / "notes", tmp_path / "local.jsonl")
         seen: list[int] = []
-        on_ray = wf.run_batch(tmp_path / "notes", tmp_path / "ray.jsonl", engine="ray",
+        on_ray = wf.run_batch(notes, tmp_path / "ray.jsonl", engine="ray",
                               ray=RayOptions(address=ray_cluster["address"], actors=2),
                               progress=lambda s: seen.append(s.finished))
-    assert (local.done, local.errors) == (on_ray.done, on_ray.errors) == (11, 1)
+    assert (on_ray.done, on_ray.errors) == (11, 1)
     assert seen[-1] == 12 and seen == sorted(seen)  # progress moved note by note
-    local_codes, ray_codes = _codes(tmp_path / "local.jsonl"), _codes(tmp_path / "ray.jsonl")
-    assert sorted(ray_codes) == ids
-    assert ray_codes == local_codes
+    ray_codes = codes_by_id(tmp_path / "ray.jsonl")
+    assert ray_codes == expected
     assert ray_codes["n11"] == "bad_note"
-    assert any(codes for codes in ray_codes.values() if isinstance(codes, list))
 
 
 def _actor_pids() -> list[int]:
@@ -116,7 +93,7 @@ def test_a_killed_actor_loses_and_duplicates_nothing(ray_cluster: dict[str, str]
     _, err = proc.communicate(timeout=300)
     assert killed and proc.returncode == 0, err.decode(errors="replace")[-2000:]
     lines_before_rerun = out.read_bytes()
-    assert sorted(_codes(out)) == ids  # every note exactly once
+    assert sorted(codes_by_id(out)) == ids  # every note exactly once
 
     again = subprocess.run(args, env=env, capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr.decode(errors="replace")[-2000:]

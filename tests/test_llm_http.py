@@ -31,13 +31,23 @@ def test_structured_chat_over_http(server: str) -> None:
     assert res.record.stats.prompt_tokens > 0 and res.record.stats.backend == "http"
 
 
-def test_choose_over_http_uses_the_grammar(server: str) -> None:
-    llm = HttpLLM(server)
-    res = llm.choose("Asthma is a disease of which system?",
-                     [("CH9", "circulatory system"), ("CH10", "respiratory system")], k=1)
-    assert res.record.method == "grammar"
-    assert {c.key for c in res.choices} == {"CH9", "CH10"}
-    assert sum(c.probability for c in res.choices) == pytest.approx(1.0)
+def test_choose_over_http_reads_label_logprobs_like_in_process(server: str) -> None:
+    """Each option's label log-probability over HTTP (echo) equals the in-process one: same ranking, same numbers."""
+    from medcoder.llm import load_llm
+
+    local = load_llm("test")
+    try:
+        remote = HttpLLM(server, chat_template=local.llm.metadata["tokenizer.chat_template"])
+        options = [("CH9", "circulatory system"), ("CH10", "respiratory system"), ("CH4", "endocrine system")]
+        there = remote.choose("Asthma is a disease of which system?", options, k=1)
+        here = local.choose("Asthma is a disease of which system?", options, k=1)
+    finally:
+        local.close()
+    assert there.record.method == "logprobs"
+    assert [c.key for c in there.choices] == [c.key for c in here.choices]
+    for a, b in zip(there.choices, here.choices):
+        assert a.probability == pytest.approx(b.probability, abs=1e-3)
+    assert sum(c.probability for c in there.choices) == pytest.approx(1.0)
 
 
 def test_unreachable_server_is_a_clear_error() -> None:

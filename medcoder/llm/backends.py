@@ -30,8 +30,14 @@ def load_http(settings: Settings) -> LLM:  # deferred: only the chosen backend i
     if not settings.base_url:
         raise MedcoderError("the http backend needs base_url (MEDCODER_BASE_URL)")
     served = None if settings.model in MODELS or settings.model == "default" else settings.model
-    return HttpLLM(settings.base_url, served, seed=settings.seed, temperature=settings.temperature,
-                   max_tokens=settings.max_tokens)
+    llm = HttpLLM(settings.base_url, served, api_key=settings.api_key, seed=settings.seed,
+                  temperature=settings.temperature, max_tokens=settings.max_tokens)
+    spec = MODELS.get(llm.model)  # `medcoder serve-model` names the model it serves `default` or `test`
+    if spec is not None and spec.path().is_file():
+        from medcoder.llm.llama_cpp_backend import chat_template_of  # deferred: only when the file is here
+
+        llm.chat_template = chat_template_of(spec.path()) or llm.chat_template
+    return llm
 
 def load_fake(settings: Settings) -> LLM:
     """The deterministic test model (no weights)."""

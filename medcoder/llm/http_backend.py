@@ -1,8 +1,9 @@
 """An OpenAI-compatible HTTP backend for a llama.cpp or vLLM server (chat completions).
 
 Structured output goes through `response_format` with a JSON schema, which both servers
-turn into a grammar. Servers do not expose next-token log-probabilities of our labels
-reliably, so `choose` uses the grammar fallback. `score` sends one completion request per
+turn into a grammar. `choose` reads the log-probability of each option's label after the prompt
+the way `score` reads continuations (a server's top-k next-token list may not hold every label),
+so it ranks options exactly as the in-process backend does. `score` sends one completion request per
 continuation with the shared context first (`echo` + `logprobs`: the server returns the
 log-probability of every prompt token), concurrently, so a server with parallel slots and a
 prefix cache evaluates the context once. Uses only the standard library (and jinja2, which
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from medcoder.errors import MedcoderError
-from medcoder.llm.base import LLM, Capabilities, CallStats, Continuation, Message, ModelOutputError
+from medcoder.llm.base import LABELS, LLM, Capabilities, CallStats, Continuation, Message, ModelOutputError, Option
 
 # ChatML, used by Qwen2.5 and SmolLM2; a server's own template (`chat_template=`) takes precedence
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -32,7 +33,7 @@ class HttpLLM(LLM):
     """A model served at `base_url` (for example http://127.0.0.1:8080/v1)."""
 
     backend = "http"
-    capabilities = Capabilities(logprobs=False, grammar=True, prefix_cache=True, batched_score=True)
+    capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=True, batched_score=True)
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None, timeout: float = 120.0,
                  seed: int = 0, temperature: float = 0.0, max_tokens: int = 512, sha256: str = "",
@@ -73,7 +74,9 @@ class HttpLLM(LLM):
               temperature: float | None) -> tuple[str, CallStats]:
         sampling = {"temperature": self.temperature if temperature is None else temperature, "seed": self.seed,
                     "max_tokens": max_tokens or self.max_tokens}
-        payload: dict[str, Any] = {"model": self.model, "messages": messages, **sampling}
+        # llama.cpp's python server penalises repeats (1.1) unless told not to; in-process decoding does not,
+        # and a JSON answer repeats its keys: without this the same model answers differently over HTTP
+        payload: dict[str, Any] = {"model": self.model, "messages": messages, **sampling, "repeat_penalty": 1.0}
         if schema is not None:
             payload["response_format"] = {"type": "json_object", "schema": schema}
         out = self._request("/chat/completions", payload)
@@ -91,6 +94,12 @@ class HttpLLM(LLM):
         env.globals["raise_exception"] = lambda msg: (_ for _ in ()).throw(MedcoderError(msg))
         return env.from_string(self.chat_template).render(messages=list(messages), add_generation_prompt=True,
                                                            bos_token="", eos_token="")
+
+    def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
+        """Each label's log-probability as the first answer token: one echo request per label, concurrently."""
+        logprobs, stats = self._score(messages, [Continuation(LABELS[i]) for i in range(len(options))])
+        stats.sampling = {"method": "next-token log-probabilities (echo)", "labels": len(options)}
+        return logprobs, stats
 
     def _score(self, messages: list[Message], continuations: Sequence[Continuation]) -> tuple[list[float], CallStats]:
         context = self.render(messages)

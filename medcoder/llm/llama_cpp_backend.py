@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import io
 import json
 import logging
@@ -54,6 +55,19 @@ def _load_quietly(construct: Callable[[], Any], path: Path) -> Any:
         logger.debug("llama.cpp load log for %s:\n%s", path, buf.getvalue()[-4000:])
     llm.verbose = False
     return llm
+
+
+@functools.lru_cache(maxsize=8)
+def chat_template_of(path: Path) -> str | None:
+    """The chat template a GGUF file carries, read with its vocabulary only (no weights): a client of a server
+    that serves this file renders prompts exactly as the server and the in-process backend do."""
+    from llama_cpp import Llama
+
+    llm = _load_quietly(lambda: Llama(model_path=str(path), vocab_only=True, verbose=True), path)
+    try:
+        return llm.metadata.get("tokenizer.chat_template")
+    finally:
+        llm.close()
 
 
 def _enable_parallel_sequences(llm: Any, n_seq_max: int) -> int:
