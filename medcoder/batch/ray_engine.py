@@ -8,15 +8,15 @@ engine gives it, so a retried note resumes from its checkpoint on the same node.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import os
+import socket
 from pathlib import Path
 from typing import Any, Callable
 
-from medcoder.batch.runner import BatchItem, RayOptions, code_item, run_id_for
+from medcoder.batch.runner import BatchItem, RayOptions, code_item, run_id_for, with_threads
 from medcoder.errors import MedcoderError
 
 logger = logging.getLogger(__name__)
@@ -34,13 +34,16 @@ class _NoteCoder:
 
     def __init__(self) -> None:
         self.workflow = type(self).factory()
+        self.host = socket.gethostname()  # which node's audit store and checkpoints hold the run
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         lines = []
         for note_id, data, is_text, run_id in zip(batch["id"], batch["data"], batch["is_text"], batch["run_id"]):
             raw = bytes(data)
             item = BatchItem(str(note_id), raw.decode("utf-8") if is_text else raw)
-            lines.append(json.dumps(code_item(self.workflow, item, str(run_id)), ensure_ascii=False))
+            line = code_item(self.workflow, item, str(run_id))
+            line["host"] = self.host
+            lines.append(json.dumps(line, ensure_ascii=False))
         return {"line": lines}
 
 
@@ -52,7 +55,7 @@ def _coder_class(factory: Callable[[], Any]) -> type[_NoteCoder]:
 
 def _quiet_ray_data(verbose: bool) -> None:
     """Ray Data's own INFO lines and progress bars would interleave with the batch's progress line."""
-    import ray.data
+    import ray.data  # lazy: Ray takes seconds to import
 
     ctx = ray.data.DataContext.get_current()
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
@@ -108,14 +111,6 @@ def _actors_that_fit(options: RayOptions) -> int:
     return n
 
 
-def _for_actor(factory: Callable[[], Any], options: RayOptions) -> Callable[[], Any]:
-    """The recipe each actor builds from: its llama.cpp threads match the CPUs Ray gives it."""
-    settings = getattr(factory, "settings", None)
-    if isinstance(settings, dict) and not settings.get("n_threads") and options.cpus_per_actor >= 1:
-        return dataclasses.replace(factory, settings={**settings, "n_threads": int(options.cpus_per_actor)})
-    return factory
-
-
 def _medcoder_error(exc: BaseException) -> MedcoderError | None:
     """The medcoder error (a StorageError, say) an actor raised, from under Ray's wrappers."""
     seen: set[int] = set()
@@ -135,10 +130,14 @@ def run_on_ray(factory: Callable[[], Any], todo: list[BatchItem], out: Path,
         return
     if not hasattr(factory, "settings"):
         raise MedcoderError("the Ray engine needs a workflow recipe (Workflow.recipe), not a Workflow object")
-    import ray  # lazy: Ray takes seconds to import
-    import ray.data
+    try:
+        import ray  # lazy: Ray takes seconds to import
+        import ray.data  # lazy: as above
+    except ImportError as exc:
+        raise MedcoderError(f"the Ray engine needs Ray Data ({exc}); install it with: "
+                            "pip install -c constraints.txt 'medcoder[ray]'") from exc
 
-    started = _connect(options)
+    started = _connect(options)  # each actor's llama.cpp threads match the CPUs Ray gives it (`with_threads`)
     try:
         actors = _actors_that_fit(options)
         _quiet_ray_data(logger.isEnabledFor(logging.INFO))
@@ -146,7 +145,7 @@ def run_on_ray(factory: Callable[[], Any], todo: list[BatchItem], out: Path,
                  "is_text": isinstance(item.text, str), "run_id": run_id_for(out, item)} for item in todo]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), _MAX_BLOCKS))
         coded = ds.map_batches(
-            _coder_class(_for_actor(factory, options)), batch_size=1, batch_format="numpy",
+            _coder_class(with_threads(factory, int(options.cpus_per_actor))), batch_size=1, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=options.cpus_per_actor,
             num_gpus=options.gpus_per_actor or None)
         logger.info("coding %d notes on Ray with %d actors", len(rows), actors)

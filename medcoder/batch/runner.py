@@ -10,10 +10,12 @@ either way this process alone writes the file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -182,6 +184,15 @@ def output_writer(out: Path, summary: BatchSummary, progress: Progress | None,
         yield write
 
 
+def with_threads(factory: Callable[[], Any], threads: int) -> Callable[[], Any]:
+    """The recipe with llama.cpp's CPU threads set to `threads`, unless the settings already say: N workers
+    that each start one thread per core spin against each other (2 workers on 2 cores were slower than 1)."""
+    settings = getattr(factory, "settings", None)
+    if isinstance(settings, dict) and not settings.get("n_threads"):
+        return dataclasses.replace(factory, settings={**settings, "n_threads": max(1, threads)})  # type: ignore[type-var]
+    return factory
+
+
 def run_batch(factory: Callable[[], Any], items: Iterable[BatchItem], out: str | Path,
               workers: int = 1, progress: Progress | None = None, engine: str = "local",
               ray: "RayOptions | None" = None) -> BatchSummary:
@@ -209,6 +220,7 @@ def run_batch(factory: Callable[[], Any], items: Iterable[BatchItem], out: str |
                 _close_worker(factory)
         else:
             ctx = multiprocessing.get_context("spawn")
+            factory = with_threads(factory, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,)) as pool:
                 pending: set[Future[dict[str, Any]]] = set()
                 for item in todo:  # keep 2 notes per worker in flight, no more: a kill loses little

@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ _MARKER = "medcoder-index.json"
 # Opening a Chroma store is not thread-safe: threads that open one at once got half-made clients, took the store
 # for damaged and rebuilt it (6 minutes for ICD-10-CM) under each other. One opener at a time per process.
 _OPENING = threading.RLock()
+_OPEN_RETRIES = (0.2, 0.5, 1.0)  # seconds between tries before a store that will not open counts as damaged
 Progress = Callable[[int, int], None]
 
 
@@ -163,9 +165,7 @@ class DenseIndex:
                     raise IndexBuildError(f"the {self.system} search index is not built; run: medcoder kb build-index")
                 self.build(progress=progress)
             try:
-                col = self._client().get_collection(self.system, embedding_function=self.embedder)
-                if col.count() == 0:
-                    raise IndexBuildError("empty collection")
+                col = self._get_collection()
                 self._collection, self._collection_key = col, self.key
                 return col
             except Exception as exc:  # corrupt or empty store: rebuild once, then give up with a clear error
@@ -174,6 +174,23 @@ class DenseIndex:
                 logger.warning("dense index %s unreadable (%s); rebuilding", self.path, exc)
                 (self.path / _MARKER).unlink(missing_ok=True)
         raise AssertionError("unreachable")
+
+    def _get_collection(self) -> Any:
+        """Open the stored collection, trying again a few times first: many processes (batch workers, Ray
+        actors) open one index at once, and a failure that passes is no reason to rebuild it under them."""
+        for wait in _OPEN_RETRIES:
+            try:
+                col = self._client().get_collection(self.system, embedding_function=self.embedder)
+                if col.count() == 0:
+                    raise IndexBuildError("empty collection")
+                return col
+            except Exception as exc:  # noqa: BLE001 - tried again, then judged by the caller
+                logger.info("opening dense index %s failed (%s); trying again in %.1f s", self.path, exc, wait)
+                time.sleep(wait)
+        col = self._client().get_collection(self.system, embedding_function=self.embedder)
+        if col.count() == 0:
+            raise IndexBuildError("empty collection")
+        return col
 
     def search(self, text: str, k: int = 10, where: dict[str, Any] | None = None) -> list[SearchHit]:
         return self.search_many([text], k, where)[0]

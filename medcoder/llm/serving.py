@@ -10,9 +10,9 @@ OpenAI-compatible URL that serves N requests at once, reached through the `http`
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
-import queue
 import secrets
 import socket
 import subprocess
@@ -67,17 +67,56 @@ def _free_port() -> int:
 
 
 class _Dispatcher(ThreadingHTTPServer):
-    """The public port: one request per free slot, the rest wait in line (FIFO)."""
+    """The public port: each request goes to a free slot, the rest wait. Among free slots, the one whose last
+    prompt shares the longest start with this one: each slot keeps its last prompt in its KV cache, so the
+    option labels of one `choose` or the continuations of one `score` reuse the context instead of
+    evaluating it again on the other slot (without this, most requests re-read the whole note)."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], slots: list[str], api_key: str | None) -> None:
         super().__init__(address, _Handler)
-        self.free: queue.Queue[str] = queue.Queue()
-        for url in slots:
-            self.free.put(url)
         self.slots = slots
         self.api_key = api_key
+        self._free = set(range(len(slots)))
+        self._last: dict[int, str] = {}
+        self._cond = threading.Condition()
+
+    def acquire(self, prompt: str) -> int:
+        with self._cond:
+            while not self._free:
+                self._cond.wait()
+            slot = max(sorted(self._free), key=lambda i: _shared_start(self._last.get(i, ""), prompt))
+            self._free.discard(slot)
+            self._last[slot] = prompt
+            return slot
+
+    def release(self, slot: int) -> None:
+        with self._cond:
+            self._free.add(slot)
+            self._cond.notify()
+
+    def free_count(self) -> int:
+        with self._cond:
+            return len(self._free)
+
+
+def _shared_start(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
+
+
+def _prompt_of(body: bytes | None) -> str:
+    """What a request's KV cache would hold: its prompt, or its chat messages."""
+    if not body:
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    prompt = data.get("prompt") if isinstance(data, dict) else None
+    if isinstance(prompt, str):
+        return prompt
+    return json.dumps(data.get("messages", ""), ensure_ascii=False) if isinstance(data, dict) else ""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -109,12 +148,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(401, b'{"error": "missing or wrong API key (Authorization: Bearer ...)"}')
             return
         if self.path == "/health":
-            self._reply(200, f'{{"slots": {len(self.server.slots)}, "free": {self.server.free.qsize()}}}'.encode())
+            self._reply(200, f'{{"slots": {len(self.server.slots)}, "free": {self.server.free_count()}}}'.encode())
             return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
-        slot = self.server.free.get()
+        slot = self.server.acquire(_prompt_of(body))
+        url = self.server.slots[slot]
         try:
-            req = urllib.request.Request(slot + self.path, data=body, method=self.command,
+            req = urllib.request.Request(url + self.path, data=body, method=self.command,
                                          headers={h: self.headers[h] for h in _FORWARDED_HEADERS if self.headers[h]})
             try:
                 with urllib.request.urlopen(req, timeout=600) as resp:
@@ -125,8 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
                 status, data, ctype = 502, f'{{"error": "slot {slot} failed: {type(exc).__name__}"}}'.encode(), \
                     "application/json"
         finally:
-            self.server.free.put(slot)
-        self._reply(status, data, ctype, {"X-Medcoder-Slot": str(self.server.slots.index(slot))})
+            self.server.release(slot)
+        self._reply(status, data, ctype, {"X-Medcoder-Slot": str(slot)})
 
     do_GET = do_POST = _forward
 
