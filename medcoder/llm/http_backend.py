@@ -35,7 +35,7 @@ class HttpLLM(LLM):
     backend = "http"
     capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=True, batched_score=True)
 
-    def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None, timeout: float = 120.0,
+    def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None, timeout: float = 900.0,
                  seed: int = 0, temperature: float = 0.0, max_tokens: int = 512, sha256: str = "",
                  chat_template: str | None = None, parallel: int = 4) -> None:
         super().__init__()

@@ -134,7 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting; the slot is free again
+            logger.info("client left before its answer from %s came", self.path.split("?")[0])
 
     def _authorised(self) -> bool:
         key = self.server.api_key
