@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -57,43 +52,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory, medcoder_home: Path) -> Iterator[str]:
-    """A real `python -m llama_cpp.server` with the test model on 127.0.0.1, for the HTTP backend's tests."""
+def llama_server(medcoder_home: Path) -> Iterator[str]:
+    """A real `python -m llama_cpp.server` with the test model on 127.0.0.1 (one slot of `medcoder serve-model`,
+    served as `smollm2`), for the HTTP backend's tests."""
     pytest.importorskip("fastapi")
-    from medcoder.llm.registry import resolve_model
+    from medcoder.llm.serving import ModelServer, ServeOptions
 
-    _, path = resolve_model("test")
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    log_fh = open(log, "wb")  # a file, not a pipe: llama.cpp logs enough to fill a pipe and block
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
-        stdout=log_fh, stderr=subprocess.STDOUT, env=os.environ)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/models", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("server did not start in 90 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log_fh.close()
+    with ModelServer(ServeOptions(model="test", slots=1, port=0, n_ctx=2048, alias="smollm2")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

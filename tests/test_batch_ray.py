@@ -19,8 +19,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from medcoder.llm.serving import free_port
 from tests.batch_notes import codes_by_id, write_notes
-from tests.conftest import free_port
 from tests.reliability.harness import env_for
 
 # read by Ray when it is imported (and cached): advertise 127.0.0.1 rather than this machine's address (the

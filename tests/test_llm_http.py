@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from medcoder.errors import MedcoderError
 from medcoder.llm.http_backend import HttpLLM
-from tests.conftest import free_port
+from medcoder.llm.serving import free_port
 
 pytestmark = pytest.mark.slow
 

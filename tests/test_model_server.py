@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from medcoder.llm.serving import ModelServer, ServeOptions, is_loopback
+from medcoder.llm.serving import ModelServer, ServeOptions, free_port, is_loopback
 from tests.batch_notes import codes_by_id
 from tests.reliability.harness import env_for
 
@@ -73,8 +73,6 @@ def test_two_workers_sharing_the_server_code_like_in_process(served: ModelServer
 
 
 def test_serve_model_command_prints_what_workers_need_and_stops_its_slots(tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "medcoder", "serve-model", "-m", "test", "--slots", "1",
                              "--port", str(port), "--n-ctx", "1024"], env=env_for(tmp_path / "home"),

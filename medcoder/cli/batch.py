@@ -28,8 +28,8 @@ def batch(input_path: str, out: str, workflow: str, model: str | None, workers: 
     """Code every note in INPUT (a folder of text files or a JSONL of {id, text}) into --out.
 
     `--engine ray` spreads the notes over a Ray actor pool (`ray start --head` on one machine, then
-    `--address auto`); the output is the same. Killed or crashed? Run the same command again: notes already in --out are skipped, none is
-    written twice. A bad note (empty, binary, too long) becomes an error line and the batch goes on."""
+    `--address auto`); the output is the same. Killed or crashed? Run the same command again: notes
+    already in --out are skipped, none is written twice. A bad note (empty, binary, too long) becomes an error line and the batch goes on."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

@@ -178,19 +178,18 @@ class DenseIndex:
     def _get_collection(self) -> Any:
         """Open the stored collection, trying again a few times first: many processes (batch workers, Ray
         actors) open one index at once, and a failure that passes is no reason to rebuild it under them."""
-        for wait in _OPEN_RETRIES:
+        for wait in (*_OPEN_RETRIES, None):
             try:
                 col = self._client().get_collection(self.system, embedding_function=self.embedder)
                 if col.count() == 0:
                     raise IndexBuildError("empty collection")
                 return col
             except Exception as exc:  # noqa: BLE001 - tried again, then judged by the caller
+                if wait is None:
+                    raise
                 logger.info("opening dense index %s failed (%s); trying again in %.1f s", self.path, exc, wait)
                 time.sleep(wait)
-        col = self._client().get_collection(self.system, embedding_function=self.embedder)
-        if col.count() == 0:
-            raise IndexBuildError("empty collection")
-        return col
+        raise AssertionError("unreachable")
 
     def search(self, text: str, k: int = 10, where: dict[str, Any] | None = None) -> list[SearchHit]:
         return self.search_many([text], k, where)[0]

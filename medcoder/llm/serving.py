@@ -60,7 +60,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -214,7 +215,7 @@ class ModelServer:
         logs.mkdir(exist_ok=True)
         try:
             for i in range(self.options.slots):
-                port = _free_port()
+                port = free_port()
                 log = open(logs / f"serve-model-slot{i}.log", "wb")  # a file: llama.cpp logs enough to block a pipe
                 self._logs.append(log)
                 self.procs.append(subprocess.Popen(self._slot_command(path, name, port), stdout=log,
