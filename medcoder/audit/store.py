@@ -246,26 +246,7 @@ class SQLiteAuditStore(AuditStore):
     @storage.guarded("audit store")
     def _migrate(self) -> None:
         with self._lock:
-            self._migrate_locked()
-
-    def _migrate_locked(self) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            version = row[0] if row else 0
-            if row is None:
-                conn.execute("INSERT INTO schema_version VALUES (0)")
-            for i, sql in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, sql.split(";")):
-                    conn.execute(statement)
-                conn.execute("UPDATE schema_version SET version = ?", (i,))
-                logger.info("audit store %s migrated to schema %d", self.path, i)
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
+            storage.migrate(self._conn(), _MIGRATIONS, f"audit store {self.path}")
 
     @property
     @storage.guarded("audit store")

@@ -61,12 +61,12 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 def _register() -> None:
     # deferred: CLI start-up (`medcoder --help` < 1 s)
-    from medcoder.cli import audit, batch, chat, coding, doctor, evaluate, kb, learn, models, serve_model
+    from medcoder.cli import audit, batch, chat, coding, doctor, evaluate, kb, learn, models, serve, serve_model
 
     main.add_command(kb.kb)
     main.add_command(models.models)
     for command in (coding.code, batch.batch, chat.chat, evaluate.eval_command, evaluate.bench, learn.learn_command,
-                    coding.validate, coding.graph, doctor.doctor, serve_model.serve_model,
+                    coding.validate, coding.graph, doctor.doctor, serve.serve, serve_model.serve_model,
                     audit.audit_group):
         main.add_command(command)
 

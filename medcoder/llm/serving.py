@@ -52,6 +52,7 @@ class ServeOptions:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether a bind address or Host name stays on this machine (`localhost`, 127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:

@@ -117,6 +117,11 @@ class Session:
         return list(self._review_state().get("decisions", []))
 
     @property
+    def started(self) -> bool:
+        """Whether the review is open (a finished coding run has no review until `start` opens one)."""
+        return bool(self._review_state())
+
+    @property
     def done(self) -> bool:
         return bool(self._review_state().get("done"))
 

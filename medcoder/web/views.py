@@ -1,0 +1,106 @@
+"""What the pages and the API show, built from a session and the audit store as plain data.
+
+Both faces read the same views: the review page renders `review_view`, `/api/sessions/{id}` returns
+it as JSON; the audit page renders `audit_story`, `/api/runs/{id}/audit` returns it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from medcoder.audit.events import CATALOGUE, DECISION, SESSION_PREFIX, kind_of, sentence
+from medcoder.audit.store import AuditStore
+
+
+def code_key(system: str, code: str) -> str:
+    """One id for a code across systems (`icd10cm:E11.65`), used in the page's data attributes."""
+    return f"{system}:{code}"
+
+
+@dataclass
+class Segment:
+    """A stretch of the note and the codes whose evidence covers it (empty: plain text)."""
+
+    start: int
+    end: int
+    text: str
+    codes: list[str] = field(default_factory=list)
+    listed: bool = False  # covered by a code in the list (not only by a suggestion)
+
+
+def segments(note: str, spans: list[tuple[int, int, str, bool]]) -> list[Segment]:
+    """The note cut at every evidence boundary; `spans` are (start, end, code key, listed)."""
+    spans = [(max(0, a), min(len(note), b), k, listed) for a, b, k, listed in spans if 0 <= a < b]
+    cuts = sorted({0, len(note), *(s[0] for s in spans), *(s[1] for s in spans)})
+    out = []
+    for a, b in zip(cuts, cuts[1:]):
+        covering = [s for s in spans if s[0] <= a and b <= s[1]]
+        codes = list(dict.fromkeys(s[2] for s in covering))
+        out.append(Segment(a, b, note[a:b], codes, any(s[3] for s in covering)))
+    return out
+
+
+def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """Everything the review page shows: the note cut into highlighted segments, the codes ranked by
+    confidence with their evidence and status, the suggestions below the threshold, the decisions."""
+    result = session.result
+    note = result.note or session.note
+    proposed = {(c.system, c.code): c for c in result.codes}
+    codes = []
+    for entry in session.codes():
+        src = proposed.get((entry["system"], entry["code"]))
+        evidence = [{"start": e.start, "end": e.end, "text": e.text} for e in src.evidence] if src else []
+        codes.append({
+            "key": code_key(entry["system"], entry["code"]), "code": entry["code"], "system": entry["system"],
+            "label": entry["label"], "confidence": float(src.confidence if src else entry.get("confidence", 1.0)),
+            "status": entry["status"], "reason": entry.get("reason", ""), "origin": entry.get("origin", "medcoder"),
+            "evidence": evidence, "critic": (src.verdict.get("decision", "") if src else ""),
+        })
+    codes.sort(key=lambda c: (c["origin"] != "medcoder", -c["confidence"]))
+    listed = {c["key"] for c in codes}
+    suggestions = []
+    for s in result.suggestions:
+        key = code_key(s["system"], s["code"])
+        if key in listed:
+            continue  # the coder added it: it is in the list now
+        suggestions.append({"key": key, "code": s["code"], "system": s["system"], "label": s.get("label", ""),
+                            "confidence": float(s.get("confidence", 0.0)),
+                            "evidence": [{"start": e["start"], "end": e["end"], "text": e["text"]}
+                                         for e in s.get("evidence", [])]})
+    suggestions.sort(key=lambda s: -s["confidence"])
+    spans = [(e["start"], e["end"], c["key"], True) for c in codes for e in c["evidence"]]
+    spans += [(e["start"], e["end"], s["key"], False) for s in suggestions for e in s["evidence"]]
+    decisions = session.decisions()
+    counts = {status: sum(1 for c in codes if c["status"] == status) for status in ("proposed", "accepted", "rejected")}
+    return {"id": session.id, "item": item, "note_chars": len(note), "codes": codes, "suggestions": suggestions,
+            "segments": [asdict(s) for s in segments(note, spans)], "decisions": decisions,
+            "version": len(decisions), "done": session.done, "counts": counts, "workflow": result.workflow}
+
+
+def review_status(session: Any) -> str:
+    """to review (no decision yet), in progress, done (the coder finished the note)."""
+    if session.done:
+        return "done"
+    return "in progress" if session.decisions() else "to review"
+
+
+def audit_story(store: AuditStore, run_id: str) -> dict[str, Any]:
+    """A run's events as a story in two parts (the coding run, then the review), with the chain's verdict."""
+    info = store.run(run_id)
+    check = store.verify(info.run_id)
+    chapters: list[dict[str, Any]] = [{"title": "Coding run", "events": []}]
+    t0 = info.created
+    for ev in store.events(info.run_id):
+        if ev.kind.startswith(SESSION_PREFIX) and chapters[-1]["title"] == "Coding run":
+            chapters.append({"title": "Review", "events": []})
+        entry = kind_of(ev.kind)
+        chapters[-1]["events"].append({
+            "seq": ev.seq, "at": round(ev.ts - t0, 2), "node": ev.node, "kind": ev.kind, "text": sentence(ev),
+            "meaning": entry.meaning if entry else "", "decision": ev.kind == DECISION,
+            "detail": ev.kind not in CATALOGUE or ev.kind in ("model_call", "tool", "node_start", "node_end")})
+    return {"run_id": info.run_id, "workflow": info.workflow, "status": info.status, "created": info.created,
+            "finished": info.finished, "note_digest": info.note_digest,
+            "models": {n: m.get("name") for n, m in info.settings.get("models", {}).items()},
+            "verified": {"ok": check.ok, "events": check.events, "first_bad": check.first_bad, "reason": check.reason},
+            "chapters": [c for c in chapters if c["events"]]}

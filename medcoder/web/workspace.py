@@ -1,0 +1,265 @@
+"""`Workspace`: the SDK behind `medcoder serve`: a worklist of notes, each a review `Session` over one
+workflow, coded in the background, decided on from any number of browser tabs without losing a decision.
+
+Everything the web pages and the JSON API do is a method here, so Python can do it too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from medcoder.engine.workflow import Workflow, load_workflow
+from medcoder.errors import MedcoderError
+from medcoder.notetext import read_note
+from medcoder.session import Session, SessionError
+from medcoder.tools import functions as fn
+from medcoder.web.coder import BackgroundCoder, Progress
+from medcoder.web.views import audit_story, review_status, review_view
+from medcoder.web.worklist import CODING, FAILED, QUEUED, READY, WorkItem, Worklist
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = ("accept", "reject", "add", "replace")
+
+
+class NotFound(MedcoderError):
+    """No such item, session or run in this workspace."""
+
+
+class Conflict(MedcoderError):
+    """A decision made on a stale view: another tab already decided on the same code."""
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+@dataclass
+class Decision:
+    """One coder decision as the page or API sends it; `version` is the number of decisions the sender saw."""
+
+    action: str
+    code: str
+    reason: str = ""
+    old: str | None = None
+    system: str | None = None
+    version: int | None = None
+
+
+class Workspace:
+    """A worklist, one workflow, a background coder and the review sessions; thread-safe."""
+
+    def __init__(self, workflow: Workflow | str = "full", model: str | None = None,
+                 worklist: Worklist | None = None, batches: list[str | Path] | None = None) -> None:
+        self.workflow = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, model=model)
+        self.worklist = worklist or Worklist()
+        self._sessions: dict[str, Session] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.coder = BackgroundCoder(self._code, total_nodes=len(self.workflow.spec.nodes))
+        for item in self.worklist.unfinished():  # a server stopped mid-coding: the runs resume from checkpoints
+            logger.info("coding %s again (the server stopped before it finished)", item.id)
+            self.coder.submit(item.id)
+        for path in batches or []:
+            self.import_batch(path)
+
+    def close(self) -> None:
+        self.coder.stop()
+        self.worklist.close()
+        self.workflow.close()
+
+    # -- the worklist --------------------------------------------------------------------------
+    def submit(self, text: str | bytes, title: str = "", source: str = "paste", item_id: str | None = None) -> WorkItem:
+        """Queue a note for coding; an empty, binary or oversized note is refused here (NoteError). An
+        `item_id` already in the worklist is not queued again (what `medcoder serve --note` relies on)."""
+        note = read_note(text, self.workflow.spec.max_note_chars)
+        item_id = item_id or "s" + uuid.uuid4().hex[:11]
+        try:
+            return self.worklist.get(item_id)
+        except KeyError:
+            pass
+        first = next((line.strip() for line in note.splitlines() if line.strip()), "")
+        item = self.worklist.add(item_id, source, (title or first)[:80], QUEUED, pending=note, chars=len(note))
+        self.coder.submit(item_id)
+        return item
+
+    def import_batch(self, path: str | Path) -> list[WorkItem]:
+        """Add a batch output's notes (`medcoder batch --out FILE`) to the worklist, each as a review to do."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFound(f"no batch output {path}")
+        added = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                run_id, note_id = row["run_id"], str(row["id"])
+            except (ValueError, KeyError, TypeError):
+                logger.warning("%s line %d is not a batch result; skipped", path, n)
+                continue
+            if not row.get("ok"):
+                state, error = FAILED, f"the batch could not code it: {row.get('error', 'unknown error')}"
+            elif self.workflow.state(run_id).get("result") is None:
+                state, error = FAILED, ("its run is not in this workspace's checkpoints (coded under another "
+                                        "MEDCODER_HOME?)")
+            else:
+                state, error = READY, ""
+            added.append(self.worklist.add(run_id, f"batch:{path.name}", note_id, state, error=error))
+        return added
+
+    def items(self, query: str = "", status: str = "") -> list[dict[str, Any]]:
+        """The worklist with each item's review status and counts; `query` matches id, title or note text."""
+        q = query.strip().lower()
+        out = []
+        for item in self.worklist.items():
+            row = item.to_dict()
+            progress = self.coder.progress(item.id)
+            if progress is not None and item.state in (QUEUED, CODING):
+                row["progress"] = progress.to_dict()
+            if item.state == READY:
+                session = self.session(item.id)
+                row["status"] = review_status(session)
+                codes = session.codes()
+                row["counts"] = {s: sum(1 for c in codes if c["status"] == s) for s in ("proposed", "accepted",
+                                                                                         "rejected")}
+            else:
+                row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
+            if q and q not in item.id.lower() and q not in item.title.lower() and q not in self._note(item).lower():
+                continue
+            if status and row["status"] != status:
+                continue
+            out.append(row)
+        return out
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        try:
+            item = self.worklist.get(item_id)
+        except KeyError:
+            raise NotFound(f"no note {item_id!r} in this workspace") from None
+        row = item.to_dict()
+        progress = self.coder.progress(item_id)
+        if progress is not None:
+            row["progress"] = progress.to_dict()
+        return row
+
+    def progress(self, item_id: str) -> Progress | None:
+        return self.coder.progress(item_id)
+
+    def _note(self, item: WorkItem) -> str:
+        return str(self.workflow.state(item.id).get("note", "")) if item.state != QUEUED else ""
+
+    # -- coding (the background thread) ----------------------------------------------------------
+    def _code(self, item_id: str, on_node: Callable[[str], None]) -> None:
+        wf = self.workflow
+        state = wf.state(item_id)
+        if state.get("result") is None:
+            text = None if state.get("note") else self.worklist.pending(item_id)
+            self.worklist.set_state(item_id, CODING)
+            try:
+                for update in wf.stream(text, item_id):
+                    if text is not None:  # the run's checkpoint holds the note now; the worklist lets it go
+                        self.worklist.set_state(item_id, CODING, clear_pending=True)
+                        text = None
+                    for node in update:
+                        on_node(node)
+            except Exception as exc:
+                self.worklist.set_state(item_id, FAILED, error=str(exc)[:500] or type(exc).__name__)
+                raise
+        with self._lock_for(item_id):
+            Session.start(None, wf, session_id=item_id)  # type: ignore[arg-type]  # opens the review
+        self.worklist.set_state(item_id, READY, clear_pending=True)
+
+    # -- sessions --------------------------------------------------------------------------------
+    def session(self, item_id: str) -> Session:
+        """The review session of a coded item (opened on first use; batch items start their review here)."""
+        with self._guard:
+            session = self._sessions.get(item_id)
+        if session is not None:
+            return session
+        item = self.item(item_id)
+        if item["state"] != READY:
+            raise NotFound(f"note {item_id} is not coded yet ({item['state']})")
+        with self._lock_for(item_id):
+            session = Session(self.workflow, item_id)
+            if not session.started:
+                Session.start(None, self.workflow, session_id=item_id)  # type: ignore[arg-type]
+        with self._guard:
+            return self._sessions.setdefault(item_id, session)
+
+    def _lock_for(self, item_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(item_id, threading.Lock())
+
+    def review(self, item_id: str) -> dict[str, Any]:
+        return review_view(self.session(item_id), self.item(item_id))
+
+    def decide(self, item_id: str, decision: Decision) -> dict[str, Any]:
+        """Apply one decision, serialised per session. A sender that saw an older version is refused only
+        when a decision it did not see touched the same code (Conflict); otherwise both decisions stand."""
+        if decision.action not in ACTIONS:
+            raise SessionError(f"unknown decision {decision.action!r}; use {', '.join(ACTIONS)}")
+        session = self.session(item_id)
+        with self._lock_for(item_id):
+            seen = session.decisions()
+            if decision.version is not None and decision.version < len(seen):
+                touched = {c for d in seen[decision.version:] for c in (d.get("code"), d.get("old")) if c}
+                mine = {c for c in (decision.code, decision.old) if c}
+                if "done" in {d["action"] for d in seen[decision.version:]} or touched & mine:
+                    raise Conflict(f"another tab decided on {', '.join(sorted(touched & mine)) or 'this note'} "
+                                   "after this page was loaded; the page shows the current codes now",
+                                   version=len(seen))
+            if decision.action == "accept":
+                session.accept(decision.code)
+            elif decision.action == "reject":
+                session.reject(decision.code, decision.reason)
+            elif decision.action == "add":
+                session.add(decision.code, decision.reason, decision.system)
+            else:
+                if not decision.old:
+                    raise SessionError("replace needs the code it replaces (old)")
+                session.replace(decision.old, decision.code, decision.reason)
+        return self.review(item_id)
+
+    def finish(self, item_id: str) -> dict[str, Any]:
+        session = self.session(item_id)
+        with self._lock_for(item_id):
+            session.finish()
+        return self.review(item_id)
+
+    def why(self, item_id: str, code: str) -> dict[str, Any]:
+        """Why a code stands (Session.why), or, for a suggestion below the threshold, what the ranker saw."""
+        session = self.session(item_id)
+        try:
+            return session.why(code)
+        except SessionError:
+            for s in session.result.suggestions:
+                if s["code"].lower() == code.lower():
+                    return {"code": s["code"], "system": s["system"], "label": s.get("label", ""),
+                            "status": "suggestion", "confidence": s.get("confidence"),
+                            "evidence": [e["text"] for e in s.get("evidence", [])], "path": [],
+                            "ranking": {"sources": s.get("sources", []), "features": s.get("features", {}),
+                                        "ranker_probability": s.get("ranker_probability")},
+                            "explanation": "below the acceptance threshold: kept as a suggestion for review"}
+            raise
+
+    def export(self, item_id: str, fmt: str) -> str:
+        return self.session(item_id).export(fmt=fmt)
+
+    def search(self, text: str, system: str = "icd10cm", k: int = 10) -> list[dict[str, Any]]:
+        """Hybrid search over the knowledge base (BM25, vectors, Alphabetic Index) for a code to add: only
+        codes that can be reported (a category with subcodes cannot be added)."""
+        if not text.strip():
+            return []
+        return fn.search_codes(text[:200], system, k=k, billable_only=True, kb=self.workflow.kb)
+
+    def audit(self, run_id: str) -> dict[str, Any]:
+        if self.workflow.audit is None:
+            raise NotFound("this workspace keeps no audit store")
+        return audit_story(self.workflow.audit, run_id)
