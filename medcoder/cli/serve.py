@@ -26,11 +26,10 @@ def serve(host: str, port: int, workflow: str, model: str | None, token: str | N
 
     Bound to 127.0.0.1 by default. Another --host needs a token: the address printed once carries it, and
     the browser keeps it as a cookie. The JSON API is under /api, described at /docs."""
-    # deferred: CLI start-up (`medcoder --help` < 1 s)
-    from medcoder.llm.serving import is_loopback
-    from medcoder.web.app import serve as run
-    from medcoder.web.security import Guard, new_token, token_url
-    from medcoder.web.workspace import Workspace
+    from medcoder.llm.serving import is_loopback  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.web.app import serve as run  # deferred: CLI start-up
+    from medcoder.web.security import Guard, new_token, token_url  # deferred: CLI start-up
+    from medcoder.web.workspace import Workspace  # deferred: CLI start-up
 
     generated = False
     if token is None and not is_loopback(host):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from medcoder.web.workspace import Decision, Workspace
@@ -103,6 +103,3 @@ def search(request: Request, body: SearchIn) -> list[dict[str, Any]]:
 def audit(request: Request, run_id: str) -> dict[str, Any]:
     return _ws(request).audit(run_id)
 
-
-def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": message, **extra}, status_code=status)
