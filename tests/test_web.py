@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.web_support import HOSTILE_NOTE, ROOT
+from tests.web_support import HOSTILE_NOTE, ROOT, fhir_codes
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -88,8 +88,7 @@ def test_a_pasted_note_is_coded_reviewed_exported_and_audited(coded: tuple[TestC
     why = client.get(f"/api/sessions/{item_id}/why/{first}").json()
     assert why["evidence"] and why["audit_events"] and why["code"] == first
     fhir = json.loads(client.post(f"/api/sessions/{item_id}/export", json={"format": "fhir"}).text)
-    assert fhir["resourceType"] == "Bundle" and {e["resource"]["code"]["coding"][0]["code"] for e in fhir["entry"]
-                                                 if "code" in e["resource"]} == {first, added}
+    assert fhir["resourceType"] == "Bundle" and fhir_codes(fhir) == {first, added}
     csv_text = client.post(f"/api/sessions/{item_id}/export", json={"format": "csv"}).text
     assert first in csv_text and second not in csv_text.split("\n", 1)[1]
     form = client.post(f"/sessions/{item_id}/export", data={"format": "json", "csrf_token": client.app.state.guard.csrf})
@@ -108,8 +107,9 @@ def test_a_pasted_note_is_coded_reviewed_exported_and_audited(coded: tuple[TestC
     row = next(i for i in items if i["id"] == item_id)
     assert row["status"] == "in progress" and row["counts"] == {"proposed": len(ranked) - 2, "accepted": 2,
                                                                 "rejected": 1}
-    assert [i["id"] for i in client.get("/api/items", params={"q": "lisinopril"}).json()] == [item_id]
-    assert client.get("/api/items", params={"q": "no such words anywhere"}).json() == []
+    assert [i["id"] for i in client.post("/api/items/search", json={"q": "lisinopril"}).json()] == [item_id]
+    assert client.post("/api/items/search", json={"q": "no such words anywhere"}).json() == []
+    assert item_id in {i["id"] for i in client.get("/api/items", params={"status": "in progress"}).json()}
 
 
 def test_two_tabs_deciding_on_one_session_lose_no_decision(nomodel_workspace: Any) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.web_support import HOSTILE_NOTE, ROOT, LiveServer, chrome, long_note, screenshot_dir
+from tests.web_support import HOSTILE_NOTE, ROOT, LiveServer, chrome, fhir_codes, long_note, screenshot_dir
 
 pytest.importorskip("fastapi")
 pytest.importorskip("selenium")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -89,8 +90,9 @@ def test_a_coder_reviews_a_pasted_note_in_the_browser(web_workspace: Any, tmp_pa
         _wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#codes li.code[data-code="{added}"]'))
         assert _code_row(driver, added).find_element(By.CSS_SELECTOR, ".status").text == "accepted"
 
-        # the why panel: evidence, ranker, links into the audit trail
-        _code_row(driver, first).find_element(By.CSS_SELECTOR, ".why").click()
+        # the why panel (by keyboard: select the code, press w): evidence, ranker, links into the audit trail
+        _code_row(driver, first).find_element(By.CSS_SELECTOR, ".pick").click()
+        ActionChains(driver).send_keys("w").perform()
         why = _wait(driver).until(EC.visibility_of_element_located((By.ID, "why")))
         _wait(driver).until(lambda d: "Evidence" in why.text)
         assert why.find_elements(By.CSS_SELECTOR, 'a[href*="/audit#ev-"]')
@@ -100,7 +102,7 @@ def test_a_coder_reviews_a_pasted_note_in_the_browser(web_workspace: Any, tmp_pa
         target = tmp_path / f"{item_id}-codes.fhir.json"
         _wait(driver).until(lambda d: target.exists() and target.stat().st_size > 0)
         bundle = json.loads(target.read_text())
-        assert {e["resource"]["code"]["coding"][0]["code"] for e in bundle["entry"]} == {first, added}
+        assert fhir_codes(bundle) == {first, added}
 
         driver.find_element(By.ID, "audit-link").click()
         chain = _wait(driver).until(EC.presence_of_element_located((By.ID, "chain")))

@@ -33,6 +33,16 @@ def long_note(chars: int = 5000) -> str:
     return text[:chars]
 
 
+def fhir_codes(bundle: dict[str, Any]) -> set[str]:
+    """The codes of a FHIR bundle's resources (Condition.code, MedicationStatement.medicationCodeableConcept)."""
+    out = set()
+    for entry in bundle["entry"]:
+        res = entry["resource"]
+        concept = res.get("code") or res.get("medicationCodeableConcept")
+        out.add(concept["coding"][0]["code"])
+    return out
+
+
 class LiveServer:
     """uvicorn serving an app on a free loopback port, in a thread of the test process."""
 

@@ -57,8 +57,12 @@ def _model_call(p: dict[str, Any]) -> str:
             f"{s.get('latency_s', 0.0):.2f}s")
 
 
-def _session(p: dict[str, Any]) -> str:
-    action = p.get("action") or p.get("command") or ""
+def _session(p: dict[str, Any], turn: str = "") -> str:
+    action = p.get("action") or p.get("command") or turn
+    if turn == "start" and isinstance(p.get("codes"), list):
+        return f"review opened on {len(p['codes'])} proposed codes: {', '.join(p['codes'][:8])}".rstrip(": ")
+    if turn == "export":
+        return f"exported {', '.join(p.get('codes', [])) or 'no codes'} as {p.get('format', '?')}"
     code = p.get("code") or p.get("old") or ""
     reason = f" ({p['reason']})" if p.get("reason") else ""
     return f"{action} {code}{reason}".strip() or json.dumps(p, default=str)[:120]
@@ -112,7 +116,9 @@ def kind_of(kind: str) -> EventKind | None:
     if kind in CATALOGUE:
         return CATALOGUE[kind]
     if kind.startswith(SESSION_PREFIX):
-        return EventKind(kind, "a review-session turn", _session, lambda p: [c for c in (p.get("code"),) if c])
+        turn = kind[len(SESSION_PREFIX):]
+        return EventKind(kind, "a review-session turn", lambda p: _session(p, turn),
+                         lambda p: [c for c in (p.get("code"),) if c])
     return None
 
 

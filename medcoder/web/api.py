@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.web.workspace import Decision, Workspace
 
 
@@ -25,15 +26,20 @@ class DecisionIn(_In):
     code: str = Field(max_length=16, description="the code decided on (for replace: the new code)")
     reason: str = Field("", max_length=2000, description="why (required for reject)")
     old: str | None = Field(None, max_length=16, description="replace: the code it replaces")
-    system: str | None = Field(None, max_length=32, description="add/replace: icd10cm or atc (default: by shape)")
+    system: str | None = Field(None, max_length=32, description="add/replace: the code system (default: by the code's shape)")
     version: int | None = Field(None, ge=0, description="the session version the sender saw (from GET); a "
                                                         "decision on a code changed since is refused with 409")
 
 
 class SearchIn(_In):
     text: str = Field(max_length=200)
-    system: str = Field("icd10cm", max_length=32)
+    system: str = Field(DEFAULT_SYSTEM, max_length=32)
     k: int = Field(10, ge=1, le=50)
+
+
+class ItemSearchIn(_In):
+    q: str = Field("", max_length=200, description="words in the id, title or note text")
+    status: str = Field("", description="to review, in progress, done, queued, coding or failed")
 
 
 class ExportIn(_In):
@@ -48,8 +54,14 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 
 @router.get("/items", summary="The worklist: notes with their review status, counts and coding progress")
-def list_items(request: Request, q: str = "", status: str = "") -> list[dict[str, Any]]:
-    return _ws(request).items(q, status)
+def list_items(request: Request, status: str = "") -> list[dict[str, Any]]:
+    return _ws(request).items(status=status)
+
+
+@router.post("/items/search", summary="The worklist items whose id, title or note text holds the words (a post: "
+                                      "words from a note stay out of addresses and logs)")
+def search_items(request: Request, body: ItemSearchIn) -> list[dict[str, Any]]:
+    return _ws(request).items(body.q, body.status)
 
 
 @router.post("/items", status_code=202, summary="Queue a note for coding (it is coded in the background)")

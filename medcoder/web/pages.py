@@ -11,6 +11,7 @@ import jinja2
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from medcoder.knowledge.systems import system_class, system_names
 from medcoder.notetext import NoteError
 from medcoder.web.security import check_form_csrf
 from medcoder.web.workspace import Workspace
@@ -80,7 +81,8 @@ def review(request: Request, item_id: str) -> HTMLResponse:
     item = ws.item(item_id)
     if item["state"] != "ready":
         return render(request, "waiting.html", item=item)
-    return render(request, "review.html", view=ws.review(item_id))
+    systems = [(name, system_class(name).title or name) for name in system_names()]
+    return render(request, "review.html", view=ws.review(item_id), systems=systems)
 
 
 @router.post("/sessions/{item_id}/export", dependencies=[Depends(check_form_csrf)])

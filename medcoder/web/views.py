@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from medcoder.audit.events import CATALOGUE, DECISION, SESSION_PREFIX, kind_of, sentence
+from medcoder.audit.events import DECISION, MODEL_CALL, NODE_END, NODE_START, SESSION_PREFIX, TOOL, kind_of, sentence
 from medcoder.audit.store import AuditStore
 
 
@@ -85,6 +85,9 @@ def review_status(session: Any) -> str:
     return "in progress" if session.decisions() else "to review"
 
 
+_DETAIL = {MODEL_CALL, TOOL, NODE_START, NODE_END}  # one click away on the audit page
+
+
 def audit_story(store: AuditStore, run_id: str) -> dict[str, Any]:
     """A run's events as a story in two parts (the coding run, then the review), with the chain's verdict."""
     info = store.run(run_id)
@@ -98,7 +101,7 @@ def audit_story(store: AuditStore, run_id: str) -> dict[str, Any]:
         chapters[-1]["events"].append({
             "seq": ev.seq, "at": round(ev.ts - t0, 2), "node": ev.node, "kind": ev.kind, "text": sentence(ev),
             "meaning": entry.meaning if entry else "", "decision": ev.kind == DECISION,
-            "detail": ev.kind not in CATALOGUE or ev.kind in ("model_call", "tool", "node_start", "node_end")})
+            "detail": ev.kind in _DETAIL or (entry is None)})
     return {"run_id": info.run_id, "workflow": info.workflow, "status": info.status, "created": info.created,
             "finished": info.finished, "note_digest": info.note_digest,
             "models": {n: m.get("name") for n, m in info.settings.get("models", {}).items()},

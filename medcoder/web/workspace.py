@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medcoder.engine.workflow import Workflow, load_workflow
-from medcoder.errors import MedcoderError
+from medcoder.errors import MedcoderError, StorageError
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import read_note
 from medcoder.session import Session, SessionError
 from medcoder.tools import functions as fn
@@ -123,10 +124,10 @@ class Workspace:
             progress = self.coder.progress(item.id)
             if progress is not None and item.state in (QUEUED, CODING):
                 row["progress"] = progress.to_dict()
-            if item.state == READY:
-                session = self.session(item.id)
+            if item.state == READY:  # read without opening a review (listing must not write audit events)
+                session = self._peek(item.id)
                 row["status"] = review_status(session)
-                codes = session.codes()
+                codes = session.codes() if session.started else [{"status": "proposed"} for _ in session.result.codes]
                 row["counts"] = {s: sum(1 for c in codes if c["status"] == s) for s in ("proposed", "accepted",
                                                                                          "rejected")}
             else:
@@ -158,40 +159,46 @@ class Workspace:
     # -- coding (the background thread) ----------------------------------------------------------
     def _code(self, item_id: str, on_node: Callable[[str], None]) -> None:
         wf = self.workflow
-        state = wf.state(item_id)
-        if state.get("result") is None:
-            text = None if state.get("note") else self.worklist.pending(item_id)
-            self.worklist.set_state(item_id, CODING)
-            try:
+        try:
+            state = wf.state(item_id)
+            if state.get("result") is None:
+                text = None if state.get("note") else self.worklist.pending(item_id)
+                self.worklist.set_state(item_id, CODING)
                 for update in wf.stream(text, item_id):
                     if text is not None:  # the run's checkpoint holds the note now; the worklist lets it go
                         self.worklist.set_state(item_id, CODING, clear_pending=True)
                         text = None
                     for node in update:
                         on_node(node)
-            except Exception as exc:
-                self.worklist.set_state(item_id, FAILED, error=str(exc)[:500] or type(exc).__name__)
-                raise
-        with self._lock_for(item_id):
-            Session.start(None, wf, session_id=item_id)  # type: ignore[arg-type]  # opens the review
+            with self._lock_for(item_id):
+                Session.start(None, wf, session_id=item_id)  # type: ignore[arg-type]  # opens the review
+        except StorageError:
+            raise  # not the note's fault: the item stays queued and is coded again when the server restarts
+        except Exception as exc:
+            self.worklist.set_state(item_id, FAILED, error=str(exc)[:500] or type(exc).__name__)
+            raise
         self.worklist.set_state(item_id, READY, clear_pending=True)
 
     # -- sessions --------------------------------------------------------------------------------
-    def session(self, item_id: str) -> Session:
-        """The review session of a coded item (opened on first use; batch items start their review here)."""
+    def _peek(self, item_id: str) -> Session:
+        """The item's Session object, without opening its review (one per item, kept)."""
         with self._guard:
             session = self._sessions.get(item_id)
-        if session is not None:
+            if session is None:
+                session = self._sessions[item_id] = Session(self.workflow, item_id)
             return session
+
+    def session(self, item_id: str) -> Session:
+        """The review session of a coded item (batch items open their review here, on first use)."""
         item = self.item(item_id)
         if item["state"] != READY:
             raise NotFound(f"note {item_id} is not coded yet ({item['state']})")
-        with self._lock_for(item_id):
-            session = Session(self.workflow, item_id)
-            if not session.started:
-                Session.start(None, self.workflow, session_id=item_id)  # type: ignore[arg-type]
-        with self._guard:
-            return self._sessions.setdefault(item_id, session)
+        session = self._peek(item_id)
+        if not session.started:
+            with self._lock_for(item_id):
+                if not session.started:
+                    Session.start(None, self.workflow, session_id=item_id)  # type: ignore[arg-type]
+        return session
 
     def _lock_for(self, item_id: str) -> threading.Lock:
         with self._guard:
@@ -252,7 +259,7 @@ class Workspace:
     def export(self, item_id: str, fmt: str) -> str:
         return self.session(item_id).export(fmt=fmt)
 
-    def search(self, text: str, system: str = "icd10cm", k: int = 10) -> list[dict[str, Any]]:
+    def search(self, text: str, system: str = DEFAULT_SYSTEM, k: int = 10) -> list[dict[str, Any]]:
         """Hybrid search over the knowledge base (BM25, vectors, Alphabetic Index) for a code to add: only
         codes that can be reported (a category with subcodes cannot be added)."""
         if not text.strip():

@@ -81,6 +81,24 @@ const review = {
     const finish = document.getElementById("finish");
     if (finish) finish.addEventListener("click", () => this.post("/finish", undefined, "The note is marked done."));
     document.getElementById("why-close").addEventListener("click", () => { document.getElementById("why").hidden = true; });
+    document.addEventListener("keydown", (ev) => this.key(ev));
+  },
+
+  // keys for coders who review all day: j/k move, a accept, r reject, p replace, w why, / search
+  key(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.target.closest("input, textarea, select")) return;
+    const rows = Array.from(document.querySelectorAll("li.code"));
+    const current = document.querySelector("li.code.selected");
+    const at = rows.indexOf(current);
+    const press = (cls) => { const b = current && current.querySelector(cls); if (b) { ev.preventDefault(); b.click(); } };
+    if (ev.key === "j" || ev.key === "k") {
+      const next = rows[Math.min(rows.length - 1, Math.max(0, at + (ev.key === "j" ? 1 : -1)))];
+      if (next) { ev.preventDefault(); this.select([next.dataset.key], true); next.scrollIntoView({block: "nearest"}); }
+    } else if (ev.key === "a") press(".accept");
+    else if (ev.key === "r") press(".reject");
+    else if (ev.key === "p") press(".replace");
+    else if (ev.key === "w") press(".why");
+    else if (ev.key === "/") { const s = document.getElementById("search"); if (s) { ev.preventDefault(); s.focus(); } }
   },
 
   wire(li) {
