@@ -116,6 +116,12 @@ class Session:
     def decisions(self) -> list[dict[str, Any]]:
         return list(self._review_state().get("decisions", []))
 
+    def review(self) -> dict[str, Any]:
+        """What the review holds now, read once: codes, decisions, done (empty before the review opens)."""
+        state = self._review_state()
+        return {"codes": list(state.get("codes", [])), "decisions": list(state.get("decisions", [])),
+                "done": bool(state.get("done")), "started": bool(state)}
+
     @property
     def started(self) -> bool:
         """Whether the review is open (a finished coding run has no review until `start` opens one)."""

@@ -48,7 +48,8 @@ def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
     note = result.note or session.note
     proposed = {(c.system, c.code): c for c in result.codes}
     codes = []
-    for entry in session.codes():
+    review = session.review()  # one read of the review's checkpoint
+    for entry in review["codes"]:
         src = proposed.get((entry["system"], entry["code"]))
         evidence = [{"start": e.start, "end": e.end, "text": e.text} for e in src.evidence] if src else []
         codes.append({
@@ -71,18 +72,18 @@ def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
     suggestions.sort(key=lambda s: -s["confidence"])
     spans = [(e["start"], e["end"], c["key"], True) for c in codes for e in c["evidence"]]
     spans += [(e["start"], e["end"], s["key"], False) for s in suggestions for e in s["evidence"]]
-    decisions = session.decisions()
+    decisions = review["decisions"]
     counts = {status: sum(1 for c in codes if c["status"] == status) for status in ("proposed", "accepted", "rejected")}
     return {"id": session.id, "item": item, "note_chars": len(note), "codes": codes, "suggestions": suggestions,
             "segments": [asdict(s) for s in segments(note, spans)], "decisions": decisions,
-            "version": len(decisions), "done": session.done, "counts": counts, "workflow": result.workflow}
+            "version": len(decisions), "done": review["done"], "counts": counts, "workflow": result.workflow}
 
 
-def review_status(session: Any) -> str:
-    """to review (no decision yet), in progress, done (the coder finished the note)."""
-    if session.done:
+def review_status(review: dict[str, Any]) -> str:
+    """to review (no decision yet), in progress, done (the coder finished the note); from `Session.review()`."""
+    if review["done"]:
         return "done"
-    return "in progress" if session.decisions() else "to review"
+    return "in progress" if review["decisions"] else "to review"
 
 
 _DETAIL = {MODEL_CALL, TOOL, NODE_START, NODE_END}  # one click away on the audit page

@@ -126,8 +126,10 @@ class Workspace:
                 row["progress"] = progress.to_dict()
             if item.state == READY:  # read without opening a review (listing must not write audit events)
                 session = self._peek(item.id)
-                row["status"] = review_status(session)
-                codes = session.codes() if session.started else [{"status": "proposed"} for _ in session.result.codes]
+                review = session.review()
+                row["status"] = review_status(review)
+                codes = review["codes"] if review["started"] else [{"status": "proposed"} for _ in
+                                                                     session.result.codes]
                 row["counts"] = {s: sum(1 for c in codes if c["status"] == s) for s in ("proposed", "accepted",
                                                                                          "rejected")}
             else:
