@@ -274,3 +274,27 @@ def _get_json(url: str, token: str, deadline: float) -> Any:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+def test_a_chat_or_sdk_session_is_reviewed_in_the_browser_as_the_same_session(nomodel_workspace: Any) -> None:
+    """Three faces of one session: decided in Python, adopted into the worklist, decided through the API,
+    and Python sees both decisions (no copy anywhere)."""
+    from medcoder.session import Session
+
+    client = _client(nomodel_workspace)
+    wf = nomodel_workspace.workflow
+    s = Session.start("Essential hypertension. Gout of the right knee. Asthma, mild intermittent.", wf)
+    codes = [c["code"] for c in s.codes()]
+    assert len(codes) >= 2
+    s.accept(codes[0])
+    r = client.post("/api/items/adopt", json={"session_id": s.id, "title": "from the REPL"})
+    assert r.status_code == 200 and r.json()["source"] == "session"
+    row = next(i for i in client.get("/api/items").json() if i["id"] == s.id)
+    assert row["status"] == "in progress" and row["counts"]["accepted"] == 1
+    view = client.get(f"/api/sessions/{s.id}").json()
+    assert view["version"] == 1
+    client.post(f"/api/sessions/{s.id}/decisions", json={"action": "reject", "code": codes[1], "reason": "old",
+                                                         "version": 1}).raise_for_status()
+    assert [(d["action"], d["code"]) for d in Session(wf, s.id).decisions()] == [("accept", codes[0]),
+                                                                                  ("reject", codes[1])]
+    assert client.post("/api/items/adopt", json={"session_id": "nosuchsession"}).status_code == 404

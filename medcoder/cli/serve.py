@@ -20,8 +20,10 @@ import click
               help="A `medcoder batch --out` file whose notes join the worklist for review (repeatable).")
 @click.option("--note", "notes", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A note file to code and put in the worklist (repeatable; a file already there is not coded again).")
+@click.option("--session", "sessions", multiple=True,
+              help="A session id from `medcoder chat` (or the SDK) to review in the browser (repeatable).")
 def serve(host: str, port: int, workflow: str, model: str | None, token: str | None, batches: tuple[Path, ...],
-          notes: tuple[Path, ...]) -> None:
+          notes: tuple[Path, ...], sessions: tuple[str, ...]) -> None:
     """Serve the review workspace until Ctrl-C: paste or upload notes, review their codes, read the audit trail.
 
     Bound to 127.0.0.1 by default. Another --host needs a token: the address printed once carries it, and
@@ -37,6 +39,8 @@ def serve(host: str, port: int, workflow: str, model: str | None, token: str | N
     click.echo(f"loading workflow {workflow}{f' with model {model}' if model else ''} ...", err=True)
     workspace = Workspace(workflow, model=model, batches=list(batches))
     try:
+        for session_id in sessions:
+            workspace.adopt(session_id)
         for path in notes:
             data = path.read_bytes()
             workspace.submit(data, path.name, "upload", item_id="f" + hashlib.sha256(data).hexdigest()[:11])

@@ -37,6 +37,11 @@ class SearchIn(_In):
     k: int = Field(10, ge=1, le=50)
 
 
+class AdoptIn(_In):
+    session_id: str = Field(max_length=64, description="a session or run id from `medcoder chat` or the SDK")
+    title: str = Field("", max_length=200)
+
+
 class ItemSearchIn(_In):
     q: str = Field("", max_length=200, description="words in the id, title or note text")
     status: str = Field("", description="to review, in progress, done, queued, coding or failed")
@@ -68,6 +73,11 @@ def search_items(request: Request, body: ItemSearchIn) -> list[dict[str, Any]]:
 def add_item(request: Request, note: NoteIn) -> dict[str, Any]:
     item = _ws(request).submit(note.text, note.title)
     return _ws(request).item(item.id)
+
+
+@router.post("/items/adopt", summary="Put a session coded elsewhere (`medcoder chat`, Python) in the worklist")
+def adopt_item(request: Request, body: AdoptIn) -> dict[str, Any]:
+    return _ws(request).item(_ws(request).adopt(body.session_id, body.title).id)
 
 
 @router.get("/items/{item_id}", summary="One item: its state and coding progress")

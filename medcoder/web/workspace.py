@@ -115,6 +115,16 @@ class Workspace:
             added.append(self.worklist.add(run_id, f"batch:{path.name}", note_id, state, error=error))
         return added
 
+    def adopt(self, session_id: str, title: str = "") -> WorkItem:
+        """Put a session (or any finished run) coded elsewhere, `medcoder chat` or Python, in the worklist: the
+        browser then reviews the same session the REPL and the SDK see."""
+        state = self.workflow.state(session_id)
+        if state.get("result") is None:
+            raise NotFound(f"no finished run {session_id!r} in this workspace's checkpoints")
+        note = str(state.get("note", ""))
+        first = next((line.strip() for line in note.splitlines() if line.strip()), session_id)
+        return self.worklist.add(session_id, "session", (title or first)[:80], READY, chars=len(note))
+
     def items(self, query: str = "", status: str = "") -> list[dict[str, Any]]:
         """The worklist with each item's review status and counts; `query` matches id, title or note text."""
         q = query.strip().lower()
