@@ -21,6 +21,7 @@ from tests.web_support import HOSTILE_NOTE, ROOT, LiveServer, chrome, fhir_codes
 
 pytest.importorskip("fastapi")
 pytest.importorskip("selenium")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -34,7 +35,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "web_page_load.json"
 
 
 def _wait(driver: Any, timeout: float = 30) -> WebDriverWait:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+    """A wait that looks again when the page reloaded under it (the worklist reloads itself when a note is
+    coded; a decision that adds a code reloads the review)."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 
 
 def _code_row(driver: Any, code: str) -> Any:
