@@ -10,6 +10,7 @@ from typing import Any
 
 from medcoder.audit.events import tally
 from medcoder.audit.store import AuditStore
+from medcoder.notetext import segments
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -32,19 +33,14 @@ def _e(value: Any) -> str:
 
 
 def _highlight(note: str, codes: list[dict[str, Any]]) -> str:
-    marks: list[tuple[int, int, str, str]] = []
-    for c in codes:
-        for ev in c["evidence"]:
-            if ev.get("start") is not None:
-                marks.append((ev["start"], ev["end"], f"{c['code']} {c['label']}", c["system"]))
-    cuts = sorted({0, len(note), *(m[0] for m in marks), *(m[1] for m in marks)})
+    spans = [(ev.get("start"), ev.get("end"), (f"{c['code']} {c['label']}", c["system"]))
+             for c in codes for ev in c["evidence"]]
     out = []
-    for a, b in zip(cuts, cuts[1:]):
-        covering = [m for m in marks if m[0] <= a and b <= m[1]]
-        text = _e(note[a:b])
-        if covering:
-            title = _e("; ".join(m[2] for m in covering))
-            out.append(f'<mark class="{covering[0][3]}" title="{title}">{text}</mark>')
+    for seg in segments(note, spans):
+        text = _e(seg.text)
+        if seg.covers:
+            title = _e("; ".join(title for title, _ in seg.covers))
+            out.append(f'<mark class="{seg.covers[0][1]}" title="{title}">{text}</mark>')
         else:
             out.append(text)
     return "".join(out)

@@ -28,14 +28,14 @@ def serve(host: str, port: int, workflow: str, model: str | None, token: str | N
 
     Bound to 127.0.0.1 by default. Another --host needs a token: the address printed once carries it, and
     the browser keeps it as a cookie. The JSON API is under /api, described at /docs."""
-    from medcoder.llm.serving import is_loopback  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.llm.serving import is_loopback, new_secret  # deferred: CLI start-up (`medcoder --help` < 1 s)
     from medcoder.web.app import serve as run  # deferred: CLI start-up
-    from medcoder.web.security import Guard, new_token, token_url  # deferred: CLI start-up
+    from medcoder.web.security import Guard, token_url  # deferred: CLI start-up
     from medcoder.web.workspace import Workspace  # deferred: CLI start-up
 
     generated = False
     if token is None and not is_loopback(host):
-        token, generated = new_token(), True
+        token, generated = new_secret(), True
     click.echo(f"loading workflow {workflow}{f' with model {model}' if model else ''} ...", err=True)
     workspace = Workspace(workflow, model=model, batches=list(batches))
     try:

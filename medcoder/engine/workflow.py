@@ -270,6 +270,10 @@ class Workflow:
     def state(self, run_id: str) -> dict[str, Any]:
         return dict(self._snapshot(run_id).values)
 
+    def finished(self, run_id: str) -> bool:
+        """Whether run `run_id` reached its end here (its result is in this workflow's checkpoints)."""
+        return _finished(self._snapshot(run_id))
+
     def mermaid(self) -> str:
         return self.graph.get_graph().draw_mermaid()
 

@@ -61,6 +61,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def new_secret() -> str:
+    """A key or token for a server reachable off this machine (`serve-model`'s API key, `serve`'s token)."""
+    return secrets.token_urlsafe(24)
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as s:
@@ -183,7 +188,7 @@ class ModelServer:
         if options.slots < 1:
             raise MedcoderError("a model server needs at least one slot")
         if not is_loopback(options.host) and not options.api_key:
-            options.api_key = secrets.token_urlsafe(24)  # off the loopback interface, never without a key
+            options.api_key = new_secret()  # off the loopback interface, never without a key
             self.generated_key = True
         else:
             self.generated_key = False

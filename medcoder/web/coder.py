@@ -71,11 +71,6 @@ class BackgroundCoder:
         with self._lock:
             return self._progress.get(item_id)
 
-    def idle(self) -> bool:
-        """Nothing queued and nothing being coded (what tests and a clean shutdown wait for)."""
-        with self._lock:
-            return all(p.state in ("ready", "failed") for p in self._progress.values())
-
     def wait(self, item_id: str, timeout: float = 600.0) -> Progress:
         """Block until an item is coded or failed (for the SDK and tests)."""
         deadline = time.monotonic() + timeout

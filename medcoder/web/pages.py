@@ -43,7 +43,7 @@ def _worklist(request: Request, query: str = "", status: str = "", message: str 
     ws = _ws(request)
     everything = ws.items()
     counts = {s: sum(1 for i in everything if i["status"] == s) for s in STATUSES}
-    items = ws.items(query, status) if (query or status) else everything
+    items = ws.select(everything, query, status)
     return render(request, "worklist.html", items=items, counts=counts, query=query, status=status,
                   statuses=STATUSES, message=message, total=len(everything), workflow=ws.workflow.spec.name)
 

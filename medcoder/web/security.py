@@ -47,10 +47,6 @@ def _host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
-
-
 @dataclass
 class Guard:
     """The workspace's access rules: the token (None: loopback only) and the key CSRF tokens derive from."""

@@ -6,11 +6,11 @@ it as JSON; the audit page renders `audit_story`, `/api/runs/{id}/audit` returns
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from medcoder.audit.events import DECISION, MODEL_CALL, NODE_END, NODE_START, SESSION_PREFIX, TOOL, kind_of, sentence
 from medcoder.audit.store import AuditStore
+from medcoder.notetext import segments
 
 
 def code_key(system: str, code: str) -> str:
@@ -18,27 +18,17 @@ def code_key(system: str, code: str) -> str:
     return f"{system}:{code}"
 
 
-@dataclass
-class Segment:
-    """A stretch of the note and the codes whose evidence covers it (empty: plain text)."""
-
-    start: int
-    end: int
-    text: str
-    codes: list[str] = field(default_factory=list)
-    listed: bool = False  # covered by a code in the list (not only by a suggestion)
+def status_counts(codes: list[dict[str, Any]]) -> dict[str, int]:
+    """How many codes are proposed, accepted, rejected."""
+    return {status: sum(1 for c in codes if c["status"] == status) for status in ("proposed", "accepted", "rejected")}
 
 
-def segments(note: str, spans: list[tuple[int, int, str, bool]]) -> list[Segment]:
-    """The note cut at every evidence boundary; `spans` are (start, end, code key, listed)."""
-    spans = [(max(0, a), min(len(note), b), k, listed) for a, b, k, listed in spans if 0 <= a < b]
-    cuts = sorted({0, len(note), *(s[0] for s in spans), *(s[1] for s in spans)})
-    out = []
-    for a, b in zip(cuts, cuts[1:]):
-        covering = [s for s in spans if s[0] <= a and b <= s[1]]
-        codes = list(dict.fromkeys(s[2] for s in covering))
-        out.append(Segment(a, b, note[a:b], codes, any(s[3] for s in covering)))
-    return out
+def _segments(note: str, spans: list[tuple[int, int, str, bool]]) -> list[dict[str, Any]]:
+    """The note cut at every evidence boundary, each piece with the code keys covering it and whether a code
+    in the list (not only a suggestion) covers it."""
+    return [{"start": seg.start, "end": seg.end, "text": seg.text,
+             "codes": list(dict.fromkeys(key for key, _ in seg.covers)), "listed": any(x for _, x in seg.covers)}
+            for seg in segments(note, [(a, b, (key, listed)) for a, b, key, listed in spans])]
 
 
 def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +63,9 @@ def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
     spans = [(e["start"], e["end"], c["key"], True) for c in codes for e in c["evidence"]]
     spans += [(e["start"], e["end"], s["key"], False) for s in suggestions for e in s["evidence"]]
     decisions = review["decisions"]
-    counts = {status: sum(1 for c in codes if c["status"] == status) for status in ("proposed", "accepted", "rejected")}
     return {"id": session.id, "item": item, "note_chars": len(note), "codes": codes, "suggestions": suggestions,
-            "segments": [asdict(s) for s in segments(note, spans)], "decisions": decisions,
-            "version": len(decisions), "done": review["done"], "counts": counts, "workflow": result.workflow}
+            "segments": _segments(note, spans), "decisions": decisions, "version": len(decisions),
+            "done": review["done"], "counts": status_counts(codes), "workflow": result.workflow}
 
 
 def review_status(review: dict[str, Any]) -> str:

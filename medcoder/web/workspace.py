@@ -20,8 +20,8 @@ from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import read_note
 from medcoder.session import Session, SessionError
 from medcoder.tools import functions as fn
-from medcoder.web.coder import BackgroundCoder, Progress
-from medcoder.web.views import audit_story, review_status, review_view
+from medcoder.web.coder import BackgroundCoder
+from medcoder.web.views import audit_story, review_status, review_view, status_counts
 from medcoder.web.worklist import CODING, FAILED, QUEUED, READY, WorkItem, Worklist
 
 logger = logging.getLogger(__name__)
@@ -85,8 +85,8 @@ class Workspace:
             return self.worklist.get(item_id)
         except KeyError:
             pass
-        first = next((line.strip() for line in note.splitlines() if line.strip()), "")
-        item = self.worklist.add(item_id, source, (title or first)[:80], QUEUED, pending=note, chars=len(note))
+        item = self.worklist.add(item_id, source, _title(title, note, item_id), QUEUED, pending=note,
+                                 chars=len(note))
         self.coder.submit(item_id)
         return item
 
@@ -107,7 +107,7 @@ class Workspace:
                 continue
             if not row.get("ok"):
                 state, error = FAILED, f"the batch could not code it: {row.get('error', 'unknown error')}"
-            elif self.workflow.state(run_id).get("result") is None:
+            elif not self.workflow.finished(run_id):
                 state, error = FAILED, ("its run is not in this workspace's checkpoints (coded under another "
                                         "MEDCODER_HOME?)")
             else:
@@ -118,63 +118,56 @@ class Workspace:
     def adopt(self, session_id: str, title: str = "") -> WorkItem:
         """Put a session (or any finished run) coded elsewhere, `medcoder chat` or Python, in the worklist: the
         browser then reviews the same session the REPL and the SDK see."""
-        state = self.workflow.state(session_id)
-        if state.get("result") is None:
+        if not self.workflow.finished(session_id):
             raise NotFound(f"no finished run {session_id!r} in this workspace's checkpoints")
-        note = str(state.get("note", ""))
-        first = next((line.strip() for line in note.splitlines() if line.strip()), session_id)
-        return self.worklist.add(session_id, "session", (title or first)[:80], READY, chars=len(note))
+        note = str(self.workflow.state(session_id).get("note", ""))
+        return self.worklist.add(session_id, "session", _title(title, note, session_id), READY, chars=len(note))
 
     def items(self, query: str = "", status: str = "") -> list[dict[str, Any]]:
         """The worklist with each item's review status and counts; `query` matches id, title or note text."""
-        q = query.strip().lower()
-        out = []
+        rows = []
         for item in self.worklist.items():
-            row = item.to_dict()
-            progress = self.coder.progress(item.id)
-            if progress is not None and item.state in (QUEUED, CODING):
-                row["progress"] = progress.to_dict()
+            row = self._row(item)
             if item.state == READY:  # read without opening a review (listing must not write audit events)
                 session = self._peek(item.id)
                 review = session.review()
                 row["status"] = review_status(review)
-                codes = review["codes"] if review["started"] else [{"status": "proposed"} for _ in
-                                                                     session.result.codes]
-                row["counts"] = {s: sum(1 for c in codes if c["status"] == s) for s in ("proposed", "accepted",
-                                                                                         "rejected")}
+                row["counts"] = status_counts(review["codes"] if review["started"] else
+                                              [{"status": "proposed"} for _ in session.result.codes])
             else:
                 row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
-            if q and q not in item.id.lower() and q not in item.title.lower() and q not in self._note(item).lower():
-                continue
-            if status and row["status"] != status:
-                continue
-            out.append(row)
-        return out
+            rows.append(row)
+        return self.select(rows, query, status)
+
+    def select(self, rows: list[dict[str, Any]], query: str = "", status: str = "") -> list[dict[str, Any]]:
+        """The rows of `items()` with this status whose id, title or note text holds `query`."""
+        q = query.strip().lower()
+        return [r for r in rows if (not status or r["status"] == status) and (
+            not q or q in r["id"].lower() or q in r["title"].lower() or q in self._note(r).lower())]
 
     def item(self, item_id: str) -> dict[str, Any]:
         try:
-            item = self.worklist.get(item_id)
+            return self._row(self.worklist.get(item_id))
         except KeyError:
             raise NotFound(f"no note {item_id!r} in this workspace") from None
+
+    def _row(self, item: WorkItem) -> dict[str, Any]:
+        """An item as data, with its coding progress while it is queued or being coded."""
         row = item.to_dict()
-        progress = self.coder.progress(item_id)
-        if progress is not None:
+        progress = self.coder.progress(item.id)
+        if progress is not None and item.state in (QUEUED, CODING):
             row["progress"] = progress.to_dict()
         return row
 
-    def progress(self, item_id: str) -> Progress | None:
-        return self.coder.progress(item_id)
-
-    def _note(self, item: WorkItem) -> str:
-        return str(self.workflow.state(item.id).get("note", "")) if item.state != QUEUED else ""
+    def _note(self, row: dict[str, Any]) -> str:
+        return str(self.workflow.state(row["id"]).get("note", "")) if row["state"] != QUEUED else ""
 
     # -- coding (the background thread) ----------------------------------------------------------
     def _code(self, item_id: str, on_node: Callable[[str], None]) -> None:
         wf = self.workflow
         try:
-            state = wf.state(item_id)
-            if state.get("result") is None:
-                text = None if state.get("note") else self.worklist.pending(item_id)
+            if not wf.finished(item_id):
+                text = None if wf.state(item_id).get("note") else self.worklist.pending(item_id)
                 self.worklist.set_state(item_id, CODING)
                 for update in wf.stream(text, item_id):
                     if text is not None:  # the run's checkpoint holds the note now; the worklist lets it go
@@ -282,3 +275,9 @@ class Workspace:
         if self.workflow.audit is None:
             raise NotFound("this workspace keeps no audit store")
         return audit_story(self.workflow.audit, run_id)
+
+
+def _title(title: str, note: str, fallback: str) -> str:
+    """The worklist's name for a note: the one given, else its first line."""
+    first = next((line.strip() for line in note.splitlines() if line.strip()), fallback)
+    return (title or first)[:80]
