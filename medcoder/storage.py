@@ -46,6 +46,11 @@ def _explain(exc: BaseException) -> tuple[str, str]:
     return str(exc), _FIX_DAMAGED
 
 
+def is_write_fault(exc: BaseException) -> bool:
+    """A full disk or a read-only folder, not damage: what is stored is sound and must not be rebuilt over."""
+    return _explain(exc)[1] in (_FIX_SPACE, _FIX_WRITE)
+
+
 def storage_error(path: str | Path, what: str, exc: BaseException) -> StorageError:
     happened, fix = _explain(exc)
     return StorageError(f"{what} {path}: {happened}; {fix}")

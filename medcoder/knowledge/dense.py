@@ -4,7 +4,8 @@ Each code is indexed under several texts: its label, its inclusion terms and, fo
 the Alphabetic Index paths that lead to it; for ATC, combination-product brands and the RABBITS
 US brand names of its substance. The store lives under the cache folder, keyed by the data
 version, the document recipe and the embedder's digest, so a change of any of them rebuilds it.
-A store that is empty, half-built or unreadable is rebuilt, never trusted.
+A store that is empty, half-built or unreadable is rebuilt, never trusted; one that cannot be written
+(a full disk, a read-only cache) is left as it is and said in one line, never removed to be rebuilt.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import re
 import shutil
 import threading
 import time
@@ -29,6 +31,7 @@ from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import IndexDoc
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.paths import cache_dir, file_digest
+from medcoder.storage import is_write_fault, storage_error
 
 if TYPE_CHECKING:
     from medcoder.knowledge import KnowledgeBase
@@ -83,35 +86,43 @@ class DenseIndex:
     # -- building -------------------------------------------------------------------
     def build(self, progress: Progress | None = None, force: bool = False) -> dict[str, Any]:
         """Embed every text and store it; returns what was built (docs, codes, seconds, bytes)."""
-        import time
-
         with self._lock():
             if self.is_built() and not force:
                 return self.info()
             self._reset()
-            started = time.perf_counter()
-            docs = _dedupe(self.kb.ontology(self.system).index_docs())
-            collection = self._client().create_collection(
-                name=self.system, embedding_function=self.embedder,
-                configuration={"hnsw": {"space": "cosine", "ef_search": 100}})
-            batch = 2048
-            embed = _EmbedOnce(self.embedder, docs)
-            for lo in range(0, len(docs), batch):
-                chunk = docs[lo:lo + batch]
-                vectors = embed([d.text for d in chunk])
-                collection.add(
-                    ids=[str(lo + i) for i in range(len(chunk))], embeddings=vectors, documents=[d.text for d in chunk],
-                    metadatas=[{"code": d.code, "source": d.source, "kind": d.kind, "chapter": d.chapter,
-                                "billable": d.billable} for d in chunk])
-                if progress:
-                    progress(min(lo + batch, len(docs)), len(docs))
-            info = {"key": self.key, "system": self.system, "docs": len(docs), "codes": len({d.code for d in docs}),
-                    "texts_embedded": embed.embedded,
-                    "seconds": round(time.perf_counter() - started, 1), "embedder": MiniLMEmbedder.name()}
-            (self.path / _MARKER).write_text(json.dumps(info))
-            self._collection, self._collection_key = collection, self.key
-            logger.info("built %s dense index: %d texts in %.0f s", self.system, len(docs), info["seconds"])
-            return self.info()
+            try:
+                return self._build(progress)
+            except Exception as exc:
+                shutil.rmtree(self.path, ignore_errors=True)  # a half-built store only takes space
+                if _write_fault(exc):
+                    raise storage_error(self.path, "cannot build the search index at", exc) from exc
+                raise
+
+    def _build(self, progress: Progress | None) -> dict[str, Any]:
+        """Create the collection and embed every text into it (the lock is held; the store is empty)."""
+        started = time.perf_counter()
+        docs = _dedupe(self.kb.ontology(self.system).index_docs())
+        collection = self._client().create_collection(
+            name=self.system, embedding_function=self.embedder,
+            configuration={"hnsw": {"space": "cosine", "ef_search": 100}})
+        batch = 2048
+        embed = _EmbedOnce(self.embedder, docs)
+        for lo in range(0, len(docs), batch):
+            chunk = docs[lo:lo + batch]
+            vectors = embed([d.text for d in chunk])
+            collection.add(
+                ids=[str(lo + i) for i in range(len(chunk))], embeddings=vectors, documents=[d.text for d in chunk],
+                metadatas=[{"code": d.code, "source": d.source, "kind": d.kind, "chapter": d.chapter,
+                            "billable": d.billable} for d in chunk])
+            if progress:
+                progress(min(lo + batch, len(docs)), len(docs))
+        info = {"key": self.key, "system": self.system, "docs": len(docs), "codes": len({d.code for d in docs}),
+                "texts_embedded": embed.embedded,
+                "seconds": round(time.perf_counter() - started, 1), "embedder": MiniLMEmbedder.name()}
+        (self.path / _MARKER).write_text(json.dumps(info))
+        self._collection, self._collection_key = collection, self.key
+        logger.info("built %s dense index: %d texts in %.0f s", self.system, len(docs), info["seconds"])
+        return self.info()
 
     def info(self) -> dict[str, Any]:
         data = json.loads((self.path / _MARKER).read_text()) if self.is_built() else {"key": self.key}
@@ -141,6 +152,13 @@ class DenseIndex:
                 shutil.rmtree(old, ignore_errors=True)
         SharedSystemClient.clear_system_cache()  # chroma keeps clients per path; a removed store must not linger
 
+    def _forget_client(self) -> None:
+        """Drop Chroma's cached client for this store only (a client whose start failed stays cached, broken)."""
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(self.path), None)
+        SharedSystemClient._identifier_to_refcount.pop(str(self.path), None)
+
     def _client(self) -> Any:
         import chromadb
         from chromadb.config import Settings
@@ -169,6 +187,8 @@ class DenseIndex:
                 self._collection, self._collection_key = col, self.key
                 return col
             except Exception as exc:  # corrupt or empty store: rebuild once, then give up with a clear error
+                if _write_fault(exc):  # a full disk or read-only cache: the store is sound, keep it
+                    raise storage_error(self.path, "cannot open the search index at", exc) from exc
                 if attempt or not build:
                     raise IndexBuildError(f"the {self.system} search index at {self.path} is unreadable: {exc}") from exc
                 logger.warning("dense index %s unreadable (%s); rebuilding", self.path, exc)
@@ -185,7 +205,8 @@ class DenseIndex:
                     raise IndexBuildError("empty collection")
                 return col
             except Exception as exc:  # noqa: BLE001 - tried again, then judged by the caller
-                if wait is None:
+                self._forget_client()  # else the next try gets the half-started client back, not the real error
+                if wait is None or _write_fault(exc):
                     raise
                 logger.info("opening dense index %s failed (%s); trying again in %.1f s", self.path, exc, wait)
                 time.sleep(wait)
@@ -210,6 +231,20 @@ class DenseIndex:
                     seen[code] = SearchHit(code, round(1.0 - float(dist), 4), onto.label(code), [f"dense:{meta['source']}"])
             out.append(list(seen.values())[:k])
         return out
+
+
+_SQLITE_CODE = re.compile(r"\(code: (\d+)\)")
+_SQLITE_WRITE_FAULTS = {8, 13, 778, 1034}  # READONLY, FULL, IOERR_WRITE, IOERR_FSYNC (extended codes kept)
+
+
+def _write_fault(exc: BaseException) -> bool:
+    """A store that cannot be written rather than one that is damaged. Chroma reports SQLite's extended code,
+    which tells a failed write (full disk) from a short read (a truncated file), both "disk I/O error"."""
+    found = _SQLITE_CODE.search(str(exc))
+    if found:
+        code = int(found.group(1))
+        return code in _SQLITE_WRITE_FAULTS or code & 0xFF in (8, 13)
+    return is_write_fault(exc)
 
 
 class _EmbedOnce:

@@ -38,7 +38,9 @@ def test_disk_full_mid_batch_is_one_line_and_the_batch_resumes(tmp_path: Path) -
                                                                      os.path.getsize(home / "checkpoints.sqlite")) + 4096))
     assert harness.one_clear_line(full), full.stderr.decode()[-800:]
     last = full.stderr.decode().strip().splitlines()[-1]
-    assert "free space" in last and ("audit" in last or "checkpoint" in last or "out.jsonl" in last), last
+    # whichever file the run writes first past the limit is named: a store, the output, or the search index
+    # (Chroma may write when it opens a store; that store is sound and must be kept, not rebuilt)
+    assert "free space" in last and any(w in last for w in ("audit", "checkpoint", "out.jsonl", "search index")), last
     assert size > 0
     sqlite3.connect(home / "audit.sqlite").execute("PRAGMA integrity_check").fetchall()
     again = harness.medcoder(args, home)  # space is back
@@ -177,6 +179,45 @@ def test_a_damaged_search_index_is_rebuilt_or_named(tmp_path: Path) -> None:
     fresh = DenseIndex(KnowledgeBase(), ToyFindings.system, root=tmp_path / "chroma")
     assert fresh.search("cough", k=1)[0].code  # rebuilt once, then searched
     shutil.rmtree(tmp_path / "chroma")
+
+
+_INDEX_CHILD = """
+import pathlib, resource, signal, sys
+from medcoder.knowledge import KnowledgeBase, register_system
+from medcoder.knowledge.dense import DenseIndex
+from tests.toy_system import ToyFindings
+
+register_system(ToyFindings)
+if sys.argv[2] != "unlimited":
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+index = DenseIndex(KnowledgeBase(), ToyFindings.system, root=pathlib.Path(sys.argv[1]))
+try:
+    print(index.search("cough", k=1)[0].code)
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def _index_child(root: Path, mode: str) -> str:
+    """Search a toy index in a fresh process (Chroma writes when a process first opens a store)."""
+    proc = subprocess.run([sys.executable, "-c", _INDEX_CHILD, str(root), mode], capture_output=True, text=True,
+                          cwd=harness.ROOT, env=harness.env_for(root.parent / "home"), timeout=300)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_a_full_disk_keeps_a_sound_search_index_and_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "chroma"
+    said = _index_child(root, "limited")  # nothing built yet: the build cannot write
+    assert said.startswith("StorageError cannot build the search index at") and "free space" in said, said
+    assert not any(root.glob("*/chroma.sqlite3"))  # no half-built store left taking space
+    assert _index_child(root, "unlimited").startswith("F")  # space back: built, searched
+    store = next(root.glob("*/chroma.sqlite3")).parent
+    marker = (store / "medcoder-index.json").read_text()
+    said = _index_child(root, "limited")  # a sound store that a full disk stops Chroma opening
+    assert said.startswith("StorageError cannot open the search index at") and "free space" in said, said
+    assert (store / "medcoder-index.json").read_text() == marker  # kept, not removed to be rebuilt
+    assert _index_child(root, "unlimited").startswith("F")
 
 
 @pytest.mark.slow
