@@ -43,10 +43,14 @@ def test_batched_score_matches_separate_evaluations(test_llm):
     # single-token answers read the same logits whatever the batch: equal to 1e-3
     for i in (0, 1, 3):
         assert batched.logprobs[i] == pytest.approx(reference[i], abs=1e-3)
-    # llama.cpp picks other matmul kernels for other batch shapes; the multi-token and mixed-batch
-    # scores agree to a few hundredths of a nat on this 135M model
+    # llama.cpp picks other matmul kernels for other batch shapes, and other ones again on another CPU
+    # (llama.cpp is built -DGGML_NATIVE): multi-token scores agree to within 2% (seen: 0.27 nat on a 5-token
+    # continuation scoring -38.7 nats), and never enough to reorder continuations that differ by more
     for b, s, r in zip(batched.logprobs, singles, reference):
-        assert b == pytest.approx(r, abs=0.25) and s == pytest.approx(r, abs=0.25)
+        tol = max(0.25, 0.02 * abs(r))
+        assert b == pytest.approx(r, abs=tol) and s == pytest.approx(r, abs=tol)
+    apart = [(i, j) for i in range(len(CONTS)) for j in range(len(CONTS)) if reference[i] > reference[j] + 1.0]
+    assert apart and all(batched.logprobs[i] > batched.logprobs[j] for i, j in apart)
     stats = batched.record.stats
     assert stats.prompt_tokens > 0
     # asked one by one, every continuation would carry the whole context: the batch evaluates it once
