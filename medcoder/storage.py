@@ -10,6 +10,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +47,18 @@ def _explain(exc: BaseException) -> tuple[str, str]:
     return str(exc), _FIX_DAMAGED
 
 
+_SQLITE_CODE = re.compile(r"\(code: (\d+)\)")  # how Chroma's Rust bindings quote SQLite's extended code
+_SQLITE_WRITE_FAULTS = {8, 13, 778, 1034}  # READONLY, FULL, IOERR_WRITE, IOERR_FSYNC (extended codes kept)
+
+
 def is_write_fault(exc: BaseException) -> bool:
-    """A full disk or a read-only folder, not damage: what is stored is sound and must not be rebuilt over."""
+    """A full disk or a read-only folder, not damage: what is stored is sound and must not be rebuilt over.
+    An extended SQLite code in the message tells a failed write from a short read (a truncated file), though
+    both read "disk I/O error"."""
+    found = _SQLITE_CODE.search(str(exc))
+    if found:
+        code = int(found.group(1))
+        return code in _SQLITE_WRITE_FAULTS or code & 0xFF in (8, 13)
     return _explain(exc)[1] in (_FIX_SPACE, _FIX_WRITE)
 
 

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import re
 import shutil
 import threading
 import time
@@ -94,7 +93,7 @@ class DenseIndex:
                 return self._build(progress)
             except Exception as exc:
                 shutil.rmtree(self.path, ignore_errors=True)  # a half-built store only takes space
-                if _write_fault(exc):
+                if is_write_fault(exc):
                     raise storage_error(self.path, "cannot build the search index at", exc) from exc
                 raise
 
@@ -187,7 +186,7 @@ class DenseIndex:
                 self._collection, self._collection_key = col, self.key
                 return col
             except Exception as exc:  # corrupt or empty store: rebuild once, then give up with a clear error
-                if _write_fault(exc):  # a full disk or read-only cache: the store is sound, keep it
+                if is_write_fault(exc):  # a full disk or read-only cache: the store is sound, keep it
                     raise storage_error(self.path, "cannot open the search index at", exc) from exc
                 if attempt or not build:
                     raise IndexBuildError(f"the {self.system} search index at {self.path} is unreadable: {exc}") from exc
@@ -206,7 +205,7 @@ class DenseIndex:
                 return col
             except Exception as exc:  # noqa: BLE001 - tried again, then judged by the caller
                 self._forget_client()  # else the next try gets the half-started client back, not the real error
-                if wait is None or _write_fault(exc):
+                if wait is None or is_write_fault(exc):
                     raise
                 logger.info("opening dense index %s failed (%s); trying again in %.1f s", self.path, exc, wait)
                 time.sleep(wait)
@@ -231,20 +230,6 @@ class DenseIndex:
                     seen[code] = SearchHit(code, round(1.0 - float(dist), 4), onto.label(code), [f"dense:{meta['source']}"])
             out.append(list(seen.values())[:k])
         return out
-
-
-_SQLITE_CODE = re.compile(r"\(code: (\d+)\)")
-_SQLITE_WRITE_FAULTS = {8, 13, 778, 1034}  # READONLY, FULL, IOERR_WRITE, IOERR_FSYNC (extended codes kept)
-
-
-def _write_fault(exc: BaseException) -> bool:
-    """A store that cannot be written rather than one that is damaged. Chroma reports SQLite's extended code,
-    which tells a failed write (full disk) from a short read (a truncated file), both "disk I/O error"."""
-    found = _SQLITE_CODE.search(str(exc))
-    if found:
-        code = int(found.group(1))
-        return code in _SQLITE_WRITE_FAULTS or code & 0xFF in (8, 13)
-    return is_write_fault(exc)
 
 
 class _EmbedOnce:
