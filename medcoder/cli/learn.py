@@ -26,7 +26,7 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 
 @click.command("learn")
-@click.argument("dataset", required=False)
+@click.argument("datasets", nargs=-1)
 @click.option("--system", default=DEFAULT_SYSTEM, show_default=True, callback=installed_system,
               help="The code system the dataset is coded in.")
 @click.option("--out", "out_dir", required=True, help="Folder to write the ranker into (a workflow names it).")
@@ -37,17 +37,23 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
 @click.option("--cache", "cache_path", default=None, help="Retrieval cache file (default: OUT/retrieval-cache.jsonl).")
 @click.option("--verifier-model", default=None, help="Also learn how much this model's yes/no judgement should count.")
 @click.option("--verifier-notes", default=40, show_default=True, help="Training notes the verifier judges.")
-def learn_command(dataset: str | None, system: str, out_dir: str, feedback: tuple[str, ...], audit_path: str | None,
+def learn_command(datasets: tuple[str, ...], system: str, out_dir: str, feedback: tuple[str, ...], audit_path: str | None,
                   folds: int, limit: int | None, cache_path: str | None, verifier_model: str | None,
                   verifier_notes: int) -> None:
-    """Learn a ranker from DATASET (CodiEsp folder or JSONL {id, text, codes}) and/or feedback files."""
+    """Learn a ranker from DATASETS (CodiEsp folder, JSONL {id, text, codes, system}, or for --system atc
+    drug-product tables) and/or feedback files."""
     from pathlib import Path
 
     from medcoder.errors import MedcoderError  # deferred: CLI start-up (`medcoder --help` < 1 s)
     from medcoder.ranking.service import learn_from  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
-    if not dataset and not feedback:
+    if not datasets and not feedback:
         raise MedcoderError("give a DATASET, --feedback files, or both")
+    if system == "atc":
+        return _learn_drugs(datasets, out_dir, folds, limit)
+    if len(datasets) > 1:
+        raise MedcoderError("the diagnosis ranker learns from one DATASET (plus --feedback files)")
+    dataset = datasets[0] if datasets else None
     with stage_progress() as advance:
         report = learn_from(dataset, out_dir, system=system, feedback=feedback, audit_path=audit_path, folds=folds,
                             limit=limit, cache_path=cache_path or str(Path(out_dir) / "retrieval-cache.jsonl"),
@@ -67,3 +73,20 @@ def learn_command(dataset: str | None, system: str, out_dir: str, feedback: tupl
         click.echo(f"verifier ({v['notes']} notes, top {v['top_k']}): AUC ranker {v['auc_ranker']:.4f} -> "
                    f"blend {v['auc_blend']:.4f}")
     click.echo(f"wrote {out_dir} (ranker.json, ranker.joblib, memory.joblib, learn-report.json)")
+
+
+def _learn_drugs(datasets: tuple[str, ...], out_dir: str, folds: int, limit: int | None) -> None:
+    from medcoder.ranking.service import learn_drugs_from  # deferred: CLI start-up (`medcoder --help` < 1 s)
+
+    with stage_progress() as advance:
+        report = learn_drugs_from(datasets, out_dir, folds=folds, limit=limit, progress=advance)
+    cv = report.cv
+    rows = [{"items": f"{mode} ({v['found']}/{v['products']} found)", **{k: v[k] for k in
+             ("level1", "level3", "level5")}} for mode, v in cv["products"].items() if v["products"]]
+    if "notes" in cv:
+        rows.append({"items": f"notes ({report.notes})", "level1": "", "level3": "",
+                     "level5": f"F1 {cv['notes']['f1']} (P {cv['notes']['precision']}, R {cv['notes']['recall']})"})
+    emit_table(rows, ["items", "level1", "level3", "level5"],
+               title=f"learned ATC drug ranker, cross-validated by ingredient set ({report.seconds:.0f} s)")
+    click.echo(f"threshold {report.threshold:.2f}, ECE {cv['ece']:.4f}; wrote {out_dir} "
+               "(ranker.json, ranker.joblib, priors.json, learn-report.json)")

@@ -94,9 +94,12 @@ def load_dpd(path: str | Path) -> Dataset:
     return Dataset(f"dpd/{f.stem}", "dpd", ATC.system, examples)
 
 
-def load_jsonl(path: str | Path, system: str = DEFAULT_SYSTEM) -> Dataset:
-    """One JSON object per line: `{"id", "text", "codes"}` (codes optional for batch input)."""
+def load_jsonl(path: str | Path, system: str | None = None) -> Dataset:
+    """One JSON object per line: `{"id", "text", "codes"}` (codes optional for batch input). A file coded in
+    several systems (a `system` per line, as the coded ACI-Bench notes) gives the lines of `system`
+    (default: ICD-10-CM)."""
     f = Path(path)
+    system = system or DEFAULT_SYSTEM
     examples = []
     with open(f, encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
@@ -108,7 +111,13 @@ def load_jsonl(path: str | Path, system: str = DEFAULT_SYSTEM) -> Dataset:
                                         str(obj.get("system", system))))
             except (ValueError, KeyError, TypeError) as exc:
                 raise MedcoderError(f"{f}:{n}: not a {{id, text, codes}} JSON line ({exc})") from exc
-    return Dataset(f"jsonl/{f.stem}", "jsonl", system, examples)
+    systems = {e.system for e in examples}
+    if len(systems) > 1 or (systems and system not in systems):
+        kept = [e for e in examples if e.system == system]
+        logger.info("%s: %d of %d lines coded in %s (the file also holds %s)", f, len(kept), len(examples), system,
+                    ", ".join(sorted(systems - {system})))
+        examples = kept
+    return Dataset(f"jsonl/{f.stem}" + (f"/{system}" if len(systems) > 1 else ""), "jsonl", system, examples)
 
 
 def detect_layout(path: str | Path) -> str:
@@ -122,8 +131,9 @@ def detect_layout(path: str | Path) -> str:
     raise MedcoderError(f"{p}: not a dataset layout medcoder knows (CodiEsp folder, DPD .tsv/.csv, or .jsonl)")
 
 
-def load_dataset(path: str | Path, layout: str | None = None) -> Dataset:
-    """Load any supported layout; `layout` overrides detection."""
+def load_dataset(path: str | Path, layout: str | None = None, system: str | None = None) -> Dataset:
+    """Load any supported layout; `layout` overrides detection; `system` picks the lines of a JSONL coded in
+    several systems."""
     if not Path(path).exists():
         raise MedcoderError(f"dataset not found: {path}")
     layout = layout or detect_layout(path)
@@ -131,7 +141,7 @@ def load_dataset(path: str | Path, layout: str | None = None) -> Dataset:
     if layout not in loaders:
         raise MedcoderError(f"unknown dataset layout {layout!r}; choose {', '.join(loaders)}")
     try:
-        return loaders[layout](path)
+        return load_jsonl(path, system) if layout == "jsonl" else loaders[layout](path)
     except UnicodeDecodeError as exc:
         raise MedcoderError(f"{path}: not UTF-8 text (byte {exc.start} of a file in it); save it as UTF-8") from exc
     except csv.Error as exc:

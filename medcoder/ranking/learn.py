@@ -25,7 +25,7 @@ from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, sente
 from medcoder.ranking.coder import RetrievalCache, search_spans
 from medcoder.ranking.memory import CodedNotesMemory
 from medcoder.ranking.model import RankerModel, new_calibrator, new_classifier
-from medcoder.ranking.model import VerifierBlend
+from medcoder.ranking.model import VerifierBlend, expected_calibration_error  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -275,20 +275,6 @@ def auto_accept_threshold(p: np.ndarray, y: np.ndarray, precision: float = 0.95,
     prec = hits / np.arange(1, len(order) + 1)
     ok = [i for i in range(min_support - 1, len(order)) if prec[i] >= precision]
     return round(float(p[order][max(ok)]), 4) if ok else None
-
-
-def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
-    if not len(p):
-        return 0.0
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.sum() / len(p) * abs(y[m].mean() - p[m].mean())
-    return float(total)
 
 
 __all__ = ["LearnReport", "learn", "canonical_codes", "training_targets", "FEATURES"]

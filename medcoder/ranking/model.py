@@ -20,10 +20,13 @@ import numpy as np
 
 from medcoder.errors import MedcoderError
 from medcoder.ranking.candidates import FEATURES
+from medcoder.ranking.drug_features import DRUG_FEATURES
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+# what a ranker ranks -> the features it reads (a diagnosis candidate of a note, or an ATC code of a drug mention)
+FEATURE_SETS: dict[str, tuple[str, ...]] = {"diagnosis": FEATURES, "drug": DRUG_FEATURES}
 
 
 class RankerError(MedcoderError):
@@ -72,7 +75,9 @@ class RankerModel:
 
     def probabilities(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
         """Calibrated probability that each candidate is a code of the note."""
-        raw = self.raw(rows)
+        return self.calibrate(self.raw(rows))
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
         return np.clip(self.calibrator.predict(raw), 0.0, 1.0) if len(raw) else raw
 
     def contributions(self, row: Sequence[float], top: int = 6) -> list[dict[str, Any]]:
@@ -97,7 +102,8 @@ class RankerModel:
         joblib.dump({"classifier": self.classifier, "calibrator": self.calibrator}, out / "ranker.joblib", compress=3)
         if memory is not None:
             joblib.dump(memory, out / "memory.joblib", compress=3)
-        meta = {**self.meta, "format": FORMAT_VERSION, "system": self.system, "threshold": self.threshold,
+        kind = next((k for k, f in FEATURE_SETS.items() if f == tuple(self.features)), "diagnosis")
+        meta = {**self.meta, "format": FORMAT_VERSION, "kind": kind, "system": self.system, "threshold": self.threshold,
                 "floor": self.floor, "features": list(self.features), "sklearn": sklearn.__version__,
                 "blend": self.blend.__dict__ if self.blend else None}
         (out / "ranker.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
@@ -117,7 +123,8 @@ class RankerModel:
             meta = json.loads(meta_path.read_text())
         except ValueError as exc:
             raise RankerError(f"{meta_path}: unreadable ({exc}); rebuild it with `medcoder learn`") from exc
-        if meta.get("format") != FORMAT_VERSION or tuple(meta.get("features", ())) != FEATURES:
+        expected = FEATURE_SETS.get(str(meta.get("kind", "diagnosis")), FEATURES)
+        if meta.get("format") != FORMAT_VERSION or tuple(meta.get("features", ())) != expected:
             raise RankerError(f"{root}: written by another medcoder version (format {meta.get('format')}, "
                               f"{len(meta.get('features', ()))} features); rebuild it with `medcoder learn`")
         if meta.get("sklearn") != sklearn.__version__:
@@ -126,7 +133,7 @@ class RankerModel:
         parts = joblib.load(root / "ranker.joblib")
         blend = VerifierBlend(**meta["blend"]) if meta.get("blend") else None
         return cls(meta["system"], parts["classifier"], parts["calibrator"], float(meta["threshold"]),
-                   float(meta.get("floor", 0.05)), FEATURES, meta, blend)
+                   float(meta.get("floor", 0.05)), expected, meta, blend)
 
 
 def load_memory(folder: str | Path) -> Any:
@@ -144,7 +151,29 @@ def new_classifier(seed: int = 0) -> Any:
                                           l2_regularization=0.1, early_stopping=False, random_state=seed)
 
 
+def new_drug_classifier(seed: int = 0) -> Any:
+    """The drug ranker's trees: fewer rows and features than the diagnosis ranker's, so fewer, larger steps."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(learning_rate=0.1, max_iter=150, max_leaf_nodes=31, min_samples_leaf=20,
+                                          l2_regularization=0.1, early_stopping=False, random_state=seed)
+
+
 def new_calibrator() -> Any:
     from sklearn.isotonic import IsotonicRegression
 
     return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+    if not len(p):
+        return 0.0
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() / len(p) * abs(y[m].mean() - p[m].mean())
+    return float(total)

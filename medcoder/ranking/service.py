@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 from medcoder import audit
+from medcoder.errors import MedcoderError
 from medcoder.evaluation.datasets import load_dataset
 from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
@@ -21,6 +22,31 @@ CODIESP_ATTRIBUTION = (
     "CLEF eHealth 2020 CodiEsp, Barcelona Supercomputing Center / TEMU (Zenodo 3693570), CC BY 4.0 "
     "(https://creativecommons.org/licenses/by/4.0/). Changes: codes mapped to ICD-10-CM 2026; features and "
     "model weights derived; no note text is stored except the TF-IDF vocabulary of the memory.")
+
+
+DPD_ATTRIBUTION = ("Learned from Health Canada Drug Product Database products (extract of 2026-04-01). Contains "
+                   "information licensed under the Open Government Licence – Canada.")
+ACI_ATTRIBUTION = ("Learned from ACI-Bench visit notes (wyim/aci-bench, CC BY 4.0) coded to ATC by the medcoder "
+                   "project (CC BY 4.0).")
+
+
+def learn_drugs_from(datasets: Sequence[str | Path], out: str | Path, *, folds: int = 5, limit: int | None = None,
+                     progress: Callable[[str, int, int], None] | None = None, kb: Any = None) -> Any:
+    """Learn the drug ranker from drug-product tables (DPD layout) and notes coded in ATC (JSONL) into `out`."""
+    from medcoder.ranking.drug_learn import learn_drugs
+
+    kb = kb or default_kb()
+    products, notes, source = [], [], []
+    for path in datasets:
+        data = load_dataset(path, system="atc").head(limit)
+        if data.system != "atc":
+            raise MedcoderError(f"{path}: coded in {data.system}, not ATC")
+        (products if data.layout == "dpd" else notes).extend(data.examples)
+        source.append({"dataset": data.name, "layout": data.layout, "items": len(data),
+                       "attribution": DPD_ATTRIBUTION if data.layout == "dpd" else ACI_ATTRIBUTION})
+    _, report = learn_drugs(kb.ontology("atc"), products, notes, out, folds=folds, progress=progress,
+                            source={"datasets": source})
+    return report
 
 
 def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = DEFAULT_SYSTEM, feedback: Sequence[str] = (),

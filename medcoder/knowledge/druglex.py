@@ -1,0 +1,413 @@
+"""The drug lexicon: every way a note names a drug, mapped to ATC substances, and a matcher with exact spans.
+
+Names come from data, each with its provenance (see `data/PROVENANCE.md`): every ATC level-5
+substance name (salts, esters and hydrates folded), US adopted and common names beside the
+WHO INN (`us_drug_names.csv`), RABBITS' US brands, the ATC combination brands, and brands of
+the coded Canadian products. The matcher reads a medication list whole without a model:
+case, plural, hyphen/slash combinations ("losartan-hydrochlorothiazide") and one-letter
+misspellings are found; devices, supplies and therapies are never in the lexicon.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import logging
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from medcoder.knowledge.ontology import CodeSystem
+
+logger = logging.getLogger(__name__)
+
+US_NAMES_FILE = "us_drug_names.csv"
+RABBITS_FILE = "rabbits_generic_to_brand.csv"
+PRODUCTS_FILE = "dpd_products_2026-04-01.tsv"
+
+# salt, ester and hydrate words that name the same substance ("metoprolol succinate" -> metoprolol)
+SALTS = frozenset(
+    "hydrochloride hcl dihydrochloride sodium potassium calcium magnesium propionate dipropionate acetate sulfate "
+    "sulphate maleate mesylate mesilate besylate besilate citrate tartrate bitartrate phosphate fumarate succinate "
+    "bromide chloride hydrobromide monohydrate dihydrate trihydrate sesquihydrate hemihydrate anhydrous hyclate "
+    "furoate valerate lactate gluconate nitrate oxalate pamoate palmitate stearate tosylate trometamol tromethamine "
+    "disodium dipotassium hydrate base free as xinafoate embonate decanoate enanthate cypionate benzoate "
+    "hemifumarate dimesylate mononitrate".split())
+# release and form words that may trail a drug name and belong to its span ("metoprolol succinate ER")
+_TRAILING = SALTS | {"er", "xr", "xl", "sr", "cr", "la", "dr", "ir", "ec", "odt", "hfa"}
+# names that are also everyday or lab words: a drug only when a form or dose word follows
+# ("nicotine patch", "glucose tablets"), never in "drinks alcohol" or "potassium is 4.1"
+CONTEXT_ONLY = frozenset(
+    "oxygen water alcohol ethanol nicotine caffeine cocaine glucose sodium potassium calcium magnesium iron zinc "
+    "sugar honey oil tar charcoal silver gold sulfur talc wax light heat urea lactose fructose cannabis "
+    "carbon dioxide nitrogen helium air".split())
+_FORM_AFTER = re.compile(r"\s*(?:\d|patch|patches|gum|lozenges?|tablets?|tabs?|capsules?|supplements?|injections?|"
+                         r"infusion|drip|inhaler|spray|cream|gel|ointment|solution|replacement|therapy|chloride|"
+                         r"sulfate|gluconate|carbonate|citrate|oxide)", re.IGNORECASE)
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:'s)?")
+_JOINERS = re.compile(r"\s*[-/+]\s*")
+_GAP = re.compile(r"[ \t]*[-/+]?[ \t]*")
+_COMMON = frozenset("patient patients history present illness medications medication physical examination "
+                    "assessment continue continued discussed started stopped prescribed tablet tablets".split())
+
+
+def fold(word: str) -> str:
+    """One spelling for the variants a drug name is written in (cephalexin/cefalexin, oestradiol/estradiol,
+    sulphate/sulfate, glycerine/glycerin): lower case, ph->f, th->t, ae/oe->e, y->i, no doubled letter,
+    no trailing e or s, so a plural or a British spelling matches."""
+    w = word.lower()
+    w = w.replace("ph", "f").replace("th", "t").replace("ae", "e").replace("oe", "e").replace("y", "i")
+    w = re.sub(r"(.)\1+", r"\1", w)
+    if len(w) > 4 and w.endswith("es") and not w.endswith("ies"):
+        w = w[:-2]
+    elif len(w) > 4 and w.endswith("s") and not w.endswith(("is", "us", "ss")):
+        w = w[:-1]
+    if len(w) > 4 and w.endswith("e"):
+        w = w[:-1]
+    return w
+
+
+def name_tokens(name: str, salts: bool = False) -> tuple[str, ...]:
+    """A name as folded tokens, without parentheses and (unless `salts`, or nothing else is left) salt words."""
+    words = [t for t in _TOKEN.findall(re.sub(r"\([^)]*\)", " ", name)) if t.lower() not in ("and", "with")]
+    kept = words if salts else [t for t in words if t.lower() not in SALTS] or words
+    return tuple(fold(t) for t in kept)
+
+
+def substance_key(name: str) -> str:
+    """The key that identifies a substance across spellings and salts ("metoprolol succinate" -> metoprolol)."""
+    return " ".join(name_tokens(name))
+
+
+def full_key(name: str) -> str:
+    """The key with its salt words, for substances told apart only by them (ferrous sulfate, ferrous gluconate)."""
+    return " ".join(name_tokens(name, salts=True))
+
+
+@dataclass(frozen=True, slots=True)
+class DrugMention:
+    """A drug named in the text: where, what it names (ATC substance keys) and how it was recognised."""
+
+    start: int
+    end: int
+    text: str
+    substances: tuple[str, ...]
+    via: str  # atc-name | us-name | brand | combination-brand | product-brand | fuzzy | product
+    code: str | None = None  # a code the lexicon itself names (an ATC combination brand)
+
+    @property
+    def is_combination(self) -> bool:
+        return len(self.substances) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    substances: tuple[str, ...]
+    via: str
+    code: str | None = None
+
+
+@dataclass
+class AtcSubstances:
+    """The ATC level-5 codes of each substance key: single substances, fixed combinations,
+    and the "<substance>, combinations" codes."""
+
+    single: dict[str, list[str]] = field(default_factory=dict)
+    combos: dict[frozenset[str], list[str]] = field(default_factory=dict)
+    x_combinations: dict[str, list[str]] = field(default_factory=dict)
+    partial: dict[str, list[str]] = field(default_factory=dict)  # "irbesartan and diuretics": named with a class
+    names: dict[str, str] = field(default_factory=dict)  # key -> a readable name (the ATC label)
+
+    def combos_containing(self, keys: Iterable[str]) -> list[str]:
+        want = set(keys)
+        return [c for s, codes in self.combos.items() if want <= s for c in codes]
+
+
+def _split_combination(label: str) -> list[str]:
+    return [p.strip() for p in re.split(r",\s*|\s+and\s+", label.lower()) if p.strip()]
+
+
+def atc_substances(onto: CodeSystem) -> AtcSubstances:
+    """Read every level-5 label of the ATC once: which codes each substance (set) has."""
+    out = AtcSubstances()
+    level5 = [n for n in onto.iter_nodes() if n.depth == 5]
+    pending = []
+    salted: dict[str, dict[str, list[str]]] = {}
+    for n in level5:
+        label = n.label.lower()
+        if "combination" in label:
+            head = substance_key(label.split(",")[0].split(" combination")[0])
+            if head:
+                out.x_combinations.setdefault(head, []).append(n.code)
+            continue
+        if " and " in label or ", " in label:
+            pending.append(n)
+            continue
+        key = substance_key(label)
+        if key:
+            out.single.setdefault(key, []).append(n.code)
+            out.names.setdefault(key, n.label.lower())
+            salted.setdefault(key, {}).setdefault(full_key(label), []).append(n.code)
+        for alias in re.findall(r"\(([^)]+)\)", label):  # "ascorbic acid (vitamin c)"
+            akey = substance_key(alias)
+            if akey and not akey.isdigit():
+                out.single.setdefault(akey, []).append(n.code)
+                out.names.setdefault(akey, n.label.lower())
+    for key, by_full in salted.items():  # "ferrous sulfate" and "ferrous gluconate": each its own substance too
+        if len(by_full) > 1:
+            for fkey, codes in by_full.items():
+                if fkey != key:
+                    out.single[fkey] = codes
+                    out.names[fkey] = onto.label(codes[0]).lower()
+    for n in pending:
+        parts = [substance_key(p) for p in _split_combination(n.label)]
+        if len(parts) > 1 and all(p in out.single for p in parts):
+            out.combos.setdefault(frozenset(parts), []).append(n.code)
+            continue
+        named = [p for p in parts if p in out.single]
+        for p in named:  # "irbesartan and diuretics", "prednisolone and antiinfectives"
+            out.partial.setdefault(p, []).append(n.code)
+        if not named:  # "omega-3-triglycerides incl. other esters and acids": one substance with "and" in its name
+            key = substance_key(n.label)
+            out.single.setdefault(key, []).append(n.code)
+            out.names.setdefault(key, n.label.lower())
+    return out
+
+
+def _data_path(name: str) -> Path:
+    return Path(str(resources.files("medcoder.knowledge") / "data" / name))
+
+
+class DrugLexicon:
+    """Names → substances, matched in text with exact spans. Built from the ATC code system in use,
+    so a user's own licensed WHOCC file gets the same lexicon."""
+
+    def __init__(self, onto: CodeSystem, data_dir: Path | None = None) -> None:
+        self.onto = onto
+        self.atc = atc_substances(onto)
+        self._data = data_dir
+        self._trie: dict[str, dict] = {}
+        self.entries = 0
+        self.unresolved: list[str] = []
+        self._deletes: dict[str, set[str]] = {}
+        self._build()
+        for key in list(self._trie):
+            node = self._trie[key]
+            if len(key) >= 6 and "$" in node:
+                for d in _deletes(key):
+                    self._deletes.setdefault(d, set()).add(key)
+
+    # -- building ----------------------------------------------------------------------------
+    def _file(self, name: str) -> Path:
+        return (self._data / name) if self._data else _data_path(name)
+
+    def resolve(self, name: str) -> tuple[str, ...] | None:
+        """The substance keys a name stands for: one substance, or a fixed combination's parts."""
+        for key in (full_key(name), substance_key(name)):
+            if key in self.atc.single:
+                return (key,)
+        parts = [substance_key(p) for p in _split_combination(name)]
+        if len(parts) > 1 and all(p in self.atc.single for p in parts):
+            return tuple(parts)
+        alias = self._aliases.get(substance_key(name))
+        if alias is not None:
+            return alias
+        longer = [k for k in self._prefixes.get(key.split()[0] if key else "", ()) if k.startswith(key + " ")]
+        return (longer[0],) if len(longer) == 1 else None  # "ceftobiprole" -> ceftobiprole medocaril
+
+    def _add(self, tokens: tuple[str, ...], entry: _Entry) -> None:
+        if not tokens or not entry.substances:
+            return
+        node = self._trie
+        for t in tokens:
+            node = node.setdefault(t, {})
+        if "$" not in node or node["$"].via == "fuzzy":
+            node["$"] = entry
+            self.entries += 1
+
+    def _build(self) -> None:
+        self._aliases: dict[str, tuple[str, ...]] = {}
+        self._prefixes: dict[str, list[str]] = {}
+        for key in self.atc.single:
+            self._prefixes.setdefault(key.split()[0], []).append(key)
+        for key in self.atc.single:
+            self._add(tuple(key.split()), _Entry((key,), "atc-name"))
+        for keys, codes in self.atc.combos.items():
+            for code in codes:
+                label = self.onto.label(code)
+                self._add(name_tokens(label), _Entry(tuple(sorted(keys)), "atc-name"))
+        # US and common names: the first kind that resolves wins over brands
+        path = self._file(US_NAMES_FILE)
+        with open(path, encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                target = self.resolve(row["atc_name"])
+                if target is None:
+                    self.unresolved.append(f"{US_NAMES_FILE}: {row['name']} -> {row['atc_name']}")
+                    continue
+                self._aliases.setdefault(substance_key(row["name"]), target)
+                via = "brand" if row.get("kind") == "brand" else "us-name"
+                self._add(name_tokens(row["name"]) or (fold(row["name"]),), _Entry(target, via))
+        for generic, brands in _rabbits(self._file(RABBITS_FILE)):
+            target = self.resolve(generic)
+            if target is None:
+                continue
+            for brand in brands:
+                toks = name_tokens(brand)
+                if toks and len(brand) >= 4 and not (len(toks) == 1 and toks[0] in _COMMON):
+                    self._add(toks, _Entry(target, "brand"))
+        for node in self.onto.iter_nodes():
+            for product in node.notes.get("combination_products", ()):
+                brand = product.split(" (")[0]
+                toks = name_tokens(brand)
+                if toks and len(brand) >= 4:
+                    keys = self._combination_keys(node.code)
+                    self._add(toks, _Entry(keys or (f"code:{node.code}",), "combination-brand", node.code))
+        products = self._file(PRODUCTS_FILE)
+        if products.is_file():
+            for brand, ingredients in _products(products):
+                target = self.ingredients(ingredients)
+                toks = product_brand_tokens(brand)
+                if target and toks and 1 <= len(toks) <= 3 and len(" ".join(toks)) >= 5:
+                    self._add(toks, _Entry(target, "product-brand"))
+
+    def _combination_keys(self, code: str) -> tuple[str, ...]:
+        for keys, codes in self.atc.combos.items():
+            if code in codes:
+                return tuple(sorted(keys))
+        return ()
+
+    def ingredients(self, text: str) -> tuple[str, ...]:
+        """A product's ingredient list ("METFORMIN HYDROCHLORIDE|SITAGLIPTIN (…)") as substance keys."""
+        out: list[str] = []
+        for part in re.split(r"\||;", text):
+            part = re.sub(r"\([^)]*\)", " ", part).strip()
+            if not part:
+                continue
+            keys = self.resolve(part)
+            if keys is None:
+                found = self.find(part, fuzzy=False)
+                keys = tuple(k for m in found for k in m.substances) if found else (substance_key(part),)
+            out += [k for k in keys if k and k not in out]
+        return tuple(out)
+
+    def codes_of(self, key: str) -> list[str]:
+        return list(self.atc.single.get(key, ()))
+
+    # -- matching ----------------------------------------------------------------------------
+    def find(self, text: str, fuzzy: bool = True) -> list[DrugMention]:
+        """Every drug named in `text`, longest match first, with exact character spans."""
+        toks = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+        folded = [fold(t[2]) for t in toks]
+        found: list[DrugMention] = []
+        i = 0
+        while i < len(toks):
+            entry, j = self._longest(folded, i, text, toks)
+            via = entry.via if entry else ""
+            if entry is None and fuzzy and len(folded[i]) >= 6 and toks[i][2].lower() not in _COMMON:
+                key = self._fuzzy(folded[i])
+                if key:
+                    entry, j, via = self._trie[key]["$"], i + 1, "fuzzy"
+            if entry is None:
+                i += 1
+                continue
+            if j == i + 1 and toks[i][2].lower() in CONTEXT_ONLY and not _FORM_AFTER.match(text, toks[i][1]):
+                i += 1
+                continue
+            end = toks[j - 1][1]
+            while j < len(toks) and toks[j][2].lower() in _TRAILING and text[end:toks[j][0]].strip() == "":
+                end = toks[j][1]
+                j += 1
+            found.append(DrugMention(toks[i][0], end, text[toks[i][0]:end], entry.substances, via, entry.code))
+            i = j
+        return _join_combinations(text, found)
+
+    def _longest(self, folded: list[str], i: int, text: str, toks: list[tuple[int, int, str]]
+                 ) -> tuple[_Entry | None, int]:
+        node, best, end = self._trie, None, i
+        for j in range(i, min(len(folded), i + 12)):
+            if j > i and not _GAP.fullmatch(text, toks[j - 1][1], toks[j][0]):
+                break  # a name does not run over a number, a comma or a line end
+            node = node.get(folded[j])  # type: ignore[assignment]
+            if node is None:
+                break
+            if "$" in node:
+                best, end = node["$"], j + 1
+        return best, end
+
+    def _fuzzy(self, word: str) -> str | None:
+        """A lexicon name one edit away (insertion, deletion, substitution, transposition)."""
+        cands: set[str] = set()
+        for d in (word, *_deletes(word)):
+            cands |= self._deletes.get(d, set())
+            if d in self._trie and "$" in self._trie[d] and d != word:
+                cands.add(d)
+        cands = {c for c in cands if c[0] == word[0] and _within_one(word, c)}
+        return min(cands) if len(cands) == 1 else None
+
+
+def product_brand_tokens(brand: str) -> tuple[str, ...]:
+    """A product's brand without strength, form and the generic makers' prefixes ("APO-ATENOL TAB 100MG" -> apo atenol)."""
+    words = [w for w in _TOKEN.findall(re.sub(r"\d+(\.\d+)?\s*(mg|mcg|g|ml|%|iu|units?)\b", " ", brand, flags=re.I))]
+    forms = {"tab", "tabs", "tablet", "tablets", "cap", "caps", "capsule", "capsules", "injection", "usp", "cream",
+             "ointment", "gel", "solution", "suspension", "syrup", "drops", "spray", "patch", "er", "sr", "xl", "cr"}
+    return tuple(fold(w) for w in words if w.lower() not in forms)
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _within_one(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def _join_combinations(text: str, found: list[DrugMention]) -> list[DrugMention]:
+    """Two drugs joined by -, / or + ("losartan-hydrochlorothiazide") are one combination product."""
+    out: list[DrugMention] = []
+    for m in found:
+        prev = out[-1] if out else None
+        if prev is not None and _JOINERS.fullmatch(text[prev.end:m.start]) and not set(m.substances) & set(prev.substances):
+            out[-1] = DrugMention(prev.start, m.end, text[prev.start:m.end],
+                                  tuple(dict.fromkeys(prev.substances + m.substances)), prev.via,
+                                  prev.code if prev.code == m.code else None)
+        else:
+            out.append(m)
+    return out
+
+
+def _rabbits(path: Path) -> Iterator[tuple[str, list[str]]]:
+    with open(path, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                groups = ast.literal_eval(row["brand"])
+            except (ValueError, SyntaxError):
+                continue
+            names = sorted({b for g in groups for b in g if isinstance(b, str) and b.strip()})
+            yield row["generic"].strip().lower(), names
+
+
+def _products(path: Path) -> Iterator[tuple[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            yield row["brand_name"], row["ingredients"]
+
+
+_LEXICONS: dict[int, DrugLexicon] = {}
+
+
+def drug_lexicon(onto: CodeSystem) -> DrugLexicon:
+    """One lexicon per loaded ATC in a process (building it takes about a second)."""
+    if id(onto) not in _LEXICONS:
+        _LEXICONS[id(onto)] = DrugLexicon(onto)
+    return _LEXICONS[id(onto)]

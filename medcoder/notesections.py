@@ -1,0 +1,92 @@
+"""Sections of a clinical note by their headers (HPI, Medications, Assessment and Plan ...), with offsets.
+
+A rule-only splitter below the agents, so the section splitter agent, the drug coder's features
+and evaluation read a note's sections the same way. `section_kind` folds the many header names
+into the few kinds a ranker learns from.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# canonical section name -> header spellings (lower case, without the trailing colon)
+HEADERS: dict[str, tuple[str, ...]] = {
+    "chief_complaint": ("chief complaint", "cc", "reason for visit", "reason for consultation", "presenting complaint"),
+    "history_of_present_illness": ("history of present illness", "hpi", "history of the present illness",
+                                   "present illness", "history"),
+    "past_medical_history": ("past medical history", "pmh", "medical history", "past history",
+                             "past surgical history", "psh", "surgical history"),
+    "medications": ("medications", "current medications", "meds", "medication", "home medications",
+                    "discharge medications", "medications on admission"),
+    "allergies": ("allergies", "allergy"),
+    "family_history": ("family history", "fh", "family medical history"),
+    "social_history": ("social history", "sh"),
+    "review_of_systems": ("review of systems", "ros"),
+    "physical_examination": ("physical examination", "physical exam", "exam", "examination", "vital signs", "vitals"),
+    "results": ("results", "labs", "laboratory", "imaging", "laboratory data", "studies", "diagnostic studies"),
+    "assessment_and_plan": ("assessment and plan", "assessment & plan", "a/p", "assessment/plan", "impression and plan"),
+    "assessment": ("assessment", "impression", "diagnosis", "diagnoses"),
+    "plan": ("plan", "recommendations"),
+    "discharge_diagnoses": ("discharge diagnoses", "discharge diagnosis", "final diagnoses", "final diagnosis",
+                            "principal diagnosis", "secondary diagnoses"),
+    "hospital_course": ("hospital course", "course"),
+    "instructions": ("instructions", "patient instructions", "follow-up", "follow up"),
+}
+_BY_SPELLING = {s: name for name, spellings in HEADERS.items() for s in spellings}
+_LINE_HEADER = re.compile(r"^[ \t]*(?P<title>[A-Za-z][A-Za-z /&\-']{1,60}?)[ \t]*(?::|$)", re.MULTILINE)
+
+
+def find_headers(note: str) -> list[tuple[int, int, str, str]]:
+    """(start of header, start of body, canonical name, title as written) for each known header."""
+    found = []
+    for m in _LINE_HEADER.finditer(note):
+        title = m.group("title").strip()
+        key = title.lower().strip(" -")
+        name = _BY_SPELLING.get(key)
+        line_end = note.find("\n", m.start())
+        line_end = len(note) if line_end < 0 else line_end
+        has_colon = note[m.end() - 1:m.end()] == ":"
+        alone = not note[m.end():line_end].strip()
+        if name is None and alone and title.isupper() and len(title.split()) <= 6 and len(title) > 3:
+            name = re.sub(r"[^a-z]+", "_", key).strip("_")  # an unknown ALL-CAPS header line
+        if name is None or not (has_colon or alone):
+            continue
+        body = m.end() if has_colon else line_end
+        found.append((m.start(), body, name, title))
+    return found
+
+
+def split_by_rules(note: str) -> list[dict[str, Any]]:
+    headers = find_headers(note)
+    sections: list[dict[str, Any]] = []
+    if headers and note[: headers[0][0]].strip():
+        sections.append({"name": "preamble", "title": "", "start": 0, "end": headers[0][0]})
+    for i, (start, body, name, title) in enumerate(headers):
+        end = headers[i + 1][0] if i + 1 < len(headers) else len(note)
+        sections.append({"name": name, "title": title, "start": body, "end": end, "header_start": start})
+    return sections
+
+
+
+# section name -> the kind a ranker learns from
+_KINDS = {
+    "medications": "medications", "allergies": "allergies",
+    "assessment_and_plan": "plan", "assessment": "plan", "plan": "plan", "instructions": "plan",
+    "discharge_diagnoses": "plan", "history_of_present_illness": "hpi", "chief_complaint": "hpi",
+    "past_medical_history": "history", "family_history": "history", "social_history": "history",
+    "review_of_systems": "exam", "physical_examination": "exam", "results": "exam",
+}
+
+
+def section_kind(name: str) -> str:
+    """medications | allergies | plan | hpi | history | exam | other, from a section's canonical name."""
+    return _KINDS.get(name, "other")
+
+
+def section_at(sections: list[dict[str, Any]], offset: int) -> str:
+    """The name of the section holding a character offset ("" when none does)."""
+    for s in sections:
+        if s["start"] <= offset < s["end"] or s.get("header_start", s["start"]) <= offset < s["end"]:
+            return str(s["name"])
+    return ""

@@ -1,0 +1,256 @@
+"""What a pharmacist reads around a drug mention, and the feature row of each (mention, ATC code) pair.
+
+Route and form words (tablet, cream, eye drops, inhaler, injection ...), the strength, indication
+words, the section, and status cues (stopped, allergic to, only considered) are read from the
+words around the mention; each candidate code brings its anatomical group, its WHO DDD routes
+(`adm_r`) and how often its groups were the answer in coded products (`DrugPriors`). The ranker
+learns the weights; nothing here decides alone except the status rules, which are the coding
+protocol (an allergy, a stopped or a merely considered drug is not coded).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+ANATOMICAL_GROUPS = "ABCDGHJLMNPRSV"
+# groups whose codes are for local use: a systemic mention rarely belongs there
+LOCAL_GROUPS = ("A01", "C05", "D", "G01", "G02", "M02", "R01", "R02", "S")
+ROUTES = ("oral", "topical", "eye", "ear", "nasal", "inhal", "inject", "vaginal", "rectal", "transdermal", "mouth")
+_ROUTE_WORDS: dict[str, str] = {
+    "oral": r"tablets?|tabs?|capsules?|caps?|by mouth|p\.?o\.?|orally|oral(?! spray| rinse)|chewable|syrup|"
+            r"suspension|elixir|pills?|caplets?|with food|liquid",
+    "topical": r"creams?|ointments?|gel|lotion|topical(?:ly)?|foam|shampoo|to the (?:rash|skin|area|lesion)s?|"
+               r"apply|applied|paste|dermal",
+    "eye": r"eye ?drops?|ophthalmic|ophth|in (?:the|each|both) eyes?|eyes?|ocular|gtts",
+    "ear": r"ear ?drops?|otic|in (?:the|each|both) ears?|ears?",
+    "nasal": r"nasal(?:ly)?|nose|nostrils?|intranasal",
+    "inhal": r"inhalers?|inhaled|inhalation|puffs?|hfa|nebuli[sz]e[rd]?|nebs?|mdi|diskus|respimat|ellipta",
+    "inject": r"injections?|inject(?:ed|able)?|i\.?v\.?|intravenous(?:ly)?|i\.?m\.?|intramuscular|subcutaneous|"
+              r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot",
+    "vaginal": r"vaginal(?:ly)?|intravaginal|pessar(?:y|ies)|ovules?",
+    "rectal": r"rectal(?:ly)?|suppositor(?:y|ies)|enemas?",
+    "transdermal": r"patch(?:es)?|transdermal",
+    "mouth": r"mouthwash|mouth ?rinse|lozenges?|throat|viscous|gargle|oral spray|troches?|swish",
+}
+_ROUTE_RX = {r: re.compile(rf"\b(?:{w})\b", re.IGNORECASE) for r, w in _ROUTE_WORDS.items()}
+# a route and the ATC groups / DDD route letters that fit it
+_ROUTE_GROUPS = {"eye": ("S01", "S03"), "ear": ("S02", "S03"), "nasal": ("R01",), "inhal": ("R03",),
+                 "topical": ("D", "M02", "C05", "S01", "G01"), "vaginal": ("G01", "G02"),
+                 "rectal": ("C05", "A06AG", "A07E"), "mouth": ("A01", "R02"), "transdermal": (),
+                 "inject": (), "oral": ()}
+_ROUTE_DDD = {"oral": ("O",), "inject": ("P",), "rectal": ("R",), "vaginal": ("V",), "nasal": ("N",),
+              "inhal": ("Inhal",), "transdermal": ("TD",), "mouth": ("SL", "O"), "eye": (), "ear": (), "topical": ()}
+
+# indication words -> the ATC groups that treat them
+_INDICATIONS: list[tuple[str, tuple[str, ...]]] = [
+    (r"pain|arthritis|inflammation|inflammatory|sprain|strain|swelling|tendinitis|bursitis|back|knee|injury|"
+     r"fracture|ache|aches", ("M01", "N02", "M02", "M03")),
+    (r"fever|headache|migraine", ("N02",)),
+    (r"hypertension|blood pressure|bp", ("C02", "C03", "C07", "C08", "C09")),
+    (r"atrial fibrillation|a-?fib|heart failure|chf|arrhythmia|rate control|palpitations", ("C01", "B01", "C03", "C07")),
+    (r"cholesterol|hyperlipidemia|lipids?|statin", ("C10",)),
+    (r"diabetes|diabetic|blood sugars?|glucose|a1c|hyperglycemia", ("A10",)),
+    (r"infection|infected|pneumonia|uti|cellulitis|sinusitis|bronchitis|strep|abscess|antibiotics?|lyme|"
+     r"tick", ("J01", "J02", "J05", "D06", "P01")),
+    (r"depression|depressive|anxiety|panic|mood", ("N06A", "N05B")),
+    (r"insomnia|sleep", ("N05C",)),
+    (r"asthma|copd|wheez\w*|shortness of breath|bronchospasm", ("R03",)),
+    (r"allerg\w*|rhinitis|hay fever|hives|itch\w*|congestion", ("R06", "R01", "D04")),
+    (r"reflux|gerd|heartburn|ulcer|dyspepsia|gastritis", ("A02",)),
+    (r"constipation|bowel", ("A06",)),
+    (r"nausea|vomiting", ("A04",)),
+    (r"rash|eczema|dermatitis|psoriasis|acne|skin", ("D",)),
+    (r"eyes?|conjunctivitis|glaucoma", ("S01",)),
+    (r"ears?|otitis", ("S02",)),
+    (r"clots?|dvt|embolism|anticoagula\w*|thinner|stroke|prevention|cardiovascular|heart attack|stent|cad", ("B01",)),
+    (r"gout", ("M04",)),
+    (r"thyroid|hypothyroidism", ("H03",)),
+    (r"seizures?|epilepsy", ("N03",)),
+    (r"anemia|iron deficiency|iron", ("B03",)),
+    (r"osteoporosis|bone density", ("M05",)),
+    (r"cancer|chemotherapy|tumou?r|lymphoma|leukemia|carcinoma", ("L01", "L02")),
+    (r"mouth|throat|mucositis|sore", ("A01", "R02")),
+]
+_INDICATION_RX = [(re.compile(rf"\b(?:{w})\b", re.IGNORECASE), g) for w, g in _INDICATIONS]
+
+# status: the nearest cue before the mention in its sentence (or just after it) decides
+_STATUS_CUES: list[tuple[str, str]] = [
+    ("allergy", r"allerg\w*|intoleran\w*|anaphyla\w*|reaction to"),
+    ("stopped", r"stop(?:ped|s)?|discontinu\w*|no longer|quit|came off|off of|d/c'?d?|held|hold(?:ing)?|"
+                r"was (?:previously )?on|used to take|tried|failed|didn'?t help|did not help|not help(?:ing|ed)|"
+                r"had been on|weaned"),
+    ("considered", r"consider\w*|could (?:try|start|use|add)|might|may want|option|options|would like to avoid|"
+                   r"declin\w*|refus\w*|not interested|hesitant|avoid|instead of|rather than|if (?:it|the|this|she|he)"),
+    ("denied", r"denies|not taking|not on any|doesn'?t take|does not take|no medications?|never taken"),
+    ("current", r"continue\w*|take|taking|takes|took|prescrib\w*|start\w*|initiat\w*|increas\w*|decreas\w*|"
+                r"refill\w*|gave|given|administer\w*|using|uses|use|on|resume\w*|recommend\w*|switch\w*|added|add|"
+                r"change\w*|compliant"),
+]
+_STATUS_RX = re.compile("|".join(rf"(?P<{k}>\b(?:{w})\b)" for k, w in _STATUS_CUES), re.IGNORECASE)
+_AFTER_STOPPED = re.compile(r"^[^.;\n]{0,40}?\b(?:was|were|has been|had been|is)\s+(?:stopped|discontinued|held)\b",
+                            re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.;!?\n](?=\s)|\n")
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|µg|g)\b", re.IGNORECASE)
+STATUSES = ("current", "stopped", "allergy", "considered", "denied")
+NOT_CODED = frozenset({"stopped", "allergy", "considered", "denied"})
+
+
+@dataclass(frozen=True, slots=True)
+class DrugContext:
+    """What the words around one mention say."""
+
+    routes: frozenset[str] = frozenset()
+    strength_mg: float | None = None
+    indications: frozenset[str] = frozenset()  # ATC prefixes the indication words point to
+    section: str = "other"  # a notesections.section_kind, or "product"
+    status: str = "current"
+    status_cue: str = ""
+    window: str = ""
+
+
+def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence (or list line) around a span."""
+    left = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
+    m = _SENTENCE_END.search(text, end)
+    return left, (m.start() if m else len(text))
+
+
+def read_context(text: str, start: int, end: int, section: str = "other", next_start: int | None = None,
+                 prev_end: int | None = None) -> DrugContext:
+    """Route, strength, indication and status of the mention at [start, end) in `text`.
+
+    The mention's own item runs from the previous mention (or the sentence start) to the next
+    mention (or the sentence end), so in "Ibuprofen, digoxin." neither borrows the other's words.
+    """
+    s0, s1 = sentence_bounds(text, start, end)
+    item_start = max(s0, prev_end if prev_end is not None and prev_end <= start else s0)
+    item_end = min(s1, next_start if next_start is not None and next_start >= end else s1)
+    item = text[item_start:item_end]
+    after = text[end:item_end]
+    routes = frozenset(r for r, rx in _ROUTE_RX.items() if rx.search(item))
+    strength = None
+    m = _STRENGTH.search(after[:40])
+    if m:
+        value, unit = float(m.group(1)), m.group(2).lower()
+        strength = value * {"g": 1000.0, "mcg": 0.001, "µg": 0.001}.get(unit, 1.0)
+    sentence = text[s0:s1]
+    indications = frozenset(g for rx, groups in _INDICATION_RX if rx.search(sentence) for g in groups)
+    status, cue = _status(text, s0, start, end, item_end, section)
+    return DrugContext(routes, strength, indications, section, status, cue, text[s0:s1][:300])
+
+
+def _status(text: str, s0: int, start: int, end: int, item_end: int, section: str) -> tuple[str, str]:
+    if section == "allergies":
+        return "allergy", "allergies section"
+    before = text[max(s0, start - 80):start]
+    cues = [(m.lastgroup, m.group()) for m in _STATUS_RX.finditer(before)]
+    if _AFTER_STOPPED.match(text[end:item_end + 40]):
+        return "stopped", _AFTER_STOPPED.match(text[end:item_end + 40]).group().strip()  # type: ignore[union-attr]
+    if cues:
+        kind, word = cues[-1]
+        if kind == "allergy" or any(k == "allergy" for k, _ in cues):
+            return "allergy", word
+        return str(kind), word
+    return "current", ""
+
+
+@dataclass
+class DrugPriors:
+    """How often each ATC group (levels 1-4) and each substance's code was the answer in coded products
+    and notes: what generalises to a substance never seen (its groups) and what a seen one adds."""
+
+    groups: Counter = field(default_factory=Counter)
+    substance: Counter = field(default_factory=Counter)  # "key|code" and "key"
+    total: int = 0
+
+    def add(self, substances: Sequence[str], code: str) -> None:
+        for n in (1, 3, 4, 5, 7):
+            self.groups[code[:n]] += 1
+        key = "+".join(sorted(substances))
+        self.substance[f"{key}|{code}"] += 1
+        self.substance[key] += 1
+        self.total += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"groups": dict(self.groups), "substance": dict(self.substance), "total": self.total}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DrugPriors":
+        return cls(Counter(data.get("groups", {})), Counter(data.get("substance", {})), int(data.get("total", 0)))
+
+
+CANDIDATE_KINDS = ("single", "combo_exact", "combo_superset", "x_combinations", "combo_class", "part", "lexicon_code")
+_SECTIONS = ("medications", "plan", "hpi", "history", "allergies", "product", "other")
+DRUG_FEATURES: tuple[str, ...] = (
+    "is_product", "brand_only", "n_substances", "n_candidates", "n_groups",
+    *(f"kind_{k}" for k in CANDIDATE_KINDS), "label_parts", "extra_parts",
+    *(f"group_{g}" for g in ANATOMICAL_GROUPS), "local_group",
+    "ddd_any", "ddd_O", "ddd_P", "ddd_R", "ddd_V", "ddd_N", "ddd_inhal", "ddd_TD", "ddd_SL", "n_ddd_routes",
+    *(f"cue_{r}" for r in ROUTES), "route_fit", "route_conflict", "strength_ratio",
+    "indication_match", "indication_any",
+    *(f"section_{s}" for s in _SECTIONS), *(f"status_{s}" for s in STATUSES),
+    "via_brand", "via_fuzzy", "via_us_name",
+    "prior_l1", "prior_l2", "prior_l3", "prior_l4", "prior_code", "subst_share", "subst_seen",
+    "group_share_in_candidates",
+)
+
+
+def ddd_routes(node: Any) -> set[str]:
+    """The DDD route letters of an ATC code (`Inhal.aerosol` -> Inhal)."""
+    return {str(d.get("route", "")).split(".")[0] for d in (node.attrs.get("ddd") or []) if d.get("route")}
+
+
+def _oral_ddd_mg(node: Any) -> float | None:
+    for d in node.attrs.get("ddd") or []:
+        if d.get("route") == "O":
+            try:
+                value = float(d["ddd"])
+            except (TypeError, ValueError):
+                return None
+            return value * {"g": 1000.0, "mcg": 0.001, "mg": 1.0}.get(str(d.get("unit", "")).lower(), float("nan"))
+    return None
+
+
+def route_fit(code: str, ddd: set[str], routes: Iterable[str]) -> tuple[float, float]:
+    """(+1 when a route word fits the code's group or DDD route, and whether one conflicts)."""
+    fit = conflict = 0.0
+    local = code.startswith(LOCAL_GROUPS)
+    for r in routes:
+        ok = code.startswith(_ROUTE_GROUPS[r]) if _ROUTE_GROUPS[r] else False
+        ok = ok or bool(ddd & set(_ROUTE_DDD[r]))
+        if r == "oral" and local and not ddd & {"O"}:
+            ok = False
+        fit = max(fit, float(ok))
+        conflict = max(conflict, float(not ok))
+    return fit, conflict
+
+
+def feature_row(onto: Any, code: str, kind: str, substances: Sequence[str], label_parts: int, ctx: DrugContext,
+                n_candidates: int, groups: Counter, priors: DrugPriors, via: str, is_product: bool,
+                brand_only: bool) -> list[float]:
+    """One row of DRUG_FEATURES for a candidate code of a mention."""
+    node = onto.node(code)
+    ddd = ddd_routes(node)
+    fit, conflict = route_fit(code, ddd, ctx.routes)
+    oral = _oral_ddd_mg(node)
+    ratio = math.log10(ctx.strength_mg / oral) if ctx.strength_mg and oral and oral > 0 else float("nan")
+    key = "+".join(sorted(substances))
+    seen = priors.substance.get(key, 0)
+    lg = lambda n: math.log1p(priors.groups.get(code[:n], 0))  # noqa: E731 - four look-ups of one kind
+    return [
+        float(is_product), float(brand_only), float(len(substances)), float(n_candidates), float(len(groups)),
+        *(float(kind == k) for k in CANDIDATE_KINDS), float(label_parts), float(max(0, label_parts - len(substances))),
+        *(float(code[0] == g) for g in ANATOMICAL_GROUPS), float(code.startswith(LOCAL_GROUPS)),
+        float(bool(ddd)), *(float(r in ddd) for r in ("O", "P", "R", "V", "N", "Inhal", "TD", "SL")), float(len(ddd)),
+        *(float(r in ctx.routes) for r in ROUTES), fit, conflict, ratio,
+        (float(code.startswith(tuple(ctx.indications))) * 2 - 1) if ctx.indications else 0.0, float(bool(ctx.indications)),
+        *(float(ctx.section == s) for s in _SECTIONS), *(float(ctx.status == s) for s in STATUSES),
+        float(via in ("brand", "combination-brand", "product-brand")), float(via == "fuzzy"), float(via == "us-name"),
+        lg(1), lg(3), lg(4), lg(5), math.log1p(priors.groups.get(code, 0)),
+        (priors.substance.get(f"{key}|{code}", 0) / seen) if seen else float("nan"), float(seen > 0),
+        groups.get(code[0], 0) / max(1, n_candidates),
+    ]

@@ -1,0 +1,239 @@
+"""Drug coding the way a pharmacist does it: the substance from the lexicon, every ATC code it has,
+then the one its route, use and section support, chosen by a learned, calibrated ranker.
+
+`DrugCoder` is what the `drug_ranker` node, `medcoder eval` and `medcoder learn --system atc`
+share, so a drug is coded the same way everywhere: a product from its ingredients or brand
+(`code_product`), a note from its mentions (`code_note`: one code per substance, accepted
+above the threshold only when the drug is taken, prescribed or given now).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon
+from medcoder.notesections import section_at, section_kind, split_by_rules
+from medcoder.ranking.drug_features import (
+    DRUG_FEATURES, NOT_CODED, DrugContext, DrugPriors, feature_row, read_context,
+)
+from medcoder.ranking.model import RankerModel
+
+logger = logging.getLogger(__name__)
+
+PRIORS_FILE = "priors.json"
+
+
+@dataclass(slots=True)
+class DrugCandidate:
+    """One ATC code a mention may stand for, with how it was reached and its feature row."""
+
+    code: str
+    kind: str
+    label_parts: int
+    row: list[float] = field(default_factory=list)
+    probability: float = 0.0  # calibrated: what a code's confidence says
+    raw: float = 0.0  # the trees' score: orders candidates the calibration's steps leave tied
+
+    def features(self) -> dict[str, float | None]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in zip(DRUG_FEATURES, self.row)}
+
+
+@dataclass
+class CodedMention:
+    """A drug mention, what its words say, and its candidates best first."""
+
+    mention: DrugMention
+    context: DrugContext
+    candidates: list[DrugCandidate]
+
+    @property
+    def best(self) -> DrugCandidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def key(self) -> str:
+        return "+".join(sorted(self.mention.substances))
+
+
+@dataclass
+class DrugCode:
+    """A note's drug code: its probability, whether it is accepted, and the mentions that support it."""
+
+    code: str
+    probability: float
+    accepted: bool
+    mentions: list[CodedMention]
+    reason: str = ""
+
+    @property
+    def best_mention(self) -> CodedMention:
+        return max(self.mentions, key=lambda m: (m.context.status == "current", m.best.probability if m.best else 0))
+
+
+def candidates_of(lex: DrugLexicon, mention: DrugMention) -> list[DrugCandidate]:
+    """Every level-5 code of the mention's substance (set): single codes, fixed combinations,
+    "<substance>, combinations" and, for several substances, each one's own codes."""
+    atc, keys = lex.atc, [k for k in mention.substances if not k.startswith("code:")]
+    out: dict[str, DrugCandidate] = {}
+
+    def add(codes: Sequence[str], kind: str, parts: int) -> None:
+        for c in codes:
+            out.setdefault(c, DrugCandidate(c, kind, parts))
+
+    if mention.code:
+        add([mention.code], "lexicon_code", max(2, len(keys)))
+    if len(keys) == 1:
+        add(atc.single.get(keys[0], ()), "single", 1)
+        if not out:
+            add(atc.x_combinations.get(keys[0], ()), "x_combinations", 2)
+    elif keys:
+        add(atc.combos.get(frozenset(keys), ()), "combo_exact", len(keys))
+        for s, codes in atc.combos.items():
+            if set(keys) < s:
+                add(codes, "combo_superset", len(s))
+            elif len(s) > 1 and s < set(keys):
+                add(codes, "part", len(s))
+        for k in keys:
+            add(atc.x_combinations.get(k, ()), "x_combinations", 2)
+        for k in keys:
+            add(atc.partial.get(k, ()), "combo_class", 2)
+        for k in keys:
+            add(atc.single.get(k, ()), "part", 1)
+    return list(out.values())
+
+
+def rank_key(c: DrugCandidate) -> tuple[float, float, str]:
+    """Best first: calibrated probability, then the raw score, then the code (a stable order)."""
+    return (-c.probability, -c.raw, c.code)
+
+
+def product_context(brand: str | None) -> DrugContext:
+    """What a product's name says of its route and use ("FUCIDIN CREAM 2%", "SANDOZ FENTANYL PATCH")."""
+    return read_context(brand, 0, 0, "product") if brand else DrugContext(section="product")
+
+
+class DrugCoder:
+    """The lexicon, the ATC, the learned priors and ranker: mentions in, ranked ATC codes out."""
+
+    def __init__(self, onto: Any, ranker: RankerModel, priors: DrugPriors, lexicon: DrugLexicon | None = None) -> None:
+        self.onto = onto
+        self.ranker = ranker
+        self.priors = priors
+        self.lex = lexicon or drug_lexicon(onto)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, onto: Any) -> "DrugCoder":
+        ranker = RankerModel.load(folder)
+        priors_path = Path(folder) / PRIORS_FILE
+        priors = DrugPriors.from_json(json.loads(priors_path.read_text())) if priors_path.is_file() else DrugPriors()
+        return cls(onto, ranker, priors)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read(self, text: str, sections: list[dict[str, Any]] | None = None) -> list[tuple[DrugMention, DrugContext]]:
+        """The note's drug mentions with the context of each (sections by rule when not given)."""
+        sections = split_by_rules(text) if sections is None else sections
+        found = self.lex.find(text)
+        out = []
+        for i, m in enumerate(found):
+            kind = section_kind(section_at(sections, m.start))
+            ctx = read_context(text, m.start, m.end, kind, found[i + 1].start if i + 1 < len(found) else None,
+                               found[i - 1].end if i else None)
+            out.append((m, ctx))
+        return out
+
+    def score(self, mention: DrugMention, ctx: DrugContext, *, is_product: bool = False,
+              brand_only: bool = False, priors: DrugPriors | None = None) -> CodedMention:
+        """The mention's candidates with feature rows and calibrated probabilities, best first."""
+        cands = self.rows(mention, ctx, is_product=is_product, brand_only=brand_only, priors=priors)
+        if cands:
+            raw = self.ranker.raw([c.row for c in cands])
+            for c, r, p in zip(cands, raw, self.ranker.calibrate(raw)):
+                c.raw, c.probability = float(r), float(p)
+            cands.sort(key=rank_key)
+        return CodedMention(mention, ctx, cands)
+
+    def rows(self, mention: DrugMention, ctx: DrugContext, *, is_product: bool = False, brand_only: bool = False,
+             priors: DrugPriors | None = None) -> list[DrugCandidate]:
+        cands = candidates_of(self.lex, mention)
+        groups = Counter(c.code[0] for c in cands)
+        keys = [k for k in mention.substances if not k.startswith("code:")]
+        for c in cands:
+            c.row = feature_row(self.onto, c.code, c.kind, keys, c.label_parts, ctx, len(cands), groups,
+                                priors or self.priors, mention.via, is_product, brand_only)
+        return cands
+
+    # -- products and notes ----------------------------------------------------------------------
+    def product_mention(self, ingredients: str | None = None, brand: str | None = None) -> DrugMention | None:
+        """A product as one mention: its ingredient list, or whatever the lexicon finds in its brand."""
+        if ingredients:
+            keys = self.lex.ingredients(ingredients)
+            return DrugMention(0, len(ingredients), ingredients, keys, "product") if keys else None
+        found = self.lex.find(brand or "")
+        if not found:
+            return None
+        keys = tuple(dict.fromkeys(k for m in found for k in m.substances))
+        code = found[0].code if len(found) == 1 else None
+        return DrugMention(0, len(brand or ""), brand or "", keys, found[0].via, code)
+
+    def code_product(self, ingredients: str | None = None, brand: str | None = None) -> CodedMention | None:
+        """Rank the codes of one drug product from its ingredients, or from its brand name alone."""
+        mention = self.product_mention(ingredients, brand)
+        if mention is None:
+            return None
+        return self.score(mention, product_context(brand), is_product=True, brand_only=ingredients is None)
+
+    def code_note(self, text: str, sections: list[dict[str, Any]] | None = None,
+                  status: dict[int, str] | None = None) -> list[DrugCode]:
+        """The note's drug codes: one per substance (set), its best code over all its mentions; accepted
+        above the threshold when at least one mention says the drug is taken, prescribed or given now.
+        `status` overrides the rules' status per mention index (the model's reading, when asked)."""
+        coded = []
+        for i, (m, ctx) in enumerate(self.read(text, sections)):
+            if status and i in status and status[i] != ctx.status:
+                ctx = DrugContext(ctx.routes, ctx.strength_mg, ctx.indications, ctx.section, status[i],
+                                  "model", ctx.window)
+            coded.append(self.score(m, ctx))
+        return self.decide(coded)
+
+    def decide(self, coded: list[CodedMention], threshold: float | None = None) -> list[DrugCode]:
+        """One code per substance (set) over its mentions; accepted above the threshold and only for a
+        drug taken, prescribed or given now."""
+        threshold = self.ranker.threshold if threshold is None else threshold
+        by_key: dict[str, list[CodedMention]] = {}
+        for cm in coded:
+            if cm.best is not None:
+                by_key.setdefault(cm.key, []).append(cm)
+        out: dict[str, DrugCode] = {}
+        for mentions in by_key.values():
+            best: dict[str, float] = {}
+            for cm in mentions:
+                for c in cm.candidates:
+                    best[c.code] = max(best.get(c.code, 0.0), c.probability)
+            raw = {c.code: c.raw for cm in mentions for c in cm.candidates if best[c.code] == c.probability}
+            code = min(best, key=lambda c: (-best[c], -raw.get(c, 0.0), c))
+            p = best[code]
+            current = [cm for cm in mentions if cm.context.status not in NOT_CODED]
+            reason = ""
+            if not current:
+                ctx = mentions[0].context
+                reason = f"not coded: {ctx.status} ({ctx.status_cue})"
+            accepted = bool(current) and p >= threshold
+            if code in out:  # two substance sets reaching one code: keep the stronger
+                prev = out[code]
+                prev.mentions += mentions
+                prev.accepted = prev.accepted or accepted
+                prev.probability = max(prev.probability, p)
+                continue
+            out[code] = DrugCode(code, p, accepted, mentions, reason)
+        return sorted(out.values(), key=lambda d: (-d.probability, d.code))
+
+    def ranked_rows(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
+        return self.ranker.probabilities(rows)
