@@ -16,16 +16,12 @@ from typing import Any
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
-from medcoder.errors import MedcoderError
 from medcoder.injection import coding_text
 from medcoder.ranking.drug_questions import ModelReading, choose_close, judge_status
-from medcoder.ranking.drugs import DrugCode, DrugCoder
+from medcoder.ranking.drugs import DrugCode, DrugCoder, drug_ranker_folder
 from medcoder.records import Proposal, Suggestion, Verdict
 
 logger = logging.getLogger(__name__)
-
-BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent.parent / "ranking" / "data" / "dpd-atc"
-
 
 class DrugRankParams(AgentParams):
     ranker: str = Field("builtin", description="a drug ranker folder from `medcoder learn --system atc`, or builtin")
@@ -39,13 +35,6 @@ class DrugRankParams(AgentParams):
 
     def models_needed(self) -> list[str]:
         return [self.model] if (self.status_model or self.choose_model) else []
-
-
-def drug_ranker_folder(name: str = "builtin") -> Path:
-    folder = BUILTIN_DRUG_RANKER if name == "builtin" else Path(name).expanduser()
-    if not (folder / "ranker.json").is_file():
-        raise MedcoderError(f"{folder}: no drug ranker there; learn one with `medcoder learn DATA --system atc`")
-    return folder
 
 
 _CODERS: dict[tuple[str, int], DrugCoder] = {}

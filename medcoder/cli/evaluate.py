@@ -17,23 +17,27 @@ from medcoder.cli.output import emit_json, emit_table, progress_bar
               help="Strategies to compare (default: retrieval, memory, ranked-nomodel, ranked; DPD: retrieval, flat, "
                    "tree). memory and ranked-nomodel alone load no model.")
 @click.option("--ranker", default="builtin", show_default=True, help="Ranker folder for memory/ranked-nomodel.")
+@click.option("--system", default=None, help="For a JSONL coded in several systems: which one to score (default "
+                                             "icd10cm; atc scores the notes' drug codes).")
 @click.option("--out", "out_dir", default="eval-results", show_default=True, help="Folder for eval.json and eval.html.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_command(dataset: str, workflow: str | None, model: str | None, limit: int | None,
-                 strategies: tuple[str, ...], ranker: str, out_dir: str, as_json: bool) -> None:
+                 strategies: tuple[str, ...], ranker: str, system: str | None, out_dir: str, as_json: bool) -> None:
     """Score the coding strategies on a dataset, all on the same notes in one run."""
     from medcoder.evaluation.runner import evaluate  # deferred: CLI start-up (`medcoder --help` < 1 s)
     from medcoder.evaluation.strategies import DEFAULT_STRATEGIES  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     with progress_bar("evaluating") as advance:
         report = evaluate(dataset, workflow, model, limit, out_dir, tuple(strategies) or DEFAULT_STRATEGIES,
-                          progress=lambda done, total, _id: advance(done, total), ranker=ranker)
+                          progress=lambda done, total, _id: advance(done, total), ranker=ranker, system=system)
     if as_json:
         return emit_json(report["metrics"])
     if report["dataset"]["layout"] == "dpd":
         rows = [{"field/strategy": k, "exact L5": v["exact_match"], **{k2: v2 for k2, v2 in v["exact_match_by_level"].items()},
                  "s/item": v["cost_per_item"]["seconds"]} for k, v in report["metrics"].items()]
         emit_table(rows, list(rows[0]) if rows else [], title=report["dataset"]["name"])
+        for fld, kinds in (report.get("misses") or {}).items():
+            click.echo(f"misses from the {fld}: " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(kinds.items())))
     else:
         rows = [{"strategy": s, "micro F1": m["micro"]["f1"], "P": m["micro"]["precision"], "R": m["micro"]["recall"],
                  "macro F1": m["macro"]["f1"], "category F1": m["category_micro"]["f1"], "MAP": m["map"],
@@ -41,6 +45,10 @@ def eval_command(dataset: str, workflow: str | None, model: str | None, limit: i
                  "s/note": m["cost_per_note"]["seconds"], "calls/note": m["cost_per_note"]["model_calls"]}
                 for s, m in report["metrics"].items()]
         emit_table(rows, list(rows[0]) if rows else [], title=report["dataset"]["name"])
+        for s, m in report["metrics"].items():
+            if m.get("fixes"):
+                click.echo(f"{s}, what a pharmacist would fix: "
+                           + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(m["fixes"].items())))
     click.echo(f"wrote {out_dir}/eval.json and {out_dir}/eval.html")
 
 

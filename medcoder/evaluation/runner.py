@@ -37,11 +37,15 @@ from medcoder.evaluation.strategies import (
 )
 from medcoder.agents.ranker import ranker_folder
 from medcoder.engine.workflow import load_workflow
+from medcoder.evaluation.drugs import STRATEGY as DRUG_STRATEGY
+from medcoder.evaluation.drugs import evaluate_drugs
 from medcoder.evaluation.report import write_html
+from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
 from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.knowledge.systems import system_class
 from medcoder.llm import LLM
+from medcoder.paths import file_digest
 from medcoder.ranking.coder import RankedCoder, RetrievalCache
 
 logger = logging.getLogger(__name__)
@@ -90,22 +94,28 @@ def _timed(out: StrategyOutput, llm: LLM | None, fn: Callable[[], Any]) -> Strat
 def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: str | None = None,
              limit: int | None = None, out_dir: str | Path | None = None,
              strategies: tuple[str, ...] = DEFAULT_STRATEGIES, progress: Progress | None = None,
-             workflow_kwargs: dict[str, Any] | None = None, ranker: str = "builtin") -> dict[str, Any]:
+             workflow_kwargs: dict[str, Any] | None = None, ranker: str = "builtin",
+             system: str | None = None) -> dict[str, Any]:
     """Score every strategy on the dataset; writes `eval.json` and `eval.html` into `out_dir` when given.
 
     Strategies that need no model (`memory`, `ranked-nomodel`) load none when they run alone.
     """
 
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, system=system)
     data = data.head(limit)
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise MedcoderError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
+    started = time.time()
+    if data.system == "atc" and (strategies == DEFAULT_STRATEGIES or set(strategies) <= set(NO_MODEL)):
+        # drugs: the lexicon and the learned drug ranker, no model (the model's two questions are measured by
+        # benchmarks/drug_ablation.py); the term strategies of the first version stay selectable by name
+        return _finish(_evaluate_drugs(data, ranker, progress, out_dir), data, dataset, "atc",
+                       {"name": "none", "sha256": "", "backend": "none"}, (DRUG_STRATEGY,), started, out_dir)
     if data.layout == "dpd":  # drug products: the term strategies (the ranked ones are for notes)
         term = ("retrieval", "flat", "tree")
         strategies = term if strategies == DEFAULT_STRATEGIES else tuple(s for s in strategies if s in term) or term
     workflow = workflow or system_class(data.system).default_workflow
-    started = time.time()
     if data.layout != "dpd" and set(strategies) <= set(NO_MODEL):
         return _finish(_evaluate_without_model(data, strategies, ranker, progress, out_dir), data, dataset,
                        "none", {"name": "none", "sha256": "", "backend": "none"}, strategies, started, out_dir)
@@ -242,6 +252,16 @@ def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: 
     rows = _each_item(data, progress, cache, score)
     auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold")
     return {**_score_icd(data, rows, strategies, kb, auto), "items": rows}
+
+
+def _evaluate_drugs(data: Dataset, ranker: str, progress: Progress | None,
+                    out_dir: str | Path | None) -> dict[str, Any]:
+    folder = drug_ranker_folder(ranker)
+    coder = DrugCoder.from_folder(folder, default_kb().ontology("atc"))
+    # rows are reused only for the same ranker and lexicon: a retrained ranker scores everything again
+    version = "|".join([ranker, file_digest(folder / "ranker.joblib"), str(coder.lex.entries)])
+    cache = _RowCache(out_dir, data, "drug-ranker", None, (DRUG_STRATEGY,), version)
+    return evaluate_drugs(data, coder, progress, cache.rows, cache.add)
 
 
 def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],

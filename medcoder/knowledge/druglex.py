@@ -36,7 +36,7 @@ SALTS = frozenset(
     "disodium dipotassium hydrate base free as xinafoate embonate decanoate enanthate cypionate benzoate "
     "hemifumarate dimesylate mononitrate".split())
 # release and form words that may trail a drug name and belong to its span ("metoprolol succinate ER")
-_TRAILING = SALTS | {"er", "xr", "xl", "sr", "cr", "la", "dr", "ir", "ec", "odt", "hfa"}
+_TRAILING = (SALTS - {"as", "base", "free"}) | {"er", "xr", "xl", "sr", "cr", "la", "dr", "ir", "ec", "odt", "hfa"}
 # names that are also everyday or lab words: a drug only when a form or dose word follows
 # ("nicotine patch", "glucose tablets"), never in "drinks alcohol" or "potassium is 4.1"
 CONTEXT_ONLY = frozenset(
@@ -49,10 +49,6 @@ _FORM_AFTER = re.compile(r"\s*(?:\d|patch|patches|gum|lozenges?|tablets?|tabs?|c
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:'s)?")
 _JOINERS = re.compile(r"\s*[-/+]\s*")
 _GAP = re.compile(r"[ \t]*[-/+]?[ \t]*")
-_COMMON = frozenset("patient patients history present illness medications medication physical examination "
-                    "assessment continue continued discussed started stopped prescribed tablet tablets".split())
-
-
 def fold(word: str) -> str:
     """One spelling for the variants a drug name is written in (cephalexin/cefalexin, oestradiol/estradiol,
     sulphate/sulfate, glycerine/glycerin): lower case, ph->f, th->t, ae/oe->e, y->i, no doubled letter,
@@ -67,6 +63,11 @@ def fold(word: str) -> str:
     if len(w) > 4 and w.endswith("e"):
         w = w[:-1]
     return w
+
+
+# ATC level-5 names that are allergen or class words, never a drug a note names ("food", "various", "others")
+NEVER = frozenset(fold(w) for w in "animals combinations feather feathers flowers food insects oil others other "
+                  "textiles various silver sulfur".split())
 
 
 def name_tokens(name: str, salts: bool = False) -> tuple[str, ...]:
@@ -107,6 +108,7 @@ class _Entry:
     substances: tuple[str, ...]
     via: str
     code: str | None = None
+    raw: str = ""  # the name as its source spells it (lower case)
 
 
 @dataclass
@@ -150,9 +152,9 @@ def atc_substances(onto: CodeSystem) -> AtcSubstances:
             out.single.setdefault(key, []).append(n.code)
             out.names.setdefault(key, n.label.lower())
             salted.setdefault(key, {}).setdefault(full_key(label), []).append(n.code)
-        for alias in re.findall(r"\(([^)]+)\)", label):  # "ascorbic acid (vitamin c)"
+        for alias in re.findall(r"\(([^)]+)\)", label):  # "ascorbic acid (vitamin c)", not "(111In)"
             akey = substance_key(alias)
-            if akey and not akey.isdigit():
+            if akey and len(akey) >= 4 and not re.search(r"\d", alias):
                 out.single.setdefault(akey, []).append(n.code)
                 out.names.setdefault(akey, n.label.lower())
     for key, by_full in salted.items():  # "ferrous sulfate" and "ferrous gluconate": each its own substance too
@@ -176,6 +178,28 @@ def atc_substances(onto: CodeSystem) -> AtcSubstances:
     return out
 
 
+def _everyday_words() -> frozenset[str]:
+    """Words a brand string must not consist of alone: the English wordpieces of the bundled MiniLM tokenizer
+    (whole words only) and the words of the ICD-10-CM Alphabetic Index ("syncope", "status", "vision"), so noisy
+    brand lists cannot turn "normal" or "dry cough" into a drug."""
+    import gzip
+    import json
+
+    words: set[str] = set()
+    with gzip.open(_data_path("minilm-tokenizer.json.gz"), "rt", encoding="utf-8") as fh:
+        words |= {w for w in json.load(fh)["model"]["vocab"] if w.isalpha()}
+    with gzip.open(_data_path("icd10cm_index_2025.csv.gz"), "rt", encoding="utf-8") as fh:
+        for row in csv.reader(fh):
+            if len(row) > 3:
+                words |= {w.lower() for w in _TOKEN.findall(row[3])}
+    return frozenset(words)
+
+
+def _is_everyday(name: str, words: frozenset[str]) -> bool:
+    toks = [t.lower() for t in _TOKEN.findall(name)]
+    return not toks or all(t in words or len(t) < 4 for t in toks)
+
+
 def _data_path(name: str) -> Path:
     return Path(str(resources.files("medcoder.knowledge") / "data" / name))
 
@@ -192,6 +216,8 @@ class DrugLexicon:
         self.entries = 0
         self.unresolved: list[str] = []
         self._deletes: dict[str, set[str]] = {}
+        self.everyday: frozenset[str] = frozenset()
+        self._everyday_folded: frozenset[str] = frozenset()
         self._build()
         for key in list(self._trie):
             node = self._trie[key]
@@ -217,9 +243,11 @@ class DrugLexicon:
         longer = [k for k in self._prefixes.get(key.split()[0] if key else "", ()) if k.startswith(key + " ")]
         return (longer[0],) if len(longer) == 1 else None  # "ceftobiprole" -> ceftobiprole medocaril
 
-    def _add(self, tokens: tuple[str, ...], entry: _Entry) -> None:
-        if not tokens or not entry.substances:
+    def _add(self, tokens: tuple[str, ...], entry: _Entry, raw: str = "") -> None:
+        if not tokens or not entry.substances or (len(tokens) == 1 and tokens[0] in NEVER):
             return
+        if raw:
+            entry = _Entry(entry.substances, entry.via, entry.code, raw.lower().strip())
         node = self._trie
         for t in tokens:
             node = node.setdefault(t, {})
@@ -233,43 +261,55 @@ class DrugLexicon:
         for key in self.atc.single:
             self._prefixes.setdefault(key.split()[0], []).append(key)
         for key in self.atc.single:
-            self._add(tuple(key.split()), _Entry((key,), "atc-name"))
+            self._add(tuple(key.split()), _Entry((key,), "atc-name"), self.atc.names.get(key, ""))
         for keys, codes in self.atc.combos.items():
             for code in codes:
                 label = self.onto.label(code)
                 self._add(name_tokens(label), _Entry(tuple(sorted(keys)), "atc-name"))
         # US and common names: the first kind that resolves wins over brands
+        labels: dict[str, list[str]] = {}
+        for n in self.onto.iter_nodes():
+            if n.depth == 5:
+                labels.setdefault(n.label.lower(), []).append(n.code)
         path = self._file(US_NAMES_FILE)
         with open(path, encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 target = self.resolve(row["atc_name"])
+                code = None
+                if target is None and len(labels.get(row["atc_name"].lower(), ())) == 1:
+                    code = labels[row["atc_name"].lower()][0]  # "amoxicillin and beta-lactamase inhibitor"
+                    target = (f"code:{code}",)
                 if target is None:
                     self.unresolved.append(f"{US_NAMES_FILE}: {row['name']} -> {row['atc_name']}")
                     continue
                 self._aliases.setdefault(substance_key(row["name"]), target)
                 via = "brand" if row.get("kind") == "brand" else "us-name"
-                self._add(name_tokens(row["name"]) or (fold(row["name"]),), _Entry(target, via))
+                self._add(name_tokens(row["name"]) or (fold(row["name"]),), _Entry(target, via, code), row["name"])
+        everyday = self.everyday = _everyday_words()
+        self._everyday_folded = frozenset(fold(w) for w in everyday)
         for generic, brands in _rabbits(self._file(RABBITS_FILE)):
             target = self.resolve(generic)
             if target is None:
                 continue
             for brand in brands:
                 toks = name_tokens(brand)
-                if toks and len(brand) >= 4 and not (len(toks) == 1 and toks[0] in _COMMON):
-                    self._add(toks, _Entry(target, "brand"))
+                if toks and len(brand) >= 4 and not _is_everyday(brand, everyday):
+                    self._add(toks, _Entry(target, "brand"), brand)
         for node in self.onto.iter_nodes():
             for product in node.notes.get("combination_products", ()):
                 brand = product.split(" (")[0]
                 toks = name_tokens(brand)
-                if toks and len(brand) >= 4:
+                if toks and len(brand) >= 4 and not _is_everyday(brand, everyday):
                     keys = self._combination_keys(node.code)
                     self._add(toks, _Entry(keys or (f"code:{node.code}",), "combination-brand", node.code))
         products = self._file(PRODUCTS_FILE)
         if products.is_file():
             for brand, ingredients in _products(products):
                 target = self.ingredients(ingredients)
-                toks = product_brand_tokens(brand)
-                if target and toks and 1 <= len(toks) <= 3 and len(" ".join(toks)) >= 5:
+                words = product_brand_words(brand)
+                toks = tuple(fold(w) for w in words)
+                if target and toks and 1 <= len(toks) <= 3 and len(" ".join(toks)) >= 5 \
+                        and not _is_everyday(" ".join(words), everyday):
                     self._add(toks, _Entry(target, "product-brand"))
 
     def _combination_keys(self, code: str) -> tuple[str, ...]:
@@ -305,7 +345,10 @@ class DrugLexicon:
         while i < len(toks):
             entry, j = self._longest(folded, i, text, toks)
             via = entry.via if entry else ""
-            if entry is None and fuzzy and len(folded[i]) >= 6 and toks[i][2].lower() not in _COMMON:
+            word = toks[i][2].lower()
+            if entry is not None and j == i + 1 and word in self.everyday and word != entry.raw:
+                entry = None  # "Normal" is not the brand Normaloe, "Cooper" not copper
+            if entry is None and fuzzy and len(folded[i]) >= 6 and folded[i] not in self._everyday_folded:
                 key = self._fuzzy(folded[i])
                 if key:
                     entry, j, via = self._trie[key]["$"], i + 1, "fuzzy"
@@ -347,12 +390,12 @@ class DrugLexicon:
         return min(cands) if len(cands) == 1 else None
 
 
-def product_brand_tokens(brand: str) -> tuple[str, ...]:
-    """A product's brand without strength, form and the generic makers' prefixes ("APO-ATENOL TAB 100MG" -> apo atenol)."""
+def product_brand_words(brand: str) -> tuple[str, ...]:
+    """A product's brand without strength and form words ("APO-ATENOL TAB 100MG" -> APO, ATENOL)."""
     words = [w for w in _TOKEN.findall(re.sub(r"\d+(\.\d+)?\s*(mg|mcg|g|ml|%|iu|units?)\b", " ", brand, flags=re.I))]
     forms = {"tab", "tabs", "tablet", "tablets", "cap", "caps", "capsule", "capsules", "injection", "usp", "cream",
              "ointment", "gel", "solution", "suspension", "syrup", "drops", "spray", "patch", "er", "sr", "xl", "cr"}
-    return tuple(fold(w) for w in words if w.lower() not in forms)
+    return tuple(w for w in words if w.lower() not in forms)
 
 
 def _deletes(word: str) -> set[str]:

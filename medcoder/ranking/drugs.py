@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from medcoder.errors import MedcoderError
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon
 from medcoder.notesections import section_at, section_kind, split_by_rules
 from medcoder.ranking.drug_features import (
@@ -29,6 +30,15 @@ from medcoder.ranking.model import RankerModel
 logger = logging.getLogger(__name__)
 
 PRIORS_FILE = "priors.json"
+BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent / "data" / "dpd-atc"
+
+
+def drug_ranker_folder(name: str = "builtin") -> Path:
+    """The drug ranker a workflow names: a folder from `medcoder learn --system atc`, or the shipped one."""
+    folder = BUILTIN_DRUG_RANKER if name == "builtin" else Path(name).expanduser()
+    if not (folder / "ranker.json").is_file():
+        raise MedcoderError(f"{folder}: no drug ranker there; learn one with `medcoder learn DATA --system atc`")
+    return folder
 
 
 @dataclass(slots=True)

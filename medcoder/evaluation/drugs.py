@@ -1,0 +1,142 @@
+"""Drug coding measured: products coded from their ingredients and from their brand alone (ATC level 1-5
+exact match, misses split by cause), and notes coded in ATC (micro/macro P/R/F1 of the note's drug codes,
+with what a pharmacist would fix). No language model is loaded: the drug ranker needs none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from medcoder.evaluation import metrics
+from medcoder.evaluation.datasets import Dataset, Example
+from medcoder.ranking.drug_features import NOT_CODED
+from medcoder.ranking.drugs import CodedMention, DrugCoder, candidates_of
+
+Progress = Callable[[int, int, str], None]
+STRATEGY = "ranked-nomodel"
+MISS_KINDS = ("not_in_file", "nothing_found", "right_substance_other_group", "other")
+
+
+def _miss_kind(coder: DrugCoder, gold: str, cm: CodedMention | None) -> str:
+    """Why a product's top code is not the gold one."""
+    if gold not in coder.onto:
+        return "not_in_file"
+    if cm is None or not cm.candidates:
+        return "nothing_found"
+    if gold in {c.code for c in cm.candidates}:
+        return "right_substance_other_group"
+    return "other"
+
+
+def score_product(coder: DrugCoder, ex: Example) -> dict[str, Any]:
+    """One product coded from its ingredients (with what its name says of route and use) and from its brand alone."""
+    row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "brand": ex.meta.get("brand", ""), "fields": {}}
+    gold = ex.codes[0].upper()
+    brand = ex.meta.get("brand", "")
+    for fld, kwargs in (("ingredients", {"ingredients": ex.meta.get("ingredients") or ex.text, "brand": brand}),
+                        ("brand", {"brand": brand})):
+        start = time.perf_counter()
+        cm = coder.code_product(**kwargs)
+        ranked = [c.code for c in cm.candidates] if cm else []
+        res: dict[str, Any] = {"ranked": ranked[:10], "seconds": round(time.perf_counter() - start, 4),
+                               "model_calls": 0, "prompt_tokens": 0, "cached_tokens": 0}
+        if not ranked or ranked[0] != gold:
+            res["miss"] = _miss_kind(coder, gold, cm)
+        row["fields"][fld] = {STRATEGY: res}
+    return row
+
+
+def product_misses(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    return {fld: dict(Counter(r["fields"][fld][STRATEGY]["miss"] for r in rows if "miss" in r["fields"][fld][STRATEGY]))
+            for fld in ("ingredients", "brand")}
+
+
+def score_note(coder: DrugCoder, ex: Example) -> dict[str, Any]:
+    """A note's drug codes: accepted, suggested, and per mention what was read."""
+    start = time.perf_counter()
+    coded = [coder.score(m, c) for m, c in coder.read(ex.text)]
+    drugs = coder.decide(coded)
+    accepted = [d for d in drugs if d.accepted]
+    res = {"ranked": [d.code for d in accepted], "ranking": [d.code for d in drugs],
+           "scores": [[d.code, round(d.probability, 4)] for d in drugs],
+           "seconds": round(time.perf_counter() - start, 4), "model_calls": 0, "prompt_tokens": 0, "cached_tokens": 0}
+    mentions = [{"text": cm.mention.text, "status": cm.context.status,
+                 "code": cm.best.code if cm.best else None,
+                 "codes": [c.code for c in candidates_of(coder.lex, cm.mention)]} for cm in coded]
+    return {"id": ex.id, "gold": ex.codes, "strategies": {STRATEGY: res}, "mentions": mentions}
+
+
+def note_fixes(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """What a pharmacist would fix, counted over the notes: wrong code for a substance the note names,
+    a drug coded though stopped/allergy/only considered, a drug the reference coded that was not found."""
+    out: Counter[str] = Counter()
+    for r in rows:
+        gold, pred = set(r["gold"]), set(r["strategies"][STRATEGY]["ranked"])
+        by_code = {m["code"]: m for m in r["mentions"] if m["code"]}
+        reachable = {c for m in r["mentions"] for c in m["codes"]}
+        for c in pred - gold:
+            m = by_code.get(c)
+            if m and m["status"] in NOT_CODED:
+                out["coded_though_not_taken"] += 1
+            elif m and gold & set(m["codes"]):
+                out["wrong_code_for_substance"] += 1
+            else:
+                out["coded_not_in_reference"] += 1
+        for c in gold - pred:
+            if c not in reachable:
+                out["missed_drug_not_found"] += 1
+            elif c not in set(r["strategies"][STRATEGY]["ranking"]):
+                out["missed_other_code_chosen"] += 1
+            else:
+                out["missed_below_threshold_or_status"] += 1
+    return dict(out)
+
+
+def evaluate_drugs(data: Dataset, coder: DrugCoder, progress: Progress | None = None,
+                   cached: dict[str, dict[str, Any]] | None = None,
+                   add: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r) -> dict[str, Any]:
+    """Score a drug-product table or a note dataset coded in ATC; `cached` rows (a resumed eval) are reused."""
+    cached = cached or {}
+    score = score_product if data.layout == "dpd" else score_note
+    rows = []
+    for i, ex in enumerate(data.examples):
+        if progress:
+            progress(i, len(data), ex.id)
+        rows.append(cached[ex.id] if ex.id in cached else add(score(coder, ex)))
+    if progress:
+        progress(len(data), len(data), "")
+    if data.layout == "dpd":
+        return {"metrics": _product_metrics(rows), "misses": product_misses(rows), "items": rows}
+    gold = [set(r["gold"]) for r in rows]
+    pred = [set(r["strategies"][STRATEGY]["ranked"]) for r in rows]
+    ranked = [r["strategies"][STRATEGY]["ranking"] for r in rows]
+    m: dict[str, Any] = metrics.icd_report(gold, pred, ranked)
+    scored = [(p, c in g) for r, g in zip(rows, gold) for c, p in r["strategies"][STRATEGY]["scores"]]
+    if scored:
+        m["calibration"] = metrics.calibration(scored)
+    m["fixes"] = note_fixes(rows)
+    m["per_chapter"] = metrics.per_group_f1(gold, pred, lambda c: c[:1])
+    m["error_types"] = {}
+    n = max(1, len(rows))
+    m["cost_per_note"] = {k: round(sum(r["strategies"][STRATEGY][k] for r in rows) / n, 4)
+                          for k in ("seconds", "model_calls", "prompt_tokens", "cached_tokens")}
+    return {"metrics": {STRATEGY: m}, "items": rows}
+
+
+def _product_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    n = max(len(rows), 1)
+    for fld in ("ingredients", "brand"):
+        levels = [0] * 5
+        for r in rows:
+            res = r["fields"][fld][STRATEGY]
+            for i, hit in enumerate(metrics.atc_level_match(r["gold"][0], res["ranked"][0] if res["ranked"] else None)):
+                levels[i] += hit
+        out[f"{fld}/{STRATEGY}"] = {
+            "exact_match_by_level": {f"level{i + 1}": round(levels[i] / n, 4) for i in range(5)},
+            "exact_match": round(levels[4] / n, 4),
+            "cost_per_item": {"seconds": round(sum(r["fields"][fld][STRATEGY]["seconds"] for r in rows) / n, 4),
+                              "model_calls": 0.0, "prompt_tokens": 0.0, "cached_tokens": 0.0}}
+    return out
