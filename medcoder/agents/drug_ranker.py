@@ -88,9 +88,10 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
                 why = coder.ranker.contributions(next(c.row for c in d.best_mention.candidates if c.code == d.code))
                 proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}]).to_state()
                 verdicts[eid] = Verdict(code=d.code, system="atc", decision="accept", reasons=[
-                    f"drug ranker p={d.probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}",
+                    f"drug ranker: drug p={d.drug_probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}, "
+                    f"this code p={d.probability:.2f}",
                     f"status: {d.best_mention.context.status}"]).to_state()
-            elif d.probability >= floor or d.reason:
+            elif d.drug_probability >= floor or d.reason:
                 suggestions.append(Suggestion(**item).to_state())
         ctx.emit("drugs_ranked", {
             "threshold": coder.ranker.threshold,
@@ -100,7 +101,8 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
                           "routes": sorted(cm.context.routes), "section": cm.context.section,
                           "top": [{"code": c.code, "p": round(c.probability, 4)} for c in cm.candidates[:3]]}
                          for cm in coded],
-            "codes": [{"code": d.code, "p": round(d.probability, 4), "accepted": d.accepted, "reason": d.reason}
+            "codes": [{"code": d.code, "p": round(d.probability, 4), "p_drug": round(d.drug_probability, 4),
+                       "accepted": d.accepted, "reason": d.reason}
                       for d in drugs],
             "model": {"status_log_odds": reading.status_log_odds, "status_changed": reading.status_changed,
                       "choices": reading.choices}})

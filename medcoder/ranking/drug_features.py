@@ -22,16 +22,17 @@ LOCAL_GROUPS = ("A01", "C05", "D", "G01", "G02", "M02", "R01", "R02", "S")
 ROUTES = ("oral", "topical", "eye", "ear", "nasal", "inhal", "inject", "vaginal", "rectal", "transdermal", "mouth")
 _ROUTE_WORDS: dict[str, str] = {
     "oral": r"tablets?|tabs?|capsules?|caps?|by mouth|p\.?o\.?|orally|oral(?! spray| rinse)|chewable|syrup|"
-            r"suspension|elixir|pills?|caplets?|with food|liquid",
-    "topical": r"creams?|ointments?|gel|lotion|topical(?:ly)?|foam|shampoo|to the (?:rash|skin|area|lesion)s?|"
-               r"apply|applied|paste|dermal",
+            r"suspension|elixir|pills?|caplets?|with food|liquid|ec|enteric|sr|xr|er|cr|odt",
+    "topical": r"creams?|ointments?|(?<!liqui-)(?<!liqui )gel(?!\s*caps?)|emulgel|jelly|lotion|liniment|topical(?:ly)?|foam|shampoo|"
+               r"to the (?:rash|skin|area|lesion)s?|apply|applied|paste|dermal|external",
     "eye": r"eye ?drops?|ophthalmic|ophth|in (?:the|each|both) eyes?|eyes?|ocular|gtts",
     "ear": r"ear ?drops?|otic|in (?:the|each|both) ears?|ears?",
     "nasal": r"nasal(?:ly)?|nose|nostrils?|intranasal",
-    "inhal": r"inhalers?|inhaled|inhalation|puffs?|hfa|nebuli[sz]e[rd]?|nebs?|mdi|diskus|respimat|ellipta",
+    "inhal": r"inhalers?|inhaled|inhalation|puffs?|hfa|nebuli[sz]e[rd]?|nebs?|mdi|diskus|respimat|ellipta|"
+             r"twisthaler|turbuhaler|handihaler|breezhaler|genuair|aerosol",
     "inject": r"injections?|inject(?:ed|able)?|i\.?v\.?|intravenous(?:ly)?|i\.?m\.?|intramuscular|subcutaneous|"
-              r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot",
-    "vaginal": r"vaginal(?:ly)?|intravaginal|pessar(?:y|ies)|ovules?",
+              r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot|solu|for injection|ampoules?|syringes?",
+    "vaginal": r"vaginal(?:ly)?|intravaginal|pessar(?:y|ies)|ovules?|internal",
     "rectal": r"rectal(?:ly)?|suppositor(?:y|ies)|enemas?",
     "transdermal": r"patch(?:es)?|transdermal",
     "mouth": r"mouthwash|mouth ?rinse|lozenges?|throat|viscous|gargle|oral spray|troches?|swish",
@@ -165,7 +166,13 @@ class DrugPriors:
 
     groups: Counter = field(default_factory=Counter)
     substance: Counter = field(default_factory=Counter)  # "key|code" and "key"
+    family: Counter = field(default_factory=Counter)  # a brand's first word: "minims|S", "minims|S01E", "minims"
     total: int = 0
+
+    def add_family(self, word: str, code: str) -> None:
+        if word:
+            for part in (code[:1], code[:4], ""):
+                self.family[f"{word}|{part}" if part else word] += 1
 
     def add(self, substances: Sequence[str], code: str) -> None:
         for n in (1, 3, 4, 5, 7):
@@ -176,11 +183,26 @@ class DrugPriors:
         self.total += 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"groups": dict(self.groups), "substance": dict(self.substance), "total": self.total}
+        return {"groups": dict(self.groups), "substance": dict(self.substance), "family": dict(self.family),
+                "total": self.total}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "DrugPriors":
-        return cls(Counter(data.get("groups", {})), Counter(data.get("substance", {})), int(data.get("total", 0)))
+        return cls(Counter(data.get("groups", {})), Counter(data.get("substance", {})), Counter(data.get("family", {})),
+                   int(data.get("total", 0)))
+
+
+_FAMILY_WORD = re.compile(r"[A-Za-z]{3,}")
+_NOT_FAMILY = frozenset("the for with and extra strength regular junior children adult original relief".split())
+
+
+def family_word(text: str) -> str:
+    """The first word of a product or brand name ("MINIMS PILOCARPINE" -> minims), the family its maker sells
+    under; empty when the name starts with no such word."""
+    for w in _FAMILY_WORD.findall(text or "")[:2]:
+        if w.lower() not in _NOT_FAMILY:
+            return w.lower()
+    return ""
 
 
 CANDIDATE_KINDS = ("single", "combo_exact", "combo_superset", "x_combinations", "combo_class", "part", "lexicon_code")
@@ -195,7 +217,7 @@ DRUG_FEATURES: tuple[str, ...] = (
     *(f"section_{s}" for s in _SECTIONS), *(f"status_{s}" for s in STATUSES),
     "via_brand", "via_fuzzy", "via_us_name",
     "prior_l1", "prior_l2", "prior_l3", "prior_l4", "prior_code", "subst_share", "subst_seen",
-    "group_share_in_candidates",
+    "group_share_in_candidates", "family_seen", "family_l1_share", "family_l3_share", "class_fit",
 )
 
 
@@ -231,8 +253,8 @@ def route_fit(code: str, ddd: set[str], routes: Iterable[str]) -> tuple[float, f
 
 def feature_row(onto: Any, code: str, kind: str, substances: Sequence[str], label_parts: int, ctx: DrugContext,
                 n_candidates: int, groups: Counter, priors: DrugPriors, via: str, is_product: bool,
-                brand_only: bool) -> list[float]:
-    """One row of DRUG_FEATURES for a candidate code of a mention."""
+                brand_only: bool, family: str = "", class_fit: float = float("nan")) -> list[float]:
+    """One row of DRUG_FEATURES for a candidate code of a mention; `family` is the brand's first word."""
     node = onto.node(code)
     ddd = ddd_routes(node)
     fit, conflict = route_fit(code, ddd, ctx.routes)
@@ -253,4 +275,13 @@ def feature_row(onto: Any, code: str, kind: str, substances: Sequence[str], labe
         lg(1), lg(3), lg(4), lg(5), math.log1p(priors.groups.get(code, 0)),
         (priors.substance.get(f"{key}|{code}", 0) / seen) if seen else float("nan"), float(seen > 0),
         groups.get(code[0], 0) / max(1, n_candidates),
+        *_family(priors, family, code), class_fit,
     ]
+
+
+def _family(priors: DrugPriors, word: str, code: str) -> tuple[float, float, float]:
+    seen = priors.family.get(word, 0) if word else 0
+    if not seen:
+        return 0.0, float("nan"), float("nan")
+    return (math.log1p(seen), priors.family.get(f"{word}|{code[:1]}", 0) / seen,
+            priors.family.get(f"{word}|{code[:4]}", 0) / seen)

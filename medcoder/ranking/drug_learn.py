@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors
+from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
 from medcoder.ranking.drugs import PRIORS_FILE, CodedMention, DrugCandidate, DrugCoder, candidates_of, product_context, rank_key
 from medcoder.ranking.model import RankerModel, expected_calibration_error, new_calibrator, new_drug_classifier
 
@@ -92,11 +92,13 @@ def _priors(coder: DrugCoder, items: Sequence[DrugItem]) -> DrugPriors:
         if it.note is None:
             for g in it.gold:
                 priors.add(it.coded.mention.substances, g)
+                priors.add_family(family_word(it.coded.context.window), g)
             continue
         for g in it.gold & {c.code for c in candidates_of(coder.lex, it.coded.mention)}:
             if (it.note, g) not in seen:
                 seen.add((it.note, g))
                 priors.add(it.coded.mention.substances, g)
+                priors.add_family(family_word(it.coded.mention.text), g)
     return priors
 
 
@@ -121,7 +123,9 @@ def _xy(items: Sequence[DrugItem]) -> tuple[np.ndarray, np.ndarray]:
     items = [it for it in items if len(it.candidates) > 1 or it.note is not None]
     rows = [c.row for it in items for c in it.candidates]
     y = [int(c.code in it.gold) for it in items for c in it.candidates]
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(DRUG_FEATURES)), np.asarray(y, dtype=int)
+    x = np.asarray(rows, dtype=np.float64).reshape(-1, len(DRUG_FEATURES))
+    x[:, np.all(np.isnan(x), axis=0)] = 0.0  # a signal never computed in this data (no brands, no combinations)
+    return x, np.asarray(y, dtype=int)
 
 
 def group_folds(groups: Sequence[str], k: int, seed: int = 0) -> dict[str, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +21,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon
+from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, substance_key
 from medcoder.notesections import section_at, section_kind, split_by_rules
 from medcoder.ranking.drug_features import (
-    DRUG_FEATURES, NOT_CODED, DrugContext, DrugPriors, feature_row, read_context,
+    DRUG_FEATURES, NOT_CODED, DrugContext, DrugPriors, family_word, feature_row, read_context,
 )
 from medcoder.ranking.model import RankerModel
 
 logger = logging.getLogger(__name__)
 
 PRIORS_FILE = "priors.json"
+_CLASS_FILLER = frozenset({"agents", "other", "various", "drugs", "preparations", "sequential"})
 BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent / "data" / "dpd-atc"
 
 
@@ -78,10 +80,11 @@ class DrugCode:
     """A note's drug code: its probability, whether it is accepted, and the mentions that support it."""
 
     code: str
-    probability: float
+    probability: float  # this code's calibrated probability
     accepted: bool
     mentions: list[CodedMention]
     reason: str = ""
+    drug_probability: float = 0.0  # that the drug is coded at all: its codes' probabilities summed (at most 1)
 
     @property
     def best_mention(self) -> CodedMention:
@@ -120,6 +123,21 @@ def candidates_of(lex: DrugLexicon, mention: DrugMention) -> list[DrugCandidate]
     return list(out.values())
 
 
+_FIT, _CONFLICT = DRUG_FEATURES.index("route_fit"), DRUG_FEATURES.index("route_conflict")
+
+
+def route_rule(cands: list[DrugCandidate]) -> None:
+    """The words say the route ("gel", "by mouth", "eye drops"): a code whose group and DDD routes contradict
+    them never goes first while one that fits is there (a pharmacist's rule, not a weight to learn)."""
+    top = cands[0]
+    if top.row[_CONFLICT] and not top.row[_FIT]:
+        fits = [c for c in cands if c.row[_FIT]]
+        if fits:
+            best = fits[0]
+            best.probability, best.raw = max(best.probability, top.probability), max(best.raw, top.raw) + 1e-6
+            cands.sort(key=rank_key)
+
+
 def rank_key(c: DrugCandidate) -> tuple[float, float, str]:
     """Best first: calibrated probability, then the raw score, then the code (a stable order)."""
     return (-c.probability, -c.raw, c.code)
@@ -138,6 +156,7 @@ class DrugCoder:
         self.ranker = ranker
         self.priors = priors
         self.lex = lexicon or drug_lexicon(onto)
+        self._words: dict[str, set[str]] = {}
 
     @classmethod
     def from_folder(cls, folder: str | Path, onto: Any) -> "DrugCoder":
@@ -168,6 +187,8 @@ class DrugCoder:
             for c, r, p in zip(cands, raw, self.ranker.calibrate(raw)):
                 c.raw, c.probability = float(r), float(p)
             cands.sort(key=rank_key)
+            if not is_product:  # a product's name is read by the ranker, which learned from thousands of them
+                route_rule(cands)
         return CodedMention(mention, ctx, cands)
 
     def rows(self, mention: DrugMention, ctx: DrugContext, *, is_product: bool = False, brand_only: bool = False,
@@ -175,10 +196,36 @@ class DrugCoder:
         cands = candidates_of(self.lex, mention)
         groups = Counter(c.code[0] for c in cands)
         keys = [k for k in mention.substances if not k.startswith("code:")]
+        family = family_word(ctx.window if is_product else mention.text)
         for c in cands:
+            fit = self.class_fit(c.code, keys) if c.kind == "combo_class" else float("nan")
             c.row = feature_row(self.onto, c.code, c.kind, keys, c.label_parts, ctx, len(cands), groups,
-                                priors or self.priors, mention.via, is_product, brand_only)
+                                priors or self.priors, mention.via, is_product, brand_only, family, fit)
         return cands
+
+    def class_fit(self, code: str, keys: Sequence[str]) -> float:
+        """For "losartan and diuretics": the share of the mention's other substances that belong to the class
+        the label names (hydrochlorothiazide is under C03 DIURETICS), read from their codes' ATC groups."""
+        parts = [p for p in re.split(r",\s*|\s+and\s+", self.onto.label(code).lower()) if p]
+        named = {k for k in keys if any(substance_key(p) == k for p in parts)}
+        classes = [set(re.findall(r"[a-z]{4,}", p)) - _CLASS_FILLER for p in parts if substance_key(p) not in keys]
+        others = [k for k in keys if k not in named]
+        if not classes or not others:
+            return float("nan")
+        fits = 0
+        for k in others:
+            words = self._group_words(k)
+            fits += any(c and c <= words for c in classes)
+        return fits / len(others)
+
+    def _group_words(self, key: str) -> set[str]:
+        if key not in self._words:
+            words: set[str] = set()
+            for code in self.lex.codes_of(key):
+                for n in self.onto.path(code)[:-1]:
+                    words |= set(re.findall(r"[a-z]{4,}", n.label.lower()))
+            self._words[key] = words
+        return self._words[key]
 
     # -- products and notes ----------------------------------------------------------------------
     def product_mention(self, ingredients: str | None = None, brand: str | None = None) -> DrugMention | None:
@@ -230,19 +277,21 @@ class DrugCoder:
             raw = {c.code: c.raw for cm in mentions for c in cm.candidates if best[c.code] == c.probability}
             code = min(best, key=lambda c: (-best[c], -raw.get(c, 0.0), c))
             p = best[code]
+            p_drug = min(1.0, max(sum(c.probability for c in cm.candidates) for cm in mentions))
             current = [cm for cm in mentions if cm.context.status not in NOT_CODED]
             reason = ""
             if not current:
                 ctx = mentions[0].context
                 reason = f"not coded: {ctx.status} ({ctx.status_cue})"
-            accepted = bool(current) and p >= threshold
+            accepted = bool(current) and p_drug >= threshold
             if code in out:  # two substance sets reaching one code: keep the stronger
                 prev = out[code]
                 prev.mentions += mentions
                 prev.accepted = prev.accepted or accepted
                 prev.probability = max(prev.probability, p)
+                prev.drug_probability = max(prev.drug_probability, p_drug)
                 continue
-            out[code] = DrugCode(code, p, accepted, mentions, reason)
+            out[code] = DrugCode(code, p, accepted, mentions, reason, p_drug)
         return sorted(out.values(), key=lambda d: (-d.probability, d.code))
 
     def ranked_rows(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
