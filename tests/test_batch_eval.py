@@ -235,7 +235,9 @@ def test_eval_codiesp_with_the_test_model_writes_json_and_html(shared_data: Path
 def test_eval_dpd_with_the_test_model(shared_data: Path, tmp_path: Path) -> None:
     from medcoder.evaluation.runner import evaluate
 
-    report = evaluate(shared_data / "dpd-sample", model="test", limit=2, out_dir=tmp_path)
+    report = evaluate(shared_data / "dpd-sample", model="test", limit=2, out_dir=tmp_path,
+                      strategies=("retrieval", "flat", "tree"))  # the first version's term strategies, by name
+    assert report["workflow"] == "atc-tree"
     keys = {f"{f}/{s}" for f in ("ingredients", "brand") for s in ("retrieval", "flat", "tree")}
     assert set(report["metrics"]) == keys
     assert all(len(v["exact_match_by_level"]) == 5 for v in report["metrics"].values())

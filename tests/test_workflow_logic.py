@@ -258,12 +258,16 @@ def test_graph_draws_every_node_and_edge() -> None:
 
     from medcoder.cli import main
 
+    out = CliRunner().invoke(main, ["graph", "full-tree", "--mermaid"])  # fan-outs and a loop
+    assert out.exit_code == 0
+    for node in ("sections", "extract", "retrieve", "code_icd", "code_atc", "critic", "finalize"):
+        assert f"\t{node}(" in out.stdout
+    for edge in ("sections -.-> extract", "extract --> retrieve", "retrieve -.-> code_atc", "retrieve -.-> code_icd",
+                 "critic -.-> code_atc", "critic -.-> finalize", "code_atc --> critic", "finalize --> __end__"):
+        assert edge in out.stdout
     out = CliRunner().invoke(main, ["graph", "full", "--mermaid"])
     assert out.exit_code == 0
-    for node in ("sections", "extract", "rank_icd", "retrieve", "code_atc", "critic", "finalize"):
-        assert f"\t{node}(" in out.stdout
-    for edge in ("sections -.-> extract", "extract --> rank_icd", "rank_icd --> retrieve", "retrieve -.-> code_atc",
-                 "critic -.-> code_atc", "critic -.-> finalize", "code_atc --> critic", "finalize --> __end__"):
+    for edge in ("sections --> rank_icd", "rank_icd --> drugs", "drugs --> finalize", "finalize --> __end__"):
         assert edge in out.stdout
 
 

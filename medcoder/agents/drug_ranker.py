@@ -17,6 +17,7 @@ from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.injection import coding_text
+from medcoder.knowledge.atc import ATC
 from medcoder.ranking.drug_questions import ModelReading, choose_close, judge_status
 from medcoder.ranking.drugs import DrugCode, DrugCoder, drug_ranker_folder
 from medcoder.records import Proposal, Suggestion, Verdict
@@ -56,7 +57,7 @@ def _item(coder: DrugCoder, d: DrugCode) -> dict[str, Any]:
     onto = coder.onto
     best = d.best_mention
     cand = next(c for c in best.candidates if c.code == d.code)
-    return {"code": d.code, "system": "atc", "label": onto.label(d.code), "confidence": round(d.probability, 4),
+    return {"code": d.code, "system": ATC.system, "label": onto.label(d.code), "confidence": round(d.probability, 4),
             "path": [n.code for n in onto.path(d.code)], "evidence": [_span(cm) for cm in d.mentions[:5]],
             "sources": sorted({f"lexicon:{cm.mention.via}" for cm in d.mentions}),
             "features": cand.features(), "ranker_probability": round(d.probability, 4)}
@@ -68,7 +69,7 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
     folder = drug_ranker_folder(params.ranker)
 
     def run(state: dict[str, Any]) -> dict[str, Any]:
-        onto = ctx.kb.ontology("atc")
+        onto = ctx.kb.ontology(ATC.system)
         coder = load_drug_coder(folder, onto)
         note = coding_text(state.get("note", ""))
         coded = [coder.score(m, c) for m, c in coder.read(note, state.get("sections") or None)]
@@ -87,7 +88,7 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
                 eid = f"drug:{d.code}"
                 why = coder.ranker.contributions(next(c.row for c in d.best_mention.candidates if c.code == d.code))
                 proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}]).to_state()
-                verdicts[eid] = Verdict(code=d.code, system="atc", decision="accept", reasons=[
+                verdicts[eid] = Verdict(code=d.code, system=ATC.system, decision="accept", reasons=[
                     f"drug ranker: drug p={d.drug_probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}, "
                     f"this code p={d.probability:.2f}",
                     f"status: {d.best_mention.context.status}"]).to_state()

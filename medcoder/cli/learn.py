@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 from medcoder.cli.output import DEFAULT_SYSTEM, emit_table, installed_system, progress_bar
 
 
+
 @contextmanager
 def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
     """One progress bar per stage (memory folds, retrieval, verifier), each with its own rate and ETA."""
@@ -49,7 +50,9 @@ def learn_command(datasets: tuple[str, ...], system: str, out_dir: str, feedback
 
     if not datasets and not feedback:
         raise MedcoderError("give a DATASET, --feedback files, or both")
-    if system == "atc":
+    from medcoder.knowledge.systems import system_class  # deferred: CLI start-up (`medcoder --help` < 1 s)
+
+    if system_class(system).entity_kind == "medication":  # drugs: learned from products and notes (`--system atc`)
         return _learn_drugs(datasets, out_dir, folds, limit)
     if len(datasets) > 1:
         raise MedcoderError("the diagnosis ranker learns from one DATASET (plus --feedback files)")

@@ -40,6 +40,10 @@ from medcoder.engine.workflow import load_workflow
 from medcoder.evaluation.drugs import STRATEGY as DRUG_STRATEGY
 from medcoder.evaluation.drugs import evaluate_drugs
 from medcoder.evaluation.report import write_html
+from medcoder.knowledge import druglex
+from medcoder.knowledge.atc import ATC
+from medcoder.ranking import drug_features
+from medcoder.ranking import drugs as drugs_module
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
 from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
@@ -107,15 +111,17 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     if unknown:
         raise MedcoderError(f"unknown strategies {sorted(unknown)}; choose from {', '.join(STRATEGIES)}")
     started = time.time()
-    if data.system == "atc" and (strategies == DEFAULT_STRATEGIES or set(strategies) <= set(NO_MODEL)):
+    if data.system == ATC.system and (strategies == DEFAULT_STRATEGIES or set(strategies) <= set(NO_MODEL)):
         # drugs: the lexicon and the learned drug ranker, no model (the model's two questions are measured by
         # benchmarks/drug_ablation.py); the term strategies of the first version stay selectable by name
-        return _finish(_evaluate_drugs(data, ranker, progress, out_dir), data, dataset, "atc",
+        return _finish(_evaluate_drugs(data, ranker, progress, out_dir), data, dataset, ATC.default_workflow,
                        {"name": "none", "sha256": "", "backend": "none"}, (DRUG_STRATEGY,), started, out_dir)
     if data.layout == "dpd":  # drug products: the term strategies (the ranked ones are for notes)
         term = ("retrieval", "flat", "tree")
         strategies = term if strategies == DEFAULT_STRATEGIES else tuple(s for s in strategies if s in term) or term
-    workflow = workflow or system_class(data.system).default_workflow
+    # the term strategies walk the tree: the drug workflow that does is `atc-tree` (`atc` ranks, with no model)
+    workflow = workflow or ((system_class(data.system).tree_workflow if data.layout == "dpd" else None)
+                            or system_class(data.system).default_workflow)
     if data.layout != "dpd" and set(strategies) <= set(NO_MODEL):
         return _finish(_evaluate_without_model(data, strategies, ranker, progress, out_dir), data, dataset,
                        "none", {"name": "none", "sha256": "", "backend": "none"}, strategies, started, out_dir)
@@ -257,9 +263,11 @@ def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: 
 def _evaluate_drugs(data: Dataset, ranker: str, progress: Progress | None,
                     out_dir: str | Path | None) -> dict[str, Any]:
     folder = drug_ranker_folder(ranker)
-    coder = DrugCoder.from_folder(folder, default_kb().ontology("atc"))
+    coder = DrugCoder.from_folder(folder, default_kb().ontology(ATC.system))
     # rows are reused only for the same ranker and lexicon: a retrained ranker scores everything again
-    version = "|".join([ranker, file_digest(folder / "ranker.joblib"), str(coder.lex.entries)])
+    code = [Path(m.__file__) for m in (drug_features, drugs_module, druglex)]  # the code that reads the notes too
+    version = "|".join([ranker, file_digest(folder / "ranker.joblib"), str(coder.lex.entries),
+                        *(file_digest(f)[:12] for f in code)])
     cache = _RowCache(out_dir, data, "drug-ranker", None, (DRUG_STRATEGY,), version)
     return evaluate_drugs(data, coder, progress, cache.rows, cache.add)
 

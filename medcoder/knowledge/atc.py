@@ -7,7 +7,6 @@ repeat once per route of administration, each row adding a DDD. Combination prod
 
 from __future__ import annotations
 
-import ast
 import csv
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Iterable, Iterator
 import networkx as nx
 
 from medcoder.errors import DataFileError
+from medcoder.knowledge.druglex import SALTS, rabbits_brands
 from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import COMBINATIONS, NOTES, ROOT, TERM_INDEX, CodeSystem, IndexDoc, Node
 from medcoder.paths import file_digest
@@ -80,6 +80,7 @@ class ATC(CodeSystem):
     capabilities = frozenset({NOTES, COMBINATIONS, TERM_INDEX})
     code_pattern = r"[A-Z](\d\d[A-Z]([A-Z](\d\d)?)?)?"  # A, A10B, A10BA, A10BA02 (A10 reads as ICD-10-CM)
     default_workflow = "atc"
+    tree_workflow = "atc-tree"  # the model walking the levels (the `tree` strategy of `medcoder eval`)
     guess_priority = 1  # A10BA02 also has the shape of an ICD-10-CM code
 
     def __init__(self, atc_file: Path | None = None, combinations_file: Path | None = None) -> None:
@@ -197,22 +198,10 @@ class ATC(CodeSystem):
 
 
 def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
-    with open(RABBITS_FILE, encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                groups = ast.literal_eval(row["brand"])
-            except (ValueError, SyntaxError):
-                continue
-            names = sorted({b for g in groups for b in g if isinstance(b, str) and b.strip()})
-            yield row["generic"].strip().lower(), names
+    return rabbits_brands(RABBITS_FILE)
 
 
-_SALTS = frozenset(
-    "hydrochloride hcl dihydrochloride sodium potassium calcium magnesium propionate dipropionate acetate sulfate "
-    "sulphate maleate mesylate besylate besilate citrate tartrate bitartrate phosphate fumarate succinate bromide "
-    "chloride hydrobromide monohydrate dihydrate trihydrate sesquihydrate hemihydrate anhydrous hyclate furoate "
-    "valerate lactate gluconate nitrate oxalate pamoate palmitate stearate tosylate trometamol tromethamine "
-    "disodium dipotassium hydrate base free as".split())
+_SALTS = SALTS  # one list of salt, ester and hydrate words (the drug lexicon's)
 
 
 _US_NAMES = {  # US adopted names -> the INNs that ATC uses

@@ -120,6 +120,8 @@ class AtcSubstances:
     combos: dict[frozenset[str], list[str]] = field(default_factory=dict)
     x_combinations: dict[str, list[str]] = field(default_factory=dict)
     partial: dict[str, list[str]] = field(default_factory=dict)  # "irbesartan and diuretics": named with a class
+    class_only: dict[str, list[str]] = field(default_factory=dict)  # "opium derivatives and expectorants" -> parts
+    group_combos: dict[str, list[str]] = field(default_factory=dict)  # level-4 group -> its "combinations" codes
     names: dict[str, str] = field(default_factory=dict)  # key -> a readable name (the ATC label)
 
     def combos_containing(self, keys: Iterable[str]) -> list[str]:
@@ -139,6 +141,9 @@ def atc_substances(onto: CodeSystem) -> AtcSubstances:
     salted: dict[str, dict[str, list[str]]] = {}
     for n in level5:
         label = n.label.lower()
+        if label.startswith("combination") or label == "various":
+            out.group_combos.setdefault(n.code[:5], []).append(n.code)
+            continue
         if "combination" in label:
             head = substance_key(label.split(",")[0].split(" combination")[0])
             if head:
@@ -171,6 +176,8 @@ def atc_substances(onto: CodeSystem) -> AtcSubstances:
         named = [p for p in parts if p in out.single]
         for p in named:  # "irbesartan and diuretics", "prednisolone and antiinfectives"
             out.partial.setdefault(p, []).append(n.code)
+        if not named and len(parts) > 1:
+            out.class_only[n.code] = parts
         if not named:  # "omega-3-triglycerides incl. other esters and acids": one substance with "and" in its name
             key = substance_key(n.label)
             out.single.setdefault(key, []).append(n.code)
@@ -287,7 +294,7 @@ class DrugLexicon:
                 self._add(name_tokens(row["name"]) or (fold(row["name"]),), _Entry(target, via, code), row["name"])
         everyday = self.everyday = _everyday_words()
         self._everyday_folded = frozenset(fold(w) for w in everyday)
-        for generic, brands in _rabbits(self._file(RABBITS_FILE)):
+        for generic, brands in rabbits_brands(self._file(RABBITS_FILE)):
             target = self.resolve(generic)
             if target is None:
                 continue
@@ -429,7 +436,8 @@ def _join_combinations(text: str, found: list[DrugMention]) -> list[DrugMention]
     return out
 
 
-def _rabbits(path: Path) -> Iterator[tuple[str, list[str]]]:
+def rabbits_brands(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """RABBITS' rows: a US generic name and its brand strings."""
     with open(path, encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             try:

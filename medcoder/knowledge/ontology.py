@@ -90,6 +90,7 @@ class CodeSystem(abc.ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
     builtin_ranker: ClassVar[str | None] = None  # folder name of the shipped ranker, if any
     default_workflow: ClassVar[str | None] = None  # the built-in workflow `eval` uses for this system's data
+    tree_workflow: ClassVar[str | None] = None  # the built-in workflow that walks the tree (eval's term strategies)
     code_pattern: ClassVar[str] = r".+"  # what a typed code of this system looks like (for guessing)
     guess_priority: ClassVar[int] = 0    # when several patterns match a typed code, the highest wins
 

@@ -205,7 +205,8 @@ def family_word(text: str) -> str:
     return ""
 
 
-CANDIDATE_KINDS = ("single", "combo_exact", "combo_superset", "x_combinations", "combo_class", "part", "lexicon_code")
+CANDIDATE_KINDS = ("single", "combo_exact", "combo_superset", "x_combinations", "combo_class", "combo_group", "part",
+                   "lexicon_code")
 _SECTIONS = ("medications", "plan", "hpi", "history", "allergies", "product", "other")
 DRUG_FEATURES: tuple[str, ...] = (
     "is_product", "brand_only", "n_substances", "n_candidates", "n_groups",

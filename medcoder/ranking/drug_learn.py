@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
+from medcoder.knowledge.atc import ATC
 from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
 from medcoder.ranking.drugs import PRIORS_FILE, CodedMention, DrugCandidate, DrugCoder, candidates_of, product_context, rank_key
 from medcoder.ranking.model import RankerModel, expected_calibration_error, new_calibrator, new_drug_classifier
@@ -168,7 +169,7 @@ def learn_drugs(onto: Any, products: Sequence[Any], notes: Sequence[Any] = (), o
                 source: dict[str, Any] | None = None) -> tuple[DrugCoder, DrugLearnReport]:
     """Learn the drug ranker; `products` are Examples with `meta` brand/ingredients, `notes` coded notes (ATC)."""
     start = time.perf_counter()
-    placeholder = RankerModel("atc", None, None, 0.5, features=DRUG_FEATURES)
+    placeholder = RankerModel(ATC.system, None, None, 0.5, features=DRUG_FEATURES)
     coder = DrugCoder(onto, placeholder, DrugPriors())
     items = _items(coder, products, notes)
     if len({it.group for it in items}) < folds:
@@ -216,7 +217,7 @@ def learn_drugs(onto: Any, products: Sequence[Any], notes: Sequence[Any] = (), o
     medians = [float(np.nanmedian(x[:, j])) if not np.all(np.isnan(x[:, j])) else 0.0 for j in range(x.shape[1])]
     meta = {"learned_from": source or {}, "products": len(products), "notes": len(notes), "folds": folds,
             "seed": seed, "cv": cv, "feature_medians": medians, "report": report.to_dict()}
-    model = RankerModel("atc", classifier, calibrator, float(threshold), floor=0.05, features=DRUG_FEATURES, meta=meta)
+    model = RankerModel(ATC.system, classifier, calibrator, float(threshold), floor=0.05, features=DRUG_FEATURES, meta=meta)
     coder = DrugCoder(onto, model, priors, coder.lex)
     if out is not None:
         model.save(out)

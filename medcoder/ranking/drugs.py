@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, substance_key
+from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
 from medcoder.notesections import section_at, section_kind, split_by_rules
 from medcoder.ranking.drug_features import (
     DRUG_FEATURES, NOT_CODED, DrugContext, DrugPriors, family_word, feature_row, read_context,
@@ -31,7 +31,8 @@ from medcoder.ranking.model import RankerModel
 logger = logging.getLogger(__name__)
 
 PRIORS_FILE = "priors.json"
-_CLASS_FILLER = frozenset({"agents", "other", "various", "drugs", "preparations", "sequential"})
+_CLASS_FILLER = frozenset(fold(w) for w in ("agents", "other", "various", "drugs", "preparations", "sequential",
+                                            "excl", "combinations", "with", "plain", "incl"))
 BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent / "data" / "dpd-atc"
 
 
@@ -119,11 +120,19 @@ def candidates_of(lex: DrugLexicon, mention: DrugMention) -> list[DrugCandidate]
         for k in keys:
             add(atc.partial.get(k, ()), "combo_class", 2)
         for k in keys:
+            for code in atc.single.get(k, ()):
+                add(atc.group_combos.get(code[:5], ()), "combo_group", len(keys))
+        for k in keys:
             add(atc.single.get(k, ()), "part", 1)
     return list(out.values())
 
 
 _FIT, _CONFLICT = DRUG_FEATURES.index("route_fit"), DRUG_FEATURES.index("route_conflict")
+
+
+def _class_words(text: str) -> set[str]:
+    """A class phrase as folded words ("Electrolytes" and "electrolyte solutions" share electrolit)."""
+    return {fold(w) for w in re.findall(r"[a-z]{4,}", text.lower())} - _CLASS_FILLER
 
 
 def route_rule(cands: list[DrugCandidate]) -> None:
@@ -194,6 +203,7 @@ class DrugCoder:
     def rows(self, mention: DrugMention, ctx: DrugContext, *, is_product: bool = False, brand_only: bool = False,
              priors: DrugPriors | None = None) -> list[DrugCandidate]:
         cands = candidates_of(self.lex, mention)
+        cands += self.class_candidates(mention, {c.code for c in cands})
         groups = Counter(c.code[0] for c in cands)
         keys = [k for k in mention.substances if not k.startswith("code:")]
         family = family_word(ctx.window if is_product else mention.text)
@@ -203,12 +213,26 @@ class DrugCoder:
                                 priors or self.priors, mention.via, is_product, brand_only, family, fit)
         return cands
 
+    def class_candidates(self, mention: DrugMention, have: set[str]) -> list[DrugCandidate]:
+        """Combination codes named by classes alone ("opium derivatives and expectorants") whose every class
+        holds one of the mention's substances (dextromethorphan, guaifenesin)."""
+        keys = [k for k in mention.substances if not k.startswith("code:")]
+        if len(keys) < 2:
+            return []
+        words = [self._group_words(k) for k in keys]
+        out = []
+        for code, parts in self.lex.atc.class_only.items():
+            classes = [_class_words(p) for p in parts]
+            if code not in have and all(c and any(c <= w for w in words) for c in classes):
+                out.append(DrugCandidate(code, "combo_class", len(parts)))
+        return out
+
     def class_fit(self, code: str, keys: Sequence[str]) -> float:
         """For "losartan and diuretics": the share of the mention's other substances that belong to the class
         the label names (hydrochlorothiazide is under C03 DIURETICS), read from their codes' ATC groups."""
         parts = [p for p in re.split(r",\s*|\s+and\s+", self.onto.label(code).lower()) if p]
         named = {k for k in keys if any(substance_key(p) == k for p in parts)}
-        classes = [set(re.findall(r"[a-z]{4,}", p)) - _CLASS_FILLER for p in parts if substance_key(p) not in keys]
+        classes = [_class_words(p) for p in parts if substance_key(p) not in keys]
         others = [k for k in keys if k not in named]
         if not classes or not others:
             return float("nan")
@@ -223,7 +247,7 @@ class DrugCoder:
             words: set[str] = set()
             for code in self.lex.codes_of(key):
                 for n in self.onto.path(code)[:-1]:
-                    words |= set(re.findall(r"[a-z]{4,}", n.label.lower()))
+                    words |= _class_words(n.label)
             self._words[key] = words
         return self._words[key]
 

@@ -13,7 +13,9 @@ from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.llm import load_llm
 from medcoder.ranking.feedback import feedback_examples
+from medcoder.ranking.drug_learn import learn_drugs
 from medcoder.ranking.learn import learn
+from medcoder.knowledge.atc import ATC
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +35,16 @@ ACI_ATTRIBUTION = ("Learned from ACI-Bench visit notes (wyim/aci-bench, CC BY 4.
 def learn_drugs_from(datasets: Sequence[str | Path], out: str | Path, *, folds: int = 5, limit: int | None = None,
                      progress: Callable[[str, int, int], None] | None = None, kb: Any = None) -> Any:
     """Learn the drug ranker from drug-product tables (DPD layout) and notes coded in ATC (JSONL) into `out`."""
-    from medcoder.ranking.drug_learn import learn_drugs
-
     kb = kb or default_kb()
     products, notes, source = [], [], []
     for path in datasets:
-        data = load_dataset(path, system="atc").head(limit)
-        if data.system != "atc":
+        data = load_dataset(path, system=ATC.system).head(limit)
+        if data.system != ATC.system:
             raise MedcoderError(f"{path}: coded in {data.system}, not ATC")
         (products if data.layout == "dpd" else notes).extend(data.examples)
         source.append({"dataset": data.name, "layout": data.layout, "items": len(data),
                        "attribution": DPD_ATTRIBUTION if data.layout == "dpd" else ACI_ATTRIBUTION})
-    _, report = learn_drugs(kb.ontology("atc"), products, notes, out, folds=folds, progress=progress,
+    _, report = learn_drugs(kb.ontology(ATC.system), products, notes, out, folds=folds, progress=progress,
                             source={"datasets": source})
     return report
 
