@@ -94,10 +94,17 @@ _STATUS_CUES: list[tuple[str, str]] = [
 _STATUS_RX = re.compile("|".join(rf"(?P<{k}>\b(?:{w})\b)" for k, w in _STATUS_CUES), re.IGNORECASE)
 _AFTER_STOPPED = re.compile(r"^[^.;\n]{0,40}?\b(?:was|were|has been|had been|is)\s+(?:stopped|discontinued|held)\b",
                             re.IGNORECASE)
+# a drug tried without effect: "He took Tylenol, ibuprofen ... but it did not seem to help", "Tylenol failed to improve"
+_AFTER_FAILED = re.compile(r"^[^.;\n]{0,80}?\b(?:did ?n[o']t (?:seem to )?(?:help|work|improve)|failed|without (?:much |any )?"
+                           r"relief|no relief|not (?:helped|helping|effective)|was ineffective)\b", re.IGNORECASE)
+# a substance named as a laboratory test, not given: "recheck CBC, iron, B-12, and folate", "vitamin D level"
+_TEST_BEFORE = re.compile(r"\b(?:re-?check(?:ed)?|check(?:ed)?|levels? of|labs?|lab work|blood work|measure\w*|panel|"
+                          r"order(?:ed)?|draw)\b[^.;\n]{0,60}$", re.IGNORECASE)
+_TEST_AFTER = re.compile(r"^\s*(?:levels?\b|(?:was|is|were)\s+(?:low|high|normal|elevated|\d))", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.;!?\n](?=\s)|\n")
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|µg|g)\b", re.IGNORECASE)
-STATUSES = ("current", "stopped", "allergy", "considered", "denied")
-NOT_CODED = frozenset({"stopped", "allergy", "considered", "denied"})
+STATUSES = ("current", "stopped", "allergy", "considered", "denied", "test")
+NOT_CODED = frozenset({"stopped", "allergy", "considered", "denied", "test"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +156,14 @@ def _status(text: str, s0: int, start: int, end: int, item_end: int, section: st
         return "allergy", "allergies section"
     before = text[max(s0, start - 80):start]
     cues = [(m.lastgroup, m.group()) for m in _STATUS_RX.finditer(before)]
-    if _AFTER_STOPPED.match(text[end:item_end + 40]):
-        return "stopped", _AFTER_STOPPED.match(text[end:item_end + 40]).group().strip()  # type: ignore[union-attr]
+    after = text[end:max(item_end, end) + 80]
+    for rx, kind in ((_AFTER_STOPPED, "stopped"), (_AFTER_FAILED, "stopped"), (_TEST_AFTER, "test")):
+        m = rx.match(after)
+        if m:
+            return kind, m.group().strip()[-40:]
+    test = _TEST_BEFORE.search(before)
+    if test and not [k for k, _ in cues if k == "current" and before.rfind(_) > test.start()]:
+        return "test", test.group().strip()[:40]
     if cues:
         kind, word = cues[-1]
         if kind == "allergy" or any(k == "allergy" for k, _ in cues):

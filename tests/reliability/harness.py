@@ -109,9 +109,10 @@ def verify_runs(audit_path: Path, figures: Figures, finished_only: bool = True) 
 BATCH_POINTS = ("model_call", "batch_append", "audit_append")
 
 
-def crash_batch(tmp: Path, seed: int, kills: int, notes: int = 6, workflow: str = "full") -> Figures:
+def crash_batch(tmp: Path, seed: int, kills: int, notes: int = 6, workflow: str = "full-tree") -> Figures:
     """Kill `medcoder batch` at `kills` seeded moments (a model call, an output append, an audit write),
-    restarting it each time, then check the output and the audit trail."""
+    restarting it each time, then check the output and the audit trail. The default workflow is one that calls
+    the model for every note (`full` codes drugs with no model call), so a kill can land in a model call."""
     rng = random.Random(seed)
     home, out = tmp / "home", tmp / "out.jsonl"
     ids = write_notes(tmp / "notes", notes)
