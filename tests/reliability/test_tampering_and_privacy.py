@@ -21,7 +21,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from medcoder.engine.workflow import load_workflow
 
     tmp = tmp_path_factory.mktemp("tamper")
-    with load_workflow("full", model="fake", audit=SQLiteAuditStore(tmp / "a.sqlite"),
+    # full-tree: a workflow that prompts the model, so the record holds prompt blobs to tamper with
+    with load_workflow("full-tree", model="fake", audit=SQLiteAuditStore(tmp / "a.sqlite"),
                        checkpoint_path=tmp / "c.sqlite") as wf:
         wf.run(harness.NOTE_TEMPLATE.format(i=1) + " " * 250 + "padding so prompts hold blobs", run_id="r1")
         wf.run(harness.NOTE_TEMPLATE.format(i=2), run_id="r1-other")
