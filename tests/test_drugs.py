@@ -160,3 +160,15 @@ def test_learn_and_eval_commands_for_drugs(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["eval", "-d", str(products), "--out", str(tmp_path / "ev2")])
     assert res.exit_code == 0, res.output
     assert "misses from the brand" in res.output
+
+
+def test_a_jsonl_picks_its_system(tmp_path: Path) -> None:
+    both, atc_only = tmp_path / "both.jsonl", tmp_path / "atc.jsonl"
+    rows = [{"id": "a", "system": "atc", "text": "Continue lisinopril.", "codes": ["C09AA03"]},
+            {"id": "a", "system": "icd10cm", "text": "Continue lisinopril.", "codes": ["I10"]}]
+    both.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    atc_only.write_text(json.dumps(rows[0]) + "\n")
+    assert [e.codes for e in load_dataset(both).examples] == [["I10"]]  # two systems: ICD-10-CM unless asked
+    assert [e.codes for e in load_dataset(both, system="atc").examples] == [["C09AA03"]]
+    data = load_dataset(atc_only)  # one system: that one
+    assert data.system == "atc" and len(data) == 1

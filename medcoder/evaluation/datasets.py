@@ -99,6 +99,7 @@ def load_jsonl(path: str | Path, system: str | None = None) -> Dataset:
     several systems (a `system` per line, as the coded ACI-Bench notes) gives the lines of `system`
     (default: ICD-10-CM)."""
     f = Path(path)
+    asked = system
     system = system or DEFAULT_SYSTEM
     examples = []
     with open(f, encoding="utf-8") as fh:
@@ -112,6 +113,8 @@ def load_jsonl(path: str | Path, system: str | None = None) -> Dataset:
             except (ValueError, KeyError, TypeError) as exc:
                 raise MedcoderError(f"{f}:{n}: not a {{id, text, codes}} JSON line ({exc})") from exc
     systems = {e.system for e in examples}
+    if asked is None and len(systems) == 1:  # a file coded in one system is that system's dataset
+        system = next(iter(systems))
     if len(systems) > 1 or (systems and system not in systems):
         kept = [e for e in examples if e.system == system]
         logger.info("%s: %d of %d lines coded in %s (the file also holds %s)", f, len(kept), len(examples), system,
