@@ -24,14 +24,15 @@ _ROUTE_WORDS: dict[str, str] = {
     "oral": r"tablets?|tabs?|capsules?|caps?|by mouth|p\.?o\.?|orally|oral(?! spray| rinse)|chewable|syrup|"
             r"suspension|elixir|pills?|caplets?|with food|liquid|ec|enteric|sr|xr|er|cr|odt",
     "topical": r"creams?|ointments?|(?<!liqui-)(?<!liqui )gel(?!\s*caps?)|emulgel|jelly|lotion|liniment|topical(?:ly)?|foam|shampoo|"
-               r"to the (?:rash|skin|area|lesion)s?|apply|applied|paste|dermal|external",
+               r"to the (?:rash|skin|area|lesion)s?|apply|applied|paste|dermal|external|spf|sunscreen|sun ?block|"
+               r"face|facial|scalp|stick|moisturi[sz]er|conditioner|dandruff|skin|soap|wash|lip balm|hand sanitizer",
     "eye": r"eye ?drops?|ophthalmic|ophth|in (?:the|each|both) eyes?|eyes?|ocular|gtts",
     "ear": r"ear ?drops?|otic|in (?:the|each|both) ears?|ears?",
     "nasal": r"nasal(?:ly)?|nose|nostrils?|intranasal",
     "inhal": r"inhalers?|inhaled|inhalation|puffs?|hfa|nebuli[sz]e[rd]?|nebs?|mdi|diskus|respimat|ellipta|"
              r"twisthaler|turbuhaler|handihaler|breezhaler|genuair|aerosol",
     "inject": r"injections?|inject(?:ed|able)?|i\.?v\.?|intravenous(?:ly)?|i\.?m\.?|intramuscular|subcutaneous|"
-              r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot|solu|for injection|ampoules?|syringes?",
+              r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot|solu|for injection|ampoules?|syringes?|inj",
     "vaginal": r"vaginal(?:ly)?|intravaginal|pessar(?:y|ies)|ovules?|internal",
     "rectal": r"rectal(?:ly)?|suppositor(?:y|ies)|enemas?",
     "transdermal": r"patch(?:es)?|transdermal",
@@ -60,7 +61,9 @@ _INDICATIONS: list[tuple[str, tuple[str, ...]]] = [
     (r"depression|depressive|anxiety|panic|mood", ("N06A", "N05B")),
     (r"insomnia|sleep", ("N05C",)),
     (r"asthma|copd|wheez\w*|shortness of breath|bronchospasm", ("R03",)),
-    (r"allerg\w*|rhinitis|hay fever|hives|itch\w*|congestion", ("R06", "R01", "D04")),
+    (r"allerg\w*|rhinitis|hay fever|hives|itch\w*|congestion|sinus", ("R06", "R01", "D04")),
+    (r"cough|cold|flu|colds", ("R05", "R01", "N02")),
+    (r"dandruff|scalp", ("D11", "D01")),
     (r"reflux|gerd|heartburn|ulcer|dyspepsia|gastritis", ("A02",)),
     (r"constipation|bowel", ("A06",)),
     (r"nausea|vomiting", ("A04",)),
