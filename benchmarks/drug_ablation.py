@@ -44,7 +44,7 @@ def main() -> None:
     cost = {v: {"seconds": 0.0, "model_calls": 0, "prompt_tokens": 0} for v in VARIANTS}
     changed = {v: 0 for v in VARIANTS}
     for i, ex in enumerate(data.examples):
-        base = [coder.score(m, c) for m, c in coder.read(ex.text)]
+        base = coder.mentions(ex.text)
         for name, (status, choose) in VARIANTS.items():
             coded = copy.deepcopy(base)
             reading = ModelReading()

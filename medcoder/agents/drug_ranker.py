@@ -55,12 +55,10 @@ def _span(cm: Any) -> dict[str, Any]:
 
 def _item(coder: DrugCoder, d: DrugCode) -> dict[str, Any]:
     onto = coder.onto
-    best = d.best_mention
-    cand = next(c for c in best.candidates if c.code == d.code)
     return {"code": d.code, "system": ATC.system, "label": onto.label(d.code), "confidence": round(d.probability, 4),
             "path": [n.code for n in onto.path(d.code)], "evidence": [_span(cm) for cm in d.mentions[:5]],
             "sources": sorted({f"lexicon:{cm.mention.via}" for cm in d.mentions}),
-            "features": cand.features(), "ranker_probability": round(d.probability, 4)}
+            "features": d.chosen.features(), "ranker_probability": round(d.probability, 4)}
 
 
 @register_agent("drug_ranker", DrugRankParams)
@@ -72,7 +70,7 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
         onto = ctx.kb.ontology(ATC.system)
         coder = load_drug_coder(folder, onto)
         note = coding_text(state.get("note", ""))
-        coded = [coder.score(m, c) for m, c in coder.read(note, state.get("sections") or None)]
+        coded = coder.mentions(note, state.get("sections") or None)
         reading = ModelReading()
         llm = ctx.llms.get(params.model) if params.models_needed() else None
         if llm is not None and params.status_model:
@@ -86,7 +84,7 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
             item = _item(coder, d)
             if d.accepted:
                 eid = f"drug:{d.code}"
-                why = coder.ranker.contributions(next(c.row for c in d.best_mention.candidates if c.code == d.code))
+                why = coder.ranker.contributions(d.chosen.row)
                 proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}]).to_state()
                 verdicts[eid] = Verdict(code=d.code, system=ATC.system, decision="accept", reasons=[
                     f"drug ranker: drug p={d.drug_probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}, "

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.llm import Option
-from medcoder.notesections import HEADERS, find_headers, split_by_rules  # noqa: F401 - re-exported
+from medcoder.notesections import HEADERS, split_by_rules
 from medcoder.records import Section
 from medcoder.injection import coding_text
 

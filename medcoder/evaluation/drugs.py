@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Dataset, Example
 from medcoder.ranking.drug_features import NOT_CODED
-from medcoder.ranking.drugs import CodedMention, DrugCoder, candidates_of
+from medcoder.ranking.drugs import CodedMention, DrugCoder
 
 Progress = Callable[[int, int, str], None]
 STRATEGY = "ranked-nomodel"
-MISS_KINDS = ("not_in_file", "nothing_found", "right_substance_other_group", "other")
 
 
 def _miss_kind(coder: DrugCoder, gold: str, cm: CodedMention | None) -> str:
@@ -56,7 +55,7 @@ def product_misses(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 def score_note(coder: DrugCoder, ex: Example) -> dict[str, Any]:
     """A note's drug codes: accepted, suggested, and per mention what was read."""
     start = time.perf_counter()
-    coded = [coder.score(m, c) for m, c in coder.read(ex.text)]
+    coded = coder.mentions(ex.text)
     drugs = coder.decide(coded)
     accepted = [d for d in drugs if d.accepted]
     res = {"ranked": [d.code for d in accepted], "ranking": [d.code for d in drugs],
@@ -64,7 +63,7 @@ def score_note(coder: DrugCoder, ex: Example) -> dict[str, Any]:
            "seconds": round(time.perf_counter() - start, 4), "model_calls": 0, "prompt_tokens": 0, "cached_tokens": 0}
     mentions = [{"text": cm.mention.text, "status": cm.context.status,
                  "code": cm.best.code if cm.best else None,
-                 "codes": [c.code for c in candidates_of(coder.lex, cm.mention)]} for cm in coded]
+                 "codes": [c.code for c in cm.candidates]} for cm in coded]
     return {"id": ex.id, "gold": ex.codes, "strategies": {STRATEGY: res}, "mentions": mentions}
 
 
@@ -108,7 +107,7 @@ def evaluate_drugs(data: Dataset, coder: DrugCoder, progress: Progress | None = 
     if progress:
         progress(len(data), len(data), "")
     if data.layout == "dpd":
-        return {"metrics": _product_metrics(rows), "misses": product_misses(rows), "items": rows}
+        return {"metrics": product_metrics(rows), "misses": product_misses(rows), "items": rows}
     gold = [set(r["gold"]) for r in rows]
     pred = [set(r["strategies"][STRATEGY]["ranked"]) for r in rows]
     ranked = [r["strategies"][STRATEGY]["ranking"] for r in rows]
@@ -119,24 +118,23 @@ def evaluate_drugs(data: Dataset, coder: DrugCoder, progress: Progress | None = 
     m["fixes"] = note_fixes(rows)
     m["per_chapter"] = metrics.per_group_f1(gold, pred, lambda c: c[:1])
     m["error_types"] = {}
-    n = max(1, len(rows))
-    m["cost_per_note"] = {k: round(sum(r["strategies"][STRATEGY][k] for r in rows) / n, 4)
-                          for k in ("seconds", "model_calls", "prompt_tokens", "cached_tokens")}
+    m["cost_per_note"] = metrics.mean_cost([r["strategies"][STRATEGY] for r in rows])
     return {"metrics": {STRATEGY: m}, "items": rows}
 
 
-def _product_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def product_metrics(rows: list[dict[str, Any]], strategies: Sequence[str] = (STRATEGY,)) -> dict[str, Any]:
+    """Level 1-5 exact match of each strategy's top code per product, from the ingredients and from the brand."""
     out: dict[str, Any] = {}
     n = max(len(rows), 1)
     for fld in ("ingredients", "brand"):
-        levels = [0] * 5
-        for r in rows:
-            res = r["fields"][fld][STRATEGY]
-            for i, hit in enumerate(metrics.atc_level_match(r["gold"][0], res["ranked"][0] if res["ranked"] else None)):
-                levels[i] += hit
-        out[f"{fld}/{STRATEGY}"] = {
-            "exact_match_by_level": {f"level{i + 1}": round(levels[i] / n, 4) for i in range(5)},
-            "exact_match": round(levels[4] / n, 4),
-            "cost_per_item": {"seconds": round(sum(r["fields"][fld][STRATEGY]["seconds"] for r in rows) / n, 4),
-                              "model_calls": 0.0, "prompt_tokens": 0.0, "cached_tokens": 0.0}}
+        for name in strategies:
+            levels = [0] * 5
+            for r in rows:
+                res = r["fields"][fld][name]
+                for i, hit in enumerate(metrics.atc_level_match(r["gold"][0], res["ranked"][0] if res["ranked"] else None)):
+                    levels[i] += hit
+            out[f"{fld}/{name}"] = {
+                "exact_match_by_level": {f"level{i + 1}": round(levels[i] / n, 4) for i in range(5)},
+                "exact_match": round(levels[4] / n, 4),
+                "cost_per_item": metrics.mean_cost([r["fields"][fld][name] for r in rows])}
     return out

@@ -91,6 +91,13 @@ def atc_level_match(gold: str, pred: str | None) -> list[bool]:
     return [len(pred) >= n and len(gold) >= n and pred[:n] == gold[:n] for n in ATC_LEVEL_LENGTHS]
 
 
+def mean_cost(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Seconds, model calls and tokens per item, averaged over rows that carry them."""
+    n = max(len(rows), 1)
+    return {k: round(sum(r.get(k, 0) for r in rows) / n, 3) for k in ("seconds", "model_calls", "prompt_tokens",
+                                                                        "cached_tokens")}
+
+
 def icd_report(gold: Sequence[set[str]], pred: Sequence[set[str]], ranked: Sequence[Sequence[str]]) -> dict[str, object]:
     """Everything the eval JSON says about ICD-10-CM coding quality."""
     cat_gold = [{category(c) for c in g} for g in gold]

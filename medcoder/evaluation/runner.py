@@ -38,7 +38,7 @@ from medcoder.evaluation.strategies import (
 from medcoder.agents.ranker import ranker_folder
 from medcoder.engine.workflow import load_workflow
 from medcoder.evaluation.drugs import STRATEGY as DRUG_STRATEGY
-from medcoder.evaluation.drugs import evaluate_drugs
+from medcoder.evaluation.drugs import evaluate_drugs, product_metrics
 from medcoder.evaluation.report import write_html
 from medcoder.knowledge import druglex
 from medcoder.knowledge.atc import ATC
@@ -133,7 +133,7 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
         cache = _RowCache(out_dir, data, workflow, llm, strategies)
         if data.layout == "dpd":
             per_item = _eval_terms(data, wf, llm, retriever, strategies, progress, cache)
-            report = _score_atc(data, per_item, strategies)
+            report = {"metrics": product_metrics(per_item, strategies)}
         else:
             coder = _coder(data.system, ranker, wf.kb, retriever) if set(strategies) & set(NO_MODEL) else None
             per_item = _eval_notes(data, wf, llm, retriever, strategies, progress, cache, coder)
@@ -348,11 +348,6 @@ def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
             tree.close()
 
 
-def _cost(rows: list[dict[str, Any]]) -> dict[str, float]:
-    n = max(len(rows), 1)
-    return {k: round(sum(r.get(k, 0) for r in rows) / n, 3) for k in ("seconds", "model_calls", "prompt_tokens", "cached_tokens")}
-
-
 def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any,
                auto_threshold: float | None = None) -> dict[str, Any]:
     icd = kb.icd10cm
@@ -394,27 +389,8 @@ def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str,
         for g, p in zip(gold, pred):
             errs += metrics.error_types(g, p, is_ancestor)
         m["error_types"] = dict(errs)
-        m["cost_per_note"] = _cost([r["strategies"][name] for r in ok_rows])
+        m["cost_per_note"] = metrics.mean_cost([r["strategies"][name] for r in ok_rows])
         out["metrics"][name] = m
-    return out
-
-
-def _score_atc(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {"metrics": {}}
-    for fld in ("ingredients", "brand"):
-        for name in strategies:
-            levels = [0] * 5
-            cost_rows = []
-            for r in rows:
-                res = r["fields"][fld][name]
-                top = res["ranked"][0] if res["ranked"] else None
-                for i, hit in enumerate(metrics.atc_level_match(r["gold"][0], top)):
-                    levels[i] += hit
-                cost_rows.append(res)
-            n = max(len(rows), 1)
-            out["metrics"][f"{fld}/{name}"] = {
-                "exact_match_by_level": {f"level{i + 1}": round(levels[i] / n, 4) for i in range(5)},
-                "exact_match": round(levels[4] / n, 4), "cost_per_item": _cost(cost_rows)}
     return out
 
 

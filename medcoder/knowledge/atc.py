@@ -201,9 +201,6 @@ def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
     return rabbits_brands(RABBITS_FILE)
 
 
-_SALTS = SALTS  # one list of salt, ester and hydrate words (the drug lexicon's)
-
-
 _US_NAMES = {  # US adopted names -> the INNs that ATC uses
     "acetaminophen": "paracetamol", "albuterol": "salbutamol", "glyburide": "glibenclamide",
     "meperidine": "pethidine", "levalbuterol": "levosalbutamol", "cyclosporine": "ciclosporin",
@@ -214,7 +211,7 @@ _US_NAMES = {  # US adopted names -> the INNs that ATC uses
 
 def _substance(name: str) -> str:
     """A substance name without salt, hydrate and strength words, lower case."""
-    words = [w for w in re.findall(r"[a-z][a-z\-]*", name.lower()) if w not in _SALTS]
+    words = [w for w in re.findall(r"[a-z][a-z\-]*", name.lower()) if w not in SALTS]
     return " ".join(words)
 
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from medcoder.knowledge.ontology import CodeSystem
 
@@ -98,10 +98,6 @@ class DrugMention:
     via: str  # atc-name | us-name | brand | combination-brand | product-brand | fuzzy | product
     code: str | None = None  # a code the lexicon itself names (an ATC combination brand)
 
-    @property
-    def is_combination(self) -> bool:
-        return len(self.substances) > 1
-
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
@@ -123,10 +119,6 @@ class AtcSubstances:
     class_only: dict[str, list[str]] = field(default_factory=dict)  # "opium derivatives and expectorants" -> parts
     group_combos: dict[str, list[str]] = field(default_factory=dict)  # level-4 group -> its "combinations" codes
     names: dict[str, str] = field(default_factory=dict)  # key -> a readable name (the ATC label)
-
-    def combos_containing(self, keys: Iterable[str]) -> list[str]:
-        want = set(keys)
-        return [c for s, codes in self.combos.items() if want <= s for c in codes]
 
 
 def _split_combination(label: str) -> list[str]:

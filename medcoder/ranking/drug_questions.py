@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
-from medcoder.ranking.drug_features import DrugContext, ddd_routes
+from medcoder.ranking.drug_features import ddd_routes
 from medcoder.ranking.drugs import CodedMention, rank_key
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def judge_status(llm: Any, note: str, coded: Sequence[CodedMention], reading: Mo
             rules != "allergy" and lo > confirm else rules
         if new != rules:
             reading.status_changed[i] = f"{rules} -> {new}"
-            cm.context = DrugContext(cm.context.routes, cm.context.strength_mg, cm.context.indications,
-                                     cm.context.section, new, f"model log-odds {lo:+.2f}", cm.context.window)
+            cm.context = replace(cm.context, status=new, status_cue=f"model log-odds {lo:+.2f}")
 
 
 def describe(onto: Any, code: str) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
@@ -90,6 +89,11 @@ class DrugCode:
     @property
     def best_mention(self) -> CodedMention:
         return max(self.mentions, key=lambda m: (m.context.status == "current", m.best.probability if m.best else 0))
+
+    @property
+    def chosen(self) -> DrugCandidate:
+        """This code as a candidate of its best mention: its feature row (for `why`)."""
+        return next(c for c in self.best_mention.candidates if c.code == self.code)
 
 
 def candidates_of(lex: DrugLexicon, mention: DrugMention) -> list[DrugCandidate]:
@@ -271,18 +275,14 @@ class DrugCoder:
             return None
         return self.score(mention, product_context(brand), is_product=True, brand_only=ingredients is None)
 
-    def code_note(self, text: str, sections: list[dict[str, Any]] | None = None,
-                  status: dict[int, str] | None = None) -> list[DrugCode]:
+    def mentions(self, text: str, sections: list[dict[str, Any]] | None = None) -> list[CodedMention]:
+        """Every drug mention of a note with its context and ranked candidates."""
+        return [self.score(m, ctx) for m, ctx in self.read(text, sections)]
+
+    def code_note(self, text: str, sections: list[dict[str, Any]] | None = None) -> list[DrugCode]:
         """The note's drug codes: one per substance (set), its best code over all its mentions; accepted
-        above the threshold when at least one mention says the drug is taken, prescribed or given now.
-        `status` overrides the rules' status per mention index (the model's reading, when asked)."""
-        coded = []
-        for i, (m, ctx) in enumerate(self.read(text, sections)):
-            if status and i in status and status[i] != ctx.status:
-                ctx = DrugContext(ctx.routes, ctx.strength_mg, ctx.indications, ctx.section, status[i],
-                                  "model", ctx.window)
-            coded.append(self.score(m, ctx))
-        return self.decide(coded)
+        above the threshold when at least one mention says the drug is taken, prescribed or given now."""
+        return self.decide(self.mentions(text, sections))
 
     def decide(self, coded: list[CodedMention], threshold: float | None = None) -> list[DrugCode]:
         """One code per substance (set) over its mentions; accepted above the threshold and only for a
@@ -317,6 +317,3 @@ class DrugCoder:
                 continue
             out[code] = DrugCode(code, p, accepted, mentions, reason, p_drug)
         return sorted(out.values(), key=lambda d: (-d.probability, d.code))
-
-    def ranked_rows(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
-        return self.ranker.probabilities(rows)
