@@ -90,3 +90,37 @@ def section_at(sections: list[dict[str, Any]], offset: int) -> str:
         if s["start"] <= offset < s["end"] or s.get("header_start", s["start"]) <= offset < s["end"]:
             return str(s["name"])
     return ""
+
+
+# section name -> where in a visit note it sits: finer than `section_kind`, for the diagnosis ranker
+VISIT_PARTS = ("cc", "hpi", "history", "meds", "ros", "exam", "results", "plan", "other")
+_VISIT = {
+    "chief_complaint": "cc", "history_of_present_illness": "hpi", "past_medical_history": "history",
+    "family_history": "history", "social_history": "history", "medications": "meds", "allergies": "meds",
+    "review_of_systems": "ros", "physical_examination": "exam", "results": "results",
+    "assessment_and_plan": "plan", "assessment": "plan", "plan": "plan", "discharge_diagnoses": "plan",
+    "instructions": "plan",
+}
+
+
+def visit_part(name: str) -> str:
+    """cc | hpi | history | meds | ros | exam | results | plan | other, from a section's canonical name."""
+    return _VISIT.get(name, "other")
+
+
+def visit_parts(note: str) -> list[tuple[int, int, str]]:
+    """(start, end, part) of each section of the note by its headers; empty when the note has none."""
+    return [(int(s["start"]), int(s["end"]), visit_part(str(s["name"]))) for s in split_by_rules(note)]
+
+
+def part_at(parts: list[tuple[int, int, str]], offset: int) -> str:
+    """The visit part holding a character offset ("other" outside every section)."""
+    for start, end, part in parts:
+        if start <= offset < end:
+            return part
+    return "other"
+
+
+def is_visit_note(parts: list[tuple[int, int, str]]) -> bool:
+    """A visit note: at least three of its sections are the parts of a visit (HPI, exam, plan ...)."""
+    return len({p for _, _, p in parts if p != "other"}) >= 3

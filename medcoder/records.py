@@ -118,6 +118,7 @@ class Suggestion(_Record):
     sources: list[str] = []
     features: dict[str, float | None] = {}
     ranker_probability: float | None = None
+    reason: str | None = None  # why a rule set it aside (a guideline, a drug's status), when one did
 
 
 def entity_query(entity: dict[str, Any]) -> str:

@@ -91,7 +91,7 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
                     f"this code p={d.probability:.2f}",
                     f"status: {d.best_mention.context.status}"]).to_state()
             elif d.drug_probability >= floor or d.reason:
-                suggestions.append(Suggestion(**item).to_state())
+                suggestions.append(Suggestion(**item, reason=d.reason or None).to_state())
         ctx.emit("drugs_ranked", {
             "threshold": coder.ranker.threshold,
             "mentions": [{"text": cm.mention.text, "start": cm.mention.start, "end": cm.mention.end,

@@ -31,7 +31,16 @@ def eval_command(dataset: str, workflow: str | None, model: str | None, limit: i
         report = evaluate(dataset, workflow, model, limit, out_dir, tuple(strategies) or DEFAULT_STRATEGIES,
                           progress=lambda done, total, _id: advance(done, total), ranker=ranker, system=system)
     if as_json:
-        return emit_json(report["metrics"])
+        return emit_json({k: r["metrics"] for k, r in report["systems"].items()} if "systems" in report
+                         else report["metrics"])
+    for system, sub in (report.get("systems") or {"": report}).items():
+        _print_report(sub)
+    click.echo(f"wrote {out_dir}/" + ("{" + ",".join(report["systems"]) + "}/" if "systems" in report else "")
+               + "eval.json and eval.html")
+
+
+def _print_report(report: dict) -> None:
+    """One system's metrics as the tables a reader scans: strategies side by side, then what a coder would fix."""
     if report["dataset"]["layout"] == "dpd":
         rows = [{"field/strategy": k, "exact L5": v["exact_match"], **{k2: v2 for k2, v2 in v["exact_match_by_level"].items()},
                  "s/item": v["cost_per_item"]["seconds"]} for k, v in report["metrics"].items()]
@@ -45,11 +54,11 @@ def eval_command(dataset: str, workflow: str | None, model: str | None, limit: i
                  "s/note": m["cost_per_note"]["seconds"], "calls/note": m["cost_per_note"]["model_calls"]}
                 for s, m in report["metrics"].items()]
         emit_table(rows, list(rows[0]) if rows else [], title=report["dataset"]["name"])
+        who = "a pharmacist" if report["dataset"].get("system") == "atc" else "a coder"
         for s, m in report["metrics"].items():
             if m.get("fixes"):
-                click.echo(f"{s}, what a pharmacist would fix: "
+                click.echo(f"{s}, what {who} would fix: "
                            + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(m["fixes"].items())))
-    click.echo(f"wrote {out_dir}/eval.json and {out_dir}/eval.html")
 
 
 @click.command()

@@ -54,11 +54,8 @@ def learn_command(datasets: tuple[str, ...], system: str, out_dir: str, feedback
 
     if system_class(system).entity_kind == "medication":  # drugs: learned from products and notes (`--system atc`)
         return _learn_drugs(datasets, out_dir, folds, limit)
-    if len(datasets) > 1:
-        raise MedcoderError("the diagnosis ranker learns from one DATASET (plus --feedback files)")
-    dataset = datasets[0] if datasets else None
     with stage_progress() as advance:
-        report = learn_from(dataset, out_dir, system=system, feedback=feedback, audit_path=audit_path, folds=folds,
+        report = learn_from(datasets, out_dir, system=system, feedback=feedback, audit_path=audit_path, folds=folds,
                             limit=limit, cache_path=cache_path or str(Path(out_dir) / "retrieval-cache.jsonl"),
                             progress=advance, verifier_model=verifier_model, verifier_notes=verifier_notes)
     cv = report.cv
@@ -71,6 +68,9 @@ def learn_command(datasets: tuple[str, ...], system: str, out_dir: str, feedback
     click.echo(f"cross-validated on {report.notes} notes: MAP {cv['map']:.4f}, micro F1 {cv['micro']['f1']:.4f} "
                f"(P {cv['micro']['precision']:.4f}, R {cv['micro']['recall']:.4f}), category F1 "
                f"{cv['category_micro']['f1']:.4f}, threshold {report.threshold:.4f}")
+    for kind, k in (cv.get("by_kind") or {}).items():
+        click.echo(f"  {kind} notes ({k['notes']}): MAP {k['map']:.4f}, micro F1 {k['micro']['f1']:.4f}, category F1 "
+                   f"{k['category_micro']['f1']:.4f}, ECE {k['ece']:.4f}, threshold {k['threshold']:.4f}")
     if cv.get("verifier"):
         v = cv["verifier"]
         click.echo(f"verifier ({v['notes']} notes, top {v['top_k']}): AUC ranker {v['auc_ranker']:.4f} -> "

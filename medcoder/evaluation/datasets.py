@@ -134,6 +134,21 @@ def detect_layout(path: str | Path) -> str:
     raise MedcoderError(f"{p}: not a dataset layout medcoder knows (CodiEsp folder, DPD .tsv/.csv, or .jsonl)")
 
 
+def jsonl_systems(path: str | Path) -> list[str]:
+    """The code systems a JSONL dataset's lines are coded in, in order of first appearance (empty: not a JSONL)."""
+    f = Path(path)
+    if not (f.is_file() and f.suffix.lower() in (".jsonl", ".ndjson")):
+        return []
+    seen: dict[str, None] = {}
+    for line in f.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                seen[str(json.loads(line).get("system") or DEFAULT_SYSTEM)] = None
+            except (ValueError, AttributeError):
+                continue
+    return sorted(seen, key=lambda s: s != DEFAULT_SYSTEM)
+
+
 def load_dataset(path: str | Path, layout: str | None = None, system: str | None = None) -> Dataset:
     """Load any supported layout; `layout` overrides detection; `system` picks the lines of a JSONL coded in
     several systems."""

@@ -19,7 +19,8 @@ from typing import Any, Callable
 from medcoder import jsonl
 from medcoder.errors import MedcoderError
 from medcoder.evaluation import metrics
-from medcoder.evaluation.datasets import Dataset, Example, load_dataset
+from medcoder.evaluation.coder_fixes import FIX_KINDS, coder_fixes
+from medcoder.evaluation.datasets import Dataset, Example, jsonl_systems, load_dataset
 from medcoder.evaluation.strategies import (
     DEFAULT_STRATEGIES,
     MEMORY_THRESHOLD,
@@ -105,6 +106,8 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     Strategies that need no model (`memory`, `ranked-nomodel`) load none when they run alone.
     """
 
+    if system is None and not isinstance(dataset, Dataset) and len(jsonl_systems(dataset)) > 1:
+        return evaluate_systems(dataset, workflow, model, limit, out_dir, strategies, progress, workflow_kwargs, ranker)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, system=system)
     data = data.head(limit)
     unknown = set(strategies) - set(STRATEGIES)
@@ -143,12 +146,28 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     return _finish(report, data, dataset, workflow, model_info, strategies, started, out_dir, per_item)
 
 
+def evaluate_systems(dataset: str | Path, workflow: str | None = None, model: str | None = None,
+                     limit: int | None = None, out_dir: str | Path | None = None,
+                     strategies: tuple[str, ...] = DEFAULT_STRATEGIES, progress: Progress | None = None,
+                     workflow_kwargs: dict[str, Any] | None = None, ranker: str = "builtin") -> dict[str, Any]:
+    """A JSONL of notes coded in several systems (diagnoses and drugs): each system scored on the same notes,
+    each in `out_dir/<system>/`; the report holds one section per system under `systems`."""
+    reports = {}
+    for system in jsonl_systems(dataset):
+        sub = Path(out_dir) / system if out_dir is not None else None
+        reports[system] = evaluate(dataset, workflow if system == jsonl_systems(dataset)[0] else None, model, limit,
+                                   sub, strategies, progress, workflow_kwargs, ranker, system=system)
+    first = next(iter(reports.values()))
+    return {"dataset": {**first["dataset"], "systems": list(reports)}, "systems": reports,
+            "seconds": round(sum(r["seconds"] for r in reports.values()), 1)}
+
+
 def _finish(report: dict[str, Any], data: Dataset, dataset: Any, workflow: str, model_info: dict[str, Any],
             strategies: tuple[str, ...], started: float, out_dir: str | Path | None,
             per_item: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The eval report with its header, written as eval.json and eval.html when `out_dir` is given."""
     per_item = per_item if per_item is not None else report.pop("items", [])
-    report = {"dataset": {"name": data.name, "layout": data.layout, "items": len(data),
+    report = {"dataset": {"name": data.name, "layout": data.layout, "system": data.system, "items": len(data),
                           "path": str(dataset) if not isinstance(dataset, Dataset) else data.name},
               "workflow": workflow, "model": model_info, "strategies": list(strategies),
               "seconds": round(time.time() - started, 1), **report, "items": per_item}
@@ -351,6 +370,7 @@ def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
 def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any,
                auto_threshold: float | None = None) -> dict[str, Any]:
     icd = kb.icd10cm
+    texts = {ex.id: ex.text for ex in data.examples}
     ok_rows = [r for r in rows if "error" not in r]
     gold = [{_canon(icd, c) for c in r["gold"]} for r in ok_rows]
 
@@ -386,9 +406,13 @@ def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str,
                 m["calibration"]["auto_accept_share_of_predicted"] = round(above / predicted, 4)
         m["per_chapter"] = metrics.per_group_f1(gold, pred, chapter)
         errs: Counter[str] = Counter()
-        for g, p in zip(gold, pred):
+        fixes: Counter[str] = Counter()
+        for g, p, r in zip(gold, pred, ok_rows):
             errs += metrics.error_types(g, p, is_ancestor)
+            if r["id"] in texts:
+                fixes += coder_fixes(icd, texts[r["id"]], r["strategies"][name]["ranked"], g)
         m["error_types"] = dict(errs)
+        m["fixes"] = {k: fixes.get(k, 0) for k in FIX_KINDS}
         m["cost_per_note"] = metrics.mean_cost([r["strategies"][name] for r in ok_rows])
         out["metrics"][name] = m
     return out

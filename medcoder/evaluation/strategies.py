@@ -168,6 +168,6 @@ def memory_codes(coder: Any, text: str) -> list[Prediction]:
 
 def ranked_nomodel_codes(coder: Any, text: str, cache: Any = None) -> tuple[list[Prediction], list[Prediction]]:
     """The learned ranker over sentence retrieval and memory: (codes above the threshold, every candidate ranked)."""
-    ranked = coder.rank(coder.candidates(text, None, cache=cache))
+    ranked = coder.rank(coder.candidates(text, None, cache=cache), note=text)
     every = [Prediction(r.code, round(r.probability, 6)) for r in ranked]
     return [p for p, r in zip(every, ranked) if r.accepted], every

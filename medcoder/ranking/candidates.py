@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.lexical import SearchHit, tokenize
+from medcoder.notesections import VISIT_PARTS, is_visit_note, part_at, visit_parts
 from medcoder.ranking.memory import MemoryView, category
 
 MISSING_RANK = 200.0
@@ -32,6 +34,8 @@ class Evidence:
     score: float
     via: str = ""  # the non-billable hit this billable code descends from, if any
     assertion: str = "present"
+    section: str = ""  # the visit part it sits in (cc, hpi, exam, plan ...)
+    status: str = ""  # how its sentence states the code's finding (guidelines.finding_status)
 
 
 @dataclass
@@ -49,6 +53,12 @@ class _Acc:
     ranker_best: dict[str, int] = field(default_factory=dict)
     direct: int = 0  # found as itself (not only through a non-billable ancestor)
     via_parent: int = 0
+    parts: dict[str, int] = field(default_factory=dict)  # visit part -> spans there that found it
+    statuses: dict[str, int] = field(default_factory=dict)  # finding status -> spans stating it so
+    prob_ranks: list[int] = field(default_factory=list)
+    prob_scores: list[float] = field(default_factory=list)
+    label_in_problem: float = 0.0
+    sides: set[str] = field(default_factory=set)  # the laterality of the spans that found it
 
 
 @dataclass(slots=True)
@@ -70,7 +80,9 @@ def billable_targets(onto: Any, code: str, limit: int = 12) -> list[str]:
         return [code]
     if node.kind in ("chapter", "block", "root") or node.depth <= 1:
         return []
-    leaves = [n for n in onto.descendants(code) if n.billable]
+    # a 7th character is the encounter, not the condition: through a category only the initial encounter
+    # (…A) is proposed, and the guidelines' `specify` moves it to D or S when the text says so
+    leaves = [n for n in onto.descendants(code) if n.billable and (n.kind != "extension" or n.code.endswith("A"))]
     if len(leaves) <= limit:
         return [n.code for n in leaves]
     preferred = [n for n in leaves if "unspecified" in n.label.lower() and (n.kind != "extension" or n.code.endswith("A"))]
@@ -104,6 +116,14 @@ FEATURES = (
     "code_given_cat", "centroid_sim", "centroid_rank", "cat_centroid_max", "cat_svm_max",
     "sent_negated_share", "sent_family_share", "sent_uncertain_share",
 )
+# where in a visit note the evidence sits, how it is stated, and what the outpatient guidelines say of the code
+VISIT_FEATURES = (
+    *(f"sec_{p}" for p in VISIT_PARTS), "only_findings", "prob_best_rank", "prob_max_score", "prob_n",
+    "label_in_problem", *(f"st_{s}" for s in gl.STATUSES), "symptom", "unspecified_label", "side_match",
+    "visit_note", "cat_plan_hits",
+)
+FEATURES = FEATURES + VISIT_FEATURES
+_FINDINGS_ONLY = {"ros", "exam", "results"}
 # sentence-wide assertion cues (the extractor's cues are anchored just before a mention; a sentence found by
 # retrieval has no mention position, so here any cue in the sentence counts and the ranker learns the weight)
 _NEGATION = re.compile(r"\b(no|not|denies|denied|negative for|without|free of|ruled out|rules out|absence of|"
@@ -149,9 +169,13 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
     has_mentions = any(s.source == "mention" for s in spans)
     targets_cache: dict[str, list[str]] = {}
     note_words = set(tokenize(note)) if note else {w for s in spans for w in tokenize(s.text)}
+    visit = is_visit_note(visit_parts(note)) if note else False
+    cat_plan: dict[str, int] = {}
     for span, span_hits in zip(spans, hits):
         span_words = set(tokenize(span.text))
         cues = [bool(rx.search(span.text)) for rx in (_NEGATION, _FAMILY, _UNCERTAIN)]
+        reader = gl.SentenceReader(span.text)
+        side = gl.side_of(span.text)
         for rank, hit in enumerate(span_hits, start=1):
             if hit.code not in targets_cache:
                 targets_cache[hit.code] = billable_targets(onto, hit.code, expand_limit)
@@ -162,10 +186,24 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                 acc.via_parent += not direct
                 acc.label_in_sentence = max(acc.label_in_sentence,
                                             _share(_label_words(onto, target), span_words))
+                status = ""
+                if span.source in ("sentence", "problem"):
+                    status = reader.status(_status_words(onto, target))
+                    acc.statuses[status] = acc.statuses.get(status, 0) + 1
+                    part = span.section or "other"
+                    acc.parts[part] = acc.parts.get(part, 0) + 1
+                    if part == "plan" and status == "present":
+                        cat_plan[category(target)] = cat_plan.get(category(target), 0) + 1
+                    if side:
+                        acc.sides.add(side)
                 if span.source == "sentence":
                     acc.sent_cues = [a + b for a, b in zip(acc.sent_cues, cues)]
                     acc.sent_ranks.append(rank)
                     acc.sent_scores.append(hit.score)
+                elif span.source == "problem":
+                    acc.prob_ranks.append(rank)
+                    acc.prob_scores.append(hit.score)
+                    acc.label_in_problem = max(acc.label_in_problem, _share(_label_words(onto, target), span_words))
                 elif span.assertion == "present":
                     acc.ment_ranks.append(rank)
                     acc.ment_scores.append(hit.score)
@@ -178,7 +216,8 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                     # a mention is searched by its words; its evidence is the note's own text at its offsets
                     quoted = note[span.start:span.end] if note and span.source == "mention" else span.text
                     acc.evidence.append(Evidence(span.source, quoted, span.start, span.end, rank, round(hit.score, 4),
-                                                 "" if direct else hit.code, span.assertion))
+                                                 "" if direct else hit.code, span.assertion, span.section,
+                                                 status))
     mem_hits = memory.hits if memory is not None else {}
     for code in mem_hits:
         if code in onto and onto.node(code).billable:
@@ -211,7 +250,8 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
         mh = mem_hits.get(code)
         node = onto.node(code)
         freq, cat_freq = mem_freq(code) if mem_freq else (0.0, 0.0)
-        src = [name for name, present in (("sentence", acc.sent_ranks), ("mention", acc.ment_ranks),
+        src = [name for name, present in (("sentence", acc.sent_ranks), ("problem", acc.prob_ranks),
+                                          ("mention", acc.ment_ranks),
                                           ("memory-knn", mh and mh.knn_rank), ("memory-linear", mh and mh.svm_rank),
                                           ("ontology", acc.via_parent)) if present]
         row = [
@@ -233,6 +273,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
             centroid.get(code, 0.0), float(centroid_order.get(code, MISSING_RANK)),
             cat_centroid.get(category(code), 0.0), cat_svm.get(category(code), NO_MARGIN),
             *((n / len(acc.sent_ranks)) if acc.sent_ranks else -1.0 for n in acc.sent_cues),
+            *_visit_row(onto, code, acc, visit, cat_plan),
         ]
         codes.append(code)
         rows.append(row)
@@ -240,18 +281,78 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
     return NoteCandidates(codes, rows, {c: accs[c].evidence for c in codes}, sources)
 
 
-def sentence_spans(text: str) -> list[Span]:
-    """The note's sentences with their offsets (lines, then sentence ends)."""
-    import re
+def _status_words(onto: Any, code: str) -> frozenset[str]:
+    key = (onto.system, "status:" + code)
+    if key not in _LABEL_WORDS:
+        _LABEL_WORDS[key] = frozenset(gl.sentence_words(onto.label(code)))
+    return _LABEL_WORDS[key]
 
+
+def _visit_row(onto: Any, code: str, acc: _Acc, visit: bool, cat_plan: dict[str, int]) -> list[float]:
+    """The VISIT_FEATURES of one candidate."""
+    label = onto.label(code)
+    stated = sum(acc.statuses.values())
+    found_in = {p for p, n in acc.parts.items() if n}
+    side = gl.label_side(label)
+    if not acc.sides or not side:
+        side_match = 0.0
+    elif side == "unspecified":
+        side_match = -0.5
+    else:
+        side_match = 1.0 if side in acc.sides else -1.0
+    return [
+        *(float(acc.parts.get(p, 0)) for p in VISIT_PARTS),
+        float(bool(found_in) and found_in <= _FINDINGS_ONLY),
+        min(acc.prob_ranks, default=MISSING_RANK), max(acc.prob_scores, default=0.0), len(acc.prob_ranks),
+        acc.label_in_problem,
+        *((acc.statuses.get(s, 0) / stated) if stated else -1.0 for s in gl.STATUSES),
+        float(gl.is_symptom(code)), float(gl.is_unspecified(label)), side_match, float(visit),
+        float(cat_plan.get(category(code), 0)),
+    ]
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """The note's sentences with their offsets (lines, then sentence ends) and the visit part each sits in."""
+    parts = visit_parts(text)
     spans = []
     for line in re.finditer(r"[^\n]+", text):
         base = line.start()
         for m in re.finditer(r"\S.*?(?:[.!?](?=\s+[A-Z])|$)", line.group()):
             s = m.group().strip()
             if len(s) > 3 and re.search(r"[A-Za-z]{3}", s):
-                spans.append(Span(s, base + m.start(), base + m.start() + len(s)))
+                start = base + m.start()
+                spans.append(Span(s, start, start + len(s), section=part_at(parts, start)))
     return spans
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)]|[a-z][.)])\s*")
+_NOT_A_PROBLEM = re.compile(r"\b(i|we|he|she|they|you|will|would|should|recommend\w*|discuss\w*|advis\w*|"
+                            r"continue|order\w*|follow|return|call|schedule\w*|refer\w*|prescrib\w*|start\w*|"
+                            r"medical reasoning|patient education|additional testing|medical treatment)\b",
+                            re.IGNORECASE)
+
+
+def problem_spans(text: str) -> list[Span]:
+    """The problems a visit note names: the short lines of its assessment/plan and its chief complaint
+    ("Congestive heart failure.", "1. Right knee sprain.", "IMPRESSION: ..."), searched on their own."""
+    out = []
+    for start, end, part in visit_parts(text):
+        if part not in ("plan", "cc"):
+            continue
+        for line in re.finditer(r"[^\n]+", text[start:end]):
+            raw = line.group()
+            body = _BULLET.sub("", raw).strip().rstrip(".:")
+            words = body.split()
+            if not (1 <= len(words) <= 12) or _NOT_A_PROBLEM.search(body) or not re.search(r"[A-Za-z]{3}", body):
+                continue
+            offset = start + line.start() + raw.index(body[:1])
+            out.append(Span(body, offset, offset + len(body), "problem", section=part))
+    return out
+
+
+def note_spans(text: str) -> list[Span]:
+    """What the ranker searches in a note: every sentence and every problem the note names."""
+    return sentence_spans(text) + problem_spans(text)
 
 
 def mention_spans(entities: Iterable[dict[str, Any]], kind: str) -> list[Span]:

@@ -21,7 +21,7 @@ from medcoder.errors import MedcoderError
 from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Example
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
-from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, sentence_spans
+from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_spans
 from medcoder.ranking.coder import RetrievalCache, search_spans
 from medcoder.ranking.memory import CodedNotesMemory
 from medcoder.ranking.model import RankerModel, new_calibrator, new_classifier
@@ -110,7 +110,7 @@ def note_candidates(examples: Sequence[Example], targets: Sequence[set[str]], on
             progress("memory", f + 1, k)
     out = []
     for i, ex in enumerate(examples):
-        spans = sentence_spans(ex.text)
+        spans = note_spans(ex.text)
         hits = search_spans(retriever, spans, system, cache) if spans and retriever is not None else []
         mem = mems[i]
         out.append(collect(onto, spans, hits, views[i], mem.frequency if mem else None, note=ex.text))
@@ -119,21 +119,58 @@ def note_candidates(examples: Sequence[Example], targets: Sequence[set[str]], on
     return out
 
 
-def _oof_scores(cands: list[NoteCandidates], labels: list[np.ndarray], folds: np.ndarray, seed: int) -> list[np.ndarray]:
-    """Out-of-fold raw ranker scores per note."""
+def note_kinds(cands: Sequence[NoteCandidates]) -> list[str]:
+    """visit | case for each note (by its candidates' `visit_note` feature; a note without candidates: case)."""
+    col = FEATURES.index("visit_note")
+    return ["visit" if c.features and c.features[0][col] > 0.5 else "case" for c in cands]
+
+
+def kind_weights(kinds: Sequence[str]) -> np.ndarray:
+    """Per-note weights that give each kind of note the same total weight: the 67 visit notes count as
+    much as the 500 case reports, so the trees learn what a visit note's codes look like."""
+    counts = {k: kinds.count(k) for k in set(kinds)}
+    return np.asarray([len(kinds) / (len(counts) * counts[k]) for k in kinds])
+
+
+def _fit(cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequence[int], seed: int,
+         weights: np.ndarray) -> Any:
+    rows = [i for i in idx if cands[i].codes]
+    x = np.vstack([np.asarray(cands[i].features, dtype=np.float64) for i in rows])
+    y = np.concatenate([labels[i] for i in rows])
+    if y.min() == y.max():
+        return None
+    w = np.concatenate([np.full(len(labels[i]), weights[i]) for i in rows])
+    return new_classifier(seed).fit(x, y, sample_weight=w)
+
+
+def fit_by_kind(cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequence[int], kinds: Sequence[str],
+                seed: int) -> dict[str, Any]:
+    """The trees for each kind of note: case reports learn from case reports only (so adding visit notes
+    cannot make them worse); visit notes learn from every note, the two kinds weighted equally."""
+    present = sorted({kinds[i] for i in idx})
+    if len(present) == 1:
+        return {present[0]: _fit(cands, labels, idx, seed, np.ones(len(cands)))}
+    out = {"case": _fit(cands, labels, [i for i in idx if kinds[i] == "case"], seed, np.ones(len(cands)))}
+    out["visit"] = _fit(cands, labels, idx, seed, kind_weights(list(kinds)))
+    return out
+
+
+def _oof_scores(cands: list[NoteCandidates], labels: list[np.ndarray], folds: np.ndarray, seed: int,
+                kinds: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
+    """Out-of-fold raw ranker scores per note (each note scored by the trees of its kind)."""
     out: list[np.ndarray] = [np.zeros(len(c.codes)) for c in cands]
     for f in range(int(folds.max()) + 1):
         tr = [i for i in range(len(cands)) if folds[i] != f and cands[i].codes]
         te = [i for i in range(len(cands)) if folds[i] == f and cands[i].codes]
         if not tr or not te:
             continue
-        x = np.vstack([np.asarray(cands[i].features, dtype=np.float64) for i in tr])
-        y = np.concatenate([labels[i] for i in tr])
-        if y.min() == y.max():
-            continue
-        clf = new_classifier(seed).fit(x, y)
+        clfs = fit_by_kind(cands, labels, tr, kinds, seed)
         for i in te:
-            out[i] = clf.predict_proba(np.asarray(cands[i].features, dtype=np.float64))[:, 1]
+            clf = clfs.get(kinds[i]) or next(iter(clfs.values()))
+            if clf is not None:
+                out[i] = clf.predict_proba(np.asarray(cands[i].features, dtype=np.float64))[:, 1]
+        if progress:
+            progress("ranker folds", f + 1, int(folds.max()) + 1)
     return out
 
 
@@ -156,10 +193,12 @@ def best_threshold(golds: list[set[str]], cands: list[NoteCandidates], probs: li
 
 
 def evaluate_ranked(golds: list[set[str]], cands: list[NoteCandidates], probs: list[np.ndarray],
-                    threshold: float) -> dict[str, Any]:
-    """MAP, micro P/R/F1 and category F1 of ranked candidate lists against gold sets."""
+                    threshold: float | Sequence[float]) -> dict[str, Any]:
+    """MAP, micro P/R/F1 and category F1 of ranked candidate lists against gold sets (one threshold, or one
+    per note)."""
     ranked = [[c for _, c in sorted(zip(-ps, cand.codes))] for cand, ps in zip(cands, probs)]
-    pred = [{c for c, p in zip(cand.codes, ps) if p >= threshold} for cand, ps in zip(cands, probs)]
+    cuts = [threshold] * len(cands) if isinstance(threshold, (int, float)) else list(threshold)
+    pred = [{c for c, p in zip(cand.codes, ps) if p >= t} for cand, ps, t in zip(cands, probs, cuts)]
     return metrics.icd_report(golds, pred, ranked)
 
 
@@ -186,17 +225,36 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = DE
     stages["candidates_s"] = round(time.perf_counter() - start, 1)
     labels = [np.asarray([c in t for c in cand.codes], dtype=int) for cand, t in zip(cands, targets)]
     t0 = time.perf_counter()
-    oof = _oof_scores(cands, labels, fold, seed)
-    calibrator = new_calibrator().fit(np.concatenate(oof), np.concatenate(labels))
-    cal = [np.clip(calibrator.predict(o), 0, 1) if len(o) else o for o in oof]
-    threshold, thr_info = best_threshold(golds, cands, cal)
-    cv = evaluate_ranked(golds, cands, cal, threshold)
-    cv.update(thr_info)
+    kinds = note_kinds(cands)
+    oof = _oof_scores(cands, labels, fold, seed, kinds, progress)
+    # one calibrator and one threshold per kind of note: a visit note's probabilities mean what they say
+    calibrators: dict[str, Any] = {}
+    thresholds: dict[str, float] = {}
+    cal: list[np.ndarray] = [o for o in oof]
+    by_kind: dict[str, Any] = {}
+    for kind in sorted(set(kinds)):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        calibrators[kind] = new_calibrator().fit(np.concatenate([oof[i] for i in idx]),
+                                                 np.concatenate([labels[i] for i in idx]))
+        for i in idx:
+            cal[i] = np.clip(calibrators[kind].predict(oof[i]), 0, 1) if len(oof[i]) else oof[i]
+        thresholds[kind], info = best_threshold([golds[i] for i in idx], [cands[i] for i in idx], [cal[i] for i in idx])
+        kcv = evaluate_ranked([golds[i] for i in idx], [cands[i] for i in idx], [cal[i] for i in idx], thresholds[kind])
+        kcv.update(info, notes=len(idx), threshold=round(thresholds[kind], 4),
+                   ece=round(expected_calibration_error(np.concatenate([cal[i] for i in idx]),
+                                                        np.concatenate([labels[i] for i in idx])), 4))
+        by_kind[kind] = kcv
+    calibrator: Any = calibrators if len(calibrators) > 1 else next(iter(calibrators.values()))
+    threshold = thresholds.get("case", next(iter(thresholds.values())))
+    pred_thr = [thresholds[k] for k in kinds]
+    cv = evaluate_ranked(golds, cands, cal, pred_thr)
+    cv["f1_at_threshold"] = cv["micro"]["f1"]
+    cv["by_kind"] = by_kind
     cv["ece"] = round(expected_calibration_error(np.concatenate(cal), np.concatenate(labels)), 4)
     cv["auto_accept_threshold"] = auto_accept_threshold(np.concatenate(cal), np.concatenate(labels))
     x_all = np.vstack([np.asarray(c.features, dtype=np.float64) for c in cands if c.codes])
-    y_all = np.concatenate([lab for c, lab in zip(cands, labels) if c.codes])
-    classifier = new_classifier(seed).fit(x_all, y_all)
+    by_kind_trees = fit_by_kind(cands, labels, range(len(cands)), kinds, seed)
+    classifier: Any = by_kind_trees if len(by_kind_trees) > 1 else next(iter(by_kind_trees.values()))
     stages["ranker_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     memory = CodedNotesMemory().fit([e.text for e in examples], [sorted(t) for t in targets])
@@ -207,6 +265,7 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = DE
     report = LearnReport(len(examples), round(float(np.mean([len(c.codes) for c in cands])), 1), round(gold_in, 4),
                          cv, round(threshold, 4), round(time.perf_counter() - start, 1), stages=stages)
     meta = {"learned_from": source or {}, "notes": len(examples), "folds": folds, "seed": seed,
+            "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
             "cv": cv, "feature_medians": medians, "report": report.to_dict(),
             "memory_similarity_floor": memory_similarity_floor(cands)}
     model = RankerModel(system, classifier, calibrator, float(threshold), meta=meta)

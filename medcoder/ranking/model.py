@@ -68,17 +68,38 @@ class RankerModel:
     meta: dict[str, Any] = field(default_factory=dict)
     blend: VerifierBlend | None = None
 
+    def classifier_for(self, kind: str = "") -> Any:
+        """The trees for this kind of note (a ranker learned from one kind has one set for all)."""
+        if not isinstance(self.classifier, dict):
+            return self.classifier
+        return self.classifier.get(kind) or next(iter(self.classifier.values()))
+
     def raw(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
         if not len(rows):
             return np.zeros(0)
-        return self.classifier.predict_proba(np.asarray(rows, dtype=np.float64))[:, 1]
+        return self.classifier_for(self.note_kind(rows)).predict_proba(np.asarray(rows, dtype=np.float64))[:, 1]
 
     def probabilities(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
         """Calibrated probability that each candidate is a code of the note."""
-        return self.calibrate(self.raw(rows))
+        return self.calibrate(self.raw(rows), self.note_kind(rows))
 
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        return np.clip(self.calibrator.predict(raw), 0.0, 1.0) if len(raw) else raw
+    def calibrate(self, raw: np.ndarray, kind: str = "") -> np.ndarray:
+        if not len(raw):
+            return raw
+        cal = self.calibrator.get(kind) if isinstance(self.calibrator, dict) else self.calibrator
+        if cal is None:  # a per-kind calibrator without this kind: the kinds' first
+            cal = next(iter(self.calibrator.values()))
+        return np.clip(cal.predict(raw), 0.0, 1.0)
+
+    def note_kind(self, rows: Sequence[Sequence[float]]) -> str:
+        """visit | case: which kind of note the candidate rows are of (by the `visit_note` feature)."""
+        if "visit_note" not in self.features or not len(rows):
+            return ""
+        return "visit" if rows[0][self.features.index("visit_note")] > 0.5 else "case"
+
+    def threshold_for(self, kind: str = "") -> float:
+        """The acceptance threshold learned for this kind of note (the overall one when none was)."""
+        return float((self.meta.get("thresholds") or {}).get(kind, self.threshold))
 
     def contributions(self, row: Sequence[float], top: int = 6) -> list[dict[str, Any]]:
         """The features that moved this candidate's score most (by replacing each with its typical value)."""
@@ -86,7 +107,7 @@ class RankerModel:
         x = np.asarray([row] * (len(self.features) + 1), dtype=np.float64)
         for i in range(len(self.features)):
             x[i + 1, i] = base[i]
-        p = self.classifier.predict_proba(x)[:, 1]
+        p = self.classifier_for(self.note_kind([row])).predict_proba(x)[:, 1]
         deltas = [(self.features[i], float(row[i]), float(p[0] - p[i + 1])) for i in range(len(self.features))]
         deltas.sort(key=lambda d: -abs(d[2]))
         return [{"feature": n, "value": round(v, 4) if not math.isnan(v) else None, "effect": round(d, 4)}

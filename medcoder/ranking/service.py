@@ -28,6 +28,8 @@ CODIESP_ATTRIBUTION = (
 
 DPD_ATTRIBUTION = ("Learned from Health Canada Drug Product Database products (extract of 2026-04-01). Contains "
                    "information licensed under the Open Government Licence – Canada.")
+ACI_ICD_ATTRIBUTION = ("Learned from ACI-Bench visit notes (wyim/aci-bench, CC BY 4.0) coded to ICD-10-CM FY2026 by "
+                       "the medcoder project (CC BY 4.0).")
 ACI_ATTRIBUTION = ("Learned from ACI-Bench visit notes (wyim/aci-bench, CC BY 4.0) coded to ATC by the medcoder "
                    "project (CC BY 4.0).")
 
@@ -49,22 +51,29 @@ def learn_drugs_from(datasets: Sequence[str | Path], out: str | Path, *, folds: 
     return report
 
 
-def learn_from(dataset: str | Path | None, out: str | Path, *, system: str = DEFAULT_SYSTEM, feedback: Sequence[str] = (),
-               audit_path: str | None = None, folds: int = 5, limit: int | None = None,
+def learn_from(datasets: str | Path | Sequence[str | Path] | None, out: str | Path, *, system: str = DEFAULT_SYSTEM,
+               feedback: Sequence[str] = (), audit_path: str | None = None, folds: int = 5, limit: int | None = None,
                cache_path: str | None = None, progress: Callable[[str, int, int], None] | None = None,
                retriever: Any = None, kb: Any = None, verifier_model: str | None = None,
                verifier_notes: int = 40) -> Any:
-    """Learn a ranker and memory from a dataset and/or feedback files into `out`; returns the report."""
+    """Learn a ranker and memory from datasets (a JSONL coded in several systems gives its `system` lines)
+    and/or feedback files into `out`; returns the report."""
 
     kb = kb or default_kb()
     examples = []
-    source: dict[str, Any] = {}
-    if dataset:
-        data = load_dataset(dataset).head(limit)
+    source: dict[str, Any] = {"datasets": []}
+    paths = [datasets] if isinstance(datasets, (str, Path)) else list(datasets or [])
+    for path in paths:
+        data = load_dataset(path, system=system).head(limit)
+        if data.system != system:
+            raise MedcoderError(f"{path}: coded in {data.system}, not {system}")
         examples += data.examples
-        source = {"dataset": data.name, "layout": data.layout, "notes": len(data)}
+        item = {"dataset": data.name, "layout": data.layout, "notes": len(data)}
         if data.layout == "codiesp":
-            source["attribution"] = CODIESP_ATTRIBUTION
+            item["attribution"] = CODIESP_ATTRIBUTION
+        elif "aci" in str(path).lower():
+            item["attribution"] = ACI_ICD_ATTRIBUTION
+        source["datasets"].append(item)
     if feedback:
         fb = feedback_examples(feedback, audit.open(audit_path), system)
         examples += fb

@@ -173,7 +173,14 @@ class Session:
         item = next((c for c in self._result_codes() if c["code"] == listed and c["system"] == entry["system"]), None)
         out: dict[str, Any] = {"code": listed, "system": entry["system"], "label": entry["label"],
                                "status": entry["status"], "origin": entry.get("origin", "medcoder")}
-        if item is None:
+        suggestion = next((c for c in (self.workflow.state(self.id).get("result") or {}).get("suggestions", [])
+                           if c.get("code") == listed and c.get("system") == entry["system"]), None)
+        if item is None and suggestion is not None:
+            out.update({"confidence": suggestion.get("confidence"),
+                        "evidence": [e["text"] for e in suggestion.get("evidence", [])],
+                        "explanation": "a suggestion, not coded" + (f": {suggestion['reason']}"
+                                                                     if suggestion.get("reason") else "")})
+        elif item is None:
             out["explanation"] = f"added by the coder{': ' + entry['reason'] if entry.get('reason') else ''}"
         else:
             onto = self.workflow.kb.ontology(entry["system"])
