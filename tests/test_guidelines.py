@@ -161,3 +161,60 @@ def test_hypertension_with_heart_failure_or_kidney_disease_is_the_combination_co
     assert gl.hypertension_combination(htn, [htn, hf, ckd]).new_code == "I13.0"
     assert gl.hypertension_combination(htn, [htn]) is None
     assert all(c in icd and icd.node(c).billable for c in ("I11.0", "I12.9", "I13.0"))
+
+
+# ---- learning from and evaluating a JSONL coded in both systems ------------------------------------------------
+
+@pytest.mark.slow
+def test_learn_takes_a_jsonl_coded_in_both_systems_beside_case_reports(shared_data: Path, tmp_path: Path):
+    """Visit notes (their diagnosis lines) and CodiEsp case reports in one learn: trees, calibrator and threshold
+    per kind of note, and a visit note is then scored by the visit trees."""
+    from medcoder.evaluation.datasets import load_dataset
+    from medcoder.ranking.model import RankerModel
+    from medcoder.ranking.service import learn_from
+
+    both = tmp_path / "aci-bench-coded-train.jsonl"
+    every = (shared_data / "aci-bench-coded" / "train.jsonl").read_text().splitlines()
+    ids = list(dict.fromkeys(json.loads(x)["id"] for x in every))[:12]
+    lines = [x for x in every if json.loads(x)["id"] in ids]
+    assert {json.loads(x)["system"] for x in lines} == {"icd10cm", "atc"}
+    both.write_text("\n".join(lines) + "\n")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps({"id": e.id, "text": e.text, "codes": e.codes}) + "\n"
+                             for e in load_dataset(shared_data / "codiesp" / "train").head(12).examples))
+    report = learn_from([str(cases), str(both)], tmp_path / "ranker", folds=3)
+    visits = sum(1 for x in lines if json.loads(x)["system"] == "icd10cm")
+    assert report.notes == 12 + visits  # the drug lines of the two-system file are not diagnosis notes
+    assert set(report.cv["by_kind"]) == {"case", "visit"} and report.cv["by_kind"]["visit"]["notes"] == visits
+    model = RankerModel.load(tmp_path / "ranker")
+    assert set(model.meta["thresholds"]) == {"case", "visit"}
+    assert isinstance(model.classifier, dict) and set(model.classifier) == {"case", "visit"}
+    sources = model.meta["learned_from"]["datasets"]
+    assert any("ACI-Bench" in d.get("attribution", "") for d in sources)
+
+
+@pytest.mark.slow
+def test_eval_scores_both_systems_of_a_jsonl_and_counts_what_a_coder_would_fix(shared_data: Path, tmp_path: Path):
+    from medcoder.evaluation.runner import evaluate
+
+    report = evaluate(shared_data / "aci-bench-coded" / "valid.jsonl", limit=3, out_dir=tmp_path,
+                      strategies=("ranked-nomodel",))
+    assert set(report["systems"]) == {"icd10cm", "atc"}
+    icd = report["systems"]["icd10cm"]["metrics"]["ranked-nomodel"]
+    assert icd["micro"]["tp"] > 0 and set(icd["fixes"]) == {"normal_or_negated", "symptom_beside_diagnosis",
+                                                            "unspecified_beside_specific",
+                                                            "wrong_side_or_7th_character"}
+    assert report["systems"]["atc"]["metrics"]  # the drug codes of the same notes, scored by the drug ranker
+    assert (tmp_path / "icd10cm" / "eval.json").is_file() and (tmp_path / "atc" / "eval.html").is_file()
+
+
+def test_what_a_coder_would_fix_is_counted_from_the_codes_and_the_note(icd: Any):
+    from medcoder.evaluation.coder_fixes import coder_fixes
+
+    note = "Right knee pain. Sensation is intact.\nIMPRESSION\nRight knee sprain."
+    fixes = coder_fixes(icd, note, ["S83.8X1A", "M25.561", "R20.8", "S83.8X2A", "I48.20", "I48.0"],
+                        ["S83.8X1A", "I48.0"])
+    assert fixes["symptom_beside_diagnosis"] == 1  # M25.561 beside the right knee sprain
+    assert fixes["normal_or_negated"] == 1  # R20.8 from "Sensation is intact"
+    assert fixes["unspecified_beside_specific"] == 1  # I48.20 beside I48.0
+    assert fixes["wrong_side_or_7th_character"] == 1  # S83.8X2A: the left knee

@@ -20,7 +20,9 @@ from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_age
 from medcoder.agents.critic import drop_excludes1_conflicts
 from medcoder.agents.notecontext import JUDGE_TASK, VERIFY_SYSTEM, note_messages
 from medcoder.errors import MedcoderError
+from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
+from medcoder.llm import Option
 from medcoder.ranking.coder import RankedCoder
 from medcoder.records import Proposal, Suggestion, Verdict
 from medcoder.injection import coding_text
@@ -166,9 +168,6 @@ SPECIFY_PROMPT = ("You are a careful outpatient medical coder. The evidence is q
 def _specify_with_model(llm: Any, onto: Any, r: Any, note: str) -> None:
     """The navigator's last step for an accepted unspecified code: the model chooses among the billable codes of
     its parent the one the evidence supports (laterality, acuity, type); the choice is recorded on the code."""
-    from medcoder.knowledge import guidelines as gl
-    from medcoder.llm import Option
-
     if not gl.is_unspecified(onto.label(r.code)) or not r.evidence:
         return
     parent = onto.node(r.code).parent

@@ -22,7 +22,7 @@ def _statuses(onto: Any, code: str, readers: list[tuple[set[str], gl.SentenceRea
     words = gl.sentence_words(onto.label(code))
     if not words:
         return []
-    need = max(1, (len(words) + 1) // 2)
+    need = max(1, len(words) // 2)
     return [r.status(words) for sw, r in readers if len(words & sw) >= need]
 
 
