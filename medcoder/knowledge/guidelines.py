@@ -189,7 +189,7 @@ class RuleOutcome:
     new_code: str = ""
 
 
-def status_drop(f: CodedFinding) -> RuleOutcome | None:
+def status_drop(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOutcome | None:
     """Normal, negated, family and uncertain findings are not coded (a symptom's uncertainty is its own)."""
     if not f.statuses or "present" in f.statuses:
         return None
@@ -205,7 +205,7 @@ def status_drop(f: CodedFinding) -> RuleOutcome | None:
     return None
 
 
-def symptom_of_diagnosis(f: CodedFinding, others: Sequence[CodedFinding], labels: Any = None) -> RuleOutcome | None:
+def symptom_of_diagnosis(f: CodedFinding, others: Sequence[CodedFinding]) -> RuleOutcome | None:
     """A sign or symptom is dropped beside a coded diagnosis of the same body site and side, or beside one
     of its own body system whose evidence already holds every sentence the symptom rests on."""
     if not is_symptom(f.code):
@@ -238,7 +238,8 @@ def unspecified_beside_specific(f: CodedFinding, others: Sequence[CodedFinding])
     if is_unspecified(f.label):
         mine = sentence_words(f.label) - _VAGUE
         for o in others:  # "Anemia, unspecified" beside "Iron deficiency anemia": another category, same condition
-            if o.code[:3] != cat and mine and mine < sentence_words(o.label) and o.probability >= SPECIFIC_SHARE * f.probability:
+            likely = o.probability >= SPECIFIC_SHARE * f.probability
+            if o.code[:3] != cat and mine and mine < sentence_words(o.label) and likely:
                 return RuleOutcome(f.code, "drop", "unspecified-beside-specific",
                                    f"{o.code} {o.label} names the same condition more specifically")
     siblings = [o for o in others if o.code != f.code and o.code[:3] == cat]
@@ -247,7 +248,8 @@ def unspecified_beside_specific(f: CodedFinding, others: Sequence[CodedFinding])
     if is_unspecified(f.label):
         for o in siblings:
             if not is_unspecified(o.label) and o.probability >= SPECIFIC_SHARE * f.probability:
-                return RuleOutcome(f.code, "drop", "unspecified-beside-specific", f"{o.code} {o.label} is more specific")
+                return RuleOutcome(f.code, "drop", "unspecified-beside-specific",
+                                   f"{o.code} {o.label} is more specific")
         for o in siblings:
             if is_unspecified(o.label) and (o.probability, o.code) > (f.probability, f.code):
                 return RuleOutcome(f.code, "drop", "unspecified-beside-specific",
@@ -279,7 +281,7 @@ _HISTORY_STATUS_Z = ("Z79", "Z80", "Z81", "Z82", "Z83", "Z84", "Z85", "Z86", "Z8
                      "Z93", "Z94", "Z95", "Z96", "Z97", "Z98", "Z99")
 
 
-def history_or_status(f: CodedFinding) -> RuleOutcome | None:
+def history_or_status(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOutcome | None:
     """A visit is coded for its problems, not the patient's history or status (Z79-Z99: past surgery, acquired
     absence, long-term drug use, family history) unless that is the reason for the visit."""
     if f.code.startswith(_HISTORY_STATUS_Z) and not f.in_plan:
@@ -287,32 +289,21 @@ def history_or_status(f: CodedFinding) -> RuleOutcome | None:
     return None
 
 
-def apply_outpatient_rules(findings: Sequence[CodedFinding], visit: bool = True) -> list[RuleOutcome]:
-    """The hard rules over a note's accepted codes, in order: status (and on a visit note, history and status
-    codes), then symptoms of coded diagnoses, then unspecified siblings, then combination codes. Every code gets
-    an outcome; a dropped code does not hide another."""
+OUTPATIENT_RULES = (status_drop, history_or_status, symptom_of_diagnosis, unspecified_beside_specific,
+                    hypertension_combination)
+
+
+def apply_outpatient_rules(findings: Sequence[CodedFinding]) -> list[RuleOutcome]:
+    """The hard rules over a visit note's accepted codes, in OUTPATIENT_RULES order, each over the codes the
+    earlier ones kept (a dropped code does not hide another). Every code gets an outcome."""
     out: dict[str, RuleOutcome] = {}
     alive = list(findings)
-    for rule in ((status_drop, history_or_status) if visit else (status_drop,)):
+    for rule in OUTPATIENT_RULES:
         for f in alive:
-            r = rule(f)
+            r = rule(f, alive)
             if r:
                 out[f.code] = r
         alive = [f for f in alive if f.code not in out]
-    for f in alive:
-        r = symptom_of_diagnosis(f, alive)
-        if r:
-            out[f.code] = r
-    alive = [f for f in alive if f.code not in out]
-    for f in alive:
-        r = unspecified_beside_specific(f, alive)
-        if r:
-            out[f.code] = r
-    alive = [f for f in alive if f.code not in out]
-    for f in alive:
-        r = hypertension_combination(f, alive)
-        if r:
-            out[f.code] = r
     return [out.get(f.code) or RuleOutcome(f.code, "keep") for f in findings]
 
 
@@ -364,7 +355,10 @@ def sentence_words(label: str) -> set[str]:
     return set(tokenize(label)) - {"right", "left", "bilateral", "initial", "encounter", "subsequent", "part"}
 
 
-__all__ = ["STATUSES", "finding_status", "SentenceReader", "is_symptom", "is_definitive", "body_sites", "side_of", "label_side",
-           "symptom_system", "is_unspecified", "encounter_character", "CodedFinding", "RuleOutcome",
-           "status_drop", "history_or_status", "symptom_of_diagnosis", "unspecified_beside_specific", "hypertension_combination", "apply_outpatient_rules",
-           "specify", "stem_label", "sentence_words"]
+__all__ = [
+    "STATUSES", "finding_status", "SentenceReader", "is_symptom", "is_definitive", "body_sites", "side_of",
+    "label_side", "symptom_system", "is_unspecified", "encounter_character", "CodedFinding", "RuleOutcome",
+    "status_drop", "history_or_status", "symptom_of_diagnosis", "unspecified_beside_specific",
+    "hypertension_combination", "OUTPATIENT_RULES", "apply_outpatient_rules", "specify", "stem_label",
+    "sentence_words",
+]

@@ -199,9 +199,9 @@ def _code_assessed_problems(ranked: list[RankedCode], threshold: float) -> None:
 
 
 def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: float = 0.5) -> list[RankedCode]:
-    """The outpatient coding guidelines over a visit note's accepted codes: each is first specified to the laterality and 7th
-    character its evidence states, then normal, negated, family and uncertain findings, symptoms of a coded
-    diagnosis and unspecified codes beside a specific sibling are set aside, each with its rule and reason."""
+    """The outpatient coding guidelines over a visit note's accepted codes: the assessment's problems are coded,
+    each code is specified to the laterality and 7th character its evidence states, then the hard rules of
+    `guidelines.OUTPATIENT_RULES` set codes aside or combine them, each with its rule and reason."""
     parts = visit_parts(note)
     if not is_visit_note(parts):  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
         return ranked             # reports they cost micro-F1 0.467 -> 0.418, see README)

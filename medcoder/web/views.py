@@ -56,7 +56,7 @@ def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
         if key in listed:
             continue  # the coder added it: it is in the list now
         suggestions.append({"key": key, "code": s["code"], "system": s["system"], "label": s.get("label", ""),
-                            "confidence": float(s.get("confidence", 0.0)),
+                            "confidence": float(s.get("confidence", 0.0)), "reason": s.get("reason") or "",
                             "evidence": [{"start": e["start"], "end": e["end"], "text": e["text"]}
                                          for e in s.get("evidence", [])]})
     suggestions.sort(key=lambda s: -s["confidence"])
