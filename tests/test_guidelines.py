@@ -72,6 +72,21 @@ def test_status_rule_drops_normal_negated_and_uncertain_diagnoses_but_keeps_unce
     assert gl.status_drop(present) is None
 
 
+def test_a_condition_that_is_over_is_not_coded_a_current_chronic_one_is():
+    def finding(code: str, label: str, sentence: str, in_plan: bool = False) -> gl.CodedFinding:
+        return gl.CodedFinding(code, 0.8, label, [sentence], ["present"], in_plan)
+
+    pneumonia = finding("J18.9", "Pneumonia, unspecified organism", "Pneumonia last year, resolved.")
+    assert gl.past_condition(pneumonia).rule == "past-condition"
+    assert gl.past_condition(finding("J45.909", "Unspecified asthma, uncomplicated", "Asthma as a child.")) is not None
+    htn = finding("I10", "Essential (primary) hypertension", "History of hypertension, on lisinopril 20 mg.")
+    assert gl.past_condition(htn) is None  # chronic and current: coded
+    diabetes = finding("E11.9", "Type 2 diabetes mellitus without complications",
+                       "History of CAD status post RCA stent in 2018, hypertension, and diabetes mellitus.")
+    assert gl.past_condition(diabetes) is None  # "status post" is the stent's, not the diabetes's
+    assert gl.past_condition(finding("J18.9", "Pneumonia", "Pneumonia, resolved.", in_plan=True)) is None
+
+
 def test_a_symptom_of_a_coded_diagnosis_at_the_same_site_is_dropped(icd: Any):
     pain = gl.CodedFinding("M25.561", 0.8, icd.label("M25.561"), ["Right knee pain."], ["present"])
     sprain = gl.CodedFinding("S83.8X1A", 0.7, icd.label("S83.8X1A"), ["Right knee sprain."], ["present"])

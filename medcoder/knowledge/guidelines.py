@@ -29,6 +29,9 @@ _UNCERTAIN = re.compile(
     r"may have|might be|could be|presumed)\b", re.IGNORECASE)
 _FAMILY = re.compile(r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
                      r"maternal|paternal|son|daughter)\b", re.IGNORECASE)
+# a condition that is over: resolved, healed, cured, or placed in childhood
+_RESOLVED = re.compile(r"\b(resolved|healed|cured|no longer|as a child|in childhood|remote history|"
+                       r"previously (?:treated|repaired))\b", re.IGNORECASE)
 # words that end a negation's reach: what follows them is asserted again
 _SCOPE_END = re.compile(r"\b(but|however|although|though|except|which|reports?|endorses?|complains?|admits?|"
                         r"notes?|has had|presents?)\b|[;:.]", re.IGNORECASE)
@@ -189,6 +192,26 @@ class RuleOutcome:
     new_code: str = ""
 
 
+def is_resolved(sentence: str, words: Iterable[str] = ()) -> bool:
+    """Whether the sentence, from the finding's clause on, places it in the past (resolved, healed, cured,
+    "as a child"): "Pneumonia last year, resolved." but not "history of CAD, hypertension and diabetes"."""
+    reader = SentenceReader(sentence)
+    pos = reader.position(words) if words else 0
+    start = max((m.end() for m in _CLAUSE.finditer(reader.low[:pos])), default=0) if pos < len(reader.low) else 0
+    return bool(_RESOLVED.search(reader.low[start:]))
+
+
+def past_condition(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOutcome | None:
+    """A condition that is over (resolved, healed, only in the past) is not coded; a chronic condition the note
+    documents as current ("history of hypertension, on lisinopril") is: only sentences that say it is over count."""
+    if f.in_plan or not f.evidence:
+        return None
+    words = sentence_words(f.label)
+    if all(is_resolved(e, words) for e in f.evidence):
+        return RuleOutcome(f.code, "drop", "past-condition", f'the note places it in the past ("{f.evidence[0][:80]}")')
+    return None
+
+
 def status_drop(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOutcome | None:
     """Normal, negated, family and uncertain findings are not coded (a symptom's uncertainty is its own)."""
     if not f.statuses or "present" in f.statuses:
@@ -289,8 +312,8 @@ def history_or_status(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> R
     return None
 
 
-OUTPATIENT_RULES = (status_drop, history_or_status, symptom_of_diagnosis, unspecified_beside_specific,
-                    hypertension_combination)
+OUTPATIENT_RULES = (status_drop, past_condition, history_or_status, symptom_of_diagnosis,
+                    unspecified_beside_specific, hypertension_combination)
 
 
 def apply_outpatient_rules(findings: Sequence[CodedFinding]) -> list[RuleOutcome]:
@@ -358,7 +381,8 @@ def sentence_words(label: str) -> set[str]:
 __all__ = [
     "STATUSES", "finding_status", "SentenceReader", "is_symptom", "is_definitive", "body_sites", "side_of",
     "label_side", "symptom_system", "is_unspecified", "encounter_character", "CodedFinding", "RuleOutcome",
-    "status_drop", "history_or_status", "symptom_of_diagnosis", "unspecified_beside_specific",
+    "status_drop", "is_resolved", "past_condition", "history_or_status", "symptom_of_diagnosis",
+    "unspecified_beside_specific",
     "hypertension_combination", "OUTPATIENT_RULES", "apply_outpatient_rules", "specify", "stem_label",
     "sentence_words",
 ]
