@@ -43,6 +43,7 @@ class RankedCode:
     rule: str = ""  # the guideline rule that set it aside or changed it
     reason: str = ""  # what the rule found, in words
     specified_from: str = ""  # the code the ranker chose before the text's laterality / 7th character
+    score: float = 0.0  # the trees' raw score: orders codes the calibrator's steps put at the same probability
 
     def feature_dict(self) -> dict[str, Any]:
         """The features as JSON values (NaN, a signal that was not computed, becomes null)."""
@@ -151,10 +152,11 @@ class RankedCoder:
         `note` is given, kept by the outpatient guidelines (`apply_guidelines`)."""
         if not cands.codes:
             return []
-        probs = self.ranker.probabilities(cands.features)
+        raw = self.ranker.raw(cands.features)
+        probs = self.ranker.calibrate(raw, self.ranker.note_kind(cands.features))
         blend = self.ranker.blend
         out = []
-        for code, row, p in zip(cands.codes, cands.features, probs):
+        for code, row, p, score in zip(cands.codes, cands.features, probs, raw):
             feats = dict(zip(FEATURES, row))
             final = float(p)
             if verifier and code in verifier:
@@ -162,8 +164,8 @@ class RankedCoder:
                 if blend and blend.model_sha256 == verifier_sha256:
                     final = blend.apply(final, verifier[code])
             out.append(RankedCode(code, final, cands.evidence.get(code, []), cands.sources.get(code, []), feats,
-                                  ranker_probability=float(p)))
-        out.sort(key=lambda r: (-r.probability, r.code))
+                                  ranker_probability=float(p), score=float(score)))
+        out.sort(key=_best_first)
         floor = self.ranker.meta.get("memory_similarity_floor")
         threshold = self.ranker.threshold_for(self.ranker.note_kind(cands.features))
         for r in out:
@@ -175,6 +177,11 @@ class RankedCoder:
         if note is not None:
             out = apply_guidelines(self.onto, out, note, threshold)
         return out
+
+
+def _best_first(r: RankedCode) -> tuple[float, float, str]:
+    """Probability, then the raw score (isotonic calibration is a step function: ties are common), then code."""
+    return -r.probability, -r.score, r.code
 
 
 ASSESSED_SHARE = 0.5  # a problem the assessment names is coded when its best code reaches this share of the threshold
@@ -238,4 +245,4 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
             r.specified_from, r.code, r.rule, r.reason = r.code, outcome.new_code, outcome.rule, outcome.reason
             r.probability = max(r.probability, taken.probability if taken else 0.0)
             by_code[r.code] = r
-    return sorted(by_code.values(), key=lambda r: (-r.probability, r.code))
+    return sorted(by_code.values(), key=_best_first)
