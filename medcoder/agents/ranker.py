@@ -23,7 +23,7 @@ from medcoder.errors import MedcoderError
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
 from medcoder.llm import Option
-from medcoder.ranking.coder import RankedCoder
+from medcoder.ranking.coder import RankedCode, RankedCoder
 from medcoder.records import Proposal, Suggestion, Verdict
 from medcoder.injection import coding_text
 
@@ -119,7 +119,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         if llm is not None and params.specify:
             for r in ranked:
                 if r.accepted:
-                    _specify_with_model(llm, coder.onto, r, note)
+                    _specify_with_model(llm, coder.onto, r)
         floor = params.floor if params.floor is not None else coder.ranker.floor
         threshold = coder.ranker.threshold_for(coder.ranker.note_kind(cands.features))
         onto = coder.onto
@@ -165,7 +165,7 @@ SPECIFY_PROMPT = ("You are a careful outpatient medical coder. The evidence is q
                   "support most specifically? Choose an unspecified code only when the evidence gives no detail.")
 
 
-def _specify_with_model(llm: Any, onto: Any, r: Any, note: str) -> None:
+def _specify_with_model(llm: Any, onto: Any, r: RankedCode) -> None:
     """The navigator's last step for an accepted unspecified code: the model chooses among the billable codes of
     its parent the one the evidence supports (laterality, acuity, type); the choice is recorded on the code."""
     if not gl.is_unspecified(onto.label(r.code)) or not r.evidence:

@@ -153,9 +153,10 @@ def evaluate_systems(dataset: str | Path, workflow: str | None = None, model: st
     """A JSONL of notes coded in several systems (diagnoses and drugs): each system scored on the same notes,
     each in `out_dir/<system>/`; the report holds one section per system under `systems`."""
     reports = {}
-    for system in jsonl_systems(dataset):
+    systems = jsonl_systems(dataset)
+    for system in systems:
         sub = Path(out_dir) / system if out_dir is not None else None
-        reports[system] = evaluate(dataset, workflow if system == jsonl_systems(dataset)[0] else None, model, limit,
+        reports[system] = evaluate(dataset, workflow if system == systems[0] else None, model, limit,
                                    sub, strategies, progress, workflow_kwargs, ranker, system=system)
     first = next(iter(reports.values()))
     return {"dataset": {**first["dataset"], "systems": list(reports)}, "systems": reports,

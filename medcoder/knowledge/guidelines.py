@@ -66,6 +66,10 @@ class SentenceReader:
         wanted = {w for w in words if len(w) > 2}
         return next((pos for w, pos in self.words if w in wanted), len(self.low))
 
+    def clause_start(self, pos: int) -> int:
+        """Where the clause holding `pos` begins (0 when the finding is not in the sentence)."""
+        return max((m.end() for m in _CLAUSE.finditer(self.low[:pos])), default=0) if pos < len(self.low) else 0
+
     def status(self, words: Iterable[str]) -> str:
         pos = self.position(words)
         if pos not in self._by_pos:
@@ -82,7 +86,7 @@ class SentenceReader:
             neg = m
         if neg is not None and not _SCOPE_END.search(before[neg.end():]):
             return "negated"
-        start = max((m.end() for m in _CLAUSE.finditer(low[:pos])), default=0) if pos < len(low) else 0
+        start = self.clause_start(pos)
         nxt = _CLAUSE.search(low, pos + 1) if pos < len(low) else None
         clause = low[start: nxt.start() if nxt else len(low)]
         if _NORMAL.search(clause) and not re.search(r"\babnormal", clause):
@@ -196,8 +200,7 @@ def is_resolved(sentence: str, words: Iterable[str] = ()) -> bool:
     """Whether the sentence, from the finding's clause on, places it in the past (resolved, healed, cured,
     "as a child"): "Pneumonia last year, resolved." but not "history of CAD, hypertension and diabetes"."""
     reader = SentenceReader(sentence)
-    pos = reader.position(words) if words else 0
-    start = max((m.end() for m in _CLAUSE.finditer(reader.low[:pos])), default=0) if pos < len(reader.low) else 0
+    start = reader.clause_start(reader.position(words)) if words else 0
     return bool(_RESOLVED.search(reader.low[start:]))
 
 
@@ -216,7 +219,7 @@ def status_drop(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOut
     """Normal, negated, family and uncertain findings are not coded (a symptom's uncertainty is its own)."""
     if not f.statuses or "present" in f.statuses:
         return None
-    if f.statuses and all(s in ("negated", "normal") for s in f.statuses):
+    if all(s in ("negated", "normal") for s in f.statuses):
         return RuleOutcome(f.code, "drop", "normal-or-negated",
                            f'only normal or negated findings support it ("{f.evidence[0][:80]}")')
     if all(s == "family" for s in f.statuses):

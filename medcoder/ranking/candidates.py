@@ -85,7 +85,7 @@ def billable_targets(onto: Any, code: str, limit: int = 12) -> list[str]:
     leaves = [n for n in onto.descendants(code) if n.billable and (n.kind != "extension" or n.code.endswith("A"))]
     if len(leaves) <= limit:
         return [n.code for n in leaves]
-    preferred = [n for n in leaves if "unspecified" in n.label.lower() and (n.kind != "extension" or n.code.endswith("A"))]
+    preferred = [n for n in leaves if "unspecified" in n.label.lower()]
     return [n.code for n in sorted(preferred or leaves, key=lambda n: (len(n.code), n.code))[:limit]]
 
 
@@ -135,13 +135,15 @@ _UNCERTAIN = re.compile(r"\b(possible|possibly|probable|suspected|suspicion of|r
 NO_MARGIN = -5.0  # the linear view did not score this code
 
 
-_LABEL_WORDS: dict[tuple[str, str], frozenset[str]] = {}  # (system, code) -> the label's words, per process
+_LABEL_WORDS: dict[tuple[str, str, bool], frozenset[str]] = {}  # (system, code, status) -> words, per process
 
 
-def _label_words(onto: Any, code: str) -> frozenset[str]:
-    key = (onto.system, code)
+def _label_words(onto: Any, code: str, status: bool = False) -> frozenset[str]:
+    """The label's search words, or (`status`) the content words `finding_status` looks for in a sentence."""
+    key = (onto.system, code, status)
     if key not in _LABEL_WORDS:
-        _LABEL_WORDS[key] = frozenset(tokenize(onto.label(code)))
+        label = onto.label(code)
+        _LABEL_WORDS[key] = frozenset(gl.sentence_words(label) if status else tokenize(label))
     return _LABEL_WORDS[key]
 
 
@@ -188,7 +190,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                                             _share(_label_words(onto, target), span_words))
                 status = ""
                 if span.source in ("sentence", "problem"):
-                    status = reader.status(_status_words(onto, target))
+                    status = reader.status(_label_words(onto, target, status=True))
                     acc.statuses[status] = acc.statuses.get(status, 0) + 1
                     part = span.section or "other"
                     acc.parts[part] = acc.parts.get(part, 0) + 1
@@ -281,13 +283,6 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
     return NoteCandidates(codes, rows, {c: accs[c].evidence for c in codes}, sources)
 
 
-def _status_words(onto: Any, code: str) -> frozenset[str]:
-    key = (onto.system, "status:" + code)
-    if key not in _LABEL_WORDS:
-        _LABEL_WORDS[key] = frozenset(gl.sentence_words(onto.label(code)))
-    return _LABEL_WORDS[key]
-
-
 def _visit_row(onto: Any, code: str, acc: _Acc, visit: bool, cat_plan: dict[str, int]) -> list[float]:
     """The VISIT_FEATURES of one candidate."""
     label = onto.label(code)
@@ -311,9 +306,17 @@ def _visit_row(onto: Any, code: str, acc: _Acc, visit: bool, cat_plan: dict[str,
     ]
 
 
-def sentence_spans(text: str) -> list[Span]:
+def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURES) -> str:
+    """visit | case: which kind of note a note's candidate rows are of (by `visit_note`); "" when the feature
+    set has no such feature or there are no rows."""
+    if "visit_note" not in features or not len(rows):
+        return ""
+    return "visit" if rows[0][list(features).index("visit_note")] > 0.5 else "case"
+
+
+def sentence_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
     """The note's sentences with their offsets (lines, then sentence ends) and the visit part each sits in."""
-    parts = visit_parts(text)
+    parts = visit_parts(text) if parts is None else parts
     spans = []
     for line in re.finditer(r"[^\n]+", text):
         base = line.start()
@@ -332,11 +335,11 @@ _NOT_A_PROBLEM = re.compile(r"\b(i|we|he|she|they|you|will|would|should|recommen
                             re.IGNORECASE)
 
 
-def problem_spans(text: str) -> list[Span]:
+def problem_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
     """The problems a visit note names: the short lines of its assessment/plan and its chief complaint
     ("Congestive heart failure.", "1. Right knee sprain.", "IMPRESSION: ..."), searched on their own."""
     out = []
-    for start, end, part in visit_parts(text):
+    for start, end, part in visit_parts(text) if parts is None else parts:
         if part not in ("plan", "cc"):
             continue
         for line in re.finditer(r"[^\n]+", text[start:end]):
@@ -352,7 +355,8 @@ def problem_spans(text: str) -> list[Span]:
 
 def note_spans(text: str) -> list[Span]:
     """What the ranker searches in a note: every sentence and every problem the note names."""
-    return sentence_spans(text) + problem_spans(text)
+    parts = visit_parts(text)
+    return sentence_spans(text, parts) + problem_spans(text, parts)
 
 
 def mention_spans(entities: Iterable[dict[str, Any]], kind: str) -> list[Span]:

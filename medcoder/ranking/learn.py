@@ -21,7 +21,7 @@ from medcoder.errors import MedcoderError
 from medcoder.evaluation import metrics
 from medcoder.evaluation.datasets import Example
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
-from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_spans
+from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_kind, note_spans
 from medcoder.ranking.coder import RetrievalCache, search_spans
 from medcoder.ranking.memory import CodedNotesMemory
 from medcoder.ranking.model import RankerModel, new_calibrator, new_classifier
@@ -121,8 +121,7 @@ def note_candidates(examples: Sequence[Example], targets: Sequence[set[str]], on
 
 def note_kinds(cands: Sequence[NoteCandidates]) -> list[str]:
     """visit | case for each note (by its candidates' `visit_note` feature; a note without candidates: case)."""
-    col = FEATURES.index("visit_note")
-    return ["visit" if c.features and c.features[0][col] > 0.5 else "case" for c in cands]
+    return [note_kind(c.features) or "case" for c in cands]
 
 
 def kind_weights(kinds: Sequence[str]) -> np.ndarray:

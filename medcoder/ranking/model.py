@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.ranking.candidates import FEATURES
+from medcoder.ranking.candidates import FEATURES, note_kind
 from medcoder.ranking.drug_features import DRUG_FEATURES
 
 logger = logging.getLogger(__name__)
@@ -93,9 +93,7 @@ class RankerModel:
 
     def note_kind(self, rows: Sequence[Sequence[float]]) -> str:
         """visit | case: which kind of note the candidate rows are of (by the `visit_note` feature)."""
-        if "visit_note" not in self.features or not len(rows):
-            return ""
-        return "visit" if rows[0][self.features.index("visit_note")] > 0.5 else "case"
+        return note_kind(rows, self.features)
 
     def threshold_for(self, kind: str = "") -> float:
         """The acceptance threshold learned for this kind of note (the overall one when none was)."""

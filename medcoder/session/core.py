@@ -170,10 +170,12 @@ class Session:
         """Why medcoder chose a code, from the audit trail: evidence, path, options, critic."""
         listed = self._listed(code)
         entry = self._entry(listed)
-        item = next((c for c in self._result_codes() if c["code"] == listed and c["system"] == entry["system"]), None)
+        result = self.workflow.state(self.id).get("result") or {}
+        item = next((c for c in result.get("codes", []) if c["code"] == listed and c["system"] == entry["system"]),
+                    None)
         out: dict[str, Any] = {"code": listed, "system": entry["system"], "label": entry["label"],
                                "status": entry["status"], "origin": entry.get("origin", "medcoder")}
-        suggestion = next((c for c in (self.workflow.state(self.id).get("result") or {}).get("suggestions", [])
+        suggestion = next((c for c in result.get("suggestions", [])
                            if c.get("code") == listed and c.get("system") == entry["system"]), None)
         if item is None and suggestion is not None:
             out.update({"confidence": suggestion.get("confidence"),
