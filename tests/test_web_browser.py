@@ -21,7 +21,11 @@ from tests.web_support import HOSTILE_NOTE, ROOT, LiveServer, chrome, fhir_codes
 
 pytest.importorskip("fastapi")
 pytest.importorskip("selenium")
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -36,9 +40,25 @@ RESULTS = ROOT / "benchmarks" / "results" / "web_page_load.json"
 
 def _wait(driver: Any, timeout: float = 30) -> WebDriverWait:
     """A wait that looks again when the page reloaded under it (the worklist reloads itself when a note is
-    coded; a decision that adds a code reloads the review)."""
+    coded; a decision that adds a code reloads the review). Chrome reports an element found just before a
+    reload as a plain WebDriverException ("Node with given id does not belong to the document"), so that
+    is a reason to look again too; a real failure still ends in the wait's timeout."""
     return WebDriverWait(driver, timeout, poll_frequency=0.1,
-                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                             WebDriverException))
+
+
+def _attribute(driver: Any, selector: str, name: str) -> str | None:
+    """One attribute read in one script call, so a reload between finding and reading cannot break it."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;",
+        selector, name)
+
+
+def _text(driver: Any, selector: str) -> str | None:
+    """An element's visible text, read atomically like `_attribute`."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;", selector)
 
 
 def _code_row(driver: Any, code: str) -> Any:
@@ -55,8 +75,8 @@ def test_a_coder_reviews_a_pasted_note_in_the_browser(web_workspace: Any, tmp_pa
         row = _wait(driver).until(EC.presence_of_element_located((By.CSS_SELECTOR, "tr[data-item]")))
         item_id = driver.current_url.split("added=")[1]
         assert item_id and "diabetes" not in driver.current_url
-        _wait(driver, 600).until(lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-item="{item_id}"]')
-                                 .get_attribute("data-state") == "ready")
+        _wait(driver, 600).until(
+            lambda d: _attribute(d, f'tr[data-item="{item_id}"]', "data-state") == "ready")
         assert row is not None
         driver.find_element(By.CSS_SELECTOR, f'tr[data-item="{item_id}"] a').click()
         _wait(driver).until(EC.presence_of_element_located((By.ID, "codes")))
@@ -77,12 +97,12 @@ def test_a_coder_reviews_a_pasted_note_in_the_browser(web_workspace: Any, tmp_pa
         assert "selected" in _code_row(driver, first).get_attribute("class")
 
         _code_row(driver, first).find_element(By.CSS_SELECTOR, ".accept").click()
-        _wait(driver).until(lambda d: _code_row(d, first).find_element(By.CSS_SELECTOR, ".status").text == "accepted")
+        _wait(driver).until(lambda d: _text(d, f'#codes li.code[data-code="{first}"] .status') == "accepted")
         _code_row(driver, second).find_element(By.CSS_SELECTOR, ".reject").click()
         reason = _code_row(driver, second).find_element(By.CSS_SELECTOR, ".reject-form input")
         reason.send_keys("history only, <b>not</b> current")
         reason.submit()
-        _wait(driver).until(lambda d: _code_row(d, second).find_element(By.CSS_SELECTOR, ".status").text == "rejected")
+        _wait(driver).until(lambda d: _text(d, f'#codes li.code[data-code="{second}"] .status') == "rejected")
         assert _code_row(driver, second).find_element(By.CSS_SELECTOR, ".reason").text == "history only, <b>not</b> current"
 
         # add a code found by search-as-you-type
