@@ -122,7 +122,69 @@ def test_laterality_and_the_seventh_character_follow_the_text(icd: Any):
     assert gl.encounter_character("sequela of an old burn") == "S"
 
 
+def test_uncontrolled_diabetes_or_high_sugars_mean_hyperglycemia_other_high_things_do_not():
+    assert gl.with_hyperglycemia("E11.9", ["Her blood glucose levels have been slightly elevated recently."]) \
+        [0] == "E11.65"
+    assert gl.with_hyperglycemia("E11.9", ["Poorly controlled type 2 diabetes."])[0] == "E11.65"
+    assert gl.with_hyperglycemia("E10.9", ["His sugars run in the 300s."])[0] == "E10.65"
+    for sentence in ("Uncontrolled hypertension and diabetes.", "Keep his A1c below 7.", "A1c was not elevated.",
+                     "Her mother has uncontrolled diabetes.", "Fasting glucose around 130."):
+        assert gl.with_hyperglycemia("E11.9", [sentence]) == ("E11.9", ""), sentence
+    assert gl.with_hyperglycemia("E11.40", ["Poorly controlled diabetes."])[0] == "E11.40"  # already specific
+
+
+def test_a_code_of_unspecified_site_takes_the_site_the_evidence_names(icd: Any):
+    pairs = [(c, icd.label(c)) for c in ("M17.9", "M16.9", "M19.90")]
+    evidence = "Regarding his osteoarthritis, Mr. Walker reports aggravation of his knee when he runs."
+    assert gl.specify_site(icd.label("M19.90"), evidence, pairs) == "M17.9"
+    assert gl.specify_site(icd.label("M19.90"), "Osteoarthritis.", pairs) == ""  # no site named
+    assert gl.specify_site(icd.label("M17.9"), evidence, pairs) == ""  # already names its site
+
+
+@pytest.mark.parametrize("sentence, words, status", [
+    ("My concern is that he might have Lyme disease.", {"lyme"}, "uncertain"),
+    ("A titer will be obtained to determine if he has Lyme disease.", {"lyme"}, "uncertain"),
+    ("I explained that Lyme disease can cause problems with other organs.", {"lyme"}, "uncertain"),
+])
+def test_a_disease_spoken_of_as_possible_or_in_general_is_uncertain(sentence: str, words: set[str], status: str):
+    assert gl.finding_status(sentence, words) == status
+
+
+def test_a_symptom_that_stopped_before_the_visit_is_in_the_past():
+    assert gl.is_resolved("Endorsed tingling in toes until Sunday, denies tingling today.", {"tingling"})
+    assert gl.is_resolved("Her chest pain resolved and has not recurred.", {"chest", "pain"})
+    assert not gl.is_resolved("Tingling in his toes since Sunday.", {"tingling"})
+
+
+def test_clinical_abbreviations_are_spelled_out_for_search_only_when_unambiguous():
+    from medcoder.knowledge.abbreviations import expand
+
+    assert expand("Right knee MCL strain.") == "Right knee MCL (medial collateral ligament) strain."
+    assert expand("CHF.") == "CHF (congestive heart failure)."
+    assert expand("The PE was unremarkable, ED visit yesterday.") == "The PE was unremarkable, ED visit yesterday."
+    assert expand("ACLS certified") == "ACLS certified"  # whole tokens only
+
+
 # ---- through the shipped ranker ---------------------------------------------------------------------------------
+
+def test_an_abbreviated_problem_is_found_and_coded(coder: Any):
+    note = VISIT.format(cc="Right knee injury.", hpi="He was tackled playing football and felt a pop in his right knee.",
+                        exam="Tenderness over the medial aspect of the right knee. Valgus stress is painful.",
+                        plan="Right knee MCL strain.\nHinged knee brace.")
+    accepted, _ = _code(coder, note)
+    assert {c for c in accepted if c.startswith("S83.41") and c.endswith("A")}, accepted
+
+
+def test_osteoarthritis_of_a_named_joint_and_high_sugars_are_coded_as_such(coder: Any):
+    note = VISIT.format(cc="Follow-up of diabetes and osteoarthritis.",
+                        hpi="Regarding his osteoarthritis, Mr. Walker reports aggravation of his knee when he runs. "
+                            "His blood glucose levels have been elevated on home monitoring.",
+                        exam="Crepitus of the knee.",
+                        plan="Osteoarthritis.\nType 2 diabetes.\nIncrease metformin.")
+    accepted, ranked = _code(coder, note)
+    assert "E11.65" in accepted and "E11.9" not in accepted, accepted
+    assert not {c for c in accepted if c.startswith("M19.9")}, accepted
+    assert {c for c in accepted if c.startswith("M17")}, accepted
 
 def test_a_normal_exam_finding_and_denied_symptoms_get_no_code(coder: Any):
     note = VISIT.format(cc="Follow-up of hypertension.",
@@ -144,7 +206,7 @@ def test_knee_pain_with_a_knee_sprain_codes_the_sprain_with_side_and_seventh_cha
                         plan="Right knee sprain.\nShe will use a knee brace.")
     accepted, _ = _code(coder, note)
     knee = [c for c in accepted if c.startswith("S83")]
-    assert knee and all(c.endswith("A") and c[5] == "1" for c in knee), accepted  # right knee, initial encounter
+    assert knee and all(c.endswith("A") and gl.label_side(coder.onto.label(c)) == "right" for c in knee), accepted
     assert not {c for c in accepted if c.startswith("M25.56")}, accepted  # the pain is part of the sprain
     assert not {c for c in accepted if c.startswith("R20")}
 

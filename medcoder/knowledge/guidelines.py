@@ -26,12 +26,17 @@ _NORMAL = re.compile(
 _UNCERTAIN = re.compile(
     r"\b(possible|possibly|probable|probably|suspected|suspect|suspicious for|suspicion of|likely|rule out|"
     r"r/o|concern for|concerning for|versus|vs\.?|differential|question of|questionable|cannot exclude|"
-    r"may have|might be|could be|presumed)\b", re.IGNORECASE)
+    r"may have|might be|might have|may represent|could be|presumed|determine (?:if|whether)|"
+    r"concern(?:ed)? (?:is )?that|"
+    # a statement about a disease in general, not about the patient ("Lyme disease can cause ...")
+    r"can cause|could cause|can lead to|may cause)\b", re.IGNORECASE)
 _FAMILY = re.compile(r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
                      r"maternal|paternal|son|daughter)\b", re.IGNORECASE)
 # a condition that is over: resolved, healed, cured, or placed in childhood
 _RESOLVED = re.compile(r"\b(resolved|healed|cured|no longer|as a child|in childhood|remote history|"
-                       r"previously (?:treated|repaired))\b", re.IGNORECASE)
+                       r"previously (?:treated|repaired)|has not recurred|went away|subsided|"
+                       r"until (?:yesterday|last \w+|this morning|(?:mon|tues|wednes|thurs|fri|satur|sun)day))\b",
+                       re.IGNORECASE)
 # words that end a negation's reach: what follows them is asserted again
 _SCOPE_END = re.compile(r"\b(but|however|although|though|except|which|reports?|endorses?|complains?|admits?|"
                         r"notes?|has had|presents?)\b|[;:.]", re.IGNORECASE)
@@ -103,7 +108,7 @@ SITES = ("knee", "hip", "shoulder", "elbow", "wrist", "hand", "finger", "thumb",
          "eye", "ear", "throat", "pelvi", "groin", "jaw", "face", "forearm", "calf", "heel")
 _SIDES = {"right": "right", "left": "left", "bilateral": "bilateral", "both": "bilateral"}
 # the body systems a block of chapter R signs belongs to, by their first three characters
-_R_SYSTEM = (("R00", "R09", "IJ"), ("R10", "R19", "K"), ("R20", "R23", "L"), ("R25", "R29", "GM"),
+_R_SYSTEM = (("R00", "R09", "IJ"), ("R10", "R10", "KN"), ("R11", "R19", "K"), ("R20", "R23", "L"), ("R25", "R29", "GM"),
              ("R30", "R39", "N"), ("R40", "R46", "FG"), ("R47", "R49", "GF"), ("R50", "R69", ""))
 _PAIN_CODES = ("M25.5", "M79.6", "M54", "M25.4", "M25.6", "G89", "R51", "M79.1", "M79.2")
 
@@ -376,6 +381,49 @@ def specify(onto: Any, code: str, text: str) -> tuple[str, str]:
     return best, why.strip()
 
 
+_SITE_UNSPECIFIED = re.compile(r"\bunspecified (?:site|joint|part|region|body region)\b", re.IGNORECASE)
+
+
+def specify_site(label: str, evidence: str, candidates: Iterable[tuple[str, str]]) -> str:
+    """The candidate that names the site the evidence states, for a code of "unspecified site" ("Unspecified
+    osteoarthritis, unspecified site" with "his knee" -> "Osteoarthritis of knee"); "" when there is none.
+    `candidates` are (code, label) pairs of the note, likeliest first; one must say everything `label` says."""
+    if not _SITE_UNSPECIFIED.search(label):
+        return ""
+    sites = body_sites(evidence)
+    core = sentence_words(label) - _VAGUE
+    if not sites or not core:
+        return ""
+    for code, other in candidates:
+        if body_sites(other) & sites and core <= sentence_words(other) and not _SITE_UNSPECIFIED.search(other):
+            return code
+    return ""
+
+
+_DIABETES_UNCOMPLICATED = re.compile(r"^(E0[89]|E1[013])\.9$")
+_GLUCOSE = re.compile(r"\b(diabet\w*|glucose|sugars?|a1c|glycemic)\b", re.IGNORECASE)
+_HIGH = re.compile(r"\b(uncontrolled|poorly controlled|not (?:well )?controlled|out of control|inadequately "
+                   r"controlled|hyperglycemi\w*|elevated|high|higher|rising|running high|trending up|[2-5]\d\d(?:'?s)?)\b",
+                   re.IGNORECASE)
+_NOT_HIGH = re.compile(r"\b(?:no|not|never|denies|without)\b[^.,;]{0,25}\b(?:elevated|high|hyperglyc)|"
+                       r"\b(?:below|under|less than|keep)\b", re.IGNORECASE)
+
+
+def with_hyperglycemia(code: str, sentences: Iterable[str]) -> tuple[str, str]:
+    """E11.9 (diabetes without complications) becomes E11.65 (with hyperglycemia) when the note says the
+    patient's sugars are high: the Index's "Diabetes, uncontrolled, meaning hyperglycemia" and "poorly
+    controlled" both lead there. Returns (code, the sentence) or (code unchanged, "")."""
+    if not _DIABETES_UNCOMPLICATED.match(code):
+        return code, ""
+    for s in sentences:
+        if _FAMILY.search(s):
+            continue
+        for clause in re.split(r"[,;:]|\b(?:and|but|while)\b", s):  # "uncontrolled hypertension and diabetes": no
+            if _GLUCOSE.search(clause) and _HIGH.search(clause) and not _NOT_HIGH.search(clause):
+                return code[:3] + ".65", s.strip()
+    return code, ""
+
+
 def sentence_words(label: str) -> set[str]:
     """A label's content words (what `finding_status` looks for in a sentence)."""
     return set(tokenize(label)) - {"right", "left", "bilateral", "initial", "encounter", "subsequent", "part"}
@@ -387,5 +435,5 @@ __all__ = [
     "status_drop", "is_resolved", "past_condition", "history_or_status", "symptom_of_diagnosis",
     "unspecified_beside_specific",
     "hypertension_combination", "OUTPATIENT_RULES", "apply_outpatient_rules", "specify", "stem_label",
-    "sentence_words",
+    "sentence_words", "specify_site", "with_hyperglycemia",
 ]

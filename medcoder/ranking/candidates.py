@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from medcoder.knowledge import guidelines as gl
+from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.notesections import VISIT_PARTS, is_visit_note, part_at, visit_parts
 from medcoder.ranking.memory import MemoryView, category
@@ -170,13 +171,14 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
     n_sent = sum(1 for s in spans if s.source == "sentence")
     has_mentions = any(s.source == "mention" for s in spans)
     targets_cache: dict[str, list[str]] = {}
-    note_words = set(tokenize(note)) if note else {w for s in spans for w in tokenize(s.text)}
+    note_words = set(tokenize(expand(note))) if note else {w for s in spans for w in tokenize(expand(s.text))}
     visit = is_visit_note(visit_parts(note)) if note else False
     cat_plan: dict[str, int] = {}
     for span, span_hits in zip(spans, hits):
-        span_words = set(tokenize(span.text))
+        read = expand(span.text)  # "CHF" is read as "CHF (congestive heart failure)"
+        span_words = set(tokenize(read))
         cues = [bool(rx.search(span.text)) for rx in (_NEGATION, _FAMILY, _UNCERTAIN)]
-        reader = gl.SentenceReader(span.text)
+        reader = gl.SentenceReader(read)
         side = gl.side_of(span.text)
         for rank, hit in enumerate(span_hits, start=1):
             if hit.code not in targets_cache:
@@ -314,13 +316,17 @@ def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURE
     return "visit" if rows[0][list(features).index("visit_note")] > 0.5 else "case"
 
 
+# a sentence ends at . ! ? before a capital, but not after a title ("Mr. Walker reports ...")
+_SENTENCE = re.compile(r"\S.*?(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?](?=\s+[A-Z])|$)")
+
+
 def sentence_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
     """The note's sentences with their offsets (lines, then sentence ends) and the visit part each sits in."""
     parts = visit_parts(text) if parts is None else parts
     spans = []
     for line in re.finditer(r"[^\n]+", text):
         base = line.start()
-        for m in re.finditer(r"\S.*?(?:[.!?](?=\s+[A-Z])|$)", line.group()):
+        for m in _SENTENCE.finditer(line.group()):
             s = m.group().strip()
             if len(s) > 3 and re.search(r"[A-Za-z]{3}", s):
                 start = base + m.start()

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from medcoder.knowledge import guidelines as gl
+from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit
 from medcoder.notesections import is_visit_note, visit_parts
 from medcoder.ranking.candidates import (
-    FEATURES, Evidence, NoteCandidates, Span, collect, mention_spans, note_spans,
+    FEATURES, Evidence, NoteCandidates, Span, collect, mention_spans, note_spans, sentence_spans,
 )
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
 from medcoder.ranking.model import RankerModel, load_memory
@@ -109,7 +110,7 @@ def search_spans(retriever: Any, spans: Sequence[Span], system: str, cache: Retr
         idx = [i for i, s in enumerate(spans) if s.source == source]
         if not idx:
             continue
-        texts = [spans[i].text for i in idx]
+        texts = [expand(spans[i].text) for i in idx]  # abbreviations spelled out: labels never use them
         key = RetrievalCache.key(texts, system, retriever_signature(retriever) + f"#{k}")
         hits = cache.get(key) if cache else None
         if hits is None:
@@ -217,7 +218,8 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}
-    accepted = [r for r in ranked if r.accepted]
+    _specify_by_words(onto, by_code, ranked, note)
+    accepted = [r for r in by_code.values() if r.accepted]
     for r in accepted:
         texts = " ".join(e.text for e in r.evidence if e.status in ("", "present"))
         side_text = texts if gl.side_of(texts) else texts + " " + cc
@@ -239,6 +241,30 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
         elif outcome.action == "replace" and outcome.new_code in onto:
             _recode(by_code, r, outcome.new_code, outcome.rule, outcome.reason)
     return sorted(by_code.values(), key=_best_first)
+
+
+def _specify_by_words(onto: Any, by_code: dict[str, RankedCode], ranked: list[RankedCode], note: str) -> None:
+    """What the Index says a word means: a code of "unspecified site" becomes the note's candidate for the site
+    its evidence names (M19.90 with "his knee" -> M17.9); diabetes without complications becomes diabetes with
+    hyperglycemia when the note says the sugars are high ("uncontrolled" means hyperglycemia)."""
+    sentences = [s.text for s in sentence_spans(note)]
+    labelled = [(r.code, onto.label(r.code)) for r in ranked if r.code in onto]
+    for r in [r for r in ranked if r.accepted]:
+        if r.code not in onto:
+            continue
+        evidence = " ".join(e.text for e in r.evidence if e.status in ("", "present"))
+        site = gl.specify_site(onto.label(r.code), evidence, [c for c in labelled if c[0] != r.code])
+        if site and not (site in by_code and by_code[site].accepted and by_code[site] is not r):
+            _recode(by_code, r, site, "specified", f"the evidence names the site ({onto.label(site)})")
+        elif site:
+            r.accepted, r.rule, r.reason = False, "specified", f"the text supports {site}, coded instead"
+        new, sentence = gl.with_hyperglycemia(r.code, sentences)
+        if new != r.code and new in onto:
+            if new in by_code and by_code[new].accepted and by_code[new] is not r:
+                r.accepted, r.rule, r.reason = False, "specified", f"{new} says more (\"{sentence[:80]}\")"
+            else:
+                _recode(by_code, r, new, "specified", f'"uncontrolled" / high sugars mean hyperglycemia '
+                                                      f'("{sentence[:80]}")')
 
 
 def _recode(by_code: dict[str, RankedCode], r: RankedCode, new: str, rule: str, reason: str) -> None:
