@@ -15,15 +15,39 @@ class NoteError(MedcoderError):
     """A note that cannot be coded: empty, binary, or too long."""
 
 
+# byte-order marks of the encodings a note file may come in (Windows tools save UTF-16 with one)
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "UTF-8"), (b"\xff\xfe", "utf-16-le", "UTF-16 LE"),
+         (b"\xfe\xff", "utf-16-be", "UTF-16 BE"))
+
+
+def note_encoding(data: str | bytes) -> str:
+    """The encoding a note's bytes are read in: utf-8, utf-8-sig, utf-16-le or utf-16-be (text: "text")."""
+    if isinstance(data, str):
+        return "text"
+    return next((codec for bom, codec, _ in _BOMS if data.startswith(bom)), "utf-8")
+
+
+def decode_note(data: bytes) -> str:
+    """A note file's bytes as text: UTF-8, or UTF-8 / UTF-16 LE / UTF-16 BE with a byte-order mark."""
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(codec.replace("-sig", ""))
+            except UnicodeDecodeError as exc:
+                raise NoteError(f"the note starts with a {name} byte-order mark but is not {name} text "
+                                f"(byte {exc.start + len(bom)})") from exc
+    if b"\x00" in data[:8192]:  # UTF-16 without a mark reads as binary too: save it with one, or as UTF-8
+        raise NoteError("the note is binary, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NoteError(f"the note is not UTF-8 or UTF-16 text (byte {exc.start})") from exc
+
+
 def read_note(data: str | bytes, max_chars: int) -> str:
     """Check a note before any work is done: text, not empty, not binary, within the size limit."""
     if isinstance(data, bytes):
-        if b"\x00" in data[:8192]:
-            raise NoteError("the note is binary, not text")
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise NoteError(f"the note is not UTF-8 text (byte {exc.start})") from exc
+        data = decode_note(data)
     if "\x00" in data:
         raise NoteError("the note is binary, not text")
     if not data.strip():
@@ -41,6 +65,30 @@ def excerpt(note: str, start: int, end: int, chars: int) -> str:
     cut = note.find("\n", lo, start)
     lo = cut + 1 if cut >= 0 else lo
     return note[lo:hi].strip()
+
+
+def snippet(note: str, start: int, end: int, context: int = 30, span_chars: int = 80) -> tuple[str, str, str]:
+    """(before, span, after): the evidence with some context on each side, cut at word boundaries, an ellipsis
+    where the note goes on, line breaks as spaces; a long span keeps its first words. For terminals."""
+    def _flat(text: str) -> str:
+        return " ".join(text.split())
+
+    span = _flat(note[start:end])
+    if len(span) > span_chars:
+        cut = span.rfind(" ", 0, span_chars)
+        span = span[: cut if cut > span_chars // 2 else span_chars].rstrip(" ,;:") + "…"
+    lo = max(0, start - context)
+    if lo > 0:
+        while lo < start and not note[lo - 1].isspace():  # start at the beginning of a word
+            lo += 1
+    hi = min(len(note), end + context)
+    if hi < len(note):
+        while hi > end and not note[hi].isspace():  # end at the end of a word
+            hi -= 1
+    before, after = _flat(note[lo:start]), _flat(note[end:hi])
+    lead = ("…" if lo > 0 and before else "") + before + (" " if note[lo:start][-1:].isspace() else "")
+    tail = (" " if note[end:hi][:1].isspace() else "") + after + ("…" if hi < len(note) and after else "")
+    return lead, span, tail
 
 
 @dataclass

@@ -232,6 +232,25 @@ def test_eval_codiesp_with_the_test_model_writes_json_and_html(shared_data: Path
 
 
 @pytest.mark.slow
+def test_a_strategy_the_workflow_cannot_run_is_left_out_with_a_reason(shared_data: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from medcoder.cli import main
+    from medcoder.evaluation.runner import evaluate
+
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"id": "a", "text": "Assessment: essential hypertension.", "codes": ["I10"]}) + "\n")
+    # the default workflow (icd10cm) ranks sentences and extracts no mentions: `retrieval` would score 0.0
+    report = evaluate(notes, model="test", strategies=("retrieval", "ranked-nomodel", "ranked"))
+    assert set(report["metrics"]) == {"ranked-nomodel", "ranked"} and "extracts none" in report["skipped"]["retrieval"]
+    with pytest.raises(MedcoderError, match="extracts none"):
+        evaluate(notes, model="test", strategies=("retrieval",))
+    r = CliRunner().invoke(main, ["eval", "-d", str(notes), "--model", "test", "--out", str(tmp_path / "ev"),
+                                  "--strategy", "retrieval", "--strategy", "ranked"])
+    assert r.exit_code == 0 and "strategy retrieval left out: needs extracted mentions" in r.output
+
+
+@pytest.mark.slow
 def test_eval_dpd_with_the_test_model(shared_data: Path, tmp_path: Path) -> None:
     from medcoder.evaluation.runner import evaluate
 
@@ -255,3 +274,15 @@ def test_bench_with_the_test_model(tmp_path: Path) -> None:
     assert m["notes"] == 1 and m["notes_per_minute"] > 0 and 0 <= m["orchestration_share"] < 1
     assert 0 <= m["prefix_reuse"] <= 1 and m["prompt_tokens_per_note"] > 0
     assert json.loads((tmp_path / "b.json").read_text())["run"]["date"]
+
+
+def test_a_folder_gives_its_txt_notes_and_other_files_only_when_asked(tmp_path: Path) -> None:
+    notes = _notes_dir(tmp_path, 2)
+    (notes / "README.md").write_text("# these notes\nThey come from the clinic.")
+    assert [i.id for i in iter_inputs(notes)] == ["n00", "n01"]
+    assert [i.id for i in iter_inputs(notes, (".txt", ".md"))] == ["README", "n00", "n01"]
+    only_md = tmp_path / "md"
+    only_md.mkdir()
+    (only_md / "a.md").write_text("Asthma.")
+    with pytest.raises(MedcoderError, match=r"no \.txt note files.*\.md.*--suffix"):
+        list(iter_inputs(only_md))

@@ -145,6 +145,8 @@ def test_a_code_of_unspecified_site_takes_the_site_the_evidence_names(icd: Any):
     ("My concern is that he might have Lyme disease.", {"lyme"}, "uncertain"),
     ("A titer will be obtained to determine if he has Lyme disease.", {"lyme"}, "uncertain"),
     ("I explained that Lyme disease can cause problems with other organs.", {"lyme"}, "uncertain"),
+    ("A benign appearing pituitary adenoma was found on work up.", {"pituitary", "adenoma"}, "present"),
+    ("Abdomen is benign.", {"abdomen"}, "normal"),
 ])
 def test_a_disease_spoken_of_as_possible_or_in_general_is_uncertain(sentence: str, words: set[str], status: str):
     assert gl.finding_status(sentence, words) == status

@@ -195,7 +195,8 @@ def test_resume_in_a_new_workflow_object(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("data", "message"), [("", "empty"), ("   \n", "empty"), (b"\x00\x01PK", "binary"),
-                                                (b"\xff\xfe\xfa", "not UTF-8"), ("x" * 200_001, "over the")])
+                                                (b"\xc3\x28 abc", "not UTF-8"), (b"\xff\xfe\xfa", "UTF-16 LE"),
+                                                ("x" * 200_001, "over the")])
 def test_bad_notes_are_clear_errors(tmp_path, data, message) -> None:
     wf, fake = workflow("icd10cm-tree", checkpoint_path=tmp_path / "c.sqlite")
     with pytest.raises(NoteError, match=message):

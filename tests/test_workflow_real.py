@@ -139,3 +139,51 @@ def test_the_warm_workflow_evaluates_the_note_once(tmp_path) -> None:
         score = log.calls[kinds.index("score")].stats
         assert score.cached_tokens >= prefix - 8  # the note was not evaluated again (up to the join's tokens)
         assert score.sampling["tokens_as_separate_prompts"] > 5 * (score.prompt_tokens - score.cached_tokens)
+
+
+def test_a_utf16_note_is_coded_like_its_utf8_twin_and_the_audit_says_how_it_was_read(tmp_path, monkeypatch) -> None:
+    """Windows tools save notes as UTF-16 with a byte-order mark: read, coded the same, the encoding recorded."""
+    from click.testing import CliRunner
+
+    from medcoder import audit as audit_store
+    from medcoder.audit.events import NOTE_READ
+    from medcoder.cli import main
+
+    monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))
+    text = EXAMPLE.read_text(encoding="utf-8")
+    files = {"utf-8": text.encode("utf-8"), "utf-16-le": text.encode("utf-16"),  # Python writes LE with its BOM
+             "utf-16-be": b"\xfe\xff" + text.encode("utf-16-be")}
+    codes = {}
+    for name, data in files.items():
+        path = tmp_path / f"note-{name}.txt"
+        path.write_bytes(data)
+        res = CliRunner().invoke(main, ["code", str(path), "--format", "json", "-w", "icd10cm-nomodel",
+                                        "--run-id", f"enc-{name}"])
+        assert res.exit_code == 0, res.stderr
+        codes[name] = [c["code"] for c in json.loads(res.stdout)["codes"]]
+        events = [e for e in audit_store.open(str(tmp_path / "audit.sqlite")).events(f"enc-{name}")
+                  if e.kind == NOTE_READ]
+        assert [e.payload["encoding"] for e in events] == [name] and events[0].payload["chars"] == len(text)
+    assert codes["utf-16-le"] == codes["utf-8"] == codes["utf-16-be"] and codes["utf-8"]
+
+
+def test_the_table_cuts_evidence_at_words_in_an_80_column_terminal(tmp_path, monkeypatch) -> None:
+    """The table's evidence column: whole words around the evidence, an ellipsis where the note goes on."""
+    import re
+
+    from click.testing import CliRunner
+
+    from medcoder.cli import main
+    from medcoder.notetext import snippet
+
+    assert snippet("PAST SURGICAL HISTORY: Rhinoplasty in 2010. He takes digoxin daily.", 53, 60, context=12) \
+        == ("…He takes ", "digoxin", " daily.")
+    monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "80")
+    res = CliRunner().invoke(main, ["code", str(EXAMPLE), "-w", "icd10cm-nomodel"], terminal_width=80)
+    assert res.exit_code == 0, res.stderr
+    words = set(re.findall(r"[A-Za-z]+", EXAMPLE.read_text(encoding="utf-8")))
+    table = res.stdout.split("model calls")[0]
+    cells = [line.split("│")[-3] for line in table.splitlines() if line.count("│") >= 6]
+    shown = re.findall(r"[A-Za-z]+", " ".join(cells))
+    assert shown and all(w in words for w in shown), sorted(set(shown) - words)

@@ -21,6 +21,7 @@ SECTIONS, ENTITIES, DROPPED, PROPOSAL, CRITIC, RANKED, RESULT = (
     "sections", "entities", "dropped", "proposal", "critic", "ranked", "result")
 # what a review session records (`session_<turn>`)
 SUSPECT_TEXT = "suspect_text"  # text in the note that instructs instead of describing (blanked for agents)
+NOTE_READ = "note_read"  # how the note's bytes were read (encoding) and its size
 SESSION_PREFIX = "session_"
 DECISION = "session_decision"
 
@@ -82,6 +83,8 @@ CATALOGUE: dict[str, EventKind] = {e.kind: e for e in (
               lambda p: [str(h.get("code")) for h in p.get("result") or [] if isinstance(h, dict)][:5]),
     EventKind(ERROR, "an error a node recovered from (recorded, the run goes on)",
               lambda p: str(p.get("error", ""))[:160]),
+    EventKind(NOTE_READ, "how the note was read: its encoding (UTF-8, UTF-16 with a byte-order mark ...) and size",
+              lambda p: f"read as {p.get('encoding')}, {p.get('chars', 0):,} characters"),
     EventKind(SUSPECT_TEXT, "spans of the note the agents did not read: instructions, markup, hidden or written codes",
               lambda p: "; ".join(f"{s['start']}-{s['end']} {s['reason']}" for s in p.get("spans", []))),
     EventKind(SECTIONS, "the note's sections and how they were found",

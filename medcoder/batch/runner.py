@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from medcoder import jsonl
 from medcoder.errors import MedcoderError, StorageError
@@ -72,13 +72,22 @@ class BatchSummary:
                 "out": self.out}
 
 
-def iter_inputs(path: str | Path) -> Iterator[BatchItem]:
-    """A folder of text files (id = file name without suffix) or a JSONL of `{id, text}`."""
+NOTE_SUFFIXES = (".txt",)
+
+
+def iter_inputs(path: str | Path, suffixes: Sequence[str] = NOTE_SUFFIXES) -> Iterator[BatchItem]:
+    """A folder of note files with one of `suffixes` (id = file name without suffix; a README.md beside
+    the notes is not a note unless ".md" is asked for) or a JSONL of `{id, text}`."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        wanted = {s.lower() if s.startswith(".") else "." + s.lower() for s in suffixes}
+        every = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        files = [f for f in every if f.suffix.lower() in wanted]
         if not files:
-            raise MedcoderError(f"{p}: no note files in this folder")
+            others = sorted({f.suffix or "(no suffix)" for f in every})
+            hint = f" (it holds {len(every)} other files: {', '.join(others)}; ask for them with --suffix)" \
+                if every else ""
+            raise MedcoderError(f"{p}: no {' or '.join(sorted(wanted))} note files in this folder{hint}")
         for f in files:
             yield BatchItem(f.stem, f.read_bytes())
     elif p.is_file():

@@ -23,8 +23,11 @@ from medcoder.cli.output import emit_pairs
               help="GPUs Ray reserves for each actor (1: one model per GPU; 0.5: two per GPU).")
 @click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0.01, 512),
               help="CPUs Ray reserves for each actor; also its llama.cpp threads unless n_threads is set.")
+@click.option("--suffix", "suffixes", multiple=True, default=(".txt",), show_default=True,
+              help="Which files of a folder are notes (repeatable: --suffix .txt --suffix .md).")
 def batch(input_path: str, out: str, workflow: str, model: str | None, workers: int, engine: str,
-          address: str | None, actors: int, gpus_per_actor: float, cpus_per_actor: float) -> None:
+          address: str | None, actors: int, gpus_per_actor: float, cpus_per_actor: float,
+          suffixes: tuple[str, ...]) -> None:
     """Code every note in INPUT (a folder of text files or a JSONL of {id, text}) into --out.
 
     `--engine ray` spreads the notes over a Ray actor pool (`ray start --head` on one machine, then
@@ -38,7 +41,7 @@ def batch(input_path: str, out: str, workflow: str, model: str | None, workers: 
 
     if engine == "ray" and workers > 1:
         raise click.UsageError("--workers is for the local engine; with --engine ray, use --actors")
-    items = list(iter_inputs(input_path))
+    items = list(iter_inputs(input_path, suffixes))
     with load_workflow(workflow, model=model) as wf, Progress(
             TextColumn("coding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} notes/min"),
             TextColumn("{task.fields[errors]} errors"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medcoder.engine.spec import load_spec
+from medcoder.notetext import snippet
 from medcoder.result import CodingResult
 
 
@@ -33,11 +34,11 @@ def print_result(result: CodingResult) -> None:
         table.add_column(col)
     for c in result.codes:
         ev = Text()
-        for e in c.evidence:
-            s = max(0, e.start - 30)
-            ev.append(result.note[s:e.start].replace("\n", " "))
-            ev.append(result.note[e.start:e.end], style="bold yellow")
-            ev.append(result.note[e.end:e.end + 30].replace("\n", " ") + "\n")
+        for i, e in enumerate(c.evidence):
+            before, span, after = snippet(result.note, e.start, e.end)
+            ev.append(("\n" if i else "") + before)
+            ev.append(span, style="bold yellow")
+            ev.append(after)
         table.add_row(c.code, c.system, c.label, f"{c.confidence:.2f}", ev, c.verdict.get("decision", ""))
     console.print(table)
     s = result.stats

@@ -41,6 +41,8 @@ def eval_command(dataset: str, workflow: str | None, model: str | None, limit: i
 
 def _print_report(report: dict) -> None:
     """One system's metrics as the tables a reader scans: strategies side by side, then what a coder would fix."""
+    for name, why in (report.get("skipped") or {}).items():
+        click.echo(f"strategy {name} left out: {why}")
     if report["dataset"]["layout"] == "dpd":
         rows = [{"field/strategy": k, "exact L5": v["exact_match"], **{k2: v2 for k2, v2 in v["exact_match_by_level"].items()},
                  "s/item": v["cost_per_item"]["seconds"]} for k, v in report["metrics"].items()]

@@ -62,9 +62,12 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
             step = int(10 * done / total) if total else 0
             if step > shown[0]:
                 shown[0] = step
-                rate = done / max(time.time() - start, 1e-9)
+                elapsed = time.time() - start
+                rate = done / elapsed if done and elapsed > 0.05 else 0.0
                 eta = (total - done) / rate if rate else 0
-                click.echo(f"{label}: {done}/{total} ({10 * step}%), {rate:.1f}/s, ETA {eta:.0f} s", err=True)
+                # slow stages (a fold of the ranker takes a minute) read better as seconds per item
+                speed = f"{rate:.1f}/s" if rate >= 1 else (f"{1 / rate:.0f} s each" if rate else "starting")
+                click.echo(f"{label}: {done}/{total} ({10 * step}%), {speed}, ETA {eta:.0f} s", err=True)
 
         yield log_line
         return

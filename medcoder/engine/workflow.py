@@ -22,13 +22,13 @@ from medcoder.audit.store import SQLiteAuditStore
 from medcoder.batch import iter_inputs, run_batch
 from medcoder.engine.compiler import build_graph
 from medcoder.engine.spec import WorkflowSpec, load_spec, parse_spec
-from medcoder.audit.events import SUSPECT_TEXT
+from medcoder.audit.events import NOTE_READ, SUSPECT_TEXT
 from medcoder.errors import MedcoderError
 from medcoder.injection import suspects
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
-from medcoder.notetext import NoteError, read_note
+from medcoder.notetext import NoteError, note_encoding, read_note
 from medcoder.privacy import NoteRedactor
 from medcoder.result import CodingResult
 from medcoder.settings import Settings, load_settings
@@ -186,6 +186,8 @@ class Workflow:
                 redact = NoteRedactor(inputs["note"] if inputs else self.state(run_id)["note"])
             log.listeners.append(_AuditRecorder(self.audit, run_id, redact))
         if inputs is not None:
+            log.event("guard", NOTE_READ, {"encoding": note_encoding(text) if text is not None else "text",
+                                           "chars": len(inputs["note"])})
             found = suspects(inputs["note"])
             if found:  # what the agents will not read, and why, before any of them runs
                 log.event("guard", SUSPECT_TEXT, {"spans": [s.to_dict() for s in found]})

@@ -129,6 +129,7 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
         return _finish(_evaluate_without_model(data, strategies, ranker, progress, out_dir), data, dataset,
                        "none", {"name": "none", "sha256": "", "backend": "none"}, strategies, started, out_dir)
     with load_workflow(workflow, model=model, **(workflow_kwargs or {})) as wf:
+        strategies, skipped = _runnable(wf, strategies, data.layout)
         llm = wf.llms.get("default") or next(iter(wf.llms.values()))
         retriever = wf._retriever
         if retriever is None:
@@ -143,7 +144,28 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
             auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold") if coder else None
             report = _score_icd(data, per_item, strategies, wf.kb, auto)
         model_info = {"name": llm.name, "sha256": llm.sha256, "backend": llm.backend}
+    if skipped:
+        report["skipped"] = skipped
     return _finish(report, data, dataset, workflow, model_info, strategies, started, out_dir, per_item)
+
+
+ENTITY_STRATEGIES = ("retrieval", "flat")  # they code the mentions a workflow's extractor found
+
+
+def _runnable(wf: Any, strategies: tuple[str, ...], layout: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The strategies this workflow can run, and why the others cannot (said in one line, left out of the
+    table): `retrieval` and `flat` code extracted mentions, so they need a workflow that extracts (or `tree`,
+    whose workflow does)."""
+    if layout == "dpd" or "tree" in strategies or any(n.agent == "entity_extractor" for n in wf.spec.nodes):
+        return strategies, {}
+    skipped = {s: f"needs extracted mentions and the workflow {wf.spec.name} extracts none (use -w "
+                  f"icd10cm-extract or add --strategy tree)" for s in strategies if s in ENTITY_STRATEGIES}
+    kept = tuple(s for s in strategies if s not in skipped)
+    for name, why in skipped.items():
+        logger.warning("strategy %s left out: %s", name, why)
+    if not kept:
+        raise MedcoderError(f"--strategy {' / '.join(skipped)} {next(iter(skipped.values()))}")
+    return kept, skipped
 
 
 def evaluate_systems(dataset: str | Path, workflow: str | None = None, model: str | None = None,

@@ -22,7 +22,10 @@ _NEG_BEFORE = re.compile(
     r"no signs? of|ruled out|rules out|resolved|never had|none)\b", re.IGNORECASE)
 _NORMAL = re.compile(
     r"\b(normal|normally|intact|unremarkable|within normal limits|wnl|negative|clear|symmetric|no acute|"
-    r"non-?tender|nontender|benign|well-healed|appropriate)\b", re.IGNORECASE)
+    r"non-?tender|nontender|well-healed|appropriate|"
+    # "abdomen is benign" is a normal finding; a "benign appearing pituitary adenoma" is a benign neoplasm
+    r"benign(?! (?:appearing|neoplasm|tumou?r|adenoma|lesion|mass|cyst|nodule|prostatic|paroxysmal|essential|"
+    r"hypertension)))\b", re.IGNORECASE)
 _UNCERTAIN = re.compile(
     r"\b(possible|possibly|probable|probably|suspected|suspect|suspicious for|suspicion of|likely|rule out|"
     r"r/o|concern for|concerning for|versus|vs\.?|differential|question of|questionable|cannot exclude|"

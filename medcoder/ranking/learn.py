@@ -158,6 +158,8 @@ def _oof_scores(cands: list[NoteCandidates], labels: list[np.ndarray], folds: np
                 kinds: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
     """Out-of-fold raw ranker scores per note (each note scored by the trees of its kind)."""
     out: list[np.ndarray] = [np.zeros(len(c.codes)) for c in cands]
+    if progress:
+        progress("ranker folds", 0, int(folds.max()) + 1)  # the clock starts before the first fold
     for f in range(int(folds.max()) + 1):
         tr = [i for i in range(len(cands)) if folds[i] != f and cands[i].codes]
         te = [i for i in range(len(cands)) if folds[i] == f and cands[i].codes]
