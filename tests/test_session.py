@@ -153,6 +153,33 @@ def test_repl_commands_and_unknown_input(session: Session) -> None:
 
 
 @pytest.mark.slow
+def test_the_chat_lists_the_suggestions_and_adds_one(tmp_path: Path) -> None:
+    """The ranker's codes below the threshold are shown in the chat as on the web page; `add` takes one."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    wf = load_workflow("icd10cm-nomodel", checkpoint_path=tmp_path / "c.sqlite",
+                       audit=SQLiteAuditStore(tmp_path / "a.sqlite"))
+    note = (REPO / "examples" / "aci_bench_D2N069.txt").read_text(encoding="utf-8")
+    with Session.start(note, wf, session_id="s-sugg") as session:
+        rows = session.suggestions()
+        listed = {c["code"] for c in session.codes()}
+        assert rows and not {r["code"] for r in rows} & listed
+        buf = StringIO()
+        repl = ChatREPL(session, Console(file=buf, width=220))
+        assert repl.handle("suggestions")
+        out = buf.getvalue()
+        first = rows[0]
+        assert "suggestions for session s-sugg" in out and first["code"] in out
+        assert (first.get("reason") or "below the threshold")[:30] in out
+        assert session.evidence(first["system"], first["code"]) == first["evidence"]
+        assert repl.handle(f"add {first['code']} seen in the assessment")
+        assert first["code"] in {c["code"] for c in session.codes()}
+        assert first["code"] not in {r["code"] for r in session.suggestions()}
+
+
+@pytest.mark.slow
 def test_scripted_terminal_session_with_the_real_model(tmp_path: Path) -> None:
     """The real program in a pty: load, list, why, reject, add, explore, quit, resume, export."""
     pexpect = pytest.importorskip("pexpect")

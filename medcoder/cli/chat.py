@@ -17,9 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from medcoder.errors import MedcoderError
+from medcoder.notetext import snippet
 
 HELP = """commands (CODE: E11.65, e1165, A10BA02):
   codes                     the codes and their status (proposed, accepted, rejected)
+  suggestions               codes found below the threshold or set aside by a guideline ('add CODE' takes one)
   why CODE                  why medcoder chose it: evidence, path, options, critic
   accept CODE [CODE ...]    accept codes ('accept all' accepts every proposed code)
   reject CODE REASON        reject a code, saying why
@@ -34,7 +36,7 @@ HELP = """commands (CODE: E11.65, e1165, A10BA02):
   help | quit
 anything else is a question for the model, answered from the note and the code tools"""
 
-COMMANDS = ["codes", "why", "accept", "reject", "add", "replace", "children", "path", "notes", "lookup", "search",
+COMMANDS = ["codes", "suggestions", "why", "accept", "reject", "add", "replace", "children", "path", "notes", "lookup", "search",
             "index", "note", "export", "feedback", "done", "help", "quit", "exit"]
 _STATUS_STYLE = {"accepted": "green", "rejected": "red strike", "proposed": "yellow"}
 
@@ -47,7 +49,7 @@ class ChatREPL:
         self.console = console or Console(highlight=False)
         self._cmd = ""
         self.handlers: dict[str, Callable[[list[str], str], None]] = {
-            "codes": self._codes, "why": self._why, "accept": self._accept, "reject": self._reject, "add": self._add,
+            "codes": self._codes, "suggestions": self._suggestions, "why": self._why, "accept": self._accept, "reject": self._reject, "add": self._add,
             "replace": self._replace, "children": self._explore, "path": self._explore, "notes": self._explore,
             "lookup": self._explore, "search": self._explore, "index": self._explore, "note": self._note,
             "export": self._export, "feedback": self._feedback, "done": self._done,
@@ -56,7 +58,8 @@ class ChatREPL:
 
     # -- the loop -------------------------------------------------------------------------------------
     def loop(self, read: Callable[[str], str] = input) -> None:
-        self.console.print(f"session [bold]{self.session.id}[/]: {len(self.session.codes())} codes. "
+        self.console.print(f"session [bold]{self.session.id}[/]: {len(self.session.codes())} codes, "
+                           f"{len(self.session.suggestions())} suggestions (type suggestions). "
                            "Type help for commands; resume later with "
                            f"[bold]medcoder chat --session {self.session.id}[/]")
         self._codes([], "")
@@ -105,23 +108,42 @@ class ChatREPL:
             self.console.print("no codes yet: add one with `add CODE`, or `search TEXT` to find one")
             return
         note = self.session.note
-        items = {(c["system"], c["code"]): c for c in self.session._result_codes()}
         table = Table(title=f"session {self.session.id}")
         for col in ("code", "system", "status", "conf.", "label", "evidence"):
             table.add_column(col)
         for c in codes:
-            ev = Text()
-            for e in (items.get((c["system"], c["code"])) or {}).get("evidence", [])[:2]:
-                s = max(0, e["start"] - 25)
-                ev.append(note[s:e["start"]].replace("\n", " "))
-                ev.append(note[e["start"]:e["end"]], style="bold yellow")
-                ev.append(note[e["end"]:e["end"] + 25].replace("\n", " ") + "\n")
+            ev = self._evidence(note, self.session.evidence(c["system"], c["code"]))
             if c.get("origin") == "coder":
                 ev.append(f"added by coder {c.get('reason', '')}".strip(), style="italic")
             status = Text(c["status"] + (f" ({c['reason']})" if c["status"] == "rejected" and c.get("reason") else ""),
                           style=_STATUS_STYLE.get(c["status"], ""))
             table.add_row(c["code"], c["system"], status, f"{c['confidence']:.2f}", c["label"], ev)
         self.console.print(table)
+
+    def _suggestions(self, args: list[str], rest: str) -> None:
+        rows = self.session.suggestions()
+        if not rows:
+            self.console.print("no suggestions: every code the run found is in `codes`")
+            return
+        note = self.session.note
+        table = Table(title=f"suggestions for session {self.session.id} (add CODE takes one)")
+        for col in ("code", "system", "conf.", "label", "why not coded", "evidence"):
+            table.add_column(col)
+        for r in rows[: int(args[0]) if args and args[0].isdigit() else 15]:
+            table.add_row(r["code"], r["system"], f"{r['confidence']:.2f}", r.get("label", ""),
+                          r.get("reason") or "below the threshold", self._evidence(note, r.get("evidence", [])))
+        self.console.print(table)
+
+    @staticmethod
+    def _evidence(note: str, spans: list[dict[str, Any]]) -> Text:
+        """Up to two evidence spans, highlighted, with whole words around them."""
+        ev = Text()
+        for i, e in enumerate(spans[:2]):
+            before, span, after = snippet(note, e["start"], e["end"], context=25)
+            ev.append(("\n" if i else "") + before)
+            ev.append(span, style="bold yellow")
+            ev.append(after)
+        return ev
 
     def _need(self, args: list[str], n: int, usage: str) -> None:
         if len(args) < n:

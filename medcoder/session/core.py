@@ -113,6 +113,21 @@ class Session:
         codes = list(self._review_state().get("codes", []))
         return [c for c in codes if status is None or c["status"] == status]
 
+    def suggestions(self) -> list[dict[str, Any]]:
+        """Codes the run found below the threshold (or a guideline set aside), best first, not yet in the list:
+        what the web page shows under "suggestions"; `add` takes one into the codes."""
+        listed = {(c["system"], c["code"]) for c in self.codes()}
+        rows = (self.workflow.state(self.id).get("result") or {}).get("suggestions", [])
+        return [s for s in rows if (s.get("system"), s.get("code")) not in listed]
+
+    def evidence(self, system: str, code: str) -> list[dict[str, Any]]:
+        """The evidence spans (start, end, text) the run gave a code or a suggestion."""
+        result = self.workflow.state(self.id).get("result") or {}
+        for row in [*result.get("codes", []), *result.get("suggestions", [])]:
+            if row.get("system") == system and row.get("code") == code:
+                return list(row.get("evidence", []))
+        return []
+
     def decisions(self) -> list[dict[str, Any]]:
         return list(self._review_state().get("decisions", []))
 
