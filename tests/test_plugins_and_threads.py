@@ -163,3 +163,53 @@ def test_one_workflow_codes_several_notes_at_once_from_threads(tmp_path: Path) -
         stored_calls = [ev for ev in store.events(logs[k].run_id) if ev.kind == "model_call"]
         assert len(stored_calls) == len(logs[k].calls) and all(ev.node for ev in stored_calls)
     wf.close()
+
+
+CODE_YAML = """name: calls-python
+nodes:
+  - id: shout
+    agent: builtins:print
+  - id: rank
+    agent: ranker
+    params: {system: icd10cm, verify: false}
+edges:
+  - {from: START, to: shout}
+  - {from: shout, to: rank}
+  - {from: rank, to: END}
+"""
+
+
+def test_a_workflow_that_names_python_code_is_said_to_be_code_and_servers_refuse_it(tmp_path: Path,
+                                                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`agent: builtins:print` is code: validate says so, serve and batch refuse it without --allow-code,
+    and a run records which module (file and sha256) ran."""
+    from click.testing import CliRunner
+
+    from medcoder import load_workflow
+    from medcoder.audit.store import SQLiteAuditStore
+    from medcoder.cli import main
+
+    monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))
+    spec = tmp_path / "calls-python.yaml"
+    spec.write_text(CODE_YAML)
+    ok = CliRunner().invoke(main, ["validate", str(spec)])
+    assert ok.exit_code == 0 and "node shout runs Python code (builtins:print)" in ok.output and "--allow-code" in ok.output
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("Assessment: essential hypertension.")
+    for args in (["serve", "-w", str(spec), "--port", "0"], ["batch", str(notes), "-o", str(tmp_path / "o.jsonl"),
+                                                            "-w", str(spec)]):
+        refused = CliRunner().invoke(main, args)
+        assert refused.exit_code == 1 and "runs Python code (shout: builtins:print)" in refused.output, refused.output
+        assert "--allow-code" in refused.output
+    assert not (tmp_path / "o.jsonl").exists()
+    allowed = CliRunner().invoke(main, ["batch", str(notes), "-o", str(tmp_path / "o.jsonl"), "-w", str(spec),
+                                        "--allow-code"])
+    assert allowed.exit_code == 0, allowed.output
+    with load_workflow(spec, checkpoint_path=tmp_path / "c.sqlite", audit=SQLiteAuditStore(tmp_path / "a.sqlite")) \
+            as wf:
+        wf.run("Assessment: essential hypertension.", run_id="code-1")
+        run = wf.audit.run("code-1")
+    code = run.settings["code"]["shout"]
+    assert code["module"] == "builtins" and code["agent"] == "builtins:print"
+    assert {"file", "sha256"} <= set(code)

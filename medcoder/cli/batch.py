@@ -23,11 +23,13 @@ from medcoder.cli.output import emit_pairs
               help="GPUs Ray reserves for each actor (1: one model per GPU; 0.5: two per GPU).")
 @click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0.01, 512),
               help="CPUs Ray reserves for each actor; also its llama.cpp threads unless n_threads is set.")
+@click.option("--allow-code", is_flag=True,
+              help="Run a workflow YAML that names Python callables (module:callable), not only installed agents.")
 @click.option("--suffix", "suffixes", multiple=True, default=(".txt",), show_default=True,
               help="Which files of a folder are notes (repeatable: --suffix .txt --suffix .md).")
 def batch(input_path: str, out: str, workflow: str, model: str | None, workers: int, engine: str,
           address: str | None, actors: int, gpus_per_actor: float, cpus_per_actor: float,
-          suffixes: tuple[str, ...]) -> None:
+          allow_code: bool, suffixes: tuple[str, ...]) -> None:
     """Code every note in INPUT (a folder of text files or a JSONL of {id, text}) into --out.
 
     `--engine ray` spreads the notes over a Ray actor pool (`ray start --head` on one machine, then
@@ -37,10 +39,12 @@ def batch(input_path: str, out: str, workflow: str, model: str | None, workers: 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from medcoder.batch import BatchSummary, RayOptions, iter_inputs  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.engine.spec import load_spec, require_code_allowed  # deferred: CLI start-up
     from medcoder.engine.workflow import load_workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     if engine == "ray" and workers > 1:
         raise click.UsageError("--workers is for the local engine; with --engine ray, use --actors")
+    require_code_allowed(load_spec(workflow)[0], allow_code)
     items = list(iter_inputs(input_path, suffixes))
     with load_workflow(workflow, model=model) as wf, Progress(
             TextColumn("coding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} notes/min"),

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from medcoder.engine.spec import load_spec
+from medcoder.engine.spec import code_nodes, load_spec
 from medcoder.notetext import snippet
 from medcoder.result import CodingResult
 
@@ -76,6 +76,9 @@ def validate(workflow: str) -> None:
     """Check a workflow YAML (or a built-in name); exit 1 naming the file, line and field of the first problem."""
     spec, _ = load_spec(workflow)
     click.echo(f"{workflow}: ok ({spec.name}: {len(spec.nodes)} nodes, {len(spec.edges)} edges)")
+    for node in code_nodes(spec):
+        click.echo(f"{workflow}: node {node.id} runs Python code ({node.agent}): this YAML is code, like a plugin; "
+                   "`medcoder serve` and `medcoder batch` run it only with --allow-code")
 
 
 @click.command()

@@ -22,17 +22,21 @@ import click
               help="A note file to code and put in the worklist (repeatable; a file already there is not coded again).")
 @click.option("--session", "sessions", multiple=True,
               help="A session id from `medcoder chat` (or the SDK) to review in the browser (repeatable).")
+@click.option("--allow-code", is_flag=True,
+              help="Run a workflow YAML that names Python callables (module:callable), not only installed agents.")
 def serve(host: str, port: int, workflow: str, model: str | None, token: str | None, batches: tuple[Path, ...],
-          notes: tuple[Path, ...], sessions: tuple[str, ...]) -> None:
+          notes: tuple[Path, ...], sessions: tuple[str, ...], allow_code: bool) -> None:
     """Serve the review workspace until Ctrl-C: paste or upload notes, review their codes, read the audit trail.
 
     Bound to 127.0.0.1 by default. Another --host needs a token: the address printed once carries it, and
     the browser keeps it as a cookie. The JSON API is under /api, described at /docs."""
+    from medcoder.engine.spec import load_spec, require_code_allowed  # deferred: CLI start-up
     from medcoder.llm.serving import is_loopback, new_secret  # deferred: CLI start-up (`medcoder --help` < 1 s)
     from medcoder.web.app import serve as run  # deferred: CLI start-up
     from medcoder.web.security import Guard, token_url  # deferred: CLI start-up
     from medcoder.web.workspace import Workspace  # deferred: CLI start-up
 
+    require_code_allowed(load_spec(workflow)[0], allow_code)  # before anything loads or listens
     generated = False
     if token is None and not is_loopback(host):
         token, generated = new_secret(), True

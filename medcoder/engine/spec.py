@@ -205,3 +205,33 @@ def load_spec(name_or_path: str | Path) -> tuple[WorkflowSpec, str]:
         raise WorkflowError(f"no such workflow file (built-in: {', '.join(BUILTIN)})", ref)
     text = path.read_text(encoding="utf-8")
     return parse_spec(text, str(path)), text
+
+
+def code_nodes(spec: WorkflowSpec) -> list[NodeSpec]:
+    """The nodes that name a Python callable (`module:callable`) instead of an installed agent: a YAML with
+    them is code, like a plugin, and runs whatever that callable does."""
+    return [n for n in spec.nodes if ":" in n.agent]
+
+
+def require_code_allowed(spec: WorkflowSpec, allow_code: bool) -> None:
+    """A server or a batch runs only installed agents unless it was started with --allow-code."""
+    nodes = code_nodes(spec)
+    if nodes and not allow_code:
+        named = ", ".join(f"{n.id}: {n.agent}" for n in nodes)
+        raise WorkflowError(f"workflow {spec.name} runs Python code ({named}); a server or batch runs only "
+                            "installed agents unless started with --allow-code")
+
+
+def code_identity(ref: str) -> dict[str, str]:
+    """Which code a `module:callable` node ran, for the audit trail: the module's file and its sha256."""
+    import hashlib
+    import importlib.util
+
+    module = ref.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    origin = found.origin if found and found.origin and found.origin not in ("built-in", "frozen") else ""
+    digest = hashlib.sha256(Path(origin).read_bytes()).hexdigest() if origin and Path(origin).is_file() else ""
+    return {"agent": ref, "module": module, "file": origin or (found.origin if found else "") or "", "sha256": digest}

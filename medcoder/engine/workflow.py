@@ -21,7 +21,7 @@ from medcoder.agents import AgentContext, BoundLLM
 from medcoder.audit.store import SQLiteAuditStore
 from medcoder.batch import iter_inputs, run_batch
 from medcoder.engine.compiler import build_graph
-from medcoder.engine.spec import WorkflowSpec, load_spec, parse_spec
+from medcoder.engine.spec import WorkflowSpec, code_identity, code_nodes, load_spec, parse_spec
 from medcoder.audit.events import NOTE_READ, SUSPECT_TEXT
 from medcoder.errors import MedcoderError
 from medcoder.injection import suspects
@@ -206,8 +206,12 @@ class Workflow:
                 self._forget(run_id)
 
     def _run_settings(self) -> dict[str, Any]:
-        return {"settings": self.settings.model_dump(mode="json"),
-                "models": {n: {"name": m.name, "sha256": m.sha256, "backend": m.backend} for n, m in self.llms.items()}}
+        out = {"settings": self.settings.model_dump(mode="json"),
+               "models": {n: {"name": m.name, "sha256": m.sha256, "backend": m.backend} for n, m in self.llms.items()}}
+        code = {n.id: code_identity(n.agent) for n in code_nodes(self.spec)}
+        if code:  # a YAML that names module:callable ran that code: which file, which bytes
+            out["code"] = code
+        return out
 
     def run(self, text: str | bytes | None = None, run_id: str | None = None,
             log: RunLog | None = None) -> CodingResult:
