@@ -246,13 +246,15 @@ def symptom_of_diagnosis(f: CodedFinding, others: Sequence[CodedFinding]) -> Rul
         return None
     sites, side = body_sites(f.label), label_side(f.label)
     for o in others:
-        if o.code == f.code or not is_definitive(o.code) or o.probability < SPECIFIC_SHARE * f.probability:
-            continue  # a diagnosis much less likely than the symptom does not explain it away
+        if o.code == f.code or not is_definitive(o.code):
+            continue
         o_side = label_side(o.label)
         if sites and sites & body_sites(o.label) and (not side or not o_side or side == o_side
                                                       or "unspecified" in (side, o_side)):
             return RuleOutcome(f.code, "drop", "symptom-of-diagnosis",
                                f"a sign of {o.code} {o.label} (same site), coded instead")
+        if o.probability < SPECIFIC_SHARE * f.probability:
+            continue  # by body system only: a diagnosis much less likely than the symptom does not explain it away
         system = symptom_system(f.code)
         if system and o.code[:1] in system and f.evidence and set(f.evidence) <= set(o.evidence):
             return RuleOutcome(f.code, "drop", "symptom-of-diagnosis",
@@ -391,7 +393,7 @@ def specify_site(label: str, evidence: str, candidates: Iterable[tuple[str, str]
     """The candidate that names the site the evidence states, for a code of "unspecified site" ("Unspecified
     osteoarthritis, unspecified site" with "his knee" -> "Osteoarthritis of knee"); "" when there is none.
     `candidates` are (code, label) pairs of the note, likeliest first; one must say everything `label` says."""
-    if not _SITE_UNSPECIFIED.search(label):
+    if not _SITE_UNSPECIFIED.search(label) or body_sites(label):  # "unspecified site of right knee" names one
         return ""
     sites = body_sites(evidence)
     core = sentence_words(label) - _VAGUE

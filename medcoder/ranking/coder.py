@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand
-from medcoder.knowledge.lexical import SearchHit
+from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.notesections import is_visit_note, visit_parts
 from medcoder.ranking.candidates import (
     FEATURES, Evidence, NoteCandidates, Span, collect, mention_spans, note_spans, sentence_spans,
@@ -189,17 +189,31 @@ def _best_first(r: RankedCode) -> tuple[float, float, str]:
 ASSESSED_SHARE = 0.5  # a problem the assessment names is coded when its best code reaches this share of the threshold
 
 
-def _code_assessed_problems(ranked: list[RankedCode], threshold: float) -> None:
+def _names(onto: Any, code: str, line: str, index_cache: dict[str, list[str]]) -> bool:
+    """Whether a problem line leads to the code by its words: a word of the code's label, or an Alphabetic
+    Index entry the line matches that the code sits under ("Bitemporal hemianopia" is not paresthesia)."""
+    read = expand(line)
+    if gl.sentence_words(onto.label(code)) & set(tokenize(read)):
+        return True
+    if read not in index_cache:
+        index_cache[read] = [h.code for h in onto.term_hits(read)[:5]]
+    return any(code.startswith(h) for h in index_cache[read])
+
+
+def _code_assessed_problems(onto: Any, ranked: list[RankedCode], threshold: float) -> None:
     """Every problem the assessment names is coded (Section IV: code what was assessed or treated at the visit):
-    a problem line of the assessment/plan that no accepted code rests on gets its likeliest present code,
-    when that code is at least half as likely as the threshold asks."""
+    a problem line of the assessment/plan that no accepted code rests on gets its likeliest present code that
+    the line names (`_names`), when that code is at least half as likely as the threshold asks."""
     covered = {(e.start, e.end) for r in ranked if r.accepted for e in r.evidence if e.source == "problem"}
     best: dict[tuple[int, int], RankedCode] = {}
+    index_cache: dict[str, list[str]] = {}
     for r in ranked:  # best first
+        if r.probability < ASSESSED_SHARE * threshold:
+            break
         for e in r.evidence:
             key = (e.start, e.end)
             if (e.source == "problem" and e.section == "plan" and e.status == "present" and key not in covered
-                    and key not in best):
+                    and key not in best and r.code in onto and _names(onto, r.code, e.text, index_cache)):
                 best[key] = r
     for r in best.values():
         if not r.accepted and r.probability >= ASSESSED_SHARE * threshold:
@@ -214,7 +228,7 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
     parts = visit_parts(note)
     if not is_visit_note(parts):  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
         return ranked             # reports they cost dev micro-F1 0.473 -> 0.418, see README)
-    _code_assessed_problems(ranked, threshold)
+    _code_assessed_problems(onto, ranked, threshold)
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}
