@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+_MARK = "MEDCODER_TEST_SESSION"  # every process the suite starts inherits it; none may outlive the run
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ[_MARK] = f"{os.getpid()}-{time.time_ns()}"
+
+
+def _left_running(mark: str) -> list[tuple[int, str]]:
+    """Live processes (not this one, not zombies) that carry this run's mark: (pid, command line)."""
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        pid = int(proc.name)
+        if pid == os.getpid():
+            continue
+        try:
+            if f"{_MARK}={mark}".encode() not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            out.append((pid, (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]))
+        except OSError:
+            continue
+    return out
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run fails if a process it started is still running 30 s after the last test (then it is killed)."""
+    mark = os.environ.get(_MARK)
+    if not mark or not Path("/proc/self/environ").exists():
+        return
+    deadline = time.monotonic() + 30
+    left = _left_running(mark)
+    while left and time.monotonic() < deadline:  # a server given SIGTERM by its fixture may take a moment
+        time.sleep(1)
+        left = _left_running(mark)
+    if left:
+        import signal
+
+        lines = "\n".join(f"  {pid}: {cmd}" for pid, cmd in left)
+        session.config.get_terminal_writer().line(f"processes the test run started are still running:\n{lines}",
+                                                  red=True)
+        for pid, _ in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session", autouse=True)

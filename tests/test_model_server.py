@@ -72,24 +72,86 @@ def test_two_workers_sharing_the_server_code_like_in_process(served: ModelServer
     assert codes_by_id(tmp_path / "http.jsonl") == expected
 
 
-def test_serve_model_command_prints_what_workers_need_and_stops_its_slots(tmp_path: Path) -> None:
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: Linux)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its exit status waits to be read
+
+
+def _wait_for(check: Any, bound: float, what: str) -> None:
+    """Wait for an event, not for the clock: poll `check` until true, failing after a generous bound."""
+    import time
+
+    deadline = time.monotonic() + bound
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in {bound:.0f} s")
+        time.sleep(0.2)
+
+
+def _read_line(proc: subprocess.Popen[str], bound: float = 600) -> str:
+    """The command's first stdout line, or a failure naming its stderr if it ends or takes longer than `bound`."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    assert proc.stdout is not None
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    if not sel.select(timeout=bound):
+        raise AssertionError(f"serve-model printed nothing in {bound:.0f} s")
+    return proc.stdout.readline()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
+def test_serve_model_stops_its_slots_however_it_is_stopped(tmp_path: Path, how: str) -> None:
+    """Ctrl-C, `kill`/`systemctl stop`/`docker stop` (TERM), a closed terminal (HUP), and the dispatcher dying
+    (KILL: the slots get the kernel's parent-death signal): no slot outlives the command."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "medcoder", "serve-model", "-m", "test", "--slots", "1",
                              "--port", str(port), "--n-ctx", "1024"], env=env_for(tmp_path / "home"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slots: list[int] = []
     try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.strip() == f"export MEDCODER_BACKEND=http MEDCODER_BASE_URL=http://127.0.0.1:{port}/v1"
+        line = _read_line(proc)
+        assert line.strip() == f"export MEDCODER_BACKEND=http MEDCODER_BASE_URL=http://127.0.0.1:{port}/v1", \
+            proc.stderr.read() if proc.poll() is not None and proc.stderr else line
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as resp:
             assert json.loads(resp.read())["data"][0]["id"] == "test"
+        slots = _children(proc.pid)
+        assert slots, "no slot process"
+        proc.send_signal(getattr(signal, how))
+        proc.wait(timeout=120)
+        _wait_for(lambda: not any(_alive(p) for p in slots), 60, f"the slot ending after {how}")
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+        for pid in [*slots, proc.pid]:  # whatever happened above, nothing of this test is left running
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait(timeout=60)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+    expected = {"SIGINT": 130, "SIGTERM": 128 + signal.SIGTERM, "SIGHUP": 128 + signal.SIGHUP,
+                "SIGKILL": -signal.SIGKILL}[how]
+    assert proc.returncode == expected
     slot_log = (tmp_path / "home" / "logs" / "serve-model-slot0.log").read_text(errors="replace")
     assert "Uvicorn running" in slot_log or "Application startup complete" in slot_log
-    left = subprocess.run(["pgrep", "-f", "llama_cpp.server .*--n_ctx 1024 "], capture_output=True)  # this test's slot
-    assert left.returncode == 1, left.stdout  # no slot process outlived the command
 
 
 def test_off_loopback_a_key_is_generated() -> None:

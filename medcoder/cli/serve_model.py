@@ -24,7 +24,9 @@ def serve_model(model: str, slots: int, host: str, port: int, n_ctx: int, n_gpu_
 
     Prints the two settings a worker needs (MEDCODER_BACKEND=http, MEDCODER_BASE_URL=...). vLLM or
     llama.cpp's `llama-server -np N` serve the same API: point MEDCODER_BASE_URL at them instead."""
-    from medcoder.llm.serving import ModelServer, ServeOptions  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.llm.serving import ModelServer, ServeOptions, stop_on_signals  # deferred: CLI start-up
+
+    stop_on_signals()  # SIGTERM / SIGHUP stop the slots too (and a killed dispatcher takes them with it)
 
     server = ModelServer(ServeOptions(model=model, slots=slots, host=host, port=port, n_ctx=n_ctx,
                                       n_gpu_layers=n_gpu_layers, threads_per_slot=threads_per_slot, api_key=api_key))

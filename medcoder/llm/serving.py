@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import socket
+import signal
 import subprocess
 import sys
 import threading
@@ -181,6 +182,32 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = _forward
 
 
+def _die_with_parent() -> None:
+    """In a slot, before it runs: the kernel sends it SIGTERM when the dispatcher dies, however it dies
+    (SIGKILL, a crash, the OOM killer), so no slot outlives it holding the model and a port (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # what `kill`, `systemctl stop`, `docker stop` and a closed terminal send
+
+
+def stop_on_signals() -> None:
+    """Turn SIGTERM and SIGHUP into an orderly exit (SystemExit, so `finally` blocks stop the slots), the way
+    Ctrl-C (SIGINT) already is a KeyboardInterrupt. Call it from the main thread."""
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _exit)
+
+
 class ModelServer:
     """N `llama_cpp.server` processes behind one dispatcher; `start()` returns the URL workers use."""
 
@@ -225,7 +252,8 @@ class ModelServer:
                 log = open(logs / f"serve-model-slot{i}.log", "wb")  # a file: llama.cpp logs enough to block a pipe
                 self._logs.append(log)
                 self.procs.append(subprocess.Popen(self._slot_command(path, name, port), stdout=log,
-                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                   preexec_fn=_die_with_parent))
                 self.slot_urls.append(f"http://127.0.0.1:{port}")
             self._wait_ready(timeout, logs)
             try:
