@@ -41,6 +41,13 @@ COMMANDS = ["codes", "suggestions", "why", "accept", "reject", "add", "replace",
 _STATUS_STYLE = {"accepted": "green", "rejected": "red strike", "proposed": "yellow"}
 
 
+def _columns(title: str, cols: tuple[str, ...]) -> Table:
+    table = Table(title=title)
+    for col in cols:
+        table.add_column(col)
+    return table
+
+
 class ChatREPL:
     """Reads commands, calls the session, prints tables; no coding logic lives here."""
 
@@ -108,9 +115,7 @@ class ChatREPL:
             self.console.print("no codes yet: add one with `add CODE`, or `search TEXT` to find one")
             return
         note = self.session.note
-        table = Table(title=f"session {self.session.id}")
-        for col in ("code", "system", "status", "conf.", "label", "evidence"):
-            table.add_column(col)
+        table = _columns(f"session {self.session.id}", ("code", "system", "status", "conf.", "label", "evidence"))
         for c in codes:
             ev = self._evidence(note, self.session.evidence(c["system"], c["code"]))
             if c.get("origin") == "coder":
@@ -126,9 +131,8 @@ class ChatREPL:
             self.console.print("no suggestions: every code the run found is in `codes`")
             return
         note = self.session.note
-        table = Table(title=f"suggestions for session {self.session.id} (add CODE takes one)")
-        for col in ("code", "system", "conf.", "label", "why not coded", "evidence"):
-            table.add_column(col)
+        table = _columns(f"suggestions for session {self.session.id} (add CODE takes one)",
+                         ("code", "system", "conf.", "label", "why not coded", "evidence"))
         for r in rows[: int(args[0]) if args and args[0].isdigit() else 15]:
             table.add_row(r["code"], r["system"], f"{r['confidence']:.2f}", r.get("label", ""),
                           r.get("reason") or "below the threshold", self._evidence(note, r.get("evidence", [])))
@@ -241,9 +245,7 @@ class ChatREPL:
         self.console.print(answer.text)
 
     def _table(self, rows: list[dict[str, Any]], cols: list[str], title: str) -> None:
-        table = Table(title=title)
-        for c in cols:
-            table.add_column(c)
+        table = _columns(title, tuple(cols))
         for r in rows:
             table.add_row(*(str(r.get(c, "")) for c in cols))
         self.console.print(table)
