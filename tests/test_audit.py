@@ -62,9 +62,13 @@ def test_every_step_is_recorded(coded) -> None:
 
 def test_changed_event_is_named(coded) -> None:
     path, _ = coded
-    _tamper(path, "UPDATE events SET payload = replace(payload, 'hypertension', 'hypotension') WHERE seq = 5")
+    conn = sqlite3.connect(path)
+    seq = conn.execute("SELECT min(seq) FROM events WHERE run_id = 'run-a' AND payload LIKE '%hypertension%'"
+                       ).fetchone()[0]
+    conn.close()
+    _tamper(path, f"UPDATE events SET payload = replace(payload, 'hypertension', 'hypotension') WHERE seq = {seq}")
     code, out, err = _cli("audit", "verify", "run-a", "--store", str(path))
-    assert code == 1 and "event 5" in err and "changed" in err
+    assert code == 1 and f"event {seq}" in err and "changed" in err
 
 
 def test_deleted_and_inserted_events_are_detected(coded, tmp_path) -> None:
