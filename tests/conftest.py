@@ -29,7 +29,10 @@ def _left_running(mark: str) -> list[tuple[int, str]]:
                 continue
             if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 continue
-            out.append((pid, (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]))
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "multiprocessing.resource_tracker" in cmd or "multiprocessing.forkserver" in cmd:
+                continue  # the interpreter's own helpers: they end with this process
+            out.append((pid, cmd[:160]))
         except OSError:
             continue
     return out

@@ -162,7 +162,8 @@ def test_batch_killed_half_way_resumes_with_each_note_once(tmp_path: Path) -> No
     spec.write_text(SLOW_SPEC)
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO), "MEDCODER_HOME": str(tmp_path / "home")}
-    cmd = [sys.executable, "-m", "medcoder", "batch", str(notes), "--out", str(out), "-w", str(spec), "-m", "fake"]
+    cmd = [sys.executable, "-m", "medcoder", "batch", str(notes), "--out", str(out), "-w", str(spec), "-m", "fake",
+           "--allow-code"]  # the slow agent is a tests module: code, allowed here
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120

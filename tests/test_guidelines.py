@@ -170,7 +170,8 @@ def test_clinical_abbreviations_are_spelled_out_for_search_only_when_unambiguous
 # ---- through the shipped ranker ---------------------------------------------------------------------------------
 
 def test_an_abbreviated_problem_is_found_and_coded(coder: Any):
-    note = VISIT.format(cc="Right knee injury.", hpi="He was tackled playing football and felt a pop in his right knee.",
+    note = VISIT.format(cc="Right knee injury.",
+                        hpi="He was tackled playing football and felt a pop in his right knee.",
                         exam="Tenderness over the medial aspect of the right knee. Valgus stress is painful.",
                         plan="Right knee MCL strain.\nHinged knee brace.")
     accepted, _ = _code(coder, note)

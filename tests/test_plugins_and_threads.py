@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from medcoder.audit.store import SQLiteAuditStore
 from medcoder.engine.workflow import RunLog, load_workflow
 from medcoder.llm import load_llm
 from medcoder.records import check_state
-from tests.test_workflow_logic import LEXICON, extractor, workflow
+from tests.test_workflow_logic import LEXICON, workflow
 
 PLUGIN_PYPROJECT = """\
 [build-system]
@@ -179,21 +178,20 @@ edges:
 """
 
 
-def test_a_workflow_that_names_python_code_is_said_to_be_code_and_servers_refuse_it(tmp_path: Path,
-                                                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_workflow_that_names_python_code_is_said_to_be_code_and_servers_refuse_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`agent: builtins:print` is code: validate says so, serve and batch refuse it without --allow-code,
     and a run records which module (file and sha256) ran."""
     from click.testing import CliRunner
 
-    from medcoder import load_workflow
-    from medcoder.audit.store import SQLiteAuditStore
     from medcoder.cli import main
 
     monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))
     spec = tmp_path / "calls-python.yaml"
     spec.write_text(CODE_YAML)
     ok = CliRunner().invoke(main, ["validate", str(spec)])
-    assert ok.exit_code == 0 and "node shout runs Python code (builtins:print)" in ok.output and "--allow-code" in ok.output
+    assert ok.exit_code == 0 and "node shout runs Python code (builtins:print)" in ok.output
+    assert "--allow-code" in ok.output
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.txt").write_text("Assessment: essential hypertension.")

@@ -36,7 +36,8 @@ HELP = """commands (CODE: E11.65, e1165, A10BA02):
   help | quit
 anything else is a question for the model, answered from the note and the code tools"""
 
-COMMANDS = ["codes", "suggestions", "why", "accept", "reject", "add", "replace", "children", "path", "notes", "lookup", "search",
+COMMANDS = ["codes", "suggestions", "why", "accept", "reject", "add", "replace", "children", "path", "notes",
+            "lookup", "search",
             "index", "note", "export", "feedback", "done", "help", "quit", "exit"]
 _STATUS_STYLE = {"accepted": "green", "rejected": "red strike", "proposed": "yellow"}
 
@@ -56,7 +57,8 @@ class ChatREPL:
         self.console = console or Console(highlight=False)
         self._cmd = ""
         self.handlers: dict[str, Callable[[list[str], str], None]] = {
-            "codes": self._codes, "suggestions": self._suggestions, "why": self._why, "accept": self._accept, "reject": self._reject, "add": self._add,
+            "codes": self._codes, "suggestions": self._suggestions, "why": self._why, "accept": self._accept,
+            "reject": self._reject, "add": self._add,
             "replace": self._replace, "children": self._explore, "path": self._explore, "notes": self._explore,
             "lookup": self._explore, "search": self._explore, "index": self._explore, "note": self._note,
             "export": self._export, "feedback": self._feedback, "done": self._done,

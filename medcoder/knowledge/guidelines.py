@@ -111,7 +111,8 @@ SITES = ("knee", "hip", "shoulder", "elbow", "wrist", "hand", "finger", "thumb",
          "eye", "ear", "throat", "pelvi", "groin", "jaw", "face", "forearm", "calf", "heel")
 _SIDES = {"right": "right", "left": "left", "bilateral": "bilateral", "both": "bilateral"}
 # the body systems a block of chapter R signs belongs to, by their first three characters
-_R_SYSTEM = (("R00", "R09", "IJ"), ("R10", "R10", "KN"), ("R11", "R19", "K"), ("R20", "R23", "L"), ("R25", "R29", "GM"),
+_R_SYSTEM = (("R00", "R09", "IJ"), ("R10", "R10", "KN"), ("R11", "R19", "K"), ("R20", "R23", "L"),
+             ("R25", "R29", "GM"),
              ("R30", "R39", "N"), ("R40", "R46", "FG"), ("R47", "R49", "GF"), ("R50", "R69", ""))
 _PAIN_CODES = ("M25.5", "M79.6", "M54", "M25.4", "M25.6", "G89", "R51", "M79.1", "M79.2")
 
@@ -408,8 +409,8 @@ def specify_site(label: str, evidence: str, candidates: Iterable[tuple[str, str]
 _DIABETES_UNCOMPLICATED = re.compile(r"^(E0[89]|E1[013])\.9$")
 _GLUCOSE = re.compile(r"\b(diabet\w*|glucose|sugars?|a1c|glycemic)\b", re.IGNORECASE)
 _HIGH = re.compile(r"\b(uncontrolled|poorly controlled|not (?:well )?controlled|out of control|inadequately "
-                   r"controlled|hyperglycemi\w*|elevated|high|higher|rising|running high|trending up|[2-5]\d\d(?:'?s)?)\b",
-                   re.IGNORECASE)
+                   r"controlled|hyperglycemi\w*|elevated|high|higher|rising|running high|trending up|"
+                   r"[2-5]\d\d(?:'?s)?)\b", re.IGNORECASE)
 _NOT_HIGH = re.compile(r"\b(?:no|not|never|denies|without)\b[^.,;]{0,25}\b(?:elevated|high|hyperglyc)|"
                        r"\b(?:below|under|less than|keep)\b", re.IGNORECASE)
 
