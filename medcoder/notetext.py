@@ -67,6 +67,18 @@ def excerpt(note: str, start: int, end: int, chars: int) -> str:
     return note[lo:hi].strip()
 
 
+def apart(spans: Iterable[tuple[int, int]]) -> list[int]:
+    """Indexes of the spans that do not overlap an earlier one: what to show when a sentence and the problem
+    line inside it both found a code (the same words twice read as noise)."""
+    kept: list[tuple[int, int]] = []
+    out = []
+    for i, (a, b) in enumerate(spans):
+        if all(b <= lo or a >= hi for lo, hi in kept):
+            kept.append((a, b))
+            out.append(i)
+    return out
+
+
 def snippet(note: str, start: int, end: int, context: int = 30, span_chars: int = 80) -> tuple[str, str, str]:
     """(before, span, after): the evidence with some context on each side, cut at word boundaries, an ellipsis
     where the note goes on, line breaks as spaces; a long span keeps its first words. For terminals."""

@@ -174,8 +174,9 @@ def test_the_table_cuts_evidence_at_words_in_an_80_column_terminal(tmp_path, mon
     from click.testing import CliRunner
 
     from medcoder.cli import main
-    from medcoder.notetext import snippet
+    from medcoder.notetext import apart, snippet
 
+    assert apart([(0, 10), (2, 5), (10, 12), (11, 20)]) == [0, 2]  # a span inside one already shown is not repeated
     assert snippet("PAST SURGICAL HISTORY: Rhinoplasty in 2010. He takes digoxin daily.", 53, 60, context=12) \
         == ("…He takes ", "digoxin", " daily.")
     monkeypatch.setenv("MEDCODER_HOME", str(tmp_path))

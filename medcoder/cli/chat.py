@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medcoder.errors import MedcoderError
-from medcoder.notetext import snippet
+from medcoder.notetext import apart, snippet
 
 HELP = """commands (CODE: E11.65, e1165, A10BA02):
   codes                     the codes and their status (proposed, accepted, rejected)
@@ -144,6 +144,7 @@ class ChatREPL:
     def _evidence(note: str, spans: list[dict[str, Any]]) -> Text:
         """Up to two evidence spans, highlighted, with whole words around them."""
         ev = Text()
+        spans = [spans[i] for i in apart((e["start"], e["end"]) for e in spans)]
         for i, e in enumerate(spans[:2]):
             before, span, after = snippet(note, e["start"], e["end"], context=25)
             ev.append(("\n" if i else "") + before)

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medcoder.engine.spec import code_nodes, load_spec
-from medcoder.notetext import snippet
+from medcoder.notetext import apart, snippet
 from medcoder.result import CodingResult
 
 
@@ -34,7 +34,8 @@ def print_result(result: CodingResult) -> None:
         table.add_column(col)
     for c in result.codes:
         ev = Text()
-        for i, e in enumerate(c.evidence):
+        shown = [c.evidence[i] for i in apart((e.start, e.end) for e in c.evidence)]
+        for i, e in enumerate(shown):
             before, span, after = snippet(result.note, e.start, e.end)
             ev.append(("\n" if i else "") + before)
             ev.append(span, style="bold yellow")
