@@ -184,6 +184,28 @@ def test_resume_after_a_crash(tmp_path) -> None:
         wf.run(None, run_id="crash-1")
 
 
+def test_a_run_killed_after_its_last_step_is_closed_in_the_audit_when_the_batch_comes_back(tmp_path) -> None:
+    """The last step was checkpointed, the process died before the audit heard the run finish: the batch's
+    retry reads the result from the checkpoint and marks the audit run done (not "running" forever)."""
+    import sqlite3
+
+    from medcoder.audit.store import SQLiteAuditStore
+
+    db = tmp_path / "a.sqlite"
+    wf, fake = workflow("icd10cm-tree", checkpoint_path=tmp_path / "c.sqlite", audit=SQLiteAuditStore(db))
+    first = wf.run(NOTE, run_id="killed-late")
+    conn = sqlite3.connect(db)  # what a kill between the last checkpoint and finish_run leaves
+    conn.execute("UPDATE runs SET status = 'running', result = NULL WHERE run_id = 'killed-late'")
+    conn.commit()
+    conn.close()
+    calls = fake.calls
+    again = wf.run_or_result(NOTE, "killed-late")
+    assert fake.calls == calls and [c.code for c in again.codes] == [c.code for c in first.codes]
+    info = wf.audit.run("killed-late")
+    assert info.status == "done" and info.result and info.result["codes"] == json.loads(first.to_json())["codes"]
+    assert wf.audit.verify("killed-late").ok
+
+
 def test_resume_in_a_new_workflow_object(tmp_path) -> None:
     db = tmp_path / "c.sqlite"
     wf, _ = workflow("icd10cm-tree", checkpoint_path=db)

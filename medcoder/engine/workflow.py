@@ -241,8 +241,25 @@ class Workflow:
         """Run `run_id` to the end: fresh, resumed from its checkpoint, or already finished (then just read)."""
         snapshot = self._snapshot(run_id)
         if _finished(snapshot):
+            self._close_audit(run_id)
             return self.result(run_id)
         return self.run(text if not snapshot.values else None, run_id)
+
+    def _close_audit(self, run_id: str) -> None:
+        """A run whose last step was checkpointed but whose process died before the audit heard it finish
+        (a killed batch worker or actor): the audit run is marked done with the checkpoint's result."""
+        if self.audit is None:
+            return
+        try:
+            info = self.audit.run(run_id)
+            if info.run_id != run_id or info.status != "running":
+                return
+        except MedcoderError:
+            return  # the audit never heard of it (a run coded without this store)
+        state = self.state(run_id)
+        result = state.get("result")
+        redact = NoteRedactor(state.get("note", "")) if not self.store_note else None
+        self.audit.finish_run(run_id, "done", redact(result) if redact and result is not None else result)
 
     @property
     def recipe(self) -> "WorkflowRecipe":
