@@ -173,7 +173,7 @@ def test_the_chat_lists_the_suggestions_and_adds_one(tmp_path: Path) -> None:
         first = rows[0]
         assert "suggestions for session s-sugg" in out and first["code"] in out
         assert (first.get("reason") or "below the threshold")[:30] in out
-        assert session.evidence(first["system"], first["code"]) == first["evidence"]
+        assert session.evidence()[(first["system"], first["code"])] == first["evidence"]
         assert repl.handle(f"add {first['code']} seen in the assessment")
         assert first["code"] in {c["code"] for c in session.codes()}
         assert first["code"] not in {r["code"] for r in session.suggestions()}

@@ -118,8 +118,9 @@ class ChatREPL:
             return
         note = self.session.note
         table = _columns(f"session {self.session.id}", ("code", "system", "status", "conf.", "label", "evidence"))
+        evidence = self.session.evidence()
         for c in codes:
-            ev = self._evidence(note, self.session.evidence(c["system"], c["code"]))
+            ev = self._evidence(note, evidence.get((c["system"], c["code"]), []))
             if c.get("origin") == "coder":
                 ev.append(f"added by coder {c.get('reason', '')}".strip(), style="italic")
             status = Text(c["status"] + (f" ({c['reason']})" if c["status"] == "rejected" and c.get("reason") else ""),

@@ -7,6 +7,7 @@ node and the run), so one Workflow can code several notes at once from several t
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -200,18 +201,21 @@ class Workflow:
         finally:
             state = log.final = self.state(run_id)
             if self.audit is not None:
-                result = state.get("result")
-                self.audit.finish_run(run_id, status, redact(result) if redact and result is not None else result)
+                self._finish_audit(run_id, status, state.get("result"), redact)
             if not self.store_note and status == "done":
                 self._forget(run_id)
 
     def _run_settings(self) -> dict[str, Any]:
         out = {"settings": self.settings.model_dump(mode="json"),
                "models": {n: {"name": m.name, "sha256": m.sha256, "backend": m.backend} for n, m in self.llms.items()}}
-        code = {n.id: code_identity(n.agent) for n in code_nodes(self.spec)}
-        if code:  # a YAML that names module:callable ran that code: which file, which bytes
-            out["code"] = code
+        if self._code_ran:  # a YAML that names module:callable ran that code: which file, which bytes
+            out["code"] = self._code_ran
         return out
+
+    @functools.cached_property
+    def _code_ran(self) -> dict[str, dict[str, str]]:
+        """node id -> the module a `module:callable` node runs (file, sha256): read once, not for every note."""
+        return {n.id: code_identity(n.agent) for n in code_nodes(self.spec)}
 
     def run(self, text: str | bytes | None = None, run_id: str | None = None,
             log: RunLog | None = None) -> CodingResult:
@@ -257,9 +261,14 @@ class Workflow:
         except MedcoderError:
             return  # the audit never heard of it (a run coded without this store)
         state = self.state(run_id)
-        result = state.get("result")
-        redact = NoteRedactor(state.get("note", "")) if not self.store_note else None
-        self.audit.finish_run(run_id, "done", redact(result) if redact and result is not None else result)
+        self._finish_audit(run_id, "done", state.get("result"),
+                           NoteRedactor(state.get("note", "")) if not self.store_note else None)
+
+    def _finish_audit(self, run_id: str, status: str, result: dict[str, Any] | None,
+                      redact: NoteRedactor | None) -> None:
+        """Tell the audit store the run ended, with its result (redacted when the note is not kept)."""
+        if self.audit is not None:
+            self.audit.finish_run(run_id, status, redact(result) if redact and result is not None else result)
 
     @property
     def recipe(self) -> "WorkflowRecipe":

@@ -215,8 +215,8 @@ def _code_assessed_problems(onto: Any, ranked: list[RankedCode], threshold: floa
             if (e.source == "problem" and e.section == "plan" and e.status == "present" and key not in covered
                     and key not in best and r.code in onto and _names(onto, r.code, e.text, index_cache)):
                 best[key] = r
-    for r in best.values():
-        if not r.accepted and r.probability >= ASSESSED_SHARE * threshold:
+    for r in best.values():  # each at least ASSESSED_SHARE of the threshold (the loop above stops below it)
+        if not r.accepted:
             r.accepted, r.rule = True, "assessed-problem"
             r.reason = f'the assessment names it ("{next(e.text for e in r.evidence if e.source == "problem")[:80]}")'
 
@@ -232,7 +232,7 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}
-    _specify_by_words(onto, by_code, ranked, note)
+    _specify_by_words(onto, by_code, ranked, [s.text for s in sentence_spans(note, parts)])
     accepted = [r for r in by_code.values() if r.accepted]
     for r in accepted:
         texts = " ".join(e.text for e in r.evidence if e.status in ("", "present"))
@@ -257,11 +257,11 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
     return sorted(by_code.values(), key=_best_first)
 
 
-def _specify_by_words(onto: Any, by_code: dict[str, RankedCode], ranked: list[RankedCode], note: str) -> None:
+def _specify_by_words(onto: Any, by_code: dict[str, RankedCode], ranked: list[RankedCode],
+                      sentences: list[str]) -> None:
     """What the Index says a word means: a code of "unspecified site" becomes the note's candidate for the site
     its evidence names (M19.90 with "his knee" -> M17.9); diabetes without complications becomes diabetes with
-    hyperglycemia when the note says the sugars are high ("uncontrolled" means hyperglycemia)."""
-    sentences = [s.text for s in sentence_spans(note)]
+    hyperglycemia when one of the note's `sentences` says the sugars are high ("uncontrolled" means hyperglycemia)."""
     labelled = [(r.code, onto.label(r.code)) for r in ranked if r.code in onto]
     for r in [r for r in ranked if r.accepted]:
         if r.code not in onto:

@@ -117,16 +117,14 @@ class Session:
         """Codes the run found below the threshold (or a guideline set aside), best first, not yet in the list:
         what the web page shows under "suggestions"; `add` takes one into the codes."""
         listed = {(c["system"], c["code"]) for c in self.codes()}
-        rows = (self.workflow.state(self.id).get("result") or {}).get("suggestions", [])
-        return [s for s in rows if (s.get("system"), s.get("code")) not in listed]
+        return [s for s in self._result().get("suggestions", []) if (s.get("system"), s.get("code")) not in listed]
 
-    def evidence(self, system: str, code: str) -> list[dict[str, Any]]:
-        """The evidence spans (start, end, text) the run gave a code or a suggestion."""
-        result = self.workflow.state(self.id).get("result") or {}
-        for row in [*result.get("codes", []), *result.get("suggestions", [])]:
-            if row.get("system") == system and row.get("code") == code:
-                return list(row.get("evidence", []))
-        return []
+    def evidence(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """(system, code) -> the evidence spans (start, end, text) the run gave each code and suggestion, read
+        from the run once."""
+        result = self._result()
+        return {(row.get("system", ""), row.get("code", "")): list(row.get("evidence", []))
+                for row in [*result.get("suggestions", []), *result.get("codes", [])]}
 
     def decisions(self) -> list[dict[str, Any]]:
         return list(self._review_state().get("decisions", []))
@@ -185,7 +183,7 @@ class Session:
         """Why medcoder chose a code, from the audit trail: evidence, path, options, critic."""
         listed = self._listed(code)
         entry = self._entry(listed)
-        result = self.workflow.state(self.id).get("result") or {}
+        result = self._result()
         item = next((c for c in result.get("codes", []) if c["code"] == listed and c["system"] == entry["system"]),
                     None)
         out: dict[str, Any] = {"code": listed, "system": entry["system"], "label": entry["label"],
@@ -294,8 +292,12 @@ class Session:
     def _review_state(self) -> dict[str, Any]:
         return dict(self._graph.get_state(self._config).values)
 
+    def _result(self) -> dict[str, Any]:
+        """The coding run's result as the checkpoint holds it (empty before the run finished)."""
+        return dict(self.workflow.state(self.id).get("result") or {})
+
     def _result_codes(self) -> list[dict[str, Any]]:
-        return list((self.workflow.state(self.id).get("result") or {}).get("codes", []))
+        return list(self._result().get("codes", []))
 
     def _entry(self, code: str) -> dict[str, Any]:
         return next(c for c in self.codes() if c["code"] == code)
