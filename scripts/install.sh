@@ -44,6 +44,7 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     >"$BUILD_LOG" 2>&1 &
   BUILD_PID=$!
   trap '[ -n "$BUILD_PID" ] && kill -- -"$BUILD_PID" 2>/dev/null; true' EXIT
+  trap 'exit 130' INT TERM HUP   # a signal ends the install through the EXIT trap above
 fi
 stage "venv (llama-cpp-python compiling in the background)"
 
