@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result  # noqa: E402
 
-from medcoder.evaluation.datasets import load_dataset  # noqa: E402
-from medcoder.evaluation.metrics import micro  # noqa: E402
+from medcoder.ranking.datasets import load_dataset  # noqa: E402
+from medcoder.ranking.metrics import micro  # noqa: E402
 from medcoder.knowledge import default_kb  # noqa: E402
 from medcoder.llm import load_llm  # noqa: E402
 from medcoder.ranking.drug_questions import ModelReading, choose_close, judge_status  # noqa: E402

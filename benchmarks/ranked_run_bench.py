@@ -24,7 +24,7 @@ from _common import write_result  # noqa: E402
 
 from medcoder.engine.spec import builtin_path  # noqa: E402
 from medcoder.engine.workflow import RunLog, load_workflow  # noqa: E402
-from medcoder.evaluation.datasets import load_dataset  # noqa: E402
+from medcoder.ranking.datasets import load_dataset  # noqa: E402
 from medcoder.llm import load_llm  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "codiesp" / "dev"

@@ -68,7 +68,7 @@ def _key(c: dict[str, Any]) -> str:
 
 def _run(config: dict[str, Any], items: list[Any], served_url: str | None) -> dict[str, Any]:
     """Code `items` once under `config` in a fresh home; the measured row."""
-    from medcoder.batch import RayOptions
+    from medcoder.batch import RayOptions, code_batch
     from medcoder.engine.workflow import load_workflow
     from medcoder.settings import load_settings
 
@@ -91,8 +91,8 @@ def _run(config: dict[str, Any], items: list[Any], served_url: str | None) -> di
             # the machine's cores shared out between the actors, as the local engine shares them between workers
             cpus = max(1, (os.cpu_count() or 1) // config.get("actors", 1))
             ray = RayOptions(actors=config["actors"], cpus_per_actor=cpus) if config["engine"] == "ray" else None
-            summary = wf.run_batch(items, out, workers=config.get("workers", 1), progress=progress,
-                                   engine="ray" if ray else "local", ray=ray)
+            summary = code_batch(wf, items, out, workers=config.get("workers", 1), progress=progress,
+                                 engine="ray" if ray else "local", ray=ray)
         wall = time.perf_counter() - start
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     coding = [r.get("seconds", 0.0) for r in rows]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -120,3 +121,19 @@ def segments(note: str, spans: Iterable[tuple[int | None, int | None, T]]) -> li
     kept = [s for s in kept if s[0] < s[1]]
     cuts = sorted({0, len(note), *(s[0] for s in kept), *(s[1] for s in kept)})
     return [Segment(a, b, note[a:b], [p for lo, hi, p in kept if lo <= a and b <= hi]) for a, b in zip(cuts, cuts[1:])]
+
+
+# a sentence ends at . ! ? before a capital, but not after a title ("Mr. Walker reports ...")
+_SENTENCE = re.compile(r"\S.*?(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?](?=\s+[A-Z])|$)")
+
+
+def sentences(text: str) -> Iterator[tuple[int, int, str]]:
+    """The note's sentences as (start, end, text): lines first (notes put one finding per line), then
+    sentence ends within a line. The one splitter that retrieval, the ranker's features and the rules share."""
+    for line in re.finditer(r"[^\n]+", text):
+        base = line.start()
+        for m in _SENTENCE.finditer(line.group()):
+            s = m.group().strip()
+            if len(s) > 3:
+                start = base + m.start()
+                yield start, start + len(s), s

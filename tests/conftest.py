@@ -118,13 +118,14 @@ def llama_server(medcoder_home: Path) -> Iterator[str]:
 def local_reference(tmp_path_factory: pytest.TempPathFactory, medcoder_home: Path) -> tuple[Path, dict[str, Any]]:
     """The 12 batch notes coded once by the local engine in this process (`full`, test model): what the Ray
     engine and the served model must reproduce."""
+    from medcoder.batch import code_batch
     from medcoder.engine.workflow import load_workflow
     from tests.batch_notes import codes_by_id, write_notes
 
     tmp = tmp_path_factory.mktemp("reference")
     write_notes(tmp / "notes")
     with load_workflow("full", model="test", checkpoint_path=tmp / "c.sqlite") as wf:
-        summary = wf.run_batch(tmp / "notes", tmp / "local.jsonl")
+        summary = code_batch(wf, tmp / "notes", tmp / "local.jsonl")
     assert (summary.done, summary.errors) == (11, 1)
     return tmp / "notes", codes_by_id(tmp / "local.jsonl")
 

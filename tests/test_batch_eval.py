@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from medcoder import load_workflow
-from medcoder.batch import BatchItem, iter_inputs
+from medcoder.batch import BatchItem, code_batch, iter_inputs
 from medcoder.batch.runner import _done_ids
 from medcoder.errors import MedcoderError
-from medcoder.evaluation import metrics
-from medcoder.evaluation.datasets import load_codiesp, load_dataset, load_dpd, load_jsonl, sentences
+from medcoder.ranking import metrics
+from medcoder.ranking.datasets import load_codiesp, load_dataset, load_dpd, load_jsonl, sentences
 
 REPO = Path(__file__).resolve().parents[1]
 SLOW_SPEC = """
@@ -133,12 +133,12 @@ def test_batch_records_bad_notes_and_skips_done_ones(tmp_path: Path) -> None:
     (notes / "huge.txt").write_text("x" * 300_000)
     out = tmp_path / "out.jsonl"
     with load_workflow(text=SLOW_SPEC.replace("0.4", "0"), model="fake", checkpoint_path=tmp_path / "c.sqlite") as wf:
-        s = wf.run_batch(notes, out)
+        s = code_batch(wf, notes, out)
         assert (s.done, s.errors) == (3, 3)
         lines = [json.loads(x) for x in out.read_text().splitlines()]
         errors = {x["id"]: x["error"] for x in lines if not x["ok"]}
         assert "empty" in errors["empty"] and "binary" in errors["binary"] and "max_note_chars" in errors["huge"]
-        again = wf.run_batch(notes, out)
+        again = code_batch(wf, notes, out)
         assert again.skipped == 6 and again.done == 0 and len(out.read_text().splitlines()) == 6
 
 
@@ -184,14 +184,14 @@ def test_batch_with_two_worker_processes(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     seen = []
     with load_workflow("icd10cm-tree", model="fake", checkpoint_path=tmp_path / "c.sqlite") as wf:
-        s = wf.run_batch(notes, out, workers=2, progress=lambda x: seen.append(x.finished))
+        s = code_batch(wf, notes, out, workers=2, progress=lambda x: seen.append(x.finished))
     ids = sorted(json.loads(x)["id"] for x in out.read_text().splitlines())
     assert ids == [f"n{i:02d}" for i in range(5)] and s.done == 5 and seen[-1] == 5
 
 
 def test_batch_items_from_the_sdk(tmp_path: Path) -> None:
     with load_workflow(text=SLOW_SPEC.replace("0.4", "0"), model="fake", checkpoint_path=tmp_path / "c.sqlite") as wf:
-        s = wf.run_batch([BatchItem("x", "asthma"), BatchItem("x", "asthma again"), BatchItem("y", b"gout")],
+        s = code_batch(wf, [BatchItem("x", "asthma"), BatchItem("x", "asthma again"), BatchItem("y", b"gout")],
                          tmp_path / "o.jsonl")
     assert s.done == 2 and s.skipped == 1  # a repeated id is coded once
 

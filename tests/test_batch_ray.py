@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from medcoder.batch import code_batch
 from medcoder.llm.serving import free_port
 from tests.batch_notes import codes_by_id, write_notes
 from tests.reliability.harness import env_for
@@ -59,7 +60,7 @@ def test_ray_engine_codes_like_the_local_engine(ray_cluster: dict[str, str], tmp
     notes, expected = local_reference
     with load_workflow("full", model="test", checkpoint_path=tmp_path / "c.sqlite") as wf:
         seen: list[int] = []
-        on_ray = wf.run_batch(notes, tmp_path / "ray.jsonl", engine="ray",
+        on_ray = code_batch(wf, notes, tmp_path / "ray.jsonl", engine="ray",
                               ray=RayOptions(address=ray_cluster["address"], actors=2),
                               progress=lambda s: seen.append(s.finished))
     assert (on_ray.done, on_ray.errors) == (11, 1)
@@ -116,6 +117,6 @@ def test_an_actor_the_cluster_cannot_hold_is_refused_at_once(ray_cluster: dict[s
 
     with load_workflow("icd10cm", model="test", checkpoint_path=tmp_path / "c.sqlite", audit=False) as wf:
         with pytest.raises(MedcoderError, match="not enough for one actor"):
-            wf.run_batch([BatchItem("a", "asthma")], tmp_path / "o.jsonl", engine="ray",
+            code_batch(wf, [BatchItem("a", "asthma")], tmp_path / "o.jsonl", engine="ray",
                          ray=RayOptions(address=ray_cluster["address"], actors=2, gpus_per_actor=1))
     assert not (tmp_path / "o.jsonl").read_text()

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from medcoder.cli import main
-from medcoder.evaluation.datasets import load_dataset
+from medcoder.ranking.datasets import load_dataset
 from medcoder.knowledge.druglex import DrugLexicon, drug_lexicon
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
 

@@ -31,7 +31,7 @@ ASSESSMENT AND PLAN
 
 @pytest.fixture(scope="module")
 def coder(kb: Any) -> Any:
-    from medcoder.agents.ranker import ranker_folder
+    from medcoder.ranking.folders import ranker_folder
     from medcoder.knowledge.retrieval import HybridRetriever
     from medcoder.ranking.coder import RankedCoder
 
@@ -245,7 +245,7 @@ def test_hypertension_with_heart_failure_or_kidney_disease_is_the_combination_co
 def test_learn_takes_a_jsonl_coded_in_both_systems_beside_case_reports(shared_data: Path, tmp_path: Path):
     """Visit notes (their diagnosis lines) and CodiEsp case reports in one learn: trees, calibrator and threshold
     per kind of note, and a visit note is then scored by the visit trees."""
-    from medcoder.evaluation.datasets import load_dataset
+    from medcoder.ranking.datasets import load_dataset
     from medcoder.ranking.model import RankerModel
     from medcoder.ranking.service import learn_from
 

@@ -18,8 +18,9 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _imports() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
-    """Module-level imports between medcoder modules, and the imports made inside functions."""
+def _imports(deferred: bool = False) -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
+    """Imports between medcoder modules (module-level, or with `deferred` those inside functions too), and
+    where the imports made inside functions are."""
     mods = _modules()
     top: dict[str, set[str]] = defaultdict(set)
     inner: list[tuple[str, int, str]] = []
@@ -42,7 +43,7 @@ def _imports() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
                     here, above = lines[child.lineno - 1], lines[child.lineno - 2]
                     inner.append((f"{path.relative_to(PACKAGE.parent)}:{child.lineno}", child.lineno,
                                   here + "\n" + above))
-                else:
+                if not in_func or deferred:
                     top[name].update(t for t in targets if t in mods and t != name)
 
         visit(ast.parse(path.read_text()), False)
@@ -50,7 +51,9 @@ def _imports() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
 
 
 def test_no_import_cycles() -> None:
-    graph, _ = _imports()
+    """Not even through an import deferred into a function: a deferred import hides a circle, it does not
+    remove it."""
+    graph, _ = _imports(deferred=True)
     cycles: list[list[str]] = []
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -78,15 +81,98 @@ def test_every_import_inside_a_function_says_why() -> None:
     assert silent == [], silent
 
 
+# The layer table, written once: which package (or top-level module) may import which. Read from the top:
+# cli and web drive sessions, evaluation and batch; those drive the engine; the engine runs agents; agents
+# use the ranking library; everything stands on knowledge, llm and audit, and on the shared modules.
+SHARED = {"errors", "faults", "paths", "storage", "jsonl", "notetext", "words", "plugins", "settings", "privacy",
+          "injection", "notesections", "records", "result"}
+LAYERS: dict[str, set[str]] = {
+    "__main__": {"cli"},
+    "__init__": {"engine", "result"},
+    "cli": {"web", "session", "evaluation", "batch", "engine", "ranking", "tools", "knowledge", "llm", "audit",
+            "doctor"},
+    "web": {"session", "engine", "tools", "knowledge", "llm", "audit"},
+    "session": {"engine", "tools", "knowledge", "audit"},
+    "evaluation": {"batch", "engine", "ranking", "knowledge", "llm", "audit"},
+    "batch": set(),  # drives any workflow through its recipe: never the engine's modules
+    "doctor": {"knowledge", "llm", "audit"},
+    "engine": {"agents", "knowledge", "llm", "audit"},
+    "agents": {"ranking", "knowledge", "llm"},
+    "ranking": {"knowledge", "llm", "audit"},  # the library: no agent, engine or evaluation module
+    "tools": {"knowledge"},
+    "knowledge": set(),
+    "llm": set(),
+    "audit": set(),
+    "result": {"knowledge"},
+}
+
+
+def _part(module: str) -> str:
+    """The package (or top-level module) a module belongs to: `medcoder.ranking.coder` -> `ranking`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _all_imports() -> dict[str, set[str]]:
+    """Every import between medcoder's packages, at module level or deferred inside a function (a deferred
+    import is still a dependency); imports only for type checking are left out."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for name, path in _modules().items():
+        src = _part(name) if name != "medcoder" else "__init__"
+
+        def visit(node: ast.AST) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.dump(child.test):
+                    continue
+                targets: list[str] = []
+                if isinstance(child, ast.ImportFrom) and (child.module or "").startswith("medcoder"):
+                    targets = ([f"medcoder.{a.name}" for a in child.names] if child.module == "medcoder"
+                               else [child.module or ""])
+                elif isinstance(child, ast.Import):
+                    targets = [a.name for a in child.names if a.name.startswith("medcoder.")]
+                out[src].update(t for t in map(_part, targets) if t != src)
+                visit(child)
+
+        visit(ast.parse(path.read_text()))
+    return out
+
+
+def crossings(imports: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Imports the layer table does not allow."""
+    bad = []
+    for src, targets in sorted(imports.items()):
+        allowed = LAYERS.get(src, set()) | SHARED if src not in SHARED else SHARED | LAYERS.get(src, set())
+        bad += [(src, t) for t in sorted(targets) if t not in allowed]
+    return bad
+
+
+def test_every_package_is_in_the_layer_table() -> None:
+    parts = {_part(m) if m != "medcoder" else "__init__" for m in _modules()}
+    assert parts - set(LAYERS) - SHARED == set()
+
+
 def test_layers_do_not_cross() -> None:
-    graph, _ = _imports()
-    backends = [m for m in graph if m.startswith("medcoder.llm")]
-    assert not [(m, t) for m in backends for t in graph[m] if t.startswith(("medcoder.knowledge", "medcoder.agents"))]
-    audit = [m for m in graph if m.startswith("medcoder.audit")]
-    assert not [(m, t) for m in audit for t in graph[m] if t.startswith(("medcoder.engine", "medcoder.agents"))]
-    evaluation = [m for m in graph if m.startswith("medcoder.evaluation")]
-    assert not [(m, t) for m in evaluation for t in graph[m]
-                if t in ("medcoder.agents.navigator", "medcoder.agents.retriever")]
+    assert crossings(_all_imports()) == []
+
+
+def test_a_planted_crossing_is_caught() -> None:
+    imports = _all_imports()
+    imports["ranking"].add("agents")  # the library reaching up into the node that uses it
+    imports["engine"].add("batch")
+    assert crossings(imports) == [("engine", "batch"), ("ranking", "agents")]
+
+
+def test_outer_layers_read_no_private_attribute() -> None:
+    """Evaluation, batch, the CLI and the web read what the SDK offers, never `wf._retriever`."""
+    found = []
+    for name, path in _modules().items():
+        if _part(name) not in ("evaluation", "batch", "cli", "web"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id not in ("self", "cls")):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.value.id}.{node.attr}")
+    assert found == []
 
 
 def test_no_module_is_past_600_lines() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from medcoder.batch import code_batch
 from medcoder.llm.serving import ModelServer, ServeOptions, free_port, is_loopback
 from tests.batch_notes import codes_by_id
 from tests.reliability.harness import env_for
@@ -67,7 +68,7 @@ def test_two_workers_sharing_the_server_code_like_in_process(served: ModelServer
     notes, expected = local_reference
     settings = load_settings(backend="http", base_url=served.url, api_key="s3cret")
     with load_workflow("full", settings=settings, checkpoint_path=tmp_path / "c.sqlite") as wf:
-        summary = wf.run_batch(notes, tmp_path / "http.jsonl", workers=2)
+        summary = code_batch(wf, notes, tmp_path / "http.jsonl", workers=2)
     assert (summary.done, summary.errors) == (11, 1)
     assert codes_by_id(tmp_path / "http.jsonl") == expected
 

@@ -32,7 +32,7 @@ _FINDINGS = [  # made-up notes for machines without ../shared/data: (sentence, c
 def _notes() -> list[dict]:
     """16 coded notes: CodiEsp train when ../shared/data is present, else made-up ones."""
     if CODIESP_TRAIN.is_dir():
-        from medcoder.evaluation.datasets import load_dataset
+        from medcoder.ranking.datasets import load_dataset
 
         return [{"id": e.id, "text": e.text, "codes": e.codes} for e in load_dataset(CODIESP_TRAIN).head(16).examples]
     notes = []

@@ -22,6 +22,7 @@ from tests.web_support import HOSTILE_NOTE, ROOT, fhir_codes
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from medcoder.batch import code_batch
 from medcoder.audit.events import DECISION  # noqa: E402
 from medcoder.web.app import create_app  # noqa: E402
 from medcoder.web.security import Guard  # noqa: E402
@@ -202,7 +203,7 @@ def test_batch_results_join_the_worklist_and_a_restart_codes_what_was_queued(
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "n1.txt").write_text("Gout of the right knee. Essential hypertension.")
     (tmp_path / "notes" / "n2.txt").write_text("")
-    wf.run_batch(tmp_path / "notes", tmp_path / "out.jsonl")
+    code_batch(wf, tmp_path / "notes", tmp_path / "out.jsonl")
     worklist = Worklist(tmp_path / "ws.sqlite")
     # a server that stopped after a paste and before its coding: the note waits in the worklist
     worklist.add("squeued00001", "paste", "queued before a stop", QUEUED, pending="Asthma, mild intermittent.",

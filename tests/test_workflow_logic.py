@@ -12,7 +12,8 @@ import pytest
 
 from medcoder import load_workflow
 from medcoder.engine.spec import WorkflowError, parse_spec
-from medcoder.engine.workflow import NoteError, RunLog
+from medcoder.engine.workflow import RunLog
+from medcoder.notetext import NoteError
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import load_icd10cm
 from medcoder.llm import FakeLLM

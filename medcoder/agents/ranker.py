@@ -11,26 +11,24 @@ kept as suggestions for the review session.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.agents.critic import drop_excludes1_conflicts
-from medcoder.agents.notecontext import JUDGE_TASK, VERIFY_SYSTEM, note_messages
+from medcoder.agents.notecontext import JUDGE_TASK, note_messages
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import guidelines as gl
-from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
+from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 from medcoder.llm import Option
 from medcoder.ranking.coder import RankedCode, RankedCoder
+from medcoder.ranking.folders import ranker_folder
+from medcoder.ranking.verify import verify_context, verify_question
 from medcoder.records import Proposal, Suggestion, Verdict
 from medcoder.injection import coding_text
 
 logger = logging.getLogger(__name__)
-
-BUILTIN_RANKERS = Path(__file__).resolve().parent.parent / "ranking" / "data"
-
 
 class RankParams(AgentParams):
     system: SystemName = DEFAULT_SYSTEM
@@ -56,17 +54,6 @@ class RankParams(AgentParams):
         return [] if self.verify is False and not self.specify else [self.model]
 
 
-def ranker_folder(system: str, name: str = "builtin") -> Path:
-    """The folder a workflow names: a path, or the ranker shipped for the system."""
-    if name != "builtin":
-        return Path(name).expanduser()
-    shipped = system_class(system).builtin_ranker
-    folder = BUILTIN_RANKERS / (shipped or system)
-    if not folder.is_dir():
-        raise MedcoderError(f"no built-in ranker for {system}; learn one with `medcoder learn DATASET --system {system}`")
-    return folder
-
-
 _CODERS: dict[tuple[str, int, int], Any] = {}
 
 
@@ -77,21 +64,6 @@ def _load_coder(folder: str, kb: Any, retriever: Any) -> Any:
     if key not in _CODERS:
         _CODERS[key] = RankedCoder.from_folder(folder, kb, retriever)
     return _CODERS[key]
-
-
-def verify_context(note: str, limit: int) -> list[dict[str, str]]:
-    """The shared prefix of every judgement of a note: instructions, then the note."""
-    text = note if len(note) <= limit else note[:limit] + "\n[...]"
-    return [{"role": "system", "content": VERIFY_SYSTEM},
-            {"role": "user", "content": f'Note:\n"""\n{text}\n"""\nJudge each candidate code: answer yes or no.'}]
-
-
-def verify_question(code: str, label: str, evidence: str | None) -> str:
-    """One yes/no question; without `evidence` it is about a third as long (the sentence is in the note)."""
-    if evidence is None:
-        return f"Candidate: {code} {label}\nDocumented for this patient (yes/no):"
-    ev = evidence.replace("\n", " ")[:240]
-    return f'Candidate: {code} {label}\nEvidence: "{ev}"\nDocumented for this patient (yes/no):'
 
 
 @register_agent("ranker", RankParams)

@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable
 
-from medcoder.batch.runner import BatchItem, RayOptions, code_item, run_id_for, with_threads
+from medcoder.batch.items import BatchItem, RayOptions, code_item, run_id_for, with_threads
 from medcoder.errors import MedcoderError
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ def batch(input_path: str, out: str, workflow: str, model: str | None, workers: 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from medcoder.batch import BatchSummary, RayOptions, iter_inputs  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.batch import BatchSummary, RayOptions, code_batch, iter_inputs  # deferred: CLI start-up (`medcoder --help` < 1 s)
     from medcoder.engine.spec import load_spec, require_code_allowed  # deferred: CLI start-up
     from medcoder.engine.workflow import load_workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
@@ -57,5 +57,5 @@ def batch(input_path: str, out: str, workflow: str, model: str | None, workers: 
             bar.update(task, completed=s.skipped + s.finished, rate=d["notes_per_minute"] or "-", errors=s.errors)
 
         ray = RayOptions(address, actors, gpus_per_actor, cpus_per_actor) if engine == "ray" else None
-        summary = wf.run_batch(items, out, workers=workers, progress=progress, engine=engine, ray=ray)
+        summary = code_batch(wf, items, out, workers=workers, progress=progress, engine=engine, ray=ray)
     emit_pairs(list(summary.to_dict().items()), title="batch")

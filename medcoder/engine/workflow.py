@@ -13,30 +13,28 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from medcoder import paths, storage
 from medcoder.agents import AgentContext, BoundLLM
 from medcoder.audit.store import SQLiteAuditStore
-from medcoder.batch import iter_inputs, run_batch
 from medcoder.engine.compiler import build_graph
 from medcoder.engine.spec import WorkflowSpec, code_identity, code_nodes, load_spec, parse_spec
 from medcoder.audit.events import NOTE_READ, SUSPECT_TEXT
 from medcoder.errors import MedcoderError
 from medcoder.injection import suspects
 from medcoder.knowledge import KnowledgeBase, default_kb
-from medcoder.knowledge.retrieval import make_retriever
+from medcoder.knowledge.retrieval import Retriever, make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
-from medcoder.notetext import NoteError, note_encoding, read_note
+from medcoder.notetext import note_encoding, read_note
 from medcoder.privacy import NoteRedactor
 from medcoder.result import CodingResult
 from medcoder.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from medcoder.audit.store import AuditStore
-    from medcoder.batch import BatchItem, BatchSummary, RayOptions
 
 logger = logging.getLogger(__name__)
 
@@ -271,6 +269,11 @@ class Workflow:
             self.audit.finish_run(run_id, status, redact(result) if redact and result is not None else result)
 
     @property
+    def retriever(self) -> Retriever | None:
+        """The retriever the workflow's `knowledge.retriever` names (None for `none`): what its agents search."""
+        return self._retriever
+
+    @property
     def recipe(self) -> "WorkflowRecipe":
         """What another process needs to build this same workflow (with its own models)."""
         if self._recipe_args["custom_llms"]:
@@ -278,17 +281,6 @@ class Workflow:
                                 "give model names instead, or use one worker")
         args = {k: v for k, v in self._recipe_args.items() if k != "custom_llms"}
         return WorkflowRecipe(self.source_text, self.spec.name, self.settings.model_dump(mode="json"), **args)
-
-    def run_batch(self, inputs: str | Path | Iterable["BatchItem"], out: str | Path, workers: int = 1,
-                  progress: Callable[["BatchSummary"], None] | None = None, *, engine: str = "local",
-                  ray: "RayOptions | None" = None) -> "BatchSummary":
-        """Code a folder of notes, a JSONL of {id, text}, or BatchItems into a JSONL file; resumable.
-
-        With `workers` > 1, each worker process loads its own copy of this workflow and its models; with
-        `engine="ray"`, each actor of a Ray actor pool does (`ray=RayOptions(address, actors, ...)`)."""
-        items = iter_inputs(inputs) if isinstance(inputs, (str, Path)) else inputs
-        factory: Any = self if workers <= 1 and engine == "local" else self.recipe
-        return run_batch(factory, items, out, workers=workers, progress=progress, engine=engine, ray=ray)
 
     def _forget(self, run_id: str) -> None:
         """Drop a finished run's checkpoints (they hold the note) and overwrite them on disk."""

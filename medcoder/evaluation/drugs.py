@@ -9,8 +9,8 @@ import time
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from medcoder.evaluation import metrics
-from medcoder.evaluation.datasets import Dataset, Example
+from medcoder.ranking import metrics
+from medcoder.ranking.datasets import Dataset, Example
 from medcoder.ranking.drug_features import NOT_CODED
 from medcoder.ranking.drugs import CodedMention, DrugCoder
 

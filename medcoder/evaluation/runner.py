@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 from medcoder import jsonl
 from medcoder.errors import MedcoderError
-from medcoder.evaluation import metrics
+from medcoder.ranking import metrics
 from medcoder.evaluation.coder_fixes import FIX_KINDS, coder_fixes
-from medcoder.evaluation.datasets import Dataset, Example, jsonl_systems, load_dataset
+from medcoder.ranking.datasets import Dataset, Example, jsonl_systems, load_dataset
 from medcoder.evaluation.strategies import (
     DEFAULT_STRATEGIES,
     MEMORY_THRESHOLD,
@@ -36,7 +36,6 @@ from medcoder.evaluation.strategies import (
     term_workflow,
     tree_term,
 )
-from medcoder.agents.ranker import ranker_folder
 from medcoder.engine.workflow import load_workflow
 from medcoder.evaluation.drugs import STRATEGY as DRUG_STRATEGY
 from medcoder.evaluation.drugs import evaluate_drugs, product_metrics
@@ -46,6 +45,7 @@ from medcoder.knowledge.atc import ATC
 from medcoder.ranking import drug_features
 from medcoder.ranking import drugs as drugs_module
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
+from medcoder.ranking.folders import ranker_folder
 from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.knowledge.systems import system_class
@@ -131,7 +131,7 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     with load_workflow(workflow, model=model, **(workflow_kwargs or {})) as wf:
         strategies, skipped = _runnable(wf, strategies, data.layout)
         llm = wf.llms.get("default") or next(iter(wf.llms.values()))
-        retriever = wf._retriever
+        retriever = wf.retriever
         if retriever is None:
             retriever = HybridRetriever(wf.kb)
         cache = _RowCache(out_dir, data, workflow, llm, strategies)

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import shutil
 import threading
 import time
@@ -37,13 +38,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DOCS_VERSION = "5"  # bump when the texts indexed per code change
+DOCS_VERSION = "6"  # bump when the texts indexed per code, or how they are stored, change
 _MARKER = "medcoder-index.json"
 # Opening a Chroma store is not thread-safe: threads that open one at once got half-made clients, took the store
 # for damaged and rebuilt it (6 minutes for ICD-10-CM) under each other. One opener at a time per process.
 _OPENING = threading.RLock()
 _OPEN_RETRIES = (0.2, 0.5, 1.0)  # seconds between tries before a store that will not open counts as damaged
 Progress = Callable[[int, int], None]
+_ADD_BATCH = 2048  # texts embedded and added per Chroma call
+_SQL_VARIABLES = 16_000  # results per Chroma query, well under SQLite's limit of 32,766 bound variables
 
 
 class IndexBuildError(MedcoderError):
@@ -101,20 +104,26 @@ class DenseIndex:
         """Create the collection and embed every text into it (the lock is held; the store is empty)."""
         started = time.perf_counter()
         docs = _dedupe(self.kb.ontology(self.system).index_docs())
+        # Chroma writes its HNSW graph to disk after an add() that brings `sync_threshold` new vectors; vectors
+        # added after the last write are re-inserted on every open, by several threads, so that each process
+        # searched a slightly different graph (one note's candidates were 520 or 522 codes). Even chunks, each
+        # at least the threshold, leave nothing unwritten: every process opens the same graph.
+        chunks = max(1, math.ceil(len(docs) / _ADD_BATCH))
+        bounds = [round(i * len(docs) / chunks) for i in range(chunks + 1)]
         collection = self._client().create_collection(
             name=self.system, embedding_function=self.embedder,
-            configuration={"hnsw": {"space": "cosine", "ef_search": 100}})
-        batch = 2048
+            configuration={"hnsw": {"space": "cosine", "ef_search": 100, "batch_size": 100,
+                                    "sync_threshold": max(100, min(1000, bounds[1]))}})
         embed = _EmbedOnce(self.embedder, docs)
-        for lo in range(0, len(docs), batch):
-            chunk = docs[lo:lo + batch]
+        for lo, hi in zip(bounds, bounds[1:]):
+            chunk = docs[lo:hi]
             vectors = embed([d.text for d in chunk])
             collection.add(
                 ids=[str(lo + i) for i in range(len(chunk))], embeddings=vectors, documents=[d.text for d in chunk],
                 metadatas=[{"code": d.code, "source": d.source, "kind": d.kind, "chapter": d.chapter,
                             "billable": d.billable} for d in chunk])
             if progress:
-                progress(min(lo + batch, len(docs)), len(docs))
+                progress(hi, len(docs))
         info = {"key": self.key, "system": self.system, "docs": len(docs), "codes": len({d.code for d in docs}),
                 "texts_embedded": embed.embedded,
                 "seconds": round(time.perf_counter() - started, 1), "embedder": MiniLMEmbedder.name()}
@@ -218,11 +227,20 @@ class DenseIndex:
         """Top codes per text by cosine similarity of their best-matching indexed text."""
         col = self.collection()
         vectors = self.embedder.embed(texts)
-        res = col.query(query_embeddings=vectors, n_results=max(k * 4, 20), where=where or None,
-                        include=["metadatas", "distances"])
+        n_results = max(k * 4, 20)
+        metadatas: list[Any] = []
+        distances: list[Any] = []
+        # Chroma reads every result's metadata in one SQL statement: queries x results must stay under
+        # SQLite's 32,766 variables, or a long note fails ("too many SQL variables")
+        step = max(1, _SQL_VARIABLES // n_results)
+        for lo in range(0, len(texts), step):
+            res = col.query(query_embeddings=vectors[lo:lo + step], n_results=n_results, where=where or None,
+                            include=["metadatas", "distances"])
+            metadatas += res["metadatas"]
+            distances += res["distances"]
         onto = self.kb.ontology(self.system)
         out: list[list[SearchHit]] = []
-        for metas, dists in zip(res["metadatas"], res["distances"]):
+        for metas, dists in zip(metadatas, distances):
             seen: dict[str, SearchHit] = {}
             for meta, dist in zip(metas, dists):
                 code = str(meta["code"])

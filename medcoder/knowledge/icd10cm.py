@@ -16,19 +16,18 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import networkx as nx
 
 from medcoder.errors import DataFileError
+from medcoder.knowledge.icdcodes import dotted, normalize_icd, raw
+from medcoder.knowledge.index import INDEX_FILE, AlphabeticIndex, data_path, load_alphabetic_index
 from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import (
     EXCLUDES1, NOTES, ROOT, SEVENTH_CHARACTER, TERM_INDEX, CodeSystem, IndexDoc, Node,
 )
 from medcoder.paths import cached_pickle, file_digest
-
-if TYPE_CHECKING:
-    from medcoder.knowledge.index import AlphabeticIndex
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +52,6 @@ INHERITED_NOTES = ("excludes1", "excludes2", "code_first", "use_additional_code"
 _CODE_REF = re.compile(
     r"\b([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?)(?:\s*-\s*([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?)|-)?"
 )
-_CHAPTER = re.compile(r"(?:CHAPTER|CH)?(\d{1,2})")
-_BLOCK = re.compile(r"[A-Z]\d[0-9A-Z]-[A-Z]\d[0-9A-Z]")
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,26 +64,6 @@ def tabular_xml_path() -> Path:
     if not found:
         raise DataFileError(f"no ICD-10-CM tabular XML in {data}")
     return found[-1]
-
-
-def raw(code: str) -> str:
-    """A code without its dot: `E11.65` -> `E1165`."""
-    return code.replace(".", "")
-
-
-def dotted(raw_code: str) -> str:
-    return raw_code if len(raw_code) <= 3 else f"{raw_code[:3]}.{raw_code[3:]}"
-
-
-def normalize_icd(code: str) -> str:
-    s = re.sub(r"\s+", "", str(code)).upper()
-    m = _CHAPTER.fullmatch(s)
-    if m:
-        return f"CH{int(m.group(1))}"
-    if _BLOCK.fullmatch(s):
-        return s
-    s = s.rstrip("-").rstrip(".")
-    return dotted(s.replace(".", ""))
 
 
 def parse_code_refs(text: str) -> list[tuple[str, str]]:
@@ -246,7 +223,6 @@ class ICD10CM(CodeSystem):
     # -- retrieval ---------------------------------------------------------------------
     @cached_property
     def _alphabetic_index(self) -> "AlphabeticIndex":
-        from medcoder.knowledge.index import load_alphabetic_index  # deferred: index.py imports this module
 
         return load_alphabetic_index(self)
 
@@ -275,8 +251,6 @@ class ICD10CM(CodeSystem):
                 yield IndexDoc(node.code, text, source, node.kind, self.top_level(node.code), node.billable)
 
     def index_sources(self) -> list[Path]:
-        from medcoder.knowledge.index import INDEX_FILE, data_path  # deferred: index.py imports this module
-
         return [data_path(INDEX_FILE)]
 
     def term_hits(self, text: str) -> list[SearchHit]:

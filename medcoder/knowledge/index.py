@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from medcoder.errors import DataFileError
-from medcoder.knowledge.icd10cm import normalize_icd
+from medcoder.knowledge.icdcodes import normalize_icd
 from medcoder.knowledge.lexical import LexicalIndex, tokenize
 from medcoder.knowledge.ontology import Ontology
 from medcoder.paths import cached_pickle, file_digest

@@ -52,7 +52,7 @@ class LexicalIndex:
     def search(self, text: str, k: int = 10) -> list[SearchHit]:
         scores: dict[int, float] = defaultdict(float)
         k1, b, avg, lengths = self.k1, self.b, self.avg_len, self.lengths
-        for t in set(tokenize(text)):
+        for t in sorted(set(tokenize(text))):  # one order of summing in every process: same scores, same ties
             plist = self.postings.get(t)
             if not plist:
                 continue

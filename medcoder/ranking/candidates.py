@@ -16,11 +16,13 @@ from typing import Any, Iterable, Sequence
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
+from medcoder.knowledge.retrieval import RANKERS
 from medcoder.notesections import VISIT_PARTS, is_visit_note, part_at, visit_parts
-from medcoder.ranking.memory import MemoryView, category
+from medcoder.notetext import sentences
+from medcoder.ranking.memory import MemoryView
+from medcoder.ranking.metrics import category
 
 MISSING_RANK = 200.0
-RANKER_NAMES = ("lexical", "dense", "index")
 
 
 @dataclass(slots=True)
@@ -263,7 +265,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
             len(acc.sent_ranks), len(acc.sent_ranks) / n_sent if n_sent else 0.0,
             min(acc.ment_ranks, default=MISSING_RANK), max(acc.ment_scores, default=0.0), len(acc.ment_ranks),
             acc.ment_absent, float(has_mentions),
-            *(acc.ranker_best.get(name, MISSING_RANK) for name in RANKER_NAMES), acc.direct, acc.via_parent,
+            *(acc.ranker_best.get(name, MISSING_RANK) for name in RANKERS), acc.direct, acc.via_parent,
             mh.knn_score if mh else 0.0, mh.knn_share if mh else 0.0, (mh.knn_rank or MISSING_RANK) if mh else MISSING_RANK,
             mh.svm_margin if mh and not math.isnan(mh.svm_margin) else NO_MARGIN, (mh.svm_rank or MISSING_RANK) if mh else MISSING_RANK,
             freq, cat_freq, float(freq > 0), memory.top_similarity if memory else 0.0,
@@ -316,22 +318,11 @@ def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURE
     return "visit" if rows[0][list(features).index("visit_note")] > 0.5 else "case"
 
 
-# a sentence ends at . ! ? before a capital, but not after a title ("Mr. Walker reports ...")
-_SENTENCE = re.compile(r"\S.*?(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?](?=\s+[A-Z])|$)")
-
-
 def sentence_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
-    """The note's sentences with their offsets (lines, then sentence ends) and the visit part each sits in."""
+    """The note's sentences with their offsets (`notetext.sentences`) and the visit part each sits in."""
     parts = visit_parts(text) if parts is None else parts
-    spans = []
-    for line in re.finditer(r"[^\n]+", text):
-        base = line.start()
-        for m in _SENTENCE.finditer(line.group()):
-            s = m.group().strip()
-            if len(s) > 3 and re.search(r"[A-Za-z]{3}", s):
-                start = base + m.start()
-                spans.append(Span(s, start, start + len(s), section=part_at(parts, start)))
-    return spans
+    return [Span(s, start, end, section=part_at(parts, start)) for start, end, s in sentences(text)
+            if re.search(r"[A-Za-z]{3}", s)]
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)]|[a-z][.)])\s*")

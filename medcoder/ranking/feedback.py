@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from medcoder.errors import MedcoderError
-from medcoder.evaluation.datasets import Example
+from medcoder.ranking.datasets import Example
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 

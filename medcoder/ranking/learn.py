@@ -16,10 +16,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from medcoder.agents.ranker import verify_context, verify_question
 from medcoder.errors import MedcoderError
-from medcoder.evaluation import metrics
-from medcoder.evaluation.datasets import Example
+from medcoder.ranking import metrics
+from medcoder.ranking.verify import verify_context, verify_question
+from medcoder.ranking.datasets import Example
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_kind, note_spans
 from medcoder.ranking.coder import RetrievalCache, search_spans

@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from medcoder.ranking.metrics import category
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,11 +41,6 @@ class MemoryView:
     top_similarity: float
     mean_top5_similarity: float
     centroid: dict[str, float] = field(default_factory=dict)  # cosine to the mean note of each code (top codes)
-
-
-def category(code: str) -> str:
-    """The 3-character ICD category (or ATC level 3) a code belongs to."""
-    return code.replace(".", "")[:3]
 
 
 @dataclass

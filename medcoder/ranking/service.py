@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 from medcoder import audit
 from medcoder.errors import MedcoderError
-from medcoder.evaluation.datasets import load_dataset
+from medcoder.ranking.datasets import load_dataset
 from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.llm import load_llm

@@ -196,7 +196,7 @@ def check_batch_lines(lines: list[bytes]) -> bool:
 def check_dataset(name: str, data: bytes) -> bool:
     """A dataset file of any content: loaded, or one line naming it."""
     COUNTS["dataset files"] += 1
-    from medcoder.evaluation.datasets import load_dataset
+    from medcoder.ranking.datasets import load_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name

@@ -35,7 +35,7 @@ def test_every_injection_is_blanked_and_the_clinical_text_kept(row: dict) -> Non
 
 
 def test_real_notes_are_left_alone(shared_data: Path) -> None:
-    from medcoder.evaluation.datasets import load_codiesp
+    from medcoder.ranking.datasets import load_codiesp
 
     notes = load_codiesp(shared_data / "codiesp" / "dev").examples
     touched = [ex.id for ex in notes if coding_text(ex.text) != ex.text]

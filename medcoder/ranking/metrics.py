@@ -34,7 +34,8 @@ def _prf(tp: int, fp: int, fn: int) -> PRF:
 
 
 def category(code: str) -> str:
-    """The 3-character ICD-10-CM category of a code (`E11.65` -> `E11`)."""
+    """A code's first three characters, dot left out: its ICD-10-CM category (`E11.65` -> `E11`), or for ATC
+    its therapeutic subgroup's first part (`C01AA05` -> `C01`, level 2). The one `category()`."""
     return code.replace(".", "")[:3]
 
 

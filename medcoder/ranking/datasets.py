@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medcoder.errors import MedcoderError
+from medcoder.notetext import sentences as split_sentences
 from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.icd10cm import ICD10CM
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
@@ -167,10 +168,5 @@ def load_dataset(path: str | Path, layout: str | None = None, system: str | None
 
 
 def sentences(text: str) -> Iterator[str]:
-    """Lines, then sentence ends: CodiEsp's English notes come one sentence per line."""
-    import re
-
-    for line in text.splitlines():
-        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", line.strip()):
-            if len(s.strip()) > 3:
-                yield s.strip()
+    """The note's sentences, by the one splitter (`notetext.sentences`)."""
+    return (s for _, _, s in split_sentences(text))
