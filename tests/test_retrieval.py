@@ -52,6 +52,26 @@ def test_small_store_builds_reports_and_searches(small_index: DenseIndex) -> Non
     assert small_index.build()["seconds"] == info["seconds"]  # cached: not rebuilt
 
 
+def test_store_leaves_no_vector_unwritten(small_index: DenseIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vectors Chroma has not written into its graph on disk are re-inserted at every open, by several threads:
+    each process then searched a slightly different graph. The build leaves none behind, whatever the size."""
+    import sqlite3
+
+    monkeypatch.setattr(dense, "_ADD_BATCH", 128)  # several chunks, the last one not a full one
+    info = small_index.build()
+    with sqlite3.connect(small_index.path / "chroma.sqlite3") as db:
+        written = [n for _, n in db.execute("SELECT segment_id, seq_id FROM max_seq_id")]
+    assert len(written) == 2 and written[0] == written[1] == info["docs"]  # metadata and vector segments agree
+
+
+def test_many_queries_at_once_stay_under_sqlite_limits(small_index: DenseIndex) -> None:
+    """A long note: 400 sentences x 200 results each is more than SQLite's 32,766 variables in one read."""
+    texts = [f"metformin {i} mg daily" for i in range(400)]
+    hits = small_index.search_many(texts, k=50)
+    assert len(hits) == 400 and all(h and h[0].code == "A10BA02" for h in hits)
+    assert hits[7] == small_index.search(texts[7], k=50)
+
+
 def test_changed_version_rebuilds_into_a_new_store(small_index: DenseIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     small_index.build()
     old = small_index.path

@@ -186,8 +186,9 @@ class CodeSystem(abc.ABC):
         return out
 
     def descendants(self, code: str) -> Iterable[Node]:
+        """Every node below `code`, in code order (networkx gives a set, whose order changes per process)."""
         nodes = self.graph._node
-        for c in nx.descendants(self.graph, self.resolve(code)):
+        for c in sorted(nx.descendants(self.graph, self.resolve(code))):
             yield nodes[c]["n"]
 
     def iter_nodes(self) -> Iterable[Node]:
