@@ -59,13 +59,25 @@ def _home() -> list[Check]:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return [Check("home", "fail", f"{home}: cannot be written ({exc.strerror})",
-                      "make it writable, or set MEDCODER_HOME to a folder you can write")]
+        return [
+            Check(
+                "home",
+                "fail",
+                f"{home}: cannot be written ({exc.strerror})",
+                "make it writable, or set MEDCODER_HOME to a folder you can write",
+            )
+        ]
     mode = stat.S_IMODE(home.stat().st_mode)
     out = [Check("home", "ok", f"{home} (mode {mode:o})")]
     if mode & 0o077:
-        out.append(Check("home permissions", "warn", f"{home} can be read by other users (mode {mode:o}); "
-                         "it holds notes and audit trails", f"chmod 700 {home}"))
+        out.append(
+            Check(
+                "home permissions",
+                "warn",
+                f"{home} can be read by other users (mode {mode:o}); it holds notes and audit trails",
+                f"chmod 700 {home}",
+            )
+        )
     free = shutil.disk_usage(home).free
     if free < 1 << 30:
         out.append(Check("disk space", "warn", f"{free >> 20} MiB free under {home}", "free space before a batch"))
@@ -86,8 +98,14 @@ def _sqlite(name: str, path: Path) -> list[Check]:
     except sqlite3.Error as exc:
         rows = [str(exc)]
     if rows != ["ok"]:
-        return [Check(name, "fail", f"{path} is damaged: {'; '.join(rows)[:200]}",
-                      f"move {path.name} aside (mv {path} {path}.damaged); medcoder starts a new one")]
+        return [
+            Check(
+                name,
+                "fail",
+                f"{path} is damaged: {'; '.join(rows)[:200]}",
+                f"move {path.name} aside (mv {path} {path}.damaged); medcoder starts a new one",
+            )
+        ]
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         return [Check(name, "warn", f"{path} readable by other users (mode {mode:o})", f"chmod 600 {path}")]
@@ -125,7 +143,9 @@ def _runtime() -> list[Check]:
     except ImportError as exc:
         return [Check("llama-cpp-python", "fail", f"cannot import llama_cpp ({exc})", "bash scripts/install.sh")]
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
-    return [Check("llama-cpp-python", "ok", f"{llama_cpp.__version__}, GPU offload {'on' if gpu else 'off (CPU build)'}")]
+    return [
+        Check("llama-cpp-python", "ok", f"{llama_cpp.__version__}, GPU offload {'on' if gpu else 'off (CPU build)'}")
+    ]
 
 
 def _index() -> list[Check]:
@@ -137,20 +157,37 @@ def _index() -> list[Check]:
     for system in system_names():
         index = DenseIndex(default_kb(), system)
         if not index.is_built():
-            out.append(Check(f"index {system}", "warn", f"not built at {index.path}",
-                             f"medcoder kb build-index --system {system}"))
+            out.append(
+                Check(
+                    f"index {system}",
+                    "warn",
+                    f"not built at {index.path}",
+                    f"medcoder kb build-index --system {system}",
+                )
+            )
             continue
         try:
             n = index.collection(build=False).count()
             out.append(Check(f"index {system}", "ok", f"{index.path} ({n} texts)"))
         except Exception as exc:  # noqa: BLE001 - any Chroma failure is a damaged store
-            out.append(Check(f"index {system}", "fail", f"{index.path} unreadable: {str(exc)[:160]}",
-                             f"medcoder kb build-index --system {system} --force"))
+            out.append(
+                Check(
+                    f"index {system}",
+                    "fail",
+                    f"{index.path} unreadable: {str(exc)[:160]}",
+                    f"medcoder kb build-index --system {system} --force",
+                )
+            )
     return out
 
 
 CHECKS: dict[str, Callable[[], list[Check]]] = {
-    "config": _config, "home": _home, "stores": _stores, "runtime": _runtime, "models": _models, "index": _index,
+    "config": _config,
+    "home": _home,
+    "stores": _stores,
+    "runtime": _runtime,
+    "models": _models,
+    "index": _index,
 }
 
 

@@ -17,43 +17,102 @@ from functools import lru_cache
 from typing import Any
 
 # letters that look Latin in other scripts (Cyrillic, Greek), folded before matching
-_LOOKALIKE = str.maketrans("АВЕКМНОРСТХІЅЈаеорсухіјѕԁɡοαερτυνΑΕΗΙΚΜΝΟΡΤΥΧ", "ABEKMHOPCTXISJaeopcyxijsdgoaeptuvAEHIKMNOPTYX")
+_LOOKALIKE = str.maketrans(
+    "АВЕКМНОРСТХІЅЈаеорсухіјѕԁɡοαερτυνΑΕΗΙΚΜΝΟΡΤΥΧ", "ABEKMHOPCTXISJaeopcyxijsdgoaeptuvAEHIKMNOPTYX"
+)
 _END = r"(?:[.!?;](?=\s|$)|\n|$)"  # a span runs to the end of its sentence, clause or line
 _TO_END = r"[^\n]*?" + _END
 _CLAUSE = r"(?:[^\n.!?;]|\.(?=\d))"  # within one clause (a code's dot does not end it)
-_HIDDEN = re.compile("[\U000E0000-\U000E007F\u202a-\u202e\u2066-\u2069]+")  # tag characters, bidi controls
+_HIDDEN = re.compile("[\U000e0000-\U000e007f\u202a-\u202e\u2066-\u2069]+")  # tag characters, bidi controls
 
 _RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("instruction override", re.compile(
-        r"\b(?:ignore|disregard|forget|override|bypass|skip)\b[^.!?;]{0,60}?\b(?:instructions?|prompts?|rules?|"
-        r"guidelines?|everything|all of the|the above|previous|prior|earlier|system)\b" + _TO_END, re.I)),
-    ("role play", re.compile(
-        r"\b(?:you are now|from now on,? you|act as|pretend (?:to be|you)|as an ai|language model|jailbreak|"
-        r"developer mode|new instructions?|updated instructions?)\b" + _TO_END, re.I)),
-    ("chat markup", re.compile(
-        r"<\|[a-z_]{2,20}\|>|\[/?INST\]|<</?SYS>>|</?s>|^[ \t#>*\[(<-]*(?:system|assistant|developer|instructions?|"
-        r"prompt)\s*(?:message|prompt|override|note)?\s*\**\s*[:\]>)]" + _TO_END, re.I | re.M)),
-    ("prompt request", re.compile(
-        r"\b(?:reveal|print|show|repeat|output|tell me|display|leak)\b" + _CLAUSE + r"{0,40}?\b(?:system prompt|your prompt|"
-        r"the prompt|your instructions|hidden instructions|initial instructions)\b" + _TO_END, re.I)),
-    ("coding instruction", re.compile(
-        r"\b(?:output|assign|add|include|return|emit|print|bill|report|append|insert|use|enter|select|apply|"
-        r"must (?:be )?cod(?:e|ed)|should (?:be )?cod(?:e|ed))\b" + _CLAUSE + r"{0,40}?"
-        r"\b(?:codes?(?!\s*status)|icd(?:-?10)?(?:-?cm)?|atc|billing)\b" + _TO_END
-        + r"|\bcode (?:this|it|the)(?: (?:note|patient|visit|encounter|case|chart))? (?:as|with)\b" + _TO_END, re.I)),
-    ("address to the model", re.compile(
-        r"\b(?:note|message|attention|instructions?|reminder)\s+(?:to|for)\s+(?:the\s+)?(?:ai|model|llm|coder|"
-        r"coding (?:ai|system|assistant|model|tool)|assistant|system|chatbot|medcoder)\b" + _TO_END, re.I)),
-    ("coding instruction", re.compile(
-        _CLAUSE + r"*\b(?:must|should|shall|needs? to|has to) be (?:coded|billed|assigned|added|reported)\b" + _TO_END
-        + r"|\b(?:the\s+)?(?:ai|model|llm|assistant|chatbot|coder|coding (?:system|tool|assistant))\s+(?:must|should|"
-        r"shall|will|needs? to|has to)\b" + _TO_END, re.I)),
-    ("instruction override", re.compile(  # the same, in Spanish (CodiEsp-style notes)
-        r"\b(?:ignora|ignore|olvida|omite)\b" + _CLAUSE + r"{0,60}?\b(?:instrucciones|indicaciones|anteriores|previas)\b"
-        + _TO_END + r"|\b(?:a[ñn]ade|asigna|agrega|incluye)\b" + _CLAUSE + r"{0,40}?\bc[óo]digos?\b" + _TO_END, re.I)),
+    (
+        "instruction override",
+        re.compile(
+            r"\b(?:ignore|disregard|forget|override|bypass|skip)\b[^.!?;]{0,60}?\b(?:instructions?|prompts?|rules?|"
+            r"guidelines?|everything|all of the|the above|previous|prior|earlier|system)\b" + _TO_END,
+            re.I,
+        ),
+    ),
+    (
+        "role play",
+        re.compile(
+            r"\b(?:you are now|from now on,? you|act as|pretend (?:to be|you)|as an ai|language model|jailbreak|"
+            r"developer mode|new instructions?|updated instructions?)\b" + _TO_END,
+            re.I,
+        ),
+    ),
+    (
+        "chat markup",
+        re.compile(
+            r"<\|[a-z_]{2,20}\|>|\[/?INST\]|<</?SYS>>|</?s>|^[ \t#>*\[(<-]*(?:system|assistant|developer|instructions?|"
+            r"prompt)\s*(?:message|prompt|override|note)?\s*\**\s*[:\]>)]" + _TO_END,
+            re.I | re.M,
+        ),
+    ),
+    (
+        "prompt request",
+        re.compile(
+            r"\b(?:reveal|print|show|repeat|output|tell me|display|leak)\b"
+            + _CLAUSE
+            + r"{0,40}?\b(?:system prompt|your prompt|"
+            r"the prompt|your instructions|hidden instructions|initial instructions)\b" + _TO_END,
+            re.I,
+        ),
+    ),
+    (
+        "coding instruction",
+        re.compile(
+            r"\b(?:output|assign|add|include|return|emit|print|bill|report|append|insert|use|enter|select|apply|"
+            r"must (?:be )?cod(?:e|ed)|should (?:be )?cod(?:e|ed))\b" + _CLAUSE + r"{0,40}?"
+            r"\b(?:codes?(?!\s*status)|icd(?:-?10)?(?:-?cm)?|atc|billing)\b"
+            + _TO_END
+            + r"|\bcode (?:this|it|the)(?: (?:note|patient|visit|encounter|case|chart))? (?:as|with)\b"
+            + _TO_END,
+            re.I,
+        ),
+    ),
+    (
+        "address to the model",
+        re.compile(
+            r"\b(?:note|message|attention|instructions?|reminder)\s+(?:to|for)\s+(?:the\s+)?(?:ai|model|llm|coder|"
+            r"coding (?:ai|system|assistant|model|tool)|assistant|system|chatbot|medcoder)\b" + _TO_END,
+            re.I,
+        ),
+    ),
+    (
+        "coding instruction",
+        re.compile(
+            _CLAUSE
+            + r"*\b(?:must|should|shall|needs? to|has to) be (?:coded|billed|assigned|added|reported)\b"
+            + _TO_END
+            + r"|\b(?:the\s+)?(?:ai|model|llm|assistant|chatbot|coder|coding (?:system|tool|assistant))\s+"
+            r"(?:must|should|shall|will|needs? to|has to)\b" + _TO_END,
+            re.I,
+        ),
+    ),
+    (
+        "instruction override",
+        re.compile(  # the same, in Spanish (CodiEsp-style notes)
+            r"\b(?:ignora|ignore|olvida|omite)\b"
+            + _CLAUSE
+            + r"{0,60}?\b(?:instrucciones|indicaciones|anteriores|previas)\b"
+            + _TO_END
+            + r"|\b(?:a[ñn]ade|asigna|agrega|incluye)\b"
+            + _CLAUSE
+            + r"{0,40}?\bc[óo]digos?\b"
+            + _TO_END,
+            re.I,
+        ),
+    ),
     ("html comment", re.compile(r"<!--.*?(?:-->|$)", re.S)),
-    ("written code", re.compile(r"\b[A-TV-Z]\d{2}\.[0-9A-Z]{1,4}\b|"
-                                r"\b[A-Z]\d{2}[A-Z]{2}\d{2}\b")),
+    (
+        "written code",
+        re.compile(
+            r"\b[A-TV-Z]\d{2}\.[0-9A-Z]{1,4}\b|"
+            r"\b[A-Z]\d{2}[A-Z]{2}\d{2}\b"
+        ),
+    ),
 ]
 
 
@@ -116,8 +175,8 @@ def _continued(note: str, s: Suspect) -> Suspect:
     """A span that stops at a line break mid-sentence (the next line starts in lower case) takes that line too."""
     end = s.end
     while True:
-        brk = end - 1 if end and note[end - 1] == "\n" else end if note[end:end + 1] == "\n" else -1
-        if brk < 0 or not note[brk + 1:brk + 2].islower():
+        brk = end - 1 if end and note[end - 1] == "\n" else end if note[end : end + 1] == "\n" else -1
+        if brk < 0 or not note[brk + 1 : brk + 2].islower():
             break
         stop = note.find("\n", brk + 1)
         end = len(note) if stop < 0 else stop + 1

@@ -63,4 +63,4 @@ def append_row(fh: IO[bytes], row: dict[str, Any], fault: str = "") -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

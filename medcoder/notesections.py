@@ -13,23 +13,54 @@ from typing import Any
 # canonical section name -> header spellings (lower case, without the trailing colon)
 HEADERS: dict[str, tuple[str, ...]] = {
     "chief_complaint": ("chief complaint", "cc", "reason for visit", "reason for consultation", "presenting complaint"),
-    "history_of_present_illness": ("history of present illness", "hpi", "history of the present illness",
-                                   "present illness", "history"),
-    "past_medical_history": ("past medical history", "pmh", "medical history", "past history",
-                             "past surgical history", "psh", "surgical history"),
-    "medications": ("medications", "current medications", "meds", "medication", "home medications",
-                    "discharge medications", "medications on admission"),
+    "history_of_present_illness": (
+        "history of present illness",
+        "hpi",
+        "history of the present illness",
+        "present illness",
+        "history",
+    ),
+    "past_medical_history": (
+        "past medical history",
+        "pmh",
+        "medical history",
+        "past history",
+        "past surgical history",
+        "psh",
+        "surgical history",
+    ),
+    "medications": (
+        "medications",
+        "current medications",
+        "meds",
+        "medication",
+        "home medications",
+        "discharge medications",
+        "medications on admission",
+    ),
     "allergies": ("allergies", "allergy"),
     "family_history": ("family history", "fh", "family medical history"),
     "social_history": ("social history", "sh"),
     "review_of_systems": ("review of systems", "ros"),
     "physical_examination": ("physical examination", "physical exam", "exam", "examination", "vital signs", "vitals"),
     "results": ("results", "labs", "laboratory", "imaging", "laboratory data", "studies", "diagnostic studies"),
-    "assessment_and_plan": ("assessment and plan", "assessment & plan", "a/p", "assessment/plan", "impression and plan"),
+    "assessment_and_plan": (
+        "assessment and plan",
+        "assessment & plan",
+        "a/p",
+        "assessment/plan",
+        "impression and plan",
+    ),
     "assessment": ("assessment", "impression", "diagnosis", "diagnoses"),
     "plan": ("plan", "recommendations"),
-    "discharge_diagnoses": ("discharge diagnoses", "discharge diagnosis", "final diagnoses", "final diagnosis",
-                            "principal diagnosis", "secondary diagnoses"),
+    "discharge_diagnoses": (
+        "discharge diagnoses",
+        "discharge diagnosis",
+        "final diagnoses",
+        "final diagnosis",
+        "principal diagnosis",
+        "secondary diagnoses",
+    ),
     "hospital_course": ("hospital course", "course"),
     "instructions": ("instructions", "patient instructions", "follow-up", "follow up"),
 }
@@ -46,8 +77,8 @@ def find_headers(note: str) -> list[tuple[int, int, str, str]]:
         name = _BY_SPELLING.get(key)
         line_end = note.find("\n", m.start())
         line_end = len(note) if line_end < 0 else line_end
-        has_colon = note[m.end() - 1:m.end()] == ":"
-        alone = not note[m.end():line_end].strip()
+        has_colon = note[m.end() - 1 : m.end()] == ":"
+        alone = not note[m.end() : line_end].strip()
         if name is None and alone and title.isupper() and len(title.split()) <= 6 and len(title) > 3:
             name = re.sub(r"[^a-z]+", "_", key).strip("_")  # an unknown ALL-CAPS header line
         if name is None or not (has_colon or alone):
@@ -68,14 +99,23 @@ def split_by_rules(note: str) -> list[dict[str, Any]]:
     return sections
 
 
-
 # section name -> the kind a ranker learns from
 _KINDS = {
-    "medications": "medications", "allergies": "allergies",
-    "assessment_and_plan": "plan", "assessment": "plan", "plan": "plan", "instructions": "plan",
-    "discharge_diagnoses": "plan", "history_of_present_illness": "hpi", "chief_complaint": "hpi",
-    "past_medical_history": "history", "family_history": "history", "social_history": "history",
-    "review_of_systems": "exam", "physical_examination": "exam", "results": "exam",
+    "medications": "medications",
+    "allergies": "allergies",
+    "assessment_and_plan": "plan",
+    "assessment": "plan",
+    "plan": "plan",
+    "instructions": "plan",
+    "discharge_diagnoses": "plan",
+    "history_of_present_illness": "hpi",
+    "chief_complaint": "hpi",
+    "past_medical_history": "history",
+    "family_history": "history",
+    "social_history": "history",
+    "review_of_systems": "exam",
+    "physical_examination": "exam",
+    "results": "exam",
 }
 
 
@@ -95,10 +135,20 @@ def section_at(sections: list[dict[str, Any]], offset: int) -> str:
 # section name -> where in a visit note it sits: finer than `section_kind`, for the diagnosis ranker
 VISIT_PARTS = ("cc", "hpi", "history", "meds", "ros", "exam", "results", "plan", "other")
 _VISIT = {
-    "chief_complaint": "cc", "history_of_present_illness": "hpi", "past_medical_history": "history",
-    "family_history": "history", "social_history": "history", "medications": "meds", "allergies": "meds",
-    "review_of_systems": "ros", "physical_examination": "exam", "results": "results",
-    "assessment_and_plan": "plan", "assessment": "plan", "plan": "plan", "discharge_diagnoses": "plan",
+    "chief_complaint": "cc",
+    "history_of_present_illness": "hpi",
+    "past_medical_history": "history",
+    "family_history": "history",
+    "social_history": "history",
+    "medications": "meds",
+    "allergies": "meds",
+    "review_of_systems": "ros",
+    "physical_examination": "exam",
+    "results": "results",
+    "assessment_and_plan": "plan",
+    "assessment": "plan",
+    "plan": "plan",
+    "discharge_diagnoses": "plan",
     "instructions": "plan",
 }
 

@@ -17,8 +17,11 @@ class NoteError(MedcoderError):
 
 
 # byte-order marks of the encodings a note file may come in (Windows tools save UTF-16 with one)
-_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "UTF-8"), (b"\xff\xfe", "utf-16-le", "UTF-16 LE"),
-         (b"\xfe\xff", "utf-16-be", "UTF-16 BE"))
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig", "UTF-8"),
+    (b"\xff\xfe", "utf-16-le", "UTF-16 LE"),
+    (b"\xfe\xff", "utf-16-be", "UTF-16 BE"),
+)
 
 
 def note_encoding(data: str | bytes) -> str:
@@ -33,10 +36,12 @@ def decode_note(data: bytes) -> str:
     for bom, codec, name in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom):].decode(codec.replace("-sig", ""))
+                return data[len(bom) :].decode(codec.replace("-sig", ""))
             except UnicodeDecodeError as exc:
-                raise NoteError(f"the note starts with a {name} byte-order mark but is not {name} text "
-                                f"(byte {exc.start + len(bom)})") from exc
+                raise NoteError(
+                    f"the note starts with a {name} byte-order mark but is not {name} text "
+                    f"(byte {exc.start + len(bom)})"
+                ) from exc
     if b"\x00" in data[:8192]:  # UTF-16 without a mark reads as binary too: save it with one, or as UTF-8
         raise NoteError("the note is binary, not text")
     try:
@@ -54,8 +59,9 @@ def read_note(data: str | bytes, max_chars: int) -> str:
     if not data.strip():
         raise NoteError("the note is empty")
     if len(data) > max_chars:
-        raise NoteError(f"the note has {len(data):,} characters, over the workflow's limit of {max_chars:,} "
-                        "(max_note_chars)")
+        raise NoteError(
+            f"the note has {len(data):,} characters, over the workflow's limit of {max_chars:,} (max_note_chars)"
+        )
     return data
 
 
@@ -83,6 +89,7 @@ def apart(spans: Iterable[tuple[int, int]]) -> list[int]:
 def snippet(note: str, start: int, end: int, context: int = 30, span_chars: int = 80) -> tuple[str, str, str]:
     """(before, span, after): the evidence with some context on each side, cut at word boundaries, an ellipsis
     where the note goes on, line breaks as spaces; a long span keeps its first words. For terminals."""
+
     def _flat(text: str) -> str:
         return " ".join(text.split())
 

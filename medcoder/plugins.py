@@ -52,8 +52,11 @@ class Registry:
         if self._points is None:
             self._points = {ep.name: ep for ep in metadata.entry_points(group=self.group)}
             if not self._points:
-                logger.warning("no %s registered under the entry-point group %s: is medcoder installed "
-                               "(pip install -e .)?", self.what, self.group)
+                logger.warning(
+                    "no %s registered under the entry-point group %s: is medcoder installed (pip install -e .)?",
+                    self.what,
+                    self.group,
+                )
         return self._points
 
     def names(self) -> list[str]:
@@ -73,8 +76,9 @@ class Registry:
             try:
                 obj = point.load()
             except Exception as exc:  # a broken plugin must say which one
-                raise PluginError(f"{self.what} {name!r} from {point.value} cannot be loaded: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                raise PluginError(
+                    f"{self.what} {name!r} from {point.value} cannot be loaded: {type(exc).__name__}: {exc}"
+                ) from exc
             self._loaded[name] = obj
             return obj
 

@@ -19,8 +19,11 @@ class NoteRedactor:
     def __init__(self, note: str) -> None:
         self.note = note
         step = _SHINGLE // 2
-        self._shingles = {note[i:i + _SHINGLE] for i in range(0, max(1, len(note) - _SHINGLE + 1), step)
-                          if note[i:i + _SHINGLE].strip()}
+        self._shingles = {
+            note[i : i + _SHINGLE]
+            for i in range(0, max(1, len(note) - _SHINGLE + 1), step)
+            if note[i : i + _SHINGLE].strip()
+        }
 
     def quotes(self, text: str) -> bool:
         if len(text) >= 8 and text.strip() and text.strip() in self.note:

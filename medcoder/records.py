@@ -127,8 +127,12 @@ def entity_query(entity: dict[str, Any]) -> str:
 
 
 RECORDS: dict[str, type[_Record]] = {
-    "sections": Section, "entities": Entity, "candidates": Candidate, "proposals": Proposal,
-    "verdicts": Verdict, "suggestions": Suggestion,
+    "sections": Section,
+    "entities": Entity,
+    "candidates": Candidate,
+    "proposals": Proposal,
+    "verdicts": Verdict,
+    "suggestions": Suggestion,
 }
 
 

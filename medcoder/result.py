@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-
 @dataclass
 class Evidence:
     start: int
@@ -34,10 +33,18 @@ class CodedItem:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CodedItem":
-        return cls(d["code"], d["system"], d["label"], d["confidence"],
-                   [Evidence(e["start"], e["end"], e["text"]) for e in d["evidence"]],
-                   list(d["path"]), d.get("verdict", {}), d.get("mention", ""), d.get("steps", []),
-                   d.get("ranking", {}))
+        return cls(
+            d["code"],
+            d["system"],
+            d["label"],
+            d["confidence"],
+            [Evidence(e["start"], e["end"], e["text"]) for e in d["evidence"]],
+            list(d["path"]),
+            d.get("verdict", {}),
+            d.get("mention", ""),
+            d.get("steps", []),
+            d.get("ranking", {}),
+        )
 
 
 @dataclass
@@ -58,10 +65,18 @@ class CodingResult:
     @classmethod
     def from_state(cls, state: dict[str, Any], workflow: str, stats: dict[str, Any]) -> "CodingResult":
         result = state.get("result") or {}
-        return cls(state.get("run_id", ""), workflow, state.get("note", ""),
-                   [CodedItem.from_dict(c) for c in result.get("codes", [])], list(state.get("entities", [])),
-                   list(state.get("sections", [])), result.get("rejected", []), list(state.get("errors", [])), stats,
-                   list(result.get("suggestions", [])))
+        return cls(
+            state.get("run_id", ""),
+            workflow,
+            state.get("note", ""),
+            [CodedItem.from_dict(c) for c in result.get("codes", [])],
+            list(state.get("entities", [])),
+            list(state.get("sections", [])),
+            result.get("rejected", []),
+            list(state.get("errors", [])),
+            stats,
+            list(result.get("suggestions", [])),
+        )
 
     def codes_of(self, system: str) -> list[str]:
         return [c.code for c in self.codes if c.system == system]
@@ -73,9 +88,17 @@ class CodingResult:
                 c.pop("steps", None)
                 if c.get("ranking"):
                     c["ranking"] = {k: v for k, v in c["ranking"].items() if k != "features"}
-        return {"run_id": self.run_id, "workflow": self.workflow, "codes": codes, "entities": self.entities,
-                "sections": self.sections, "rejected": self.rejected, "errors": self.errors, "stats": self.stats,
-                "suggestions": self.suggestions}
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "codes": codes,
+            "entities": self.entities,
+            "sections": self.sections,
+            "rejected": self.rejected,
+            "errors": self.errors,
+            "stats": self.stats,
+            "suggestions": self.suggestions,
+        }
 
     def to_json(self, indent: int | None = 2, steps: bool = False) -> str:
         return json.dumps(self.to_dict(steps), indent=indent, ensure_ascii=False)
@@ -85,9 +108,18 @@ class CodingResult:
         w = csv.writer(buf)
         w.writerow(["run_id", "system", "code", "label", "confidence", "evidence", "offsets", "decision"])
         for c in self.codes:
-            w.writerow([self.run_id, c.system, c.code, c.label, f"{c.confidence:.4f}",
-                        " | ".join(e.text for e in c.evidence), " ".join(f"{e.start}-{e.end}" for e in c.evidence),
-                        c.verdict.get("decision", "")])
+            w.writerow(
+                [
+                    self.run_id,
+                    c.system,
+                    c.code,
+                    c.label,
+                    f"{c.confidence:.4f}",
+                    " | ".join(e.text for e in c.evidence),
+                    " ".join(f"{e.start}-{e.end}" for e in c.evidence),
+                    c.verdict.get("decision", ""),
+                ]
+            )
         return buf.getvalue()
 
     def to_fhir(self, patient: str = "Patient/unknown") -> dict[str, Any]:
@@ -99,25 +131,53 @@ class CodingResult:
             cls = system_class(c.system)
             coding = {"system": cls.fhir_uri, "code": c.code, "display": c.label}
             notes = [{"text": f'evidence: "{e.text}" [{e.start}:{e.end}]'} for e in c.evidence]
-            resource = _fhir_resource(cls.fhir_resource, f"{self.run_id}-{cls.fhir_resource[0].lower()}{i}",
-                                      coding, c.mention or c.label, patient, notes)
+            resource = _fhir_resource(
+                cls.fhir_resource,
+                f"{self.run_id}-{cls.fhir_resource[0].lower()}{i}",
+                coding,
+                c.mention or c.label,
+                patient,
+                notes,
+            )
             entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource})
         return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
-def _fhir_resource(kind: str, rid: str, coding: dict[str, Any], text: str, patient: str,
-                   notes: list[dict[str, str]]) -> dict[str, Any]:
+def _fhir_resource(
+    kind: str, rid: str, coding: dict[str, Any], text: str, patient: str, notes: list[dict[str, str]]
+) -> dict[str, Any]:
     """One FHIR R4 resource of the kind the code system asks for (Condition, MedicationStatement, Observation)."""
     concept = {"coding": [coding], "text": text}
     if kind == "Condition":
-        return {"resourceType": "Condition", "id": rid,
-                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                               "code": "active"}]},
-                "verificationStatus": {"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}]},
-                "code": concept, "subject": {"reference": patient}, "note": notes}
+        return {
+            "resourceType": "Condition",
+            "id": rid,
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
+            "verificationStatus": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}
+                ]
+            },
+            "code": concept,
+            "subject": {"reference": patient},
+            "note": notes,
+        }
     if kind == "MedicationStatement":
-        return {"resourceType": "MedicationStatement", "id": rid, "status": "active",
-                "medicationCodeableConcept": concept, "subject": {"reference": patient}, "note": notes}
-    return {"resourceType": kind, "id": rid, "status": "preliminary", "code": concept,
-            "subject": {"reference": patient}, "note": notes}
+        return {
+            "resourceType": "MedicationStatement",
+            "id": rid,
+            "status": "active",
+            "medicationCodeableConcept": concept,
+            "subject": {"reference": patient},
+            "note": notes,
+        }
+    return {
+        "resourceType": kind,
+        "id": rid,
+        "status": "preliminary",
+        "code": concept,
+        "subject": {"reference": patient},
+        "note": notes,
+    }

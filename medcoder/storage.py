@@ -86,7 +86,9 @@ def guarded(what: str) -> Callable[[F], F]:
         def inner(self: Any, *args: Any, **kwargs: Any) -> Any:
             with guard(self.path, what):
                 return fn(self, *args, **kwargs)
+
         return inner  # type: ignore[return-value]
+
     return wrap
 
 

@@ -9,8 +9,7 @@ import re
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
-    "a an and as at by for from in into of on or other than the to with without w due nos "
-    "unspecified specified".split()
+    "a an and as at by for from in into of on or other than the to with without w due nos unspecified specified".split()
 )
 
 

@@ -162,8 +162,9 @@ def resolve_agent(ref: str) -> AgentDef:
         try:
             return _as_def(ref, plugins.agents.get(ref))
         except plugins.PluginError as exc:
-            raise MedcoderError(f"unknown agent {ref!r}; installed agents: {', '.join(agent_names())}, "
-                                "or give module:callable") from exc
+            raise MedcoderError(
+                f"unknown agent {ref!r}; installed agents: {', '.join(agent_names())}, or give module:callable"
+            ) from exc
     module_name, _, attr = ref.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr)

@@ -24,12 +24,19 @@ from medcoder.records import Proposal, Suggestion, Verdict
 
 logger = logging.getLogger(__name__)
 
+
 class DrugRankParams(AgentParams):
     ranker: str = Field("builtin", description="a drug ranker folder from `medcoder learn --system atc`, or builtin")
-    status_model: bool = Field(False, description="ask the model whether each drug is taken now (one batched judge); "
-                                                  "off by default: it did not improve F1 on the coded notes")
-    choose_model: bool = Field(False, description="ask the model between two close codes in different anatomical "
-                                                  "groups; off by default: it did not improve F1 on the coded notes")
+    status_model: bool = Field(
+        False,
+        description="ask the model whether each drug is taken now (one batched judge); "
+        "off by default: it did not improve F1 on the coded notes",
+    )
+    choose_model: bool = Field(
+        False,
+        description="ask the model between two close codes in different anatomical "
+        "groups; off by default: it did not improve F1 on the coded notes",
+    )
     choose_margin: float = Field(0.15, ge=0, le=1)
     model: str = "default"
     floor: float | None = Field(None, ge=0, le=1, description="suggestions kept down to this probability")
@@ -55,10 +62,17 @@ def _span(cm: Any) -> dict[str, Any]:
 
 def _item(coder: DrugCoder, d: DrugCode) -> dict[str, Any]:
     onto = coder.onto
-    return {"code": d.code, "system": ATC.system, "label": onto.label(d.code), "confidence": round(d.probability, 4),
-            "path": [n.code for n in onto.path(d.code)], "evidence": [_span(cm) for cm in d.mentions[:5]],
-            "sources": sorted({f"lexicon:{cm.mention.via}" for cm in d.mentions}),
-            "features": d.chosen.features(), "ranker_probability": round(d.probability, 4)}
+    return {
+        "code": d.code,
+        "system": ATC.system,
+        "label": onto.label(d.code),
+        "confidence": round(d.probability, 4),
+        "path": [n.code for n in onto.path(d.code)],
+        "evidence": [_span(cm) for cm in d.mentions[:5]],
+        "sources": sorted({f"lexicon:{cm.mention.via}" for cm in d.mentions}),
+        "features": d.chosen.features(),
+        "ranker_probability": round(d.probability, 4),
+    }
 
 
 @register_agent("drug_ranker", DrugRankParams)
@@ -86,25 +100,54 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
                 eid = f"drug:{d.code}"
                 why = coder.ranker.contributions(d.chosen.row)
                 proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}]).to_state()
-                verdicts[eid] = Verdict(code=d.code, system=ATC.system, decision="accept", reasons=[
-                    f"drug ranker: drug p={d.drug_probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}, "
-                    f"this code p={d.probability:.2f}",
-                    f"status: {d.best_mention.context.status}"]).to_state()
+                verdicts[eid] = Verdict(
+                    code=d.code,
+                    system=ATC.system,
+                    decision="accept",
+                    reasons=[
+                        f"drug ranker: drug p={d.drug_probability:.2f} ≥ threshold {coder.ranker.threshold:.2f}, "
+                        f"this code p={d.probability:.2f}",
+                        f"status: {d.best_mention.context.status}",
+                    ],
+                ).to_state()
             elif d.drug_probability >= floor or d.reason:
                 suggestions.append(Suggestion(**item, reason=d.reason or None).to_state())
-        ctx.emit("drugs_ranked", {
-            "threshold": coder.ranker.threshold,
-            "mentions": [{"text": cm.mention.text, "start": cm.mention.start, "end": cm.mention.end,
-                          "substances": list(cm.mention.substances), "via": cm.mention.via,
-                          "status": cm.context.status, "status_cue": cm.context.status_cue,
-                          "routes": sorted(cm.context.routes), "section": cm.context.section,
-                          "top": [{"code": c.code, "p": round(c.probability, 4)} for c in cm.candidates[:3]]}
-                         for cm in coded],
-            "codes": [{"code": d.code, "p": round(d.probability, 4), "p_drug": round(d.drug_probability, 4),
-                       "accepted": d.accepted, "reason": d.reason}
-                      for d in drugs],
-            "model": {"status_log_odds": reading.status_log_odds, "status_changed": reading.status_changed,
-                      "choices": reading.choices}})
+        ctx.emit(
+            "drugs_ranked",
+            {
+                "threshold": coder.ranker.threshold,
+                "mentions": [
+                    {
+                        "text": cm.mention.text,
+                        "start": cm.mention.start,
+                        "end": cm.mention.end,
+                        "substances": list(cm.mention.substances),
+                        "via": cm.mention.via,
+                        "status": cm.context.status,
+                        "status_cue": cm.context.status_cue,
+                        "routes": sorted(cm.context.routes),
+                        "section": cm.context.section,
+                        "top": [{"code": c.code, "p": round(c.probability, 4)} for c in cm.candidates[:3]],
+                    }
+                    for cm in coded
+                ],
+                "codes": [
+                    {
+                        "code": d.code,
+                        "p": round(d.probability, 4),
+                        "p_drug": round(d.drug_probability, 4),
+                        "accepted": d.accepted,
+                        "reason": d.reason,
+                    }
+                    for d in drugs
+                ],
+                "model": {
+                    "status_log_odds": reading.status_log_odds,
+                    "status_changed": reading.status_changed,
+                    "choices": reading.choices,
+                },
+            },
+        )
         return {"proposals": proposals, "verdicts": verdicts, "suggestions": suggestions}
 
     return run

@@ -19,8 +19,8 @@ from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_age
 from medcoder.agents.notecontext import EXTRACT_SYSTEM, EXTRACT_TASK, note_messages
 from medcoder.agents.sections import paragraphs
 from medcoder.errors import MedcoderError
-from medcoder.records import Entity
 from medcoder.injection import coding_text
+from medcoder.records import Entity
 
 logger = logging.getLogger(__name__)
 
@@ -57,17 +57,28 @@ class ExtractorParams(AgentParams):
     max_tokens: int = Field(700, ge=64)
     model: str = "default"
     layout: Literal["section", "note"] = Field(
-        "section", description="section: one call per section chunk (a fan-out item); note: one call over the "
-                               "whole note in the shared note-first layout, whose prefix later agents reuse")
+        "section",
+        description="section: one call per section chunk (a fan-out item); note: one call over the "
+        "whole note in the shared note-first layout, whose prefix later agents reuse",
+    )
     max_entities: int = Field(12, ge=1, le=60, description="entities one answer may hold")
 
 
-_NEG = re.compile(r"\b(no|not|denies|denied|denying|negative for|without|free of|ruled out|absence of|"
-                  r"no evidence of|no history of|no signs? of|resolved)\b[^.;:\n]{0,60}$", re.IGNORECASE)
-_FAMILY = re.compile(r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|"
-                     r"aunt|uncle|maternal|paternal|daughter|son)\b", re.IGNORECASE)
-_POSSIBLE = re.compile(r"\b(possible|possibly|probable|probably|suspected|suspicion of|likely|rule out|r/o|"
-                       r"questionable|cannot exclude|concern for)\b[^.;\n]{0,60}$", re.IGNORECASE)
+_NEG = re.compile(
+    r"\b(no|not|denies|denied|denying|negative for|without|free of|ruled out|absence of|"
+    r"no evidence of|no history of|no signs? of|resolved)\b[^.;:\n]{0,60}$",
+    re.IGNORECASE,
+)
+_FAMILY = re.compile(
+    r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|"
+    r"aunt|uncle|maternal|paternal|daughter|son)\b",
+    re.IGNORECASE,
+)
+_POSSIBLE = re.compile(
+    r"\b(possible|possibly|probable|probably|suspected|suspicion of|likely|rule out|r/o|"
+    r"questionable|cannot exclude|concern for)\b[^.;\n]{0,60}$",
+    re.IGNORECASE,
+)
 _HISTORY = re.compile(r"\b(history of|h/o|status post|s/p|previous|prior)\b[^.;\n]{0,40}$", re.IGNORECASE)
 
 
@@ -106,7 +117,7 @@ def locate(text: str, needle: str) -> tuple[int, int] | None:
 def sentence_before(note: str, start: int) -> str:
     """The text of the sentence that leads up to `start`."""
     cut = max(note.rfind(".", 0, start), note.rfind("\n", 0, start), note.rfind(";", 0, start))
-    return note[cut + 1:start]
+    return note[cut + 1 : start]
 
 
 def check_assertion(note: str, start: int, end: int, section: str, model_says: str) -> tuple[str, str | None]:
@@ -141,8 +152,10 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
             if section is None or section["name"] in params.skip_sections:
                 return {}
             text_start, text_end = section["start"], section["end"]
-            chunks = [(text_start + a, text_start + b)
-                      for a, b in paragraphs(note[text_start:text_end], params.max_chunk_chars)]
+            chunks = [
+                (text_start + a, text_start + b)
+                for a, b in paragraphs(note[text_start:text_end], params.max_chunk_chars)
+            ]
         llm = ctx.llm(params.model)
         entities: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
@@ -153,8 +166,10 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
             else:
                 messages = [
                     {"role": "system", "content": ctx.prompt("system", PROMPTS, kinds=" and ".join(params.kinds))},
-                    {"role": "user", "content": ctx.prompt("user", PROMPTS, section=section["name"].replace("_", " "),
-                                                           text=chunk)},
+                    {
+                        "role": "user",
+                        "content": ctx.prompt("user", PROMPTS, section=section["name"].replace("_", " "), text=chunk),
+                    },
                 ]
             # an answer is rarely longer than the text it quotes: bound it, so a looping model stops early
             budget = min(params.max_tokens, 160 + len(chunk) // 2)
@@ -162,31 +177,65 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                 out = llm.chat(messages, schema, max_tokens=budget).parsed
             except MedcoderError as exc:  # junk or a cut-off answer: keep what is whole, record the rest
                 out = salvage(getattr(exc, "text", ""))
-                errors.append({"node": "extract", "section": section["id"], "error": str(exc)[:300],
-                               "salvaged": len(out.entities) if out else 0})
-                ctx.emit("error", {"section": section["id"], "error": str(exc)[:300],
-                                   "salvaged": len(out.entities) if out else 0})
+                errors.append(
+                    {
+                        "node": "extract",
+                        "section": section["id"],
+                        "error": str(exc)[:300],
+                        "salvaged": len(out.entities) if out else 0,
+                    }
+                )
+                ctx.emit(
+                    "error",
+                    {"section": section["id"], "error": str(exc)[:300], "salvaged": len(out.entities) if out else 0},
+                )
             for ent in out.entities if out else []:
                 if ent.kind not in params.kinds:
                     continue
                 span = locate(chunk, ent.evidence) or locate(chunk, ent.mention)
                 if span is None:
-                    ctx.emit("dropped", {"section": section["id"], "mention": ent.mention,
-                                         "evidence": ent.evidence, "reason": "evidence not found in the note"})
+                    ctx.emit(
+                        "dropped",
+                        {
+                            "section": section["id"],
+                            "mention": ent.mention,
+                            "evidence": ent.evidence,
+                            "reason": "evidence not found in the note",
+                        },
+                    )
                     continue
                 start, end = c_start + span[0], c_start + span[1]
                 inner = locate(note[start:end], ent.mention)  # narrow to the mention when it lies inside
                 m_start, m_end = (start + inner[0], start + inner[1]) if inner else (start, end)
                 assertion, rule = check_assertion(note, m_start, m_end, section["name"], ent.assertion)
-                entities.append(Entity(
-                    id=f"{ent.kind[0]}{start}-{end}", kind=ent.kind, mention=ent.mention.strip(),
-                    start=start, end=end, text=note[start:end], section=section["id"],
-                    section_name=section["name"], assertion=assertion, model_assertion=ent.assertion,
-                    assertion_rule=rule, laterality=ent.laterality, acuity=ent.acuity,
-                    type=ent.type, episode=ent.episode,
-                ).to_state())
-        ctx.emit("entities", {"section": section["id"], "entities": [
-            {k: e[k] for k in ("id", "kind", "mention", "start", "end", "assertion")} for e in entities]})
+                entities.append(
+                    Entity(
+                        id=f"{ent.kind[0]}{start}-{end}",
+                        kind=ent.kind,
+                        mention=ent.mention.strip(),
+                        start=start,
+                        end=end,
+                        text=note[start:end],
+                        section=section["id"],
+                        section_name=section["name"],
+                        assertion=assertion,
+                        model_assertion=ent.assertion,
+                        assertion_rule=rule,
+                        laterality=ent.laterality,
+                        acuity=ent.acuity,
+                        type=ent.type,
+                        episode=ent.episode,
+                    ).to_state()
+                )
+        ctx.emit(
+            "entities",
+            {
+                "section": section["id"],
+                "entities": [
+                    {k: e[k] for k in ("id", "kind", "mention", "start", "end", "assertion")} for e in entities
+                ],
+            },
+        )
         return {"entities": entities, "errors": errors}
 
     return run

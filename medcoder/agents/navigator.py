@@ -18,12 +18,12 @@ from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.errors import MedcoderError
+from medcoder.injection import coding_text
 from medcoder.knowledge.ontology import ROOT, CodeSystem, Node
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
 from medcoder.llm import LLM, Option
 from medcoder.notetext import excerpt
 from medcoder.records import Proposal, entity_query
-from medcoder.injection import coding_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +45,39 @@ class NavigatorParams(AgentParams):
 class _Walk:
     """One entity's walk: the shared prompt prefix and the record of every choice."""
 
-    def __init__(self, llm: LLM, onto: CodeSystem, ctx: AgentContext, params: NavigatorParams,
-                 entity: dict[str, Any], note: str, feedback: str, avoid: set[str]) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        onto: CodeSystem,
+        ctx: AgentContext,
+        params: NavigatorParams,
+        entity: dict[str, Any],
+        note: str,
+        feedback: str,
+        avoid: set[str],
+    ) -> None:
         self.llm, self.onto, self.ctx, self.params = llm, onto, ctx, params
         self.avoid = avoid
-        attrs = ", ".join(f"{k}: {entity[k]}" for k in ("laterality", "acuity", "type", "episode")
-                          if entity.get(k) and entity[k] not in ("none", "unspecified"))
+        attrs = ", ".join(
+            f"{k}: {entity[k]}"
+            for k in ("laterality", "acuity", "type", "episode")
+            if entity.get(k) and entity[k] not in ("none", "unspecified")
+        )
         system = onto.prompt_name
         self.messages = [
             {"role": "system", "content": ctx.prompt("system", PROMPTS, system=system)},
-            {"role": "user", "content": ctx.prompt(
-                "entity", PROMPTS, excerpt=excerpt(note, entity["start"], entity["end"], params.context_chars),
-                mention=entity["mention"], evidence=entity.get("text", ""), attributes=attrs or "none stated",
-                feedback=f"\nA reviewer rejected an earlier answer: {feedback}" if feedback else "")},
+            {
+                "role": "user",
+                "content": ctx.prompt(
+                    "entity",
+                    PROMPTS,
+                    excerpt=excerpt(note, entity["start"], entity["end"], params.context_chars),
+                    mention=entity["mention"],
+                    evidence=entity.get("text", ""),
+                    attributes=attrs or "none stated",
+                    feedback=f"\nA reviewer rejected an earlier answer: {feedback}" if feedback else "",
+                ),
+            },
         ]
         self.steps: list[dict[str, Any]] = []
 
@@ -70,8 +90,12 @@ class _Walk:
         messages[-1]["content"] += "\n" + self.ctx.prompt("question", PROMPTS, where=where)
         res = self.llm.choose(messages, options)
         ranked = [(c.key, c.probability) for c in res.choices]
-        self.steps.append({"at": at, "options": [{"code": c.key, "label": c.label, "p": round(c.probability, 4)}
-                                                 for c in res.choices]})
+        self.steps.append(
+            {
+                "at": at,
+                "options": [{"code": c.key, "label": c.label, "p": round(c.probability, 4)} for c in res.choices],
+            }
+        )
         return ranked
 
     def children(self, code: str) -> list[Node]:
@@ -126,8 +150,11 @@ class _Walk:
         """Out of expansions: follow the best child down to a billable code."""
         while code == ROOT or not self.onto.node(code).billable:
             kids = self.children(code)
-            key, p = (kids[0].code, 1.0) if len(kids) == 1 else next(
-                (k, p) for k, p in self.choose(code, kids, allow_none=False) if k != NONE_KEY)
+            key, p = (
+                (kids[0].code, 1.0)
+                if len(kids) == 1
+                else next((k, p) for k, p in self.choose(code, kids, allow_none=False) if k != NONE_KEY)
+            )
             cost -= math.log(max(p, 1e-9))
             code, path = key, path + (key,)
         return code, math.exp(-cost), list(path)
@@ -155,17 +182,26 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
             ctx.emit("error", {"entity": entity["id"], "error": str(exc)})
             return {"errors": [{"node": "navigate", "entity_id": entity["id"], "error": str(exc)}]}
         node = onto.node(code)
-        proposal = Proposal(entity_id=entity["id"], code=code, system=params.system, label=node.label,
-                            confidence=round(confidence, 4), path=path, steps=walk.steps,
-                            entry_points=entries, round=entity.get("round", 0)).to_state()
+        proposal = Proposal(
+            entity_id=entity["id"],
+            code=code,
+            system=params.system,
+            label=node.label,
+            confidence=round(confidence, 4),
+            path=path,
+            steps=walk.steps,
+            entry_points=entries,
+            round=entity.get("round", 0),
+        ).to_state()
         ctx.emit("proposal", {k: proposal[k] for k in ("entity_id", "code", "confidence", "path")})
         return {"proposals": {entity["id"]: proposal}}
 
     return run
 
 
-def _entry_points(ctx: AgentContext, params: NavigatorParams, entity: dict[str, Any], state: dict[str, Any],
-                  avoid: set[str]) -> list[str]:
+def _entry_points(
+    ctx: AgentContext, params: NavigatorParams, entity: dict[str, Any], state: dict[str, Any], avoid: set[str]
+) -> list[str]:
     """Codes to start from: what the retriever agent found for this entity, else the workflow's retriever."""
     found = (state.get("candidates") or {}).get(entity["id"])
     if found is None and ctx.retriever is not None:
@@ -183,6 +219,6 @@ PROMPTS = {
         "that classifies the mention; answer with the option's letter only."
     ),
     "entity": 'Note excerpt:\n"""\n$excerpt\n"""\nMention: $mention\nEvidence: "$evidence"\n'
-              "Attributes: $attributes$feedback",
+    "Attributes: $attributes$feedback",
     "question": "Which of these, under $where, is the right place for the mention?",
 }

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 class RetrieverParams(AgentParams):
     systems: list[SystemName] = [DEFAULT_SYSTEM]
     mode: Literal["workflow", "hybrid", "lexical", "dense"] = Field(
-        "workflow", description="the workflow's knowledge.retriever, or a ranker of its own")
+        "workflow", description="the workflow's knowledge.retriever, or a ranker of its own"
+    )
     k: int = Field(12, ge=1, le=50, description="candidates kept per entity")
     code_assertions: list[str] = ["present"]
 
@@ -39,16 +40,26 @@ def retriever(params: RetrieverParams, ctx: AgentContext) -> NodeFn:
         out: dict[str, Any] = {}
         for system in params.systems:
             kind = system_class(system).entity_kind
-            wanted = [e for e in state.get("entities") or []
-                      if e.get("kind") == kind and e.get("assertion") in params.code_assertions and entity_query(e)]
+            wanted = [
+                e
+                for e in state.get("entities") or []
+                if e.get("kind") == kind and e.get("assertion") in params.code_assertions and entity_query(e)
+            ]
             if not wanted:
                 continue
             queries = [entity_query(e) for e in wanted]
             results = search.search_many(queries, system, params.k)
             for entity, query, hits in zip(wanted, queries, results):
                 out[entity["id"]] = [Candidate.model_validate(h.to_dict()).to_state() for h in hits]
-                ctx.emit("tool", {"name": "retrieve", "args": {"text": query, "system": system},
-                                  "entity": entity["id"], "result": out[entity["id"]]})
+                ctx.emit(
+                    "tool",
+                    {
+                        "name": "retrieve",
+                        "args": {"text": query, "system": system},
+                        "entity": entity["id"],
+                        "result": out[entity["id"]],
+                    },
+                )
         return {"candidates": out}
 
     return run

@@ -18,7 +18,14 @@ NODE_START, NODE_END, NODE_ERROR = "node_start", "node_end", "node_error"
 MODEL_CALL, TOOL, ERROR = "model_call", "tool", "error"
 # what agents report
 SECTIONS, ENTITIES, DROPPED, PROPOSAL, CRITIC, RANKED, RESULT = (
-    "sections", "entities", "dropped", "proposal", "critic", "ranked", "result")
+    "sections",
+    "entities",
+    "dropped",
+    "proposal",
+    "critic",
+    "ranked",
+    "result",
+)
 # what a review session records (`session_<turn>`)
 SUSPECT_TEXT = "suspect_text"  # text in the note that instructs instead of describing (blanked for agents)
 NOTE_READ = "note_read"  # how the note's bytes were read (encoding) and its size
@@ -54,8 +61,10 @@ def _model_call(p: dict[str, Any]) -> str:
         what = f"{kind} -> {str(p.get('text', ''))[:60]!r}"
     if p.get("error"):
         what += f" FAILED: {str(p['error'])[:80]}"
-    return (f"{what}; {s.get('prompt_tokens', 0)} prompt tokens ({s.get('cached_tokens', 0)} reused), "
-            f"{s.get('latency_s', 0.0):.2f}s")
+    return (
+        f"{what}; {s.get('prompt_tokens', 0)} prompt tokens ({s.get('cached_tokens', 0)} reused), "
+        f"{s.get('latency_s', 0.0):.2f}s"
+    )
 
 
 def _session(p: dict[str, Any], turn: str = "") -> str:
@@ -69,49 +78,101 @@ def _session(p: dict[str, Any], turn: str = "") -> str:
     return f"{action} {code}{reason}".strip() or json.dumps(p, default=str)[:120]
 
 
-CATALOGUE: dict[str, EventKind] = {e.kind: e for e in (
-    EventKind(NODE_START, "a node began, with the digest of its input",
-              lambda p: f"input {p.get('input_digest', '')}" + (f", item {p['item']}" if p.get("item") else "")),
-    EventKind(NODE_END, "a node finished: its time and what it wrote",
-              lambda p: f"{p.get('seconds', 0):.2f}s, wrote "
-                        f"{', '.join(k for k in p.get('output', {}) if k != 'visits') or 'nothing'}"),
-    EventKind(NODE_ERROR, "a node raised; the run stops there and can be resumed", lambda p: str(p.get("error"))),
-    EventKind(MODEL_CALL, "one model call: prompt, answer, tokens, cache reuse, latency", _model_call),
-    EventKind(TOOL, "a knowledge tool the node called, with its arguments and result",
-              lambda p: f"{p.get('name')}({json.dumps(p.get('args', {}), default=str)[:80]}) -> "
-                        f"{len(p.get('result') or [])} results",
-              lambda p: [str(h.get("code")) for h in p.get("result") or [] if isinstance(h, dict)][:5]),
-    EventKind(ERROR, "an error a node recovered from (recorded, the run goes on)",
-              lambda p: str(p.get("error", ""))[:160]),
-    EventKind(NOTE_READ, "how the note was read: its encoding (UTF-8, UTF-16 with a byte-order mark ...) and size",
-              lambda p: f"read as {p.get('encoding')}, {p.get('chars', 0):,} characters"),
-    EventKind(SUSPECT_TEXT, "spans of the note the agents did not read: instructions, markup, hidden or written codes",
-              lambda p: "; ".join(f"{s['start']}-{s['end']} {s['reason']}" for s in p.get("spans", []))),
-    EventKind(SECTIONS, "the note's sections and how they were found",
-              lambda p: f"{p.get('method')}: " + ", ".join(s["name"] for s in p.get("sections", []))),
-    EventKind(ENTITIES, "mentions extracted, with their assertion",
-              lambda p: ", ".join(f"{e['mention']} ({e.get('assertion', 'present')})"
-                                  for e in p.get("entities", [])) or "none"),
-    EventKind(DROPPED, "a mention dropped, and why", lambda p: f"{p.get('mention')}: {p.get('reason')}"),
-    EventKind(PROPOSAL, "a code proposed for an entity and the path walked to it",
-              lambda p: f"{p['entity_id']} -> {p['code']} (confidence {p['confidence']:.2f}) via "
-                        f"{' > '.join(p.get('path', []))}",
-              lambda p: [p["code"]]),
-    EventKind(CRITIC, "the critic's verdicts and what it sent back",
-              lambda p: "; ".join(f"{k}: {v['code']} {v['decision']}" for k, v in p.get("verdicts", {}).items())
-              or "nothing new",
-              lambda p: [v["code"] for v in p.get("verdicts", {}).values()]),
-    EventKind(RANKED, "the ranker's candidates, verifier use and what passed the threshold",
-              lambda p: f"{p.get('candidates')} candidates, {p.get('accepted')} accepted, "
-                        f"{p.get('suggestions')} suggestions; top " +
-                        ", ".join(f"{t['code']} {t['p']:.2f}" for t in p.get("top", [])[:5]),
-              lambda p: [t["code"] for t in p.get("top", [])]),
-    EventKind(RESULT, "the codes the run returns",
-              lambda p: ", ".join(c["code"] for c in p.get("codes", [])) or "no codes",
-              lambda p: [c["code"] for c in p.get("codes", [])]),
-    EventKind(DECISION, "a reviewer's decision: accept, reject, add or replace, with the reason", _session,
-              lambda p: [c for c in (p.get("code"), p.get("old")) if c]),
-)}
+CATALOGUE: dict[str, EventKind] = {
+    e.kind: e
+    for e in (
+        EventKind(
+            NODE_START,
+            "a node began, with the digest of its input",
+            lambda p: f"input {p.get('input_digest', '')}" + (f", item {p['item']}" if p.get("item") else ""),
+        ),
+        EventKind(
+            NODE_END,
+            "a node finished: its time and what it wrote",
+            lambda p: (
+                f"{p.get('seconds', 0):.2f}s, wrote "
+                f"{', '.join(k for k in p.get('output', {}) if k != 'visits') or 'nothing'}"
+            ),
+        ),
+        EventKind(NODE_ERROR, "a node raised; the run stops there and can be resumed", lambda p: str(p.get("error"))),
+        EventKind(MODEL_CALL, "one model call: prompt, answer, tokens, cache reuse, latency", _model_call),
+        EventKind(
+            TOOL,
+            "a knowledge tool the node called, with its arguments and result",
+            lambda p: (
+                f"{p.get('name')}({json.dumps(p.get('args', {}), default=str)[:80]}) -> "
+                f"{len(p.get('result') or [])} results"
+            ),
+            lambda p: [str(h.get("code")) for h in p.get("result") or [] if isinstance(h, dict)][:5],
+        ),
+        EventKind(
+            ERROR, "an error a node recovered from (recorded, the run goes on)", lambda p: str(p.get("error", ""))[:160]
+        ),
+        EventKind(
+            NOTE_READ,
+            "how the note was read: its encoding (UTF-8, UTF-16 with a byte-order mark ...) and size",
+            lambda p: f"read as {p.get('encoding')}, {p.get('chars', 0):,} characters",
+        ),
+        EventKind(
+            SUSPECT_TEXT,
+            "spans of the note the agents did not read: instructions, markup, hidden or written codes",
+            lambda p: "; ".join(f"{s['start']}-{s['end']} {s['reason']}" for s in p.get("spans", [])),
+        ),
+        EventKind(
+            SECTIONS,
+            "the note's sections and how they were found",
+            lambda p: f"{p.get('method')}: " + ", ".join(s["name"] for s in p.get("sections", [])),
+        ),
+        EventKind(
+            ENTITIES,
+            "mentions extracted, with their assertion",
+            lambda p: (
+                ", ".join(f"{e['mention']} ({e.get('assertion', 'present')})" for e in p.get("entities", [])) or "none"
+            ),
+        ),
+        EventKind(DROPPED, "a mention dropped, and why", lambda p: f"{p.get('mention')}: {p.get('reason')}"),
+        EventKind(
+            PROPOSAL,
+            "a code proposed for an entity and the path walked to it",
+            lambda p: (
+                f"{p['entity_id']} -> {p['code']} (confidence {p['confidence']:.2f}) via "
+                f"{' > '.join(p.get('path', []))}"
+            ),
+            lambda p: [p["code"]],
+        ),
+        EventKind(
+            CRITIC,
+            "the critic's verdicts and what it sent back",
+            lambda p: (
+                "; ".join(f"{k}: {v['code']} {v['decision']}" for k, v in p.get("verdicts", {}).items())
+                or "nothing new"
+            ),
+            lambda p: [v["code"] for v in p.get("verdicts", {}).values()],
+        ),
+        EventKind(
+            RANKED,
+            "the ranker's candidates, verifier use and what passed the threshold",
+            lambda p: (
+                f"{p.get('candidates')} candidates, {p.get('accepted')} accepted, "
+                f"{p.get('suggestions')} suggestions; top "
+                + ", ".join(f"{t['code']} {t['p']:.2f}" for t in p.get("top", [])[:5])
+            ),
+            lambda p: [t["code"] for t in p.get("top", [])],
+        ),
+        EventKind(
+            RESULT,
+            "the codes the run returns",
+            lambda p: ", ".join(c["code"] for c in p.get("codes", [])) or "no codes",
+            lambda p: [c["code"] for c in p.get("codes", [])],
+        ),
+        EventKind(
+            DECISION,
+            "a reviewer's decision: accept, reject, add or replace, with the reason",
+            _session,
+            lambda p: [c for c in (p.get("code"), p.get("old")) if c],
+        ),
+    )
+}
 
 
 def kind_of(kind: str) -> EventKind | None:
@@ -119,9 +180,10 @@ def kind_of(kind: str) -> EventKind | None:
     if kind in CATALOGUE:
         return CATALOGUE[kind]
     if kind.startswith(SESSION_PREFIX):
-        turn = kind[len(SESSION_PREFIX):]
-        return EventKind(kind, "a review-session turn", lambda p: _session(p, turn),
-                         lambda p: [c for c in (p.get("code"),) if c])
+        turn = kind[len(SESSION_PREFIX) :]
+        return EventKind(
+            kind, "a review-session turn", lambda p: _session(p, turn), lambda p: [c for c in (p.get("code"),) if c]
+        )
     return None
 
 
@@ -163,8 +225,13 @@ class Tally:
     entities: list[dict[str, Any]] = field(default_factory=list)
 
     def tokens(self) -> dict[str, Any]:
-        return {"calls": self.calls, "prompt": self.prompt, "cached": self.cached, "completion": self.completion,
-                "model_seconds": self.model_seconds}
+        return {
+            "calls": self.calls,
+            "prompt": self.prompt,
+            "cached": self.cached,
+            "completion": self.completion,
+            "model_seconds": self.model_seconds,
+        }
 
 
 def tally(events: Iterable[EventLike]) -> Tally:

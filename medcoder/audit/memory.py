@@ -12,7 +12,14 @@ import time
 from typing import Any, Iterator
 
 from medcoder.audit.store import (
-    GENESIS, AuditError, AuditStore, Event, RunInfo, canonical, event_hash, sha256_text,
+    GENESIS,
+    AuditError,
+    AuditStore,
+    Event,
+    RunInfo,
+    canonical,
+    event_hash,
+    sha256_text,
 )
 
 
@@ -25,17 +32,35 @@ class MemoryAuditStore(AuditStore):
         self._lock = threading.RLock()
         self.path = ":memory:"
 
-    def create_run(self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str,
-                   store_note: bool = True) -> None:
+    def create_run(
+        self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str, store_note: bool = True
+    ) -> None:
         with self._lock:
             if run_id in self._runs:
                 return
-            self._runs[run_id] = RunInfo(run_id, time.time(), workflow, sha256_text(spec_text), "running",
-                                         sha256_text(note), note if store_note else None, spec_text,
-                                         json.loads(canonical(settings)))
+            self._runs[run_id] = RunInfo(
+                run_id,
+                time.time(),
+                workflow,
+                sha256_text(spec_text),
+                "running",
+                sha256_text(note),
+                note if store_note else None,
+                spec_text,
+                json.loads(canonical(settings)),
+            )
             self._events[run_id] = []
-            self.append(run_id, "", "run", {"workflow": workflow, "spec_hash": sha256_text(spec_text),
-                                            "note_digest": sha256_text(note), "settings": settings})
+            self.append(
+                run_id,
+                "",
+                "run",
+                {
+                    "workflow": workflow,
+                    "spec_hash": sha256_text(spec_text),
+                    "note_digest": sha256_text(note),
+                    "settings": settings,
+                },
+            )
 
     def append(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> Event:
         with self._lock:
@@ -45,8 +70,17 @@ class MemoryAuditStore(AuditStore):
             payload_json = canonical(payload)
             prev = events[-1].hash if events else GENESIS
             seq, ts = len(events), time.time()
-            ev = Event(run_id, seq, ts, node, kind, json.loads(payload_json), prev,
-                       event_hash(prev, run_id, seq, ts, node, kind, payload_json), payload_json)
+            ev = Event(
+                run_id,
+                seq,
+                ts,
+                node,
+                kind,
+                json.loads(payload_json),
+                prev,
+                event_hash(prev, run_id, seq, ts, node, kind, payload_json),
+                payload_json,
+            )
             events.append(ev)
             info = self._runs[run_id]
             if info.head_hash is not None:  # a finished run that gets more events is sealed again

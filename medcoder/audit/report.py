@@ -33,8 +33,11 @@ def _e(value: Any) -> str:
 
 
 def _highlight(note: str, codes: list[dict[str, Any]]) -> str:
-    spans = [(ev.get("start"), ev.get("end"), (f"{c['code']} {c['label']}", c["system"]))
-             for c in codes for ev in c["evidence"]]
+    spans = [
+        (ev.get("start"), ev.get("end"), (f"{c['code']} {c['label']}", c["system"]))
+        for c in codes
+        for ev in c["evidence"]
+    ]
     out = []
     for seg in segments(note, spans):
         text = _e(seg.text)
@@ -53,8 +56,10 @@ def _steps(code: dict[str, Any]) -> str:
         for opt in step["options"]:
             chosen = ' class="chosen"' if opt["code"] in code["path"] else ""
             width = max(1, int(opt["p"] * 200))
-            rows.append(f'<tr{chosen}><td>{_e(opt["code"])}</td><td>{_e(opt["label"])}</td>'
-                        f'<td><div class="bar" style="width:{width}px"></div>{opt["p"]:.3f}</td></tr>')
+            rows.append(
+                f"<tr{chosen}><td>{_e(opt['code'])}</td><td>{_e(opt['label'])}</td>"
+                f'<td><div class="bar" style="width:{width}px"></div>{opt["p"]:.3f}</td></tr>'
+            )
     return f'<table class="steps">{"".join(rows)}</table>' if rows else "<p>(no choices recorded)</p>"
 
 
@@ -68,20 +73,30 @@ def render_run(store: AuditStore, run_id: str) -> str:
     node_seconds, tokens, entities = totals.node_seconds, totals.tokens(), totals.entities
     models = info.settings.get("models", {})
     created = datetime.fromtimestamp(info.created, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    chain = (f'<span class="ok">verified: {check.events} events, hash chain intact</span>' if check.ok
-             else f'<span class="bad">TAMPERED: {_e(check.reason)}</span>')
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>medcoder run {_e(info.run_id)}</title>"
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>medcoder run {_e(info.run_id)}</h1><table class='meta'>"
-             f"<tr><td>workflow</td><td>{_e(info.workflow)} (spec sha256 {_e(info.spec_hash[:16])})</td></tr>"
-             f"<tr><td>created</td><td>{created}, status {_e(info.status)}</td></tr>"
-             + "".join(f"<tr><td>model {_e(n)}</td><td>{_e(m.get('name'))} sha256 {_e(str(m.get('sha256'))[:16])}</td></tr>"
-                       for n, m in models.items())
-             + f"<tr><td>audit trail</td><td>{chain}</td></tr>"
-             f"<tr><td>note sha256</td><td>{_e(info.note_digest)}</td></tr></table>"]
+    chain = (
+        f'<span class="ok">verified: {check.events} events, hash chain intact</span>'
+        if check.ok
+        else f'<span class="bad">TAMPERED: {_e(check.reason)}</span>'
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>medcoder run {_e(info.run_id)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>medcoder run {_e(info.run_id)}</h1><table class='meta'>"
+        f"<tr><td>workflow</td><td>{_e(info.workflow)} (spec sha256 {_e(info.spec_hash[:16])})</td></tr>"
+        f"<tr><td>created</td><td>{created}, status {_e(info.status)}</td></tr>"
+        + "".join(
+            f"<tr><td>model {_e(n)}</td><td>{_e(m.get('name'))} sha256 {_e(str(m.get('sha256'))[:16])}</td></tr>"
+            for n, m in models.items()
+        )
+        + f"<tr><td>audit trail</td><td>{chain}</td></tr>"
+        f"<tr><td>note sha256</td><td>{_e(info.note_digest)}</td></tr></table>",
+    ]
     parts.append("<h2>Note and evidence</h2>")
-    parts.append(f'<pre class="note">{_highlight(info.note, result["codes"])}</pre>' if info.note is not None
-                 else "<p>The note itself was not stored (digest only).</p>")
+    parts.append(
+        f'<pre class="note">{_highlight(info.note, result["codes"])}</pre>'
+        if info.note is not None
+        else "<p>The note itself was not stored (digest only).</p>"
+    )
     parts.append(f"<h2>Codes ({len(result['codes'])})</h2>")
     for c in result["codes"]:
         v = c.get("verdict", {})
@@ -91,27 +106,41 @@ def render_run(store: AuditStore, run_id: str) -> str:
         evidence = " | ".join(f'"{_e(e["text"])}" [{e["start"]}:{e["end"]}]' for e in c["evidence"])
         parts.append(
             f'<div class="code"><h3>{_e(c["code"])} {_e(c["label"])} <span class="pill {decision}">{_e(decision)}'
-            f'</span></h3><div>{_e(c["system"])}, confidence {c["confidence"]:.3f}; path '
-            f'{_e(" > ".join(c["path"]))}</div><div>evidence: {evidence}</div>'
-            f'<div>critic: <ul>{reasons}</ul>{("reminders: <ul>" + reminders + "</ul>") if reminders else ""}'
-            f'{("p(supported) = %.3f" % v["support"]) if "support" in v else ""}</div>'
-            f"<details open><summary>choices along the path</summary>{_steps(c)}</details></div>")
+            f"</span></h3><div>{_e(c['system'])}, confidence {c['confidence']:.3f}; path "
+            f"{_e(' > '.join(c['path']))}</div><div>evidence: {evidence}</div>"
+            f"<div>critic: <ul>{reasons}</ul>{('reminders: <ul>' + reminders + '</ul>') if reminders else ''}"
+            f"{('p(supported) = %.3f' % v['support']) if 'support' in v else ''}</div>"
+            f"<details open><summary>choices along the path</summary>{_steps(c)}</details></div>"
+        )
     if result.get("rejected"):
-        parts.append("<h2>Rejected proposals</h2><table class='grid'><tr><th>code</th><th>decision</th>"
-                     "<th>reasons</th></tr>" + "".join(
-                         f"<tr><td>{_e(r['code'])}</td><td>{_e(r['verdict'].get('decision'))}</td>"
-                         f"<td>{_e('; '.join(r['verdict'].get('reasons', [])))}</td></tr>" for r in result["rejected"])
-                     + "</table>")
+        parts.append(
+            "<h2>Rejected proposals</h2><table class='grid'><tr><th>code</th><th>decision</th>"
+            "<th>reasons</th></tr>"
+            + "".join(
+                f"<tr><td>{_e(r['code'])}</td><td>{_e(r['verdict'].get('decision'))}</td>"
+                f"<td>{_e('; '.join(r['verdict'].get('reasons', [])))}</td></tr>"
+                for r in result["rejected"]
+            )
+            + "</table>"
+        )
     if entities:
-        parts.append("<h2>Entities</h2><table class='grid'><tr><th>kind</th><th>mention</th><th>assertion</th>"
-                     "<th>offsets</th></tr>" + "".join(
-                         f"<tr><td>{_e(e['kind'])}</td><td>{_e(e['mention'])}</td><td>{_e(e['assertion'])}</td>"
-                         f"<td>{e['start']}-{e['end']}</td></tr>" for e in entities) + "</table>")
-    parts.append("<h2>Timings and tokens</h2><table class='grid'><tr><th>node</th><th>seconds</th></tr>"
-                 + "".join(f"<tr><td>{_e(n)}</td><td>{s:.2f}</td></tr>" for n, s in node_seconds.items())
-                 + "</table><p>"
-                 f"{tokens['calls']} model calls, {tokens['prompt']} prompt tokens ({tokens['cached']} reused from "
-                 f"the cached prefix), {tokens['completion']} completion tokens, "
-                 f"{tokens['model_seconds']:.1f} s in the model.</p>")
+        parts.append(
+            "<h2>Entities</h2><table class='grid'><tr><th>kind</th><th>mention</th><th>assertion</th>"
+            "<th>offsets</th></tr>"
+            + "".join(
+                f"<tr><td>{_e(e['kind'])}</td><td>{_e(e['mention'])}</td><td>{_e(e['assertion'])}</td>"
+                f"<td>{e['start']}-{e['end']}</td></tr>"
+                for e in entities
+            )
+            + "</table>"
+        )
+    parts.append(
+        "<h2>Timings and tokens</h2><table class='grid'><tr><th>node</th><th>seconds</th></tr>"
+        + "".join(f"<tr><td>{_e(n)}</td><td>{s:.2f}</td></tr>" for n, s in node_seconds.items())
+        + "</table><p>"
+        f"{tokens['calls']} model calls, {tokens['prompt']} prompt tokens ({tokens['cached']} reused from "
+        f"the cached prefix), {tokens['completion']} completion tokens, "
+        f"{tokens['model_seconds']:.1f} s in the model.</p>"
+    )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -52,8 +52,16 @@ class Event:
     bad_blobs: list[str] = field(default_factory=list)  # blob references whose text is missing or changed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "seq": self.seq, "ts": self.ts, "node": self.node, "kind": self.kind,
-                "payload": self.payload, "prev_hash": self.prev_hash, "hash": self.hash}
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "ts": self.ts,
+            "node": self.node,
+            "kind": self.kind,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
 
 @dataclass
@@ -102,8 +110,9 @@ class AuditStore(abc.ABC):
     """Where runs and their events live; the workflow writes, auditors read and verify."""
 
     @abc.abstractmethod
-    def create_run(self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str,
-                   store_note: bool = True) -> None: ...
+    def create_run(
+        self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str, store_note: bool = True
+    ) -> None: ...
 
     @abc.abstractmethod
     def append(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> Event: ...
@@ -138,25 +147,40 @@ class AuditStore(abc.ABC):
                 return Verification(run_id, False, n, bad, f"event {bad} is missing or out of order (found {ev.seq})")
             if ev.prev_hash != prev:
                 return Verification(run_id, False, n, ev.seq, f"event {ev.seq} does not link to the event before it")
-            recomputed = event_hash(prev, ev.run_id, ev.seq, ev.ts, ev.node, ev.kind,
-                                    ev.payload_json or canonical(ev.payload))
+            recomputed = event_hash(
+                prev, ev.run_id, ev.seq, ev.ts, ev.node, ev.kind, ev.payload_json or canonical(ev.payload)
+            )
             if recomputed != ev.hash:
                 return Verification(run_id, False, n, ev.seq, f"event {ev.seq} ({ev.kind}) was changed")
             if ev.bad_blobs:
-                return Verification(run_id, False, n, ev.seq, f"event {ev.seq} ({ev.kind}): the stored text "
-                                    f"{ev.bad_blobs[0][:12]} it points at was changed or removed")
+                return Verification(
+                    run_id,
+                    False,
+                    n,
+                    ev.seq,
+                    f"event {ev.seq} ({ev.kind}): the stored text "
+                    f"{ev.bad_blobs[0][:12]} it points at was changed or removed",
+                )
             prev, expected_seq = ev.hash, expected_seq + 1
         first = next(iter(self.events(run_id)), None)
         if first is not None and first.kind == "run":
             claims = first.payload
             if claims.get("note_digest") != info.note_digest or (
-                    info.note is not None and sha256_text(info.note) != info.note_digest):
+                info.note is not None and sha256_text(info.note) != info.note_digest
+            ):
                 return Verification(run_id, False, n, 0, "the stored note does not match the note the run began with")
             if claims.get("spec_hash") != info.spec_hash or sha256_text(info.spec_text) != info.spec_hash:
-                return Verification(run_id, False, n, 0, "the stored workflow does not match the one the run began with")
+                return Verification(
+                    run_id, False, n, 0, "the stored workflow does not match the one the run began with"
+                )
         if info.head_hash is not None and info.head_hash != prev:
-            return Verification(run_id, False, n, expected_seq,
-                                f"events after {expected_seq - 1} were deleted (the run's last hash does not match)")
+            return Verification(
+                run_id,
+                False,
+                n,
+                expected_seq,
+                f"events after {expected_seq - 1} were deleted (the run's last hash does not match)",
+            )
         if info.head_hash is not None and info.n_events != n:
             return Verification(run_id, False, n, n, f"the run recorded {info.n_events} events, found {n}")
         return Verification(run_id, True, n)
@@ -235,8 +259,9 @@ class SQLiteAuditStore(AuditStore):
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
-            conn = storage.connect(self.path, "audit store", timeout=30.0, isolation_level=None,
-                                   check_same_thread=False)
+            conn = storage.connect(
+                self.path, "audit store", timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -254,8 +279,9 @@ class SQLiteAuditStore(AuditStore):
         return self._conn().execute("SELECT version FROM schema_version").fetchone()[0]
 
     @storage.guarded("audit store")
-    def create_run(self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str,
-                   store_note: bool = True) -> None:
+    def create_run(
+        self, run_id: str, workflow: str, spec_text: str, settings: dict[str, Any], note: str, store_note: bool = True
+    ) -> None:
         with self._lock:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")  # the run row and its opening event land together or not at all
@@ -263,12 +289,31 @@ class SQLiteAuditStore(AuditStore):
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO runs (run_id, created, workflow, spec_text, spec_hash, settings, note, "
                     "note_digest, status, tail_hash, tail_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, -1)",
-                    (run_id, time.time(), workflow, spec_text, sha256_text(spec_text), canonical(settings),
-                     note if store_note else None, sha256_text(note), GENESIS))
+                    (
+                        run_id,
+                        time.time(),
+                        workflow,
+                        spec_text,
+                        sha256_text(spec_text),
+                        canonical(settings),
+                        note if store_note else None,
+                        sha256_text(note),
+                        GENESIS,
+                    ),
+                )
                 if cur.rowcount:  # the chain opens with what the run row claims, so the row is covered too
-                    self._append(run_id, "", "run", {"workflow": workflow, "spec_hash": sha256_text(spec_text),
-                                                     "note_digest": sha256_text(note), "settings": settings},
-                                 in_transaction=True)
+                    self._append(
+                        run_id,
+                        "",
+                        "run",
+                        {
+                            "workflow": workflow,
+                            "spec_hash": sha256_text(spec_text),
+                            "note_digest": sha256_text(note),
+                            "settings": settings,
+                        },
+                        in_transaction=True,
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -279,8 +324,9 @@ class SQLiteAuditStore(AuditStore):
         with self._lock:
             return self._append(run_id, node, kind, payload)
 
-    def _append(self, run_id: str, node: str, kind: str, payload: dict[str, Any],
-                in_transaction: bool = False) -> Event:
+    def _append(
+        self, run_id: str, node: str, kind: str, payload: dict[str, Any], in_transaction: bool = False
+    ) -> Event:
         conn = self._conn()
         payload = json.loads(canonical(payload))  # what readers get back is what was stored
         blobs: dict[str, str] = {}
@@ -297,13 +343,18 @@ class SQLiteAuditStore(AuditStore):
             prev, seq = row[0] or GENESIS, row[1] + 1
             ts = time.time()
             h = event_hash(prev, run_id, seq, ts, node, kind, payload_json)
-            conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (run_id, seq, ts, node, kind, payload_json, prev, h))
+            conn.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, ts, node, kind, payload_json, prev, h),
+            )
             faults.point("audit_append")  # a kill here, inside the transaction, must leave no trace
             # a finished run that gets more events (a review session's turns) is sealed again at its new head
-            conn.execute("UPDATE runs SET tail_hash = ?, tail_seq = ?, head_hash = CASE WHEN head_hash IS NULL "
-                         "THEN NULL ELSE ? END, n_events = CASE WHEN head_hash IS NULL THEN n_events ELSE ? END "
-                         "WHERE run_id = ?", (h, seq, h, seq + 1, run_id))
+            conn.execute(
+                "UPDATE runs SET tail_hash = ?, tail_seq = ?, head_hash = CASE WHEN head_hash IS NULL "
+                "THEN NULL ELSE ? END, n_events = CASE WHEN head_hash IS NULL THEN n_events ELSE ? END "
+                "WHERE run_id = ?",
+                (h, seq, h, seq + 1, run_id),
+            )
             if not in_transaction:
                 conn.execute("COMMIT")
         except Exception:
@@ -318,24 +369,55 @@ class SQLiteAuditStore(AuditStore):
             conn = self._conn()
             conn.execute(
                 "UPDATE runs SET status = ?, result = ?, finished = ?, head_hash = tail_hash, n_events = tail_seq + 1"
-                " WHERE run_id = ?", (status, canonical(result) if result is not None else None, time.time(), run_id))
+                " WHERE run_id = ?",
+                (status, canonical(result) if result is not None else None, time.time(), run_id),
+            )
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _info(self, row: sqlite3.Row | tuple[Any, ...]) -> RunInfo:
-        (run_id, created, workflow, spec_text, spec_hash, settings, note, note_digest, status, result,
-         head_hash, n_events, finished) = row[:13]
-        return RunInfo(run_id, created, workflow, spec_hash, status, note_digest, note, spec_text,
-                       json.loads(settings), json.loads(result) if result else None, head_hash, n_events, finished)
+        (
+            run_id,
+            created,
+            workflow,
+            spec_text,
+            spec_hash,
+            settings,
+            note,
+            note_digest,
+            status,
+            result,
+            head_hash,
+            n_events,
+            finished,
+        ) = row[:13]
+        return RunInfo(
+            run_id,
+            created,
+            workflow,
+            spec_hash,
+            status,
+            note_digest,
+            note,
+            spec_text,
+            json.loads(settings),
+            json.loads(result) if result else None,
+            head_hash,
+            n_events,
+            finished,
+        )
 
-    _COLUMNS = ("run_id, created, workflow, spec_text, spec_hash, settings, note, note_digest, status, result, "
-                "head_hash, n_events, finished")
+    _COLUMNS = (
+        "run_id, created, workflow, spec_text, spec_hash, settings, note, note_digest, status, result, "
+        "head_hash, n_events, finished"
+    )
 
     @storage.guarded("audit store")
     def run(self, run_id: str) -> RunInfo:
         row = self._conn().execute(f"SELECT {self._COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            matches = self._conn().execute("SELECT run_id FROM runs WHERE run_id LIKE ? LIMIT 2",
-                                           (run_id + "%",)).fetchall()
+            matches = (
+                self._conn().execute("SELECT run_id FROM runs WHERE run_id LIKE ? LIMIT 2", (run_id + "%",)).fetchall()
+            )
             if len(matches) == 1:
                 return self.run(matches[0][0])
             raise AuditError(f"no run {run_id!r} in {self.path}")
@@ -349,8 +431,15 @@ class SQLiteAuditStore(AuditStore):
     def events(self, run_id: str) -> Iterator[Event]:
         run_id = self.run(run_id).run_id
         with storage.guard(self.path, "audit store"):
-            fetched = self._conn().execute("SELECT run_id, seq, ts, node, kind, payload, prev_hash, hash FROM events "
-                                           "WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+            fetched = (
+                self._conn()
+                .execute(
+                    "SELECT run_id, seq, ts, node, kind, payload, prev_hash, hash FROM events "
+                    "WHERE run_id = ? ORDER BY seq",
+                    (run_id,),
+                )
+                .fetchall()
+            )
         verified: dict[str, str | None] = {}  # a run's calls share their prompt blobs: read and hash each once
 
         def read(h: str) -> str | None:
@@ -374,11 +463,15 @@ class SQLiteAuditStore(AuditStore):
         """Bytes held: event payloads, blob texts, notes (what the audit benchmark and the contract tests read)."""
         conn = self._conn()
         one = lambda sql: conn.execute(sql).fetchone()[0] or 0  # noqa: E731
-        return {"runs": one("SELECT COUNT(*) FROM runs"), "events": one("SELECT COUNT(*) FROM events"),
-                "event_bytes": one("SELECT SUM(LENGTH(payload)) FROM events"),
-                "blobs": one("SELECT COUNT(*) FROM blobs"), "blob_bytes": one("SELECT SUM(LENGTH(text)) FROM blobs"),
-                "note_bytes": one("SELECT SUM(LENGTH(note)) FROM runs"),
-                "file_bytes": self.path.stat().st_size if self.path.exists() else 0}
+        return {
+            "runs": one("SELECT COUNT(*) FROM runs"),
+            "events": one("SELECT COUNT(*) FROM events"),
+            "event_bytes": one("SELECT SUM(LENGTH(payload)) FROM events"),
+            "blobs": one("SELECT COUNT(*) FROM blobs"),
+            "blob_bytes": one("SELECT SUM(LENGTH(text)) FROM blobs"),
+            "note_bytes": one("SELECT SUM(LENGTH(note)) FROM runs"),
+            "file_bytes": self.path.stat().st_size if self.path.exists() else 0,
+        }
 
     def close(self) -> None:
         with self._lock:

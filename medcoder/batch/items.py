@@ -56,9 +56,15 @@ class BatchSummary:
 
     def to_dict(self) -> dict[str, Any]:
         elapsed = time.time() - self.started
-        return {"total": self.total, "skipped": self.skipped, "coded": self.done, "errors": self.errors,
-                "seconds": round(elapsed, 1), "notes_per_minute": round(60 * self.finished / elapsed, 2) if elapsed else 0,
-                "out": self.out}
+        return {
+            "total": self.total,
+            "skipped": self.skipped,
+            "coded": self.done,
+            "errors": self.errors,
+            "seconds": round(elapsed, 1),
+            "notes_per_minute": round(60 * self.finished / elapsed, 2) if elapsed else 0,
+            "out": self.out,
+        }
 
 
 NOTE_SUFFIXES = (".txt",)
@@ -74,8 +80,11 @@ def iter_inputs(path: str | Path, suffixes: Sequence[str] = NOTE_SUFFIXES) -> It
         files = [f for f in every if f.suffix.lower() in wanted]
         if not files:
             others = sorted({f.suffix or "(no suffix)" for f in every})
-            hint = f" (it holds {len(every)} other files: {', '.join(others)}; ask for them with --suffix)" \
-                if every else ""
+            hint = (
+                f" (it holds {len(every)} other files: {', '.join(others)}; ask for them with --suffix)"
+                if every
+                else ""
+            )
             raise MedcoderError(f"{p}: no {' or '.join(sorted(wanted))} note files in this folder{hint}")
         for f in files:
             yield BatchItem(f.stem, f.read_bytes())
@@ -105,16 +114,27 @@ def code_item(workflow: Any, item: BatchItem, run_id: str) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         result = workflow.run_or_result(item.text, run_id)
-        return {"id": item.id, "ok": True, "run_id": run_id, "result": result.to_dict(),
-                "seconds": round(time.perf_counter() - start, 3)}
+        return {
+            "id": item.id,
+            "ok": True,
+            "run_id": run_id,
+            "result": result.to_dict(),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
     except NoteError as exc:
         return {"id": item.id, "ok": False, "run_id": run_id, "error": str(exc), "error_type": "bad_note"}
     except StorageError:  # not this note's fault: stop the batch, so the note is retried when space is back
         raise
     except Exception as exc:  # noqa: BLE001 - the batch records it and goes on
         logger.exception("note %s failed", item.id)
-        return {"id": item.id, "ok": False, "run_id": run_id, "error": f"{type(exc).__name__}: {exc}",
-                "error_type": "failed", "seconds": round(time.perf_counter() - start, 3)}
+        return {
+            "id": item.id,
+            "ok": False,
+            "run_id": run_id,
+            "error": f"{type(exc).__name__}: {exc}",
+            "error_type": "failed",
+            "seconds": round(time.perf_counter() - start, 3),
+        }
 
 
 def with_threads(factory: Callable[[], Any], threads: int) -> Callable[[], Any]:

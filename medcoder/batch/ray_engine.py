@@ -87,8 +87,10 @@ def _connect(options: RayOptions) -> bool:
             need = math.ceil(options.actors * options.cpus_per_actor)
             ray.init(num_cpus=max(os.cpu_count() or 1, need), include_dashboard=False, **common)
     except ConnectionError as exc:
-        raise MedcoderError(f"cannot reach the Ray cluster at {options.address}: {exc}; start it with "
-                            "`ray start --head` or leave --address out for a local Ray") from exc
+        raise MedcoderError(
+            f"cannot reach the Ray cluster at {options.address}: {exc}; start it with "
+            "`ray start --head` or leave --address out for a local Ray"
+        ) from exc
     return True
 
 
@@ -103,9 +105,11 @@ def _actors_that_fit(options: RayOptions) -> int:
             fits.append(int(have.get(name, 0) // per))
     n = min(fits)
     if n < 1:
-        raise MedcoderError(f"the Ray cluster has {have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs: "
-                            f"not enough for one actor with {options.cpus_per_actor:g} CPUs and "
-                            f"{options.gpus_per_actor:g} GPUs")
+        raise MedcoderError(
+            f"the Ray cluster has {have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs: "
+            f"not enough for one actor with {options.cpus_per_actor:g} CPUs and "
+            f"{options.gpus_per_actor:g} GPUs"
+        )
     if n < options.actors:
         logger.warning("the Ray cluster fits %d of the %d actors asked for; using %d", n, options.actors, n)
     return n
@@ -123,8 +127,13 @@ def _medcoder_error(exc: BaseException) -> MedcoderError | None:
     return None
 
 
-def run_on_ray(factory: Callable[[], Any], todo: list[BatchItem], out: Path,
-               write: Callable[[dict[str, Any]], bool], options: RayOptions) -> None:
+def run_on_ray(
+    factory: Callable[[], Any],
+    todo: list[BatchItem],
+    out: Path,
+    write: Callable[[dict[str, Any]], bool],
+    options: RayOptions,
+) -> None:
     """Code `todo` on Ray and hand each line to `write` as it arrives."""
     if not todo:
         return
@@ -134,20 +143,32 @@ def run_on_ray(factory: Callable[[], Any], todo: list[BatchItem], out: Path,
         import ray  # lazy: Ray takes seconds to import
         import ray.data  # lazy: as above
     except ImportError as exc:
-        raise MedcoderError(f"the Ray engine needs Ray Data ({exc}); install it with: "
-                            "pip install -c constraints.txt 'medcoder[ray]'") from exc
+        raise MedcoderError(
+            f"the Ray engine needs Ray Data ({exc}); install it with: pip install -c constraints.txt 'medcoder[ray]'"
+        ) from exc
 
     started = _connect(options)  # each actor's llama.cpp threads match the CPUs Ray gives it (`with_threads`)
     try:
         actors = _actors_that_fit(options)
         _quiet_ray_data(logger.isEnabledFor(logging.INFO))
-        rows = [{"id": item.id, "data": item.text.encode("utf-8") if isinstance(item.text, str) else item.text,
-                 "is_text": isinstance(item.text, str), "run_id": run_id_for(out, item)} for item in todo]
+        rows = [
+            {
+                "id": item.id,
+                "data": item.text.encode("utf-8") if isinstance(item.text, str) else item.text,
+                "is_text": isinstance(item.text, str),
+                "run_id": run_id_for(out, item),
+            }
+            for item in todo
+        ]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), _MAX_BLOCKS))
         coded = ds.map_batches(
-            _coder_class(with_threads(factory, int(options.cpus_per_actor))), batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=options.cpus_per_actor,
-            num_gpus=options.gpus_per_actor or None)
+            _coder_class(with_threads(factory, int(options.cpus_per_actor))),
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=options.cpus_per_actor,
+            num_gpus=options.gpus_per_actor or None,
+        )
         logger.info("coding %d notes on Ray with %d actors", len(rows), actors)
         try:
             for row in coded.iter_rows():
@@ -156,8 +177,10 @@ def run_on_ray(factory: Callable[[], Any], todo: list[BatchItem], out: Path,
             cause = _medcoder_error(exc)
             if cause is not None:
                 raise cause from None
-            raise MedcoderError(f"the Ray batch failed: {type(exc).__name__}: {str(exc)[:500]}; finished notes "
-                                f"are in {out}: run the same command again to code the rest") from exc
+            raise MedcoderError(
+                f"the Ray batch failed: {type(exc).__name__}: {str(exc)[:500]}; finished notes "
+                f"are in {out}: run the same command again to code the rest"
+            ) from exc
     finally:
         if started:
             ray.shutdown()

@@ -19,12 +19,31 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from medcoder import jsonl
-from medcoder.batch.items import (ENGINES, NOTE_SUFFIXES, BatchItem, BatchSummary, RayOptions, code_item,
-                                  iter_inputs, run_id_for, with_threads)
+from medcoder.batch.items import (
+    ENGINES,
+    NOTE_SUFFIXES,
+    BatchItem,
+    BatchSummary,
+    RayOptions,
+    code_item,
+    iter_inputs,
+    run_id_for,
+    with_threads,
+)
 from medcoder.errors import MedcoderError, StorageError
 
-__all__ = ["ENGINES", "NOTE_SUFFIXES", "BatchItem", "BatchSummary", "RayOptions", "code_item", "iter_inputs",
-           "run_batch", "run_id_for", "with_threads"]
+__all__ = [
+    "ENGINES",
+    "NOTE_SUFFIXES",
+    "BatchItem",
+    "BatchSummary",
+    "RayOptions",
+    "code_item",
+    "iter_inputs",
+    "run_batch",
+    "run_id_for",
+    "with_threads",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +72,7 @@ def _code_one(item: BatchItem, run_id: str) -> dict[str, Any]:
 
 # -- the writer side (the calling process only) -------------------------------------------------------
 
+
 def plan(items: Iterable[BatchItem], out: Path) -> tuple[list[BatchItem], BatchSummary, set[str]]:
     """The notes still to code (ids not yet in `out`, first of each id), a summary counting the rest, and the
     ids already written."""
@@ -69,12 +89,14 @@ def plan(items: Iterable[BatchItem], out: Path) -> tuple[list[BatchItem], BatchS
 
 
 @contextmanager
-def output_writer(out: Path, summary: BatchSummary, progress: Progress | None,
-                  written: set[str]) -> Iterator[Callable[[dict[str, Any]], bool]]:
+def output_writer(
+    out: Path, summary: BatchSummary, progress: Progress | None, written: set[str]
+) -> Iterator[Callable[[dict[str, Any]], bool]]:
     """The one writer of `out`: appends each line once (a line whose id is already written is dropped and
     `False` returned, so an engine that retries work cannot duplicate a note), counts it, reports progress.
     `written` is the set of ids already in `out` (from `plan`); it grows as lines are written."""
     with open(out, "ab", buffering=0) as fh:
+
         def write(line: dict[str, Any]) -> bool:
             if str(line["id"]) in written:
                 logger.warning("note %s came back twice (a retried batch); written once", line["id"])
@@ -82,8 +104,10 @@ def output_writer(out: Path, summary: BatchSummary, progress: Progress | None,
             try:
                 jsonl.append_row(fh, line, fault="batch_append")
             except OSError as exc:
-                raise StorageError(f"cannot write to {out}: {exc.strerror or exc}; free space or fix the folder, "
-                                   "then run the same command again: finished notes are kept") from exc
+                raise StorageError(
+                    f"cannot write to {out}: {exc.strerror or exc}; free space or fix the folder, "
+                    "then run the same command again: finished notes are kept"
+                ) from exc
             written.add(str(line["id"]))
             if line["ok"]:
                 summary.done += 1
@@ -96,9 +120,15 @@ def output_writer(out: Path, summary: BatchSummary, progress: Progress | None,
         yield write
 
 
-def run_batch(factory: Callable[[], Any], items: Iterable[BatchItem], out: str | Path,
-              workers: int = 1, progress: Progress | None = None, engine: str = "local",
-              ray: "RayOptions | None" = None) -> BatchSummary:
+def run_batch(
+    factory: Callable[[], Any],
+    items: Iterable[BatchItem],
+    out: str | Path,
+    workers: int = 1,
+    progress: Progress | None = None,
+    engine: str = "local",
+    ray: "RayOptions | None" = None,
+) -> BatchSummary:
     """Code every item not already in `out`. `factory` is a Workflow (used as is, one local worker) or a
     picklable callable that makes one (`WorkflowRecipe`), called once in each worker process or Ray actor.
     `engine="ray"` spreads the notes over a Ray actor pool (`ray` options); the output contract is the same."""

@@ -12,9 +12,16 @@ from typing import Any, Callable, Iterable
 from medcoder.batch.runner import BatchItem, BatchSummary, RayOptions, iter_inputs, run_batch
 
 
-def code_batch(workflow: Any, inputs: str | Path | Iterable[BatchItem], out: str | Path, workers: int = 1,
-               progress: Callable[[BatchSummary], None] | None = None, *, engine: str = "local",
-               ray: RayOptions | None = None) -> BatchSummary:
+def code_batch(
+    workflow: Any,
+    inputs: str | Path | Iterable[BatchItem],
+    out: str | Path,
+    workers: int = 1,
+    progress: Callable[[BatchSummary], None] | None = None,
+    *,
+    engine: str = "local",
+    ray: RayOptions | None = None,
+) -> BatchSummary:
     """Code a folder of notes, a JSONL of {id, text}, or BatchItems into a JSONL file; resumable.
 
     With `workers` > 1, each worker process loads its own copy of the workflow and its models; with

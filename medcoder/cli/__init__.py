@@ -40,8 +40,11 @@ class _Group(click.Group):
         except Exception as exc:  # noqa: BLE001 - a bug; the user gets one line, -v the traceback
             logger.info("unexpected error", exc_info=True)
             first = str(exc).splitlines()[0] if str(exc) else ""
-            click.echo(f"error: unexpected {type(exc).__name__}: {first[:300]} (a medcoder bug: rerun with -v "
-                       "for the traceback and report it)", err=True)
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {first[:300]} (a medcoder bug: rerun with -v "
+                "for the traceback and report it)",
+                err=True,
+            )
             sys.exit(3)
 
 
@@ -65,9 +68,20 @@ def _register() -> None:
 
     main.add_command(kb.kb)
     main.add_command(models.models)
-    for command in (coding.code, batch.batch, chat.chat, evaluate.eval_command, evaluate.bench, learn.learn_command,
-                    coding.validate, coding.graph, doctor.doctor, serve.serve, serve_model.serve_model,
-                    audit.audit_group):
+    for command in (
+        coding.code,
+        batch.batch,
+        chat.chat,
+        evaluate.eval_command,
+        evaluate.bench,
+        learn.learn_command,
+        coding.validate,
+        coding.graph,
+        doctor.doctor,
+        serve.serve,
+        serve_model.serve_model,
+        audit.audit_group,
+    ):
         main.add_command(command)
 
 

@@ -9,11 +9,15 @@ from pathlib import Path
 import click
 
 from medcoder.audit.events import describe
-
 from medcoder.cli.output import emit_json, emit_table
 
-store_option = click.option("--store", "store_path", default=None, type=click.Path(dir_okay=False),
-                            help="Audit store (default $MEDCODER_HOME/audit.sqlite).")
+store_option = click.option(
+    "--store",
+    "store_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Audit store (default $MEDCODER_HOME/audit.sqlite).",
+)
 
 
 def _store(path: str | None):  # type: ignore[no-untyped-def]
@@ -38,8 +42,17 @@ def audit_group() -> None:
 def list_(store_path: str | None, limit: int, as_json: bool) -> None:
     """The most recent runs."""
     runs = _store(store_path).runs(limit)
-    rows = [{"run_id": r.run_id, "created": _when(r.created), "workflow": r.workflow, "status": r.status,
-             "events": r.n_events, "codes": len((r.result or {}).get("codes", []))} for r in runs]
+    rows = [
+        {
+            "run_id": r.run_id,
+            "created": _when(r.created),
+            "workflow": r.workflow,
+            "status": r.status,
+            "events": r.n_events,
+            "codes": len((r.result or {}).get("codes", [])),
+        }
+        for r in runs
+    ]
     if as_json:
         return emit_json(rows)
     emit_table(rows, ["run_id", "created", "workflow", "status", "events", "codes"])
@@ -116,8 +129,10 @@ def replay(run_id: str, store_path: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(rep.to_dict())
     else:
-        click.echo(f"run {rep.run_id}: {'codes match' if rep.match else 'codes DIFFER'} "
-                   f"({len(rep.replayed)} replayed, {len(rep.original)} recorded)")
+        click.echo(
+            f"run {rep.run_id}: {'codes match' if rep.match else 'codes DIFFER'} "
+            f"({len(rep.replayed)} replayed, {len(rep.original)} recorded)"
+        )
         for c in rep.missing:
             click.echo(f"  missing in replay: {c}")
         for c in rep.extra:

@@ -36,9 +36,28 @@ HELP = """commands (CODE: E11.65, e1165, A10BA02):
   help | quit
 anything else is a question for the model, answered from the note and the code tools"""
 
-COMMANDS = ["codes", "suggestions", "why", "accept", "reject", "add", "replace", "children", "path", "notes",
-            "lookup", "search",
-            "index", "note", "export", "feedback", "done", "help", "quit", "exit"]
+COMMANDS = [
+    "codes",
+    "suggestions",
+    "why",
+    "accept",
+    "reject",
+    "add",
+    "replace",
+    "children",
+    "path",
+    "notes",
+    "lookup",
+    "search",
+    "index",
+    "note",
+    "export",
+    "feedback",
+    "done",
+    "help",
+    "quit",
+    "exit",
+]
 _STATUS_STYLE = {"accepted": "green", "rejected": "red strike", "proposed": "yellow"}
 
 
@@ -57,20 +76,34 @@ class ChatREPL:
         self.console = console or Console(highlight=False)
         self._cmd = ""
         self.handlers: dict[str, Callable[[list[str], str], None]] = {
-            "codes": self._codes, "suggestions": self._suggestions, "why": self._why, "accept": self._accept,
-            "reject": self._reject, "add": self._add,
-            "replace": self._replace, "children": self._explore, "path": self._explore, "notes": self._explore,
-            "lookup": self._explore, "search": self._explore, "index": self._explore, "note": self._note,
-            "export": self._export, "feedback": self._feedback, "done": self._done,
+            "codes": self._codes,
+            "suggestions": self._suggestions,
+            "why": self._why,
+            "accept": self._accept,
+            "reject": self._reject,
+            "add": self._add,
+            "replace": self._replace,
+            "children": self._explore,
+            "path": self._explore,
+            "notes": self._explore,
+            "lookup": self._explore,
+            "search": self._explore,
+            "index": self._explore,
+            "note": self._note,
+            "export": self._export,
+            "feedback": self._feedback,
+            "done": self._done,
             "help": lambda a, r: self.console.print(HELP),
         }
 
     # -- the loop -------------------------------------------------------------------------------------
     def loop(self, read: Callable[[str], str] = input) -> None:
-        self.console.print(f"session [bold]{self.session.id}[/]: {len(self.session.codes())} codes, "
-                           f"{len(self.session.suggestions())} suggestions (type suggestions). "
-                           "Type help for commands; resume later with "
-                           f"[bold]medcoder chat --session {self.session.id}[/]")
+        self.console.print(
+            f"session [bold]{self.session.id}[/]: {len(self.session.codes())} codes, "
+            f"{len(self.session.suggestions())} suggestions (type suggestions). "
+            "Type help for commands; resume later with "
+            f"[bold]medcoder chat --session {self.session.id}[/]"
+        )
         self._codes([], "")
         while True:
             try:
@@ -95,7 +128,7 @@ class ChatREPL:
         except ValueError:
             words = line.split()
         cmd, args = words[0].lower(), words[1:]
-        rest = line[len(words[0]):].strip()
+        rest = line[len(words[0]) :].strip()
         self._cmd = cmd
         if cmd in ("quit", "exit", "q"):
             return False
@@ -103,7 +136,9 @@ class ChatREPL:
             if cmd in self.handlers:
                 self.handlers[cmd](args, rest)
             elif len(words) <= 2 and "?" not in line:
-                self.console.print(f"unknown command {words[0]!r}; type help for the commands, or ask a question in words")
+                self.console.print(
+                    f"unknown command {words[0]!r}; type help for the commands, or ask a question in words"
+                )
             else:
                 self._ask(line)
         except (MedcoderError, click.UsageError) as exc:
@@ -123,8 +158,10 @@ class ChatREPL:
             ev = self._evidence(note, evidence.get((c["system"], c["code"]), []))
             if c.get("origin") == "coder":
                 ev.append(f"added by coder {c.get('reason', '')}".strip(), style="italic")
-            status = Text(c["status"] + (f" ({c['reason']})" if c["status"] == "rejected" and c.get("reason") else ""),
-                          style=_STATUS_STYLE.get(c["status"], ""))
+            status = Text(
+                c["status"] + (f" ({c['reason']})" if c["status"] == "rejected" and c.get("reason") else ""),
+                style=_STATUS_STYLE.get(c["status"], ""),
+            )
             table.add_row(c["code"], c["system"], status, f"{c['confidence']:.2f}", c["label"], ev)
         self.console.print(table)
 
@@ -134,11 +171,19 @@ class ChatREPL:
             self.console.print("no suggestions: every code the run found is in `codes`")
             return
         note = self.session.note
-        table = _columns(f"suggestions for session {self.session.id} (add CODE takes one)",
-                         ("code", "system", "conf.", "label", "why not coded", "evidence"))
+        table = _columns(
+            f"suggestions for session {self.session.id} (add CODE takes one)",
+            ("code", "system", "conf.", "label", "why not coded", "evidence"),
+        )
         for r in rows[: int(args[0]) if args and args[0].isdigit() else 15]:
-            table.add_row(r["code"], r["system"], f"{r['confidence']:.2f}", r.get("label", ""),
-                          r.get("reason") or "below the threshold", self._evidence(note, r.get("evidence", [])))
+            table.add_row(
+                r["code"],
+                r["system"],
+                f"{r['confidence']:.2f}",
+                r.get("label", ""),
+                r.get("reason") or "below the threshold",
+                self._evidence(note, r.get("evidence", [])),
+            )
         self.console.print(table)
 
     @staticmethod
@@ -169,8 +214,11 @@ class ChatREPL:
             self.console.print(f"  evidence: [bold yellow]{e}[/]")
         self.console.print("  path: " + " > ".join(f"{p['code']} {p['label']}" for p in w["path"]))
         for step in w["choices"]:
-            opts = ", ".join(f"{o.get('code', o.get('key', '?'))} {o.get('p', o.get('probability', 0)):.2f}"
-                             for o in step["options"] if isinstance(o, dict))
+            opts = ", ".join(
+                f"{o.get('code', o.get('key', '?'))} {o.get('p', o.get('probability', 0)):.2f}"
+                for o in step["options"]
+                if isinstance(o, dict)
+            )
             if opts:
                 self.console.print(f"  at {step['at']}: {opts}")
         critic = w.get("critic") or {}
@@ -219,7 +267,10 @@ class ChatREPL:
             rows = [{"note": k, "text": n["text"], "from": n["from"]} for k, ns in data["notes"].items() for n in ns]
             self._table(rows, ["note", "text", "from"], f"notes {data['code']}")
         elif what == "index":
-            rows = [{"path": " > ".join(e["path"]), "code": e.get("code", ""), "see": e.get("see", "")} for e in data["walk"]]
+            rows = [
+                {"path": " > ".join(e["path"]), "code": e.get("code", ""), "see": e.get("see", "")}
+                for e in data["walk"]
+            ]
             self._table(rows, ["path", "code", "see"], f"index: {arg}")
         else:
             self.console.print_json(json.dumps(data, default=str))
@@ -278,7 +329,9 @@ def _install_readline(repl: ChatREPL, history: Path) -> None:
             options = [c for c in codes if c.lower().startswith(text.lower())]
             if not options and len(text) >= 3:
                 onto = repl.session.workflow.kb.icd10cm
-                options = sorted(c for c in onto.graph if isinstance(c, str) and c.lower().startswith(text.lower()))[:50]
+                options = sorted(c for c in onto.graph if isinstance(c, str) and c.lower().startswith(text.lower()))[
+                    :50
+                ]
         return options[state] if state < len(options) else None
 
     readline.set_completer(complete)

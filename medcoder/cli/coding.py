@@ -43,16 +43,19 @@ def print_result(result: CodingResult) -> None:
         table.add_row(c.code, c.system, c.label, f"{c.confidence:.2f}", ev, c.verdict.get("decision", ""))
     console.print(table)
     s = result.stats
-    console.print(f"{len(result.entities)} entities, {s.get('model_calls', 0)} model calls, "
-                  f"{s.get('seconds', 0)} s; `medcoder audit show {result.run_id}` tells how each code was chosen")
+    console.print(
+        f"{len(result.entities)} entities, {s.get('model_calls', 0)} model calls, "
+        f"{s.get('seconds', 0)} s; `medcoder audit show {result.run_id}` tells how each code was chosen"
+    )
 
 
 @click.command()
 @click.argument("note")
 @click.option("--workflow", "-w", default="full", show_default=True, help="icd10cm, atc, full, or a YAML file.")
 @click.option("--model", "-m", default=None, help="default, test, or a GGUF path (overrides the workflow's).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "fhir"]), default="table",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv", "fhir"]), default="table", show_default=True
+)
 @click.option("--run-id", default=None, help="Resume this run, or name a new one.")
 def code(note: str, workflow: str, model: str | None, fmt: str, run_id: str | None) -> None:
     """Code one NOTE (a text file, or - for stdin)."""
@@ -78,8 +81,10 @@ def validate(workflow: str) -> None:
     spec, _ = load_spec(workflow)
     click.echo(f"{workflow}: ok ({spec.name}: {len(spec.nodes)} nodes, {len(spec.edges)} edges)")
     for node in code_nodes(spec):
-        click.echo(f"{workflow}: node {node.id} runs Python code ({node.agent}): this YAML is code, like a plugin; "
-                   "`medcoder serve` and `medcoder batch` run it only with --allow-code")
+        click.echo(
+            f"{workflow}: node {node.id} runs Python code ({node.agent}): this YAML is code, like a plugin; "
+            "`medcoder serve` and `medcoder batch` run it only with --allow-code"
+        )
 
 
 @click.command()
@@ -87,13 +92,15 @@ def validate(workflow: str) -> None:
 @click.option("--mermaid", "fmt", flag_value="mermaid", default=True, help="Print a mermaid flowchart.")
 def graph(workflow: str, fmt: str) -> None:
     """Draw a workflow's graph (every node and edge) without loading a model."""
-    from medcoder.llm import FakeLLM  # deferred: CLI start-up (`medcoder --help` < 1 s)
-    from medcoder.engine.workflow import Workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
     import tempfile
+
+    from medcoder.engine.workflow import Workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.llm import FakeLLM  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     spec, text = load_spec(workflow)
     with tempfile.TemporaryDirectory() as tmp:
-        wf = Workflow(spec, text, llms={name: FakeLLM() for name in spec.models}, checkpoint_path=f"{tmp}/c.sqlite",
-                      audit=None)
+        wf = Workflow(
+            spec, text, llms={name: FakeLLM() for name in spec.models}, checkpoint_path=f"{tmp}/c.sqlite", audit=None
+        )
         click.echo(wf.mermaid())
         wf.close()

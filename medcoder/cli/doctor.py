@@ -10,8 +10,12 @@ _MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 
 @click.command()
-@click.option("--only", multiple=True, type=click.Choice(["config", "home", "stores", "runtime", "models", "index"]),
-              help="Run only these checks.")
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(["config", "home", "stores", "runtime", "models", "index"]),
+    help="Run only these checks.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def doctor(only: tuple[str, ...], as_json: bool) -> None:
     """Check config, home folder, audit and checkpoint databases, models (sha256), llama.cpp and search indexes.

@@ -7,8 +7,13 @@ import click
 from medcoder.cli.output import DEFAULT_SYSTEM, emit_json, emit_pairs, emit_table, installed_system, progress_bar
 from medcoder.tools import functions as fn
 
-system_option = click.option("--system", default=DEFAULT_SYSTEM, show_default=True, callback=installed_system,
-                             help="Code system: icd10cm, atc, or one a plugin installs.")
+system_option = click.option(
+    "--system",
+    default=DEFAULT_SYSTEM,
+    show_default=True,
+    callback=installed_system,
+    help="Code system: icd10cm, atc, or one a plugin installs.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
@@ -89,26 +94,50 @@ def validate(codes: tuple[str, ...], system: str, as_json: bool) -> None:
 @click.argument("text", nargs=-1, required=True)
 @system_option
 @click.option("-k", "--top", "k", default=10, show_default=True, help="How many results.")
-@click.option("--mode", type=click.Choice(["hybrid", "lexical", "dense", "index"]), default="hybrid",
-              show_default=True, help="Fused search, or one ranker alone.")
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "lexical", "dense", "index"]),
+    default="hybrid",
+    show_default=True,
+    help="Fused search, or one ranker alone.",
+)
 @click.option("--chapter", help="Only this chapter: ICD-10-CM 'CH4', '4' or 'E00-E89'; ATC 'A'.")
-@click.option("--kind", "kinds", multiple=True, help="Only these levels (ICD: chapter, block, category, "
-              "subcategory, code, extension; ATC: level1..level5). Repeatable.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    help="Only these levels (ICD: chapter, block, category, "
+    "subcategory, code, extension; ATC: level1..level5). Repeatable.",
+)
 @click.option("--billable", is_flag=True, help="Only billable codes.")
 @json_option
-def search(text: tuple[str, ...], system: str, k: int, mode: str, chapter: str | None, kinds: tuple[str, ...],
-           billable: bool, as_json: bool) -> None:
+def search(
+    text: tuple[str, ...],
+    system: str,
+    k: int,
+    mode: str,
+    chapter: str | None,
+    kinds: tuple[str, ...],
+    billable: bool,
+    as_json: bool,
+) -> None:
     """Search codes by the words a clinician writes (lay terms too)."""
-    data = fn.search_codes(" ".join(text), system, k=k, billable_only=billable, mode=mode, chapter=chapter,
-                           kinds=list(kinds))
+    data = fn.search_codes(
+        " ".join(text), system, k=k, billable_only=billable, mode=mode, chapter=chapter, kinds=list(kinds)
+    )
     if as_json:
         return emit_json(data)
     emit_table(data, ["code", "label", "score", "sources"])
 
 
 @kb.command("build-index")
-@click.option("--system", "systems", multiple=True, callback=installed_system,
-              help="Which code system (default: every installed one).")
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    callback=installed_system,
+    help="Which code system (default: every installed one).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when the cached index is current.")
 @json_option
 def build_index(systems: tuple[str, ...], force: bool, as_json: bool) -> None:
@@ -135,12 +164,22 @@ def _table_command(name: str, func, help_text: str):  # type: ignore[no-untyped-
         data = func(" ".join(term), k=k)
         if as_json:
             return emit_json(data)
-        rows = [{"path": " > ".join(e["path"]), "code": e.get("code") or e.get("cells") or "",
-                 "see": e.get("see", ""), "see also": e.get("see_also", ""), "modifiers": e.get("nonessential", "")}
-                for e in data["walk"]]
+        rows = [
+            {
+                "path": " > ".join(e["path"]),
+                "code": e.get("code") or e.get("cells") or "",
+                "see": e.get("see", ""),
+                "see also": e.get("see_also", ""),
+                "modifiers": e.get("nonessential", ""),
+            }
+            for e in data["walk"]
+        ]
         emit_table(rows, ["path", "code", "see", "see also", "modifiers"], title=f"{name}: {data['query']}")
-        emit_table([{"path": " > ".join(e["path"]), "code": e.get("code") or e.get("cells") or ""}
-                    for e in data["search"]], ["path", "code"], title="word search")
+        emit_table(
+            [{"path": " > ".join(e["path"]), "code": e.get("code") or e.get("cells") or ""} for e in data["search"]],
+            ["path", "code"],
+            title="word search",
+        )
 
     return command
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import click
-
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
-from medcoder.cli.output import DEFAULT_SYSTEM, emit_table, installed_system, progress_bar
+import click
 
+from medcoder.cli.output import DEFAULT_SYSTEM, emit_table, installed_system, progress_bar
 
 
 @contextmanager
@@ -28,19 +27,35 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 @click.command("learn")
 @click.argument("datasets", nargs=-1)
-@click.option("--system", default=DEFAULT_SYSTEM, show_default=True, callback=installed_system,
-              help="The code system the dataset is coded in.")
+@click.option(
+    "--system",
+    default=DEFAULT_SYSTEM,
+    show_default=True,
+    callback=installed_system,
+    help="The code system the dataset is coded in.",
+)
 @click.option("--out", "out_dir", required=True, help="Folder to write the ranker into (a workflow names it).")
 @click.option("--feedback", "feedback", multiple=True, help="Feedback JSONL from review sessions (repeatable).")
-@click.option("--audit", "audit_path", default=None, help="Audit store holding the sessions' notes (default: the home's).")
+@click.option(
+    "--audit", "audit_path", default=None, help="Audit store holding the sessions' notes (default: the home's)."
+)
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20))
 @click.option("--limit", "-n", type=int, default=None, help="Only the first N notes of the dataset.")
 @click.option("--cache", "cache_path", default=None, help="Retrieval cache file (default: OUT/retrieval-cache.jsonl).")
 @click.option("--verifier-model", default=None, help="Also learn how much this model's yes/no judgement should count.")
 @click.option("--verifier-notes", default=40, show_default=True, help="Training notes the verifier judges.")
-def learn_command(datasets: tuple[str, ...], system: str, out_dir: str, feedback: tuple[str, ...], audit_path: str | None,
-                  folds: int, limit: int | None, cache_path: str | None, verifier_model: str | None,
-                  verifier_notes: int) -> None:
+def learn_command(
+    datasets: tuple[str, ...],
+    system: str,
+    out_dir: str,
+    feedback: tuple[str, ...],
+    audit_path: str | None,
+    folds: int,
+    limit: int | None,
+    cache_path: str | None,
+    verifier_model: str | None,
+    verifier_notes: int,
+) -> None:
     """Learn a ranker from DATASETS (CodiEsp folder, JSONL {id, text, codes, system}, or for --system atc
     drug-product tables) and/or feedback files."""
     from pathlib import Path
@@ -55,26 +70,65 @@ def learn_command(datasets: tuple[str, ...], system: str, out_dir: str, feedback
     if system_class(system).entity_kind == "medication":  # drugs: learned from products and notes (`--system atc`)
         return _learn_drugs(datasets, out_dir, folds, limit)
     with stage_progress() as advance:
-        report = learn_from(datasets, out_dir, system=system, feedback=feedback, audit_path=audit_path, folds=folds,
-                            limit=limit, cache_path=cache_path or str(Path(out_dir) / "retrieval-cache.jsonl"),
-                            progress=advance, verifier_model=verifier_model, verifier_notes=verifier_notes)
+        report = learn_from(
+            datasets,
+            out_dir,
+            system=system,
+            feedback=feedback,
+            audit_path=audit_path,
+            folds=folds,
+            limit=limit,
+            cache_path=cache_path or str(Path(out_dir) / "retrieval-cache.jsonl"),
+            progress=advance,
+            verifier_model=verifier_model,
+            verifier_notes=verifier_notes,
+        )
     cv = report.cv
-    emit_table([{"notes": report.notes, "candidates/note": report.candidates_per_note,
-                 "gold reachable": report.gold_in_candidates, "CV MAP": cv["map"], "CV micro F1": cv["micro"]["f1"],
-                 "P": cv["micro"]["precision"], "R": cv["micro"]["recall"], "category F1": cv["category_micro"]["f1"],
-                 "ECE": cv["ece"], "threshold": report.threshold}],
-               ["notes", "candidates/note", "gold reachable", "CV MAP", "CV micro F1", "P", "R", "category F1", "ECE",
-                "threshold"], title=f"learned {system} ranker ({report.seconds:.0f} s)")
-    click.echo(f"cross-validated on {report.notes} notes: MAP {cv['map']:.4f}, micro F1 {cv['micro']['f1']:.4f} "
-               f"(P {cv['micro']['precision']:.4f}, R {cv['micro']['recall']:.4f}), category F1 "
-               f"{cv['category_micro']['f1']:.4f}, threshold {report.threshold:.4f}")
+    emit_table(
+        [
+            {
+                "notes": report.notes,
+                "candidates/note": report.candidates_per_note,
+                "gold reachable": report.gold_in_candidates,
+                "CV MAP": cv["map"],
+                "CV micro F1": cv["micro"]["f1"],
+                "P": cv["micro"]["precision"],
+                "R": cv["micro"]["recall"],
+                "category F1": cv["category_micro"]["f1"],
+                "ECE": cv["ece"],
+                "threshold": report.threshold,
+            }
+        ],
+        [
+            "notes",
+            "candidates/note",
+            "gold reachable",
+            "CV MAP",
+            "CV micro F1",
+            "P",
+            "R",
+            "category F1",
+            "ECE",
+            "threshold",
+        ],
+        title=f"learned {system} ranker ({report.seconds:.0f} s)",
+    )
+    click.echo(
+        f"cross-validated on {report.notes} notes: MAP {cv['map']:.4f}, micro F1 {cv['micro']['f1']:.4f} "
+        f"(P {cv['micro']['precision']:.4f}, R {cv['micro']['recall']:.4f}), category F1 "
+        f"{cv['category_micro']['f1']:.4f}, threshold {report.threshold:.4f}"
+    )
     for kind, k in (cv.get("by_kind") or {}).items():
-        click.echo(f"  {kind} notes ({k['notes']}): MAP {k['map']:.4f}, micro F1 {k['micro']['f1']:.4f}, category F1 "
-                   f"{k['category_micro']['f1']:.4f}, ECE {k['ece']:.4f}, threshold {k['threshold']:.4f}")
+        click.echo(
+            f"  {kind} notes ({k['notes']}): MAP {k['map']:.4f}, micro F1 {k['micro']['f1']:.4f}, category F1 "
+            f"{k['category_micro']['f1']:.4f}, ECE {k['ece']:.4f}, threshold {k['threshold']:.4f}"
+        )
     if cv.get("verifier"):
         v = cv["verifier"]
-        click.echo(f"verifier ({v['notes']} notes, top {v['top_k']}): AUC ranker {v['auc_ranker']:.4f} -> "
-                   f"blend {v['auc_blend']:.4f}")
+        click.echo(
+            f"verifier ({v['notes']} notes, top {v['top_k']}): AUC ranker {v['auc_ranker']:.4f} -> "
+            f"blend {v['auc_blend']:.4f}"
+        )
     click.echo(f"wrote {out_dir} (ranker.json, ranker.joblib, memory.joblib, learn-report.json)")
 
 
@@ -84,12 +138,26 @@ def _learn_drugs(datasets: tuple[str, ...], out_dir: str, folds: int, limit: int
     with stage_progress() as advance:
         report = learn_drugs_from(datasets, out_dir, folds=folds, limit=limit, progress=advance)
     cv = report.cv
-    rows = [{"items": f"{mode} ({v['found']}/{v['products']} found)", **{k: v[k] for k in
-             ("level1", "level3", "level5")}} for mode, v in cv["products"].items() if v["products"]]
+    rows = [
+        {"items": f"{mode} ({v['found']}/{v['products']} found)", **{k: v[k] for k in ("level1", "level3", "level5")}}
+        for mode, v in cv["products"].items()
+        if v["products"]
+    ]
     if "notes" in cv:
-        rows.append({"items": f"notes ({report.notes})", "level1": "", "level3": "",
-                     "level5": f"F1 {cv['notes']['f1']} (P {cv['notes']['precision']}, R {cv['notes']['recall']})"})
-    emit_table(rows, ["items", "level1", "level3", "level5"],
-               title=f"learned ATC drug ranker, cross-validated by ingredient set ({report.seconds:.0f} s)")
-    click.echo(f"threshold {report.threshold:.2f}, ECE {cv['ece']:.4f}; wrote {out_dir} "
-               "(ranker.json, ranker.joblib, priors.json, learn-report.json)")
+        rows.append(
+            {
+                "items": f"notes ({report.notes})",
+                "level1": "",
+                "level3": "",
+                "level5": f"F1 {cv['notes']['f1']} (P {cv['notes']['precision']}, R {cv['notes']['recall']})",
+            }
+        )
+    emit_table(
+        rows,
+        ["items", "level1", "level3", "level5"],
+        title=f"learned ATC drug ranker, cross-validated by ingredient set ({report.seconds:.0f} s)",
+    )
+    click.echo(
+        f"threshold {report.threshold:.2f}, ECE {cv['ece']:.4f}; wrote {out_dir} "
+        "(ranker.json, ranker.joblib, priors.json, learn-report.json)"
+    )

@@ -9,23 +9,57 @@ import click
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on; any other than loopback requires a token (generated if not given).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on; any other than loopback requires a token (generated if not given).",
+)
 @click.option("--port", "-p", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workflow", "-w", default="full", show_default=True, help="Workflow that codes new notes.")
 @click.option("--model", "-m", default=None, help="default, test, or a GGUF path (default: the workflow's).")
-@click.option("--token", default=None, envvar="MEDCODER_WEB_TOKEN",
-              help="Required of every browser and API client (also on loopback when given).")
-@click.option("--batch", "batches", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A `medcoder batch --out` file whose notes join the worklist for review (repeatable).")
-@click.option("--note", "notes", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A note file to code and put in the worklist (repeatable; a file already there is not coded again).")
-@click.option("--session", "sessions", multiple=True,
-              help="A session id from `medcoder chat` (or the SDK) to review in the browser (repeatable).")
-@click.option("--allow-code", is_flag=True,
-              help="Run a workflow YAML that names Python callables (module:callable), not only installed agents.")
-def serve(host: str, port: int, workflow: str, model: str | None, token: str | None, batches: tuple[Path, ...],
-          notes: tuple[Path, ...], sessions: tuple[str, ...], allow_code: bool) -> None:
+@click.option(
+    "--token",
+    default=None,
+    envvar="MEDCODER_WEB_TOKEN",
+    help="Required of every browser and API client (also on loopback when given).",
+)
+@click.option(
+    "--batch",
+    "batches",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A `medcoder batch --out` file whose notes join the worklist for review (repeatable).",
+)
+@click.option(
+    "--note",
+    "notes",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A note file to code and put in the worklist (repeatable; a file already there is not coded again).",
+)
+@click.option(
+    "--session",
+    "sessions",
+    multiple=True,
+    help="A session id from `medcoder chat` (or the SDK) to review in the browser (repeatable).",
+)
+@click.option(
+    "--allow-code",
+    is_flag=True,
+    help="Run a workflow YAML that names Python callables (module:callable), not only installed agents.",
+)
+def serve(
+    host: str,
+    port: int,
+    workflow: str,
+    model: str | None,
+    token: str | None,
+    batches: tuple[Path, ...],
+    notes: tuple[Path, ...],
+    sessions: tuple[str, ...],
+    allow_code: bool,
+) -> None:
     """Serve the review workspace until Ctrl-C: paste or upload notes, review their codes, read the audit trail.
 
     Bound to 127.0.0.1 by default. Another --host needs a token: the address printed once carries it, and

@@ -36,16 +36,28 @@ def _wrap(node_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]], ctx: Age
 
     def run(state: dict[str, Any]) -> dict[str, Any]:
         item = state.get("item")
-        ctx.emit("node_start", {"node": node_id, "input_digest": digest({k: v for k, v in state.items() if k != "visits"}),
-                                "item": item.get("id") if isinstance(item, dict) else None})
+        ctx.emit(
+            "node_start",
+            {
+                "node": node_id,
+                "input_digest": digest({k: v for k, v in state.items() if k != "visits"}),
+                "item": item.get("id") if isinstance(item, dict) else None,
+            },
+        )
         start = time.perf_counter()
         try:
             update = fn(state) or {}
         except Exception as exc:
             ctx.emit("node_error", {"node": node_id, "error": f"{type(exc).__name__}: {exc}"})
             raise
-        ctx.emit("node_end", {"node": node_id, "seconds": round(time.perf_counter() - start, 4),
-                              "output": {k: v for k, v in update.items()}})
+        ctx.emit(
+            "node_end",
+            {
+                "node": node_id,
+                "seconds": round(time.perf_counter() - start, 4),
+                "output": {k: v for k, v in update.items()},
+            },
+        )
         return {**update, "visits": {node_id: 1}}
 
     run.__name__ = node_id

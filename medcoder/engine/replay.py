@@ -38,13 +38,24 @@ def replay_run(store: AuditStore, run_id: str) -> ReplayReport:
     replay = ReplayLLM(calls)
     spec = parse_spec(info.spec_text, f"<run {info.run_id}>")
     with tempfile.TemporaryDirectory() as tmp:
-        wf = Workflow(spec, info.spec_text, llms={name: replay for name in spec.models},
-                      checkpoint_path=f"{tmp}/replay.sqlite", audit=None)
+        wf = Workflow(
+            spec,
+            info.spec_text,
+            llms={name: replay for name in spec.models},
+            checkpoint_path=f"{tmp}/replay.sqlite",
+            audit=None,
+        )
         try:
             result = wf.run(info.note)
         finally:
             wf.close()
     original = _codes(info.result)
     replayed = _codes(result.to_dict())
-    return ReplayReport(info.run_id, original == replayed, original, replayed,
-                        sorted(set(original) - set(replayed)), sorted(set(replayed) - set(original)))
+    return ReplayReport(
+        info.run_id,
+        original == replayed,
+        original,
+        replayed,
+        sorted(set(original) - set(replayed)),
+        sorted(set(replayed) - set(original)),
+    )

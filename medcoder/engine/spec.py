@@ -54,13 +54,16 @@ class KnowledgeSpec(_Strict):
     @field_validator("systems")
     @classmethod
     def _installed(cls, value: list[str]) -> list[str]:
-        from medcoder.knowledge.systems import system_class  # deferred: reading a spec must not load the knowledge layer
+        # deferred: reading a spec must not load the knowledge layer
+        from medcoder.knowledge.systems import system_class
 
         for name in value:
             system_class(name)  # an UnknownSystemError (a ValueError) names the installed ones
         return value
+
     retriever: Literal["hybrid", "lexical", "dense", "none"] = Field(
-        "hybrid", description="entry points for the navigator: BM25 + vectors + Alphabetic Index, one of them, or none")
+        "hybrid", description="entry points for the navigator: BM25 + vectors + Alphabetic Index, one of them, or none"
+    )
 
 
 class NodeSpec(_Strict):
@@ -77,8 +80,11 @@ class EdgeSpec(_Strict):
     to: str
     fan_out: str | None = Field(None, description="send one branch per item of this state list")
     where: dict[str, Any] = Field({}, description="only items whose keys have these values")
-    when: str | None = Field(None, description="take the edge only when this state key is non-empty; "
-                                               "'otherwise' when no other edge from the node is taken")
+    when: str | None = Field(
+        None,
+        description="take the edge only when this state key is non-empty; "
+        "'otherwise' when no other edge from the node is taken",
+    )
     max_loops: int | None = Field(None, ge=0, description="bound for an edge that closes a cycle")
 
 
@@ -139,8 +145,11 @@ def _check_graph(spec: WorkflowSpec) -> list[tuple[tuple[Any, ...], str]]:
             for err in exc.errors():
                 problems.append((("nodes", i, "params", *err["loc"]), f"{err['msg']} (agent {node.agent})"))
             params = None
-        needed = params.models_needed() if params is not None and hasattr(params, "models_needed") else \
-            [node.params.get("model", "default")]
+        needed = (
+            params.models_needed()
+            if params is not None and hasattr(params, "models_needed")
+            else [node.params.get("model", "default")]
+        )
         for model in needed:
             if isinstance(model, str) and model not in spec.models:
                 problems.append((("nodes", i, "params", "model"), f"no model named {model!r} in models"))
@@ -164,8 +173,9 @@ def _check_graph(spec: WorkflowSpec) -> list[tuple[tuple[Any, ...], str]]:
             j = graph.edges[back]["index"]
             start = cycle.index(back[1])
             cycle = cycle[start:] + cycle[:start]
-            problems.append((("edges", j), f"cycle {' -> '.join(cycle + cycle[:1])} has no bound: "
-                                           "give one of its edges max_loops"))
+            problems.append(
+                (("edges", j), f"cycle {' -> '.join(cycle + cycle[:1])} has no bound: give one of its edges max_loops")
+            )
     return problems
 
 
@@ -176,8 +186,9 @@ def parse_spec(text: str, source: str = "<workflow>") -> WorkflowSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise WorkflowError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source,
-                            mark.line + 1 if mark else None) from exc
+        raise WorkflowError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}", source, mark.line + 1 if mark else None
+        ) from exc
     if not isinstance(data, dict):
         raise WorkflowError("a workflow is a YAML mapping with name, nodes and edges", source, 1)
     try:
@@ -218,8 +229,10 @@ def require_code_allowed(spec: WorkflowSpec, allow_code: bool) -> None:
     nodes = code_nodes(spec)
     if nodes and not allow_code:
         named = ", ".join(f"{n.id}: {n.agent}" for n in nodes)
-        raise WorkflowError(f"workflow {spec.name} runs Python code ({named}); a server or batch runs only "
-                            "installed agents unless started with --allow-code")
+        raise WorkflowError(
+            f"workflow {spec.name} runs Python code ({named}); a server or batch runs only "
+            "installed agents unless started with --allow-code"
+        )
 
 
 def code_identity(ref: str) -> dict[str, str]:

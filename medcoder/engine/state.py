@@ -30,14 +30,14 @@ class CodingState(TypedDict, total=False):
 
     run_id: str
     note: str
-    sections: list[dict[str, Any]]                              # records.Section
-    entities: Annotated[list[dict[str, Any]], operator.add]    # records.Entity
-    candidates: Annotated[dict[str, Any], merge_dicts]         # entity id -> [records.Candidate]
-    proposals: Annotated[dict[str, Any], merge_dicts]          # entity id -> records.Proposal
-    verdicts: Annotated[dict[str, Any], merge_dicts]           # entity id -> records.Verdict
-    revisit: list[dict[str, Any]]           # records.Entity the critic sent back (feedback, avoid, round set)
-    rounds: Annotated[int, operator.add]    # critic rounds taken
-    errors: Annotated[list[dict[str, Any]], operator.add]      # {node, entity_id?, error}
-    suggestions: list[dict[str, Any]]     # records.Suggestion: ranked codes below the threshold, for review
+    sections: list[dict[str, Any]]  # records.Section
+    entities: Annotated[list[dict[str, Any]], operator.add]  # records.Entity
+    candidates: Annotated[dict[str, Any], merge_dicts]  # entity id -> [records.Candidate]
+    proposals: Annotated[dict[str, Any], merge_dicts]  # entity id -> records.Proposal
+    verdicts: Annotated[dict[str, Any], merge_dicts]  # entity id -> records.Verdict
+    revisit: list[dict[str, Any]]  # records.Entity the critic sent back (feedback, avoid, round set)
+    rounds: Annotated[int, operator.add]  # critic rounds taken
+    errors: Annotated[list[dict[str, Any]], operator.add]  # {node, entity_id?, error}
+    suggestions: list[dict[str, Any]]  # records.Suggestion: ranked codes below the threshold, for review
     result: dict[str, Any]
-    visits: Annotated[dict[str, int], add_counts]              # node id -> times run (loop bounds)
+    visits: Annotated[dict[str, int], add_counts]  # node id -> times run (loop bounds)

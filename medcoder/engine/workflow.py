@@ -19,10 +19,10 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from medcoder import paths, storage
 from medcoder.agents import AgentContext, BoundLLM
+from medcoder.audit.events import NOTE_READ, SUSPECT_TEXT
 from medcoder.audit.store import SQLiteAuditStore
 from medcoder.engine.compiler import build_graph
 from medcoder.engine.spec import WorkflowSpec, code_identity, code_nodes, load_spec, parse_spec
-from medcoder.audit.events import NOTE_READ, SUSPECT_TEXT
 from medcoder.errors import MedcoderError
 from medcoder.injection import suspects
 from medcoder.knowledge import KnowledgeBase, default_kb
@@ -62,10 +62,13 @@ class RunLog:
 
     def stats(self) -> dict[str, Any]:
         s = [c.stats for c in self.calls]
-        return {"model_calls": len(s), "prompt_tokens": sum(x.prompt_tokens for x in s),
-                "cached_tokens": sum(x.cached_tokens for x in s),
-                "completion_tokens": sum(x.completion_tokens for x in s),
-                "model_seconds": round(sum(x.latency_s for x in s), 3)}
+        return {
+            "model_calls": len(s),
+            "prompt_tokens": sum(x.prompt_tokens for x in s),
+            "cached_tokens": sum(x.cached_tokens for x in s),
+            "completion_tokens": sum(x.completion_tokens for x in s),
+            "model_seconds": round(sum(x.latency_s for x in s), 3),
+        }
 
 
 class _AuditRecorder:
@@ -98,16 +101,29 @@ class _CheckpointSaver(SqliteSaver):
 class Workflow:
     """A compiled workflow bound to its models; run it on notes one at a time."""
 
-    def __init__(self, spec: WorkflowSpec, source_text: str = "", *, model: str | None = None,
-                 settings: Settings | None = None, llms: dict[str, LLM] | None = None,
-                 kb: KnowledgeBase | None = None, checkpoint_path: str | Path | None = None,
-                 audit: "AuditStore | bool | None" = True, store_note: bool = True) -> None:
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        source_text: str = "",
+        *,
+        model: str | None = None,
+        settings: Settings | None = None,
+        llms: dict[str, LLM] | None = None,
+        kb: KnowledgeBase | None = None,
+        checkpoint_path: str | Path | None = None,
+        audit: "AuditStore | bool | None" = True,
+        store_note: bool = True,
+    ) -> None:
         self.spec = spec
         self.source_text = source_text
         self.settings = settings or load_settings()
-        self._recipe_args = {"model": model, "checkpoint_path": str(checkpoint_path) if checkpoint_path else None,
-                             "audit": getattr(audit, "path", audit) if audit else False, "store_note": store_note,
-                             "custom_llms": llms is not None}
+        self._recipe_args = {
+            "model": model,
+            "checkpoint_path": str(checkpoint_path) if checkpoint_path else None,
+            "audit": getattr(audit, "path", audit) if audit else False,
+            "store_note": store_note,
+            "custom_llms": llms is not None,
+        }
         self.kb = kb or default_kb()
         self.llms = llms if llms is not None else self._load_llms(model)
         if audit is True:
@@ -145,8 +161,14 @@ class Workflow:
         if log is None:
             return AgentContext(llms=dict(self.llms), kb=self.kb, retriever=self._retriever, node=node_id)
         llms = {name: BoundLLM(llm, node_id, log.call) for name, llm in self.llms.items()}
-        return AgentContext(llms=llms, kb=self.kb, retriever=self._retriever, node=node_id, run_id=log.run_id,
-                            emit=lambda kind, data: log.event(node_id, kind, data))
+        return AgentContext(
+            llms=llms,
+            kb=self.kb,
+            retriever=self._retriever,
+            node=node_id,
+            run_id=log.run_id,
+            emit=lambda kind, data: log.event(node_id, kind, data),
+        )
 
     def _graph_for(self, log: RunLog) -> Any:
         return build_graph(self.spec, lambda node: self._context(node, log)).compile(checkpointer=self.checkpointer)
@@ -170,8 +192,9 @@ class Workflow:
         note = read_note(text, self.spec.max_note_chars)
         return run_id, {"run_id": run_id, "note": note}
 
-    def stream(self, text: str | bytes | None = None, run_id: str | None = None,
-               log: RunLog | None = None) -> Iterator[dict[str, Any]]:
+    def stream(
+        self, text: str | bytes | None = None, run_id: str | None = None, log: RunLog | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield each node's state update as it happens; the final state is in the checkpointer."""
         run_id, inputs = self._start(text, run_id)
         log = log or RunLog(run_id)
@@ -179,21 +202,26 @@ class Workflow:
         redact = None
         if self.audit is not None:
             if inputs is not None:
-                self.audit.create_run(run_id, self.spec.name, self.source_text, self._run_settings(),
-                                      inputs["note"], self.store_note)
+                self.audit.create_run(
+                    run_id, self.spec.name, self.source_text, self._run_settings(), inputs["note"], self.store_note
+                )
             if not self.store_note:
                 redact = NoteRedactor(inputs["note"] if inputs else self.state(run_id)["note"])
             log.listeners.append(_AuditRecorder(self.audit, run_id, redact))
         if inputs is not None:
-            log.event("guard", NOTE_READ, {"encoding": note_encoding(text) if text is not None else "text",
-                                           "chars": len(inputs["note"])})
+            log.event(
+                "guard",
+                NOTE_READ,
+                {"encoding": note_encoding(text) if text is not None else "text", "chars": len(inputs["note"])},
+            )
             found = suspects(inputs["note"])
             if found:  # what the agents will not read, and why, before any of them runs
                 log.event("guard", SUSPECT_TEXT, {"spans": [s.to_dict() for s in found]})
         status = "error"
         try:
-            for update in self._graph_for(log).stream(inputs, self._config(run_id), stream_mode="updates",
-                                                        durability="sync"):  # a kill loses no finished step
+            for update in self._graph_for(log).stream(
+                inputs, self._config(run_id), stream_mode="updates", durability="sync"
+            ):  # a kill loses no finished step
                 yield update
             status = "done"
         finally:
@@ -204,8 +232,10 @@ class Workflow:
                 self._forget(run_id)
 
     def _run_settings(self) -> dict[str, Any]:
-        out = {"settings": self.settings.model_dump(mode="json"),
-               "models": {n: {"name": m.name, "sha256": m.sha256, "backend": m.backend} for n, m in self.llms.items()}}
+        out = {
+            "settings": self.settings.model_dump(mode="json"),
+            "models": {n: {"name": m.name, "sha256": m.sha256, "backend": m.backend} for n, m in self.llms.items()},
+        }
         if self._code_ran:  # a YAML that names module:callable ran that code: which file, which bytes
             out["code"] = self._code_ran
         return out
@@ -215,8 +245,9 @@ class Workflow:
         """node id -> the module a `module:callable` node runs (file, sha256): read once, not for every note."""
         return {n.id: code_identity(n.agent) for n in code_nodes(self.spec)}
 
-    def run(self, text: str | bytes | None = None, run_id: str | None = None,
-            log: RunLog | None = None) -> CodingResult:
+    def run(
+        self, text: str | bytes | None = None, run_id: str | None = None, log: RunLog | None = None
+    ) -> CodingResult:
         """Code one note (or resume run `run_id` where it stopped) and return the result."""
         run_id = run_id or uuid.uuid4().hex[:16]
         log = log or RunLog(run_id)
@@ -224,9 +255,12 @@ class Workflow:
         for _ in self.stream(text, run_id, log):
             pass
         state = log.final or {}  # stream() leaves the final state there (its checkpoints may be gone)
-        stats = {**log.stats(), "seconds": round(time.perf_counter() - start, 3),
-                 "model": {n: llm.name for n, llm in self.llms.items()},
-                 "model_sha256": {n: llm.sha256 for n, llm in self.llms.items()}}
+        stats = {
+            **log.stats(),
+            "seconds": round(time.perf_counter() - start, 3),
+            "model": {n: llm.name for n, llm in self.llms.items()},
+            "model_sha256": {n: llm.sha256 for n, llm in self.llms.items()},
+        }
         return CodingResult.from_state(state, self.spec.name, stats)
 
     def resume(self, run_id: str) -> CodingResult:
@@ -259,11 +293,13 @@ class Workflow:
         except MedcoderError:
             return  # the audit never heard of it (a run coded without this store)
         state = self.state(run_id)
-        self._finish_audit(run_id, "done", state.get("result"),
-                           NoteRedactor(state.get("note", "")) if not self.store_note else None)
+        self._finish_audit(
+            run_id, "done", state.get("result"), NoteRedactor(state.get("note", "")) if not self.store_note else None
+        )
 
-    def _finish_audit(self, run_id: str, status: str, result: dict[str, Any] | None,
-                      redact: NoteRedactor | None) -> None:
+    def _finish_audit(
+        self, run_id: str, status: str, result: dict[str, Any] | None, redact: NoteRedactor | None
+    ) -> None:
         """Tell the audit store the run ended, with its result (redacted when the note is not kept)."""
         if self.audit is not None:
             self.audit.finish_run(run_id, status, redact(result) if redact and result is not None else result)
@@ -277,8 +313,10 @@ class Workflow:
     def recipe(self) -> "WorkflowRecipe":
         """What another process needs to build this same workflow (with its own models)."""
         if self._recipe_args["custom_llms"]:
-            raise MedcoderError("a workflow built from model objects cannot be copied into worker processes; "
-                                "give model names instead, or use one worker")
+            raise MedcoderError(
+                "a workflow built from model objects cannot be copied into worker processes; "
+                "give model names instead, or use one worker"
+            )
         args = {k: v for k, v in self._recipe_args.items() if k != "custom_llms"}
         return WorkflowRecipe(self.source_text, self.spec.name, self.settings.model_dump(mode="json"), **args)
 
@@ -336,8 +374,15 @@ class WorkflowRecipe:
     def __call__(self) -> "Workflow":
         audit = SQLiteAuditStore(self.audit) if isinstance(self.audit, (str, Path)) else self.audit
         spec = parse_spec(self.source_text, self.name) if self.source_text else load_spec(self.name)[0]
-        return Workflow(spec, self.source_text, model=self.model, settings=Settings(**self.settings),
-                        checkpoint_path=self.checkpoint_path, audit=audit, store_note=self.store_note)
+        return Workflow(
+            spec,
+            self.source_text,
+            model=self.model,
+            settings=Settings(**self.settings),
+            checkpoint_path=self.checkpoint_path,
+            audit=audit,
+            store_note=self.store_note,
+        )
 
 
 def load_workflow(name_or_path: str | Path = "full", *, text: str | None = None, **kwargs: Any) -> Workflow:

@@ -33,8 +33,14 @@ def _default_notes() -> list[BatchItem]:
     return [BatchItem(f.stem, f.read_text(encoding="utf-8")) for f in files]
 
 
-def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str | None = None, limit: int = 2,
-              out_file: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    notes: str | Path | None,
+    models: tuple[str, ...],
+    workflow: str | None = None,
+    limit: int = 2,
+    out_file: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     workflow = workflow or system_class(DEFAULT_SYSTEM).default_workflow or DEFAULT_SYSTEM
     items = (list(iter_inputs(notes)) if notes else _default_notes())[:limit]
     result: dict[str, Any] = {"workflow": workflow, "notes": [i.id for i in items], "models": {}, "run": run_info()}
@@ -48,8 +54,16 @@ def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str |
                 res = wf.run(item.text)
                 wall = time.perf_counter() - start
                 s = res.stats
-                per.append({"wall": wall, "model_seconds": s.get("model_seconds", 0.0), "calls": s.get("model_calls", 0),
-                            "prompt": s.get("prompt_tokens", 0), "cached": s.get("cached_tokens", 0), "codes": len(res.codes)})
+                per.append(
+                    {
+                        "wall": wall,
+                        "model_seconds": s.get("model_seconds", 0.0),
+                        "calls": s.get("model_calls", 0),
+                        "prompt": s.get("prompt_tokens", 0),
+                        "cached": s.get("cached_tokens", 0),
+                        "codes": len(res.codes),
+                    }
+                )
                 done += 1
                 if progress:
                     progress(done, total)
@@ -58,7 +72,9 @@ def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str |
         codes = sum(p["codes"] for p in per)
         prompt = sum(p["prompt"] for p in per)
         result["models"][name] = {
-            **model_info, "notes": len(per), "codes": codes,
+            **model_info,
+            "notes": len(per),
+            "codes": codes,
             "notes_per_minute": round(60 * len(per) / wall, 3) if wall else 0.0,
             "seconds_per_note": round(wall / max(len(per), 1), 2),
             "model_calls_per_code": round(sum(p["calls"] for p in per) / codes, 2) if codes else None,
@@ -74,9 +90,19 @@ def run_bench(notes: str | Path | None, models: tuple[str, ...], workflow: str |
 def run_info() -> dict[str, Any]:
     """What identifies a measurement: date, commit, machine (every result file carries it)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
     except OSError:
         commit = ""
-    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
-            "machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version()}
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+    }

@@ -13,8 +13,12 @@ from typing import Any, Iterable
 from medcoder.knowledge import guidelines as gl
 from medcoder.ranking.candidates import sentence_spans
 
-FIX_KINDS = ("normal_or_negated", "symptom_beside_diagnosis", "unspecified_beside_specific",
-             "wrong_side_or_7th_character")
+FIX_KINDS = (
+    "normal_or_negated",
+    "symptom_beside_diagnosis",
+    "unspecified_beside_specific",
+    "wrong_side_or_7th_character",
+)
 
 
 def _statuses(onto: Any, code: str, readers: list[tuple[set[str], gl.SentenceReader]]) -> list[str]:

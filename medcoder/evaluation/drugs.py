@@ -34,13 +34,20 @@ def score_product(coder: DrugCoder, ex: Example) -> dict[str, Any]:
     row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "brand": ex.meta.get("brand", ""), "fields": {}}
     gold = ex.codes[0].upper()
     brand = ex.meta.get("brand", "")
-    for fld, kwargs in (("ingredients", {"ingredients": ex.meta.get("ingredients") or ex.text, "brand": brand}),
-                        ("brand", {"brand": brand})):
+    for fld, kwargs in (
+        ("ingredients", {"ingredients": ex.meta.get("ingredients") or ex.text, "brand": brand}),
+        ("brand", {"brand": brand}),
+    ):
         start = time.perf_counter()
         cm = coder.code_product(**kwargs)
         ranked = [c.code for c in cm.candidates] if cm else []
-        res: dict[str, Any] = {"ranked": ranked[:10], "seconds": round(time.perf_counter() - start, 4),
-                               "model_calls": 0, "prompt_tokens": 0, "cached_tokens": 0}
+        res: dict[str, Any] = {
+            "ranked": ranked[:10],
+            "seconds": round(time.perf_counter() - start, 4),
+            "model_calls": 0,
+            "prompt_tokens": 0,
+            "cached_tokens": 0,
+        }
         if not ranked or ranked[0] != gold:
             res["miss"] = _miss_kind(coder, gold, cm)
         row["fields"][fld] = {STRATEGY: res}
@@ -48,8 +55,10 @@ def score_product(coder: DrugCoder, ex: Example) -> dict[str, Any]:
 
 
 def product_misses(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    return {fld: dict(Counter(r["fields"][fld][STRATEGY]["miss"] for r in rows if "miss" in r["fields"][fld][STRATEGY]))
-            for fld in ("ingredients", "brand")}
+    return {
+        fld: dict(Counter(r["fields"][fld][STRATEGY]["miss"] for r in rows if "miss" in r["fields"][fld][STRATEGY]))
+        for fld in ("ingredients", "brand")
+    }
 
 
 def score_note(coder: DrugCoder, ex: Example) -> dict[str, Any]:
@@ -58,12 +67,24 @@ def score_note(coder: DrugCoder, ex: Example) -> dict[str, Any]:
     coded = coder.mentions(ex.text)
     drugs = coder.decide(coded)
     accepted = [d for d in drugs if d.accepted]
-    res = {"ranked": [d.code for d in accepted], "ranking": [d.code for d in drugs],
-           "scores": [[d.code, round(d.probability, 4)] for d in drugs],
-           "seconds": round(time.perf_counter() - start, 4), "model_calls": 0, "prompt_tokens": 0, "cached_tokens": 0}
-    mentions = [{"text": cm.mention.text, "status": cm.context.status,
-                 "code": cm.best.code if cm.best else None,
-                 "codes": [c.code for c in cm.candidates]} for cm in coded]
+    res = {
+        "ranked": [d.code for d in accepted],
+        "ranking": [d.code for d in drugs],
+        "scores": [[d.code, round(d.probability, 4)] for d in drugs],
+        "seconds": round(time.perf_counter() - start, 4),
+        "model_calls": 0,
+        "prompt_tokens": 0,
+        "cached_tokens": 0,
+    }
+    mentions = [
+        {
+            "text": cm.mention.text,
+            "status": cm.context.status,
+            "code": cm.best.code if cm.best else None,
+            "codes": [c.code for c in cm.candidates],
+        }
+        for cm in coded
+    ]
     return {"id": ex.id, "gold": ex.codes, "strategies": {STRATEGY: res}, "mentions": mentions}
 
 
@@ -93,9 +114,13 @@ def note_fixes(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(out)
 
 
-def evaluate_drugs(data: Dataset, coder: DrugCoder, progress: Progress | None = None,
-                   cached: dict[str, dict[str, Any]] | None = None,
-                   add: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r) -> dict[str, Any]:
+def evaluate_drugs(
+    data: Dataset,
+    coder: DrugCoder,
+    progress: Progress | None = None,
+    cached: dict[str, dict[str, Any]] | None = None,
+    add: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r,
+) -> dict[str, Any]:
     """Score a drug-product table or a note dataset coded in ATC; `cached` rows (a resumed eval) are reused."""
     cached = cached or {}
     score = score_product if data.layout == "dpd" else score_note
@@ -131,10 +156,13 @@ def product_metrics(rows: list[dict[str, Any]], strategies: Sequence[str] = (STR
             levels = [0] * 5
             for r in rows:
                 res = r["fields"][fld][name]
-                for i, hit in enumerate(metrics.atc_level_match(r["gold"][0], res["ranked"][0] if res["ranked"] else None)):
+                for i, hit in enumerate(
+                    metrics.atc_level_match(r["gold"][0], res["ranked"][0] if res["ranked"] else None)
+                ):
                     levels[i] += hit
             out[f"{fld}/{name}"] = {
                 "exact_match_by_level": {f"level{i + 1}": round(levels[i] / n, 4) for i in range(5)},
                 "exact_match": round(levels[4] / n, 4),
-                "cost_per_item": metrics.mean_cost([r["fields"][fld][name] for r in rows])}
+                "cost_per_item": metrics.mean_cost([r["fields"][fld][name] for r in rows]),
+            }
     return out

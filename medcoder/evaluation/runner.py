@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medcoder import jsonl
+from medcoder.engine.workflow import load_workflow
 from medcoder.errors import MedcoderError
-from medcoder.ranking import metrics
 from medcoder.evaluation.coder_fixes import FIX_KINDS, coder_fixes
-from medcoder.ranking.datasets import Dataset, Example, jsonl_systems, load_dataset
+from medcoder.evaluation.drugs import STRATEGY as DRUG_STRATEGY
+from medcoder.evaluation.drugs import evaluate_drugs, product_metrics
+from medcoder.evaluation.report import write_html
 from medcoder.evaluation.strategies import (
     DEFAULT_STRATEGIES,
     MEMORY_THRESHOLD,
@@ -36,22 +38,18 @@ from medcoder.evaluation.strategies import (
     term_workflow,
     tree_term,
 )
-from medcoder.engine.workflow import load_workflow
-from medcoder.evaluation.drugs import STRATEGY as DRUG_STRATEGY
-from medcoder.evaluation.drugs import evaluate_drugs, product_metrics
-from medcoder.evaluation.report import write_html
-from medcoder.knowledge import druglex
+from medcoder.knowledge import default_kb, druglex
 from medcoder.knowledge.atc import ATC
-from medcoder.ranking import drug_features
-from medcoder.ranking import drugs as drugs_module
-from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
-from medcoder.ranking.folders import ranker_folder
-from medcoder.knowledge import default_kb
 from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.knowledge.systems import system_class
 from medcoder.llm import LLM
 from medcoder.paths import file_digest
+from medcoder.ranking import drug_features, metrics
+from medcoder.ranking import drugs as drugs_module
 from medcoder.ranking.coder import RankedCoder, RetrievalCache
+from medcoder.ranking.datasets import Dataset, Example, jsonl_systems, load_dataset
+from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
+from medcoder.ranking.folders import ranker_folder
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +94,18 @@ def _timed(out: StrategyOutput, llm: LLM | None, fn: Callable[[], Any]) -> Strat
     return out
 
 
-def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: str | None = None,
-             limit: int | None = None, out_dir: str | Path | None = None,
-             strategies: tuple[str, ...] = DEFAULT_STRATEGIES, progress: Progress | None = None,
-             workflow_kwargs: dict[str, Any] | None = None, ranker: str = "builtin",
-             system: str | None = None) -> dict[str, Any]:
+def evaluate(
+    dataset: str | Path | Dataset,
+    workflow: str | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+    out_dir: str | Path | None = None,
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES,
+    progress: Progress | None = None,
+    workflow_kwargs: dict[str, Any] | None = None,
+    ranker: str = "builtin",
+    system: str | None = None,
+) -> dict[str, Any]:
     """Score every strategy on the dataset; writes `eval.json` and `eval.html` into `out_dir` when given.
 
     Strategies that need no model (`memory`, `ranked-nomodel`) load none when they run alone.
@@ -117,17 +122,35 @@ def evaluate(dataset: str | Path | Dataset, workflow: str | None = None, model: 
     if data.system == ATC.system and (strategies == DEFAULT_STRATEGIES or set(strategies) <= set(NO_MODEL)):
         # drugs: the lexicon and the learned drug ranker, no model (the model's two questions are measured by
         # benchmarks/drug_ablation.py); the term strategies of the first version stay selectable by name
-        return _finish(_evaluate_drugs(data, ranker, progress, out_dir), data, dataset, ATC.default_workflow,
-                       {"name": "none", "sha256": "", "backend": "none"}, (DRUG_STRATEGY,), started, out_dir)
+        return _finish(
+            _evaluate_drugs(data, ranker, progress, out_dir),
+            data,
+            dataset,
+            ATC.default_workflow,
+            {"name": "none", "sha256": "", "backend": "none"},
+            (DRUG_STRATEGY,),
+            started,
+            out_dir,
+        )
     if data.layout == "dpd":  # drug products: the term strategies (the ranked ones are for notes)
         term = ("retrieval", "flat", "tree")
         strategies = term if strategies == DEFAULT_STRATEGIES else tuple(s for s in strategies if s in term) or term
     # the term strategies walk the tree: the drug workflow that does is `atc-tree` (`atc` ranks, with no model)
-    workflow = workflow or ((system_class(data.system).tree_workflow if data.layout == "dpd" else None)
-                            or system_class(data.system).default_workflow)
+    workflow = workflow or (
+        (system_class(data.system).tree_workflow if data.layout == "dpd" else None)
+        or system_class(data.system).default_workflow
+    )
     if data.layout != "dpd" and set(strategies) <= set(NO_MODEL):
-        return _finish(_evaluate_without_model(data, strategies, ranker, progress, out_dir), data, dataset,
-                       "none", {"name": "none", "sha256": "", "backend": "none"}, strategies, started, out_dir)
+        return _finish(
+            _evaluate_without_model(data, strategies, ranker, progress, out_dir),
+            data,
+            dataset,
+            "none",
+            {"name": "none", "sha256": "", "backend": "none"},
+            strategies,
+            started,
+            out_dir,
+        )
     with load_workflow(workflow, model=model, **(workflow_kwargs or {})) as wf:
         strategies, skipped = _runnable(wf, strategies, data.layout)
         llm = wf.llms.get("default") or next(iter(wf.llms.values()))
@@ -158,8 +181,12 @@ def _runnable(wf: Any, strategies: tuple[str, ...], layout: str) -> tuple[tuple[
     whose workflow does)."""
     if layout == "dpd" or "tree" in strategies or any(n.agent == "entity_extractor" for n in wf.spec.nodes):
         return strategies, {}
-    skipped = {s: f"needs extracted mentions and the workflow {wf.spec.name} extracts none (use -w "
-                  f"icd10cm-extract or add --strategy tree)" for s in strategies if s in ENTITY_STRATEGIES}
+    skipped = {
+        s: f"needs extracted mentions and the workflow {wf.spec.name} extracts none (use -w "
+        f"icd10cm-extract or add --strategy tree)"
+        for s in strategies
+        if s in ENTITY_STRATEGIES
+    }
     kept = tuple(s for s in strategies if s not in skipped)
     for name, why in skipped.items():
         logger.warning("strategy %s left out: %s", name, why)
@@ -168,32 +195,71 @@ def _runnable(wf: Any, strategies: tuple[str, ...], layout: str) -> tuple[tuple[
     return kept, skipped
 
 
-def evaluate_systems(dataset: str | Path, workflow: str | None = None, model: str | None = None,
-                     limit: int | None = None, out_dir: str | Path | None = None,
-                     strategies: tuple[str, ...] = DEFAULT_STRATEGIES, progress: Progress | None = None,
-                     workflow_kwargs: dict[str, Any] | None = None, ranker: str = "builtin") -> dict[str, Any]:
+def evaluate_systems(
+    dataset: str | Path,
+    workflow: str | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+    out_dir: str | Path | None = None,
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES,
+    progress: Progress | None = None,
+    workflow_kwargs: dict[str, Any] | None = None,
+    ranker: str = "builtin",
+) -> dict[str, Any]:
     """A JSONL of notes coded in several systems (diagnoses and drugs): each system scored on the same notes,
     each in `out_dir/<system>/`; the report holds one section per system under `systems`."""
     reports = {}
     systems = jsonl_systems(dataset)
     for system in systems:
         sub = Path(out_dir) / system if out_dir is not None else None
-        reports[system] = evaluate(dataset, workflow if system == systems[0] else None, model, limit,
-                                   sub, strategies, progress, workflow_kwargs, ranker, system=system)
+        reports[system] = evaluate(
+            dataset,
+            workflow if system == systems[0] else None,
+            model,
+            limit,
+            sub,
+            strategies,
+            progress,
+            workflow_kwargs,
+            ranker,
+            system=system,
+        )
     first = next(iter(reports.values()))
-    return {"dataset": {**first["dataset"], "systems": list(reports)}, "systems": reports,
-            "seconds": round(sum(r["seconds"] for r in reports.values()), 1)}
+    return {
+        "dataset": {**first["dataset"], "systems": list(reports)},
+        "systems": reports,
+        "seconds": round(sum(r["seconds"] for r in reports.values()), 1),
+    }
 
 
-def _finish(report: dict[str, Any], data: Dataset, dataset: Any, workflow: str, model_info: dict[str, Any],
-            strategies: tuple[str, ...], started: float, out_dir: str | Path | None,
-            per_item: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _finish(
+    report: dict[str, Any],
+    data: Dataset,
+    dataset: Any,
+    workflow: str,
+    model_info: dict[str, Any],
+    strategies: tuple[str, ...],
+    started: float,
+    out_dir: str | Path | None,
+    per_item: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The eval report with its header, written as eval.json and eval.html when `out_dir` is given."""
     per_item = per_item if per_item is not None else report.pop("items", [])
-    report = {"dataset": {"name": data.name, "layout": data.layout, "system": data.system, "items": len(data),
-                          "path": str(dataset) if not isinstance(dataset, Dataset) else data.name},
-              "workflow": workflow, "model": model_info, "strategies": list(strategies),
-              "seconds": round(time.time() - started, 1), **report, "items": per_item}
+    report = {
+        "dataset": {
+            "name": data.name,
+            "layout": data.layout,
+            "system": data.system,
+            "items": len(data),
+            "path": str(dataset) if not isinstance(dataset, Dataset) else data.name,
+        },
+        "workflow": workflow,
+        "model": model_info,
+        "strategies": list(strategies),
+        "seconds": round(time.time() - started, 1),
+        **report,
+        "items": per_item,
+    }
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -206,16 +272,25 @@ class _RowCache:
     """Scored items appended to `out_dir/items-<digest>.jsonl` as they finish, so a killed eval resumes
     where it stopped (the digest covers dataset, workflow, model sha256 and strategies)."""
 
-    def __init__(self, out_dir: str | Path | None, data: Dataset, workflow: str, llm: LLM | None,
-                 strategies: tuple[str, ...], ranker: str = "builtin") -> None:
+    def __init__(
+        self,
+        out_dir: str | Path | None,
+        data: Dataset,
+        workflow: str,
+        llm: LLM | None,
+        strategies: tuple[str, ...],
+        ranker: str = "builtin",
+    ) -> None:
         import hashlib
 
         self.rows: dict[str, dict[str, Any]] = {}
         self.path: Path | None = None
         if out_dir is None:
             return
-        key = json.dumps([data.name, data.layout, workflow, llm.name if llm else "", llm.sha256 if llm else "",
-                          sorted(strategies)] + ([ranker] if ranker != "builtin" else []))
+        key = json.dumps(
+            [data.name, data.layout, workflow, llm.name if llm else "", llm.sha256 if llm else "", sorted(strategies)]
+            + ([ranker] if ranker != "builtin" else [])
+        )
         self.path = Path(out_dir) / f"items-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         jsonl.repair_tail(self.path)
@@ -232,8 +307,9 @@ class _RowCache:
         return row
 
 
-def _each_item(data: Dataset, progress: Progress | None, cache: _RowCache,
-               score: Callable[[Example], dict[str, Any]]) -> list[dict[str, Any]]:
+def _each_item(
+    data: Dataset, progress: Progress | None, cache: _RowCache, score: Callable[[Example], dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Score every example once: rows already in the cache are reused, new ones are appended to it."""
     rows = []
     for i, ex in enumerate(data.examples):
@@ -250,8 +326,9 @@ def _coder(system: str, ranker: str, kb: Any, retriever: Any) -> Any:
     return RankedCoder.from_folder(ranker_folder(system, ranker), kb, retriever)
 
 
-def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...], searched: Any = None
-                     ) -> dict[str, StrategyOutput]:
+def _nomodel_outputs(
+    coder: Any, text: str, strategies: tuple[str, ...], searched: Any = None
+) -> dict[str, StrategyOutput]:
     outputs: dict[str, StrategyOutput] = {}
     if "memory" in strategies:
         ranking: list[Prediction] = []
@@ -276,8 +353,9 @@ def _nomodel_outputs(coder: Any, text: str, strategies: tuple[str, ...], searche
     return outputs
 
 
-def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: str, progress: Progress | None,
-                            out_dir: str | Path | None) -> dict[str, Any]:
+def _evaluate_without_model(
+    data: Dataset, strategies: tuple[str, ...], ranker: str, progress: Progress | None, out_dir: str | Path | None
+) -> dict[str, Any]:
     """`memory` and `ranked-nomodel` only: knowledge, retrieval and the ranker, no language model loaded."""
 
     kb = default_kb()
@@ -290,8 +368,9 @@ def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: 
     def score(ex: Example) -> dict[str, Any]:
         row: dict[str, Any] = {"id": ex.id, "gold": ex.codes}
         try:
-            row["strategies"] = {k: v.to_row() for k, v in
-                                 _nomodel_outputs(coder, ex.text, strategies, searched).items()}
+            row["strategies"] = {
+                k: v.to_row() for k, v in _nomodel_outputs(coder, ex.text, strategies, searched).items()
+            }
         except Exception as exc:  # noqa: BLE001 - one bad note is recorded, the evaluation goes on
             logger.exception("eval: note %s failed", ex.id)
             row["error"] = f"{type(exc).__name__}: {exc}"
@@ -302,20 +381,30 @@ def _evaluate_without_model(data: Dataset, strategies: tuple[str, ...], ranker: 
     return {**_score_icd(data, rows, strategies, kb, auto), "items": rows}
 
 
-def _evaluate_drugs(data: Dataset, ranker: str, progress: Progress | None,
-                    out_dir: str | Path | None) -> dict[str, Any]:
+def _evaluate_drugs(
+    data: Dataset, ranker: str, progress: Progress | None, out_dir: str | Path | None
+) -> dict[str, Any]:
     folder = drug_ranker_folder(ranker)
     coder = DrugCoder.from_folder(folder, default_kb().ontology(ATC.system))
     # rows are reused only for the same ranker and lexicon: a retrained ranker scores everything again
     code = [Path(m.__file__) for m in (drug_features, drugs_module, druglex)]  # the code that reads the notes too
-    version = "|".join([ranker, file_digest(folder / "ranker.joblib"), str(coder.lex.entries),
-                        *(file_digest(f)[:12] for f in code)])
+    version = "|".join(
+        [ranker, file_digest(folder / "ranker.joblib"), str(coder.lex.entries), *(file_digest(f)[:12] for f in code)]
+    )
     cache = _RowCache(out_dir, data, "drug-ranker", None, (DRUG_STRATEGY,), version)
     return evaluate_drugs(data, coder, progress, cache.rows, cache.add)
 
 
-def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
-                progress: Progress | None, cache: _RowCache, coder: Any = None) -> list[dict[str, Any]]:
+def _eval_notes(
+    data: Dataset,
+    wf: Any,
+    llm: LLM,
+    retriever: Any,
+    strategies: tuple[str, ...],
+    progress: Progress | None,
+    cache: _RowCache,
+    coder: Any = None,
+) -> list[dict[str, Any]]:
     tree_wf = None
     if "tree" in strategies and wf.spec.name != "icd10cm-tree":
         tree_wf = load_workflow("icd10cm-tree", llms=wf.llms, kb=wf.kb, audit=None)
@@ -325,14 +414,19 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
         try:
             start = time.perf_counter()
             result = wf.run(ex.text)
-            main = StrategyOutput(seconds=round(time.perf_counter() - start, 3),
-                                  model_calls=result.stats.get("model_calls", 0),
-                                  prompt_tokens=result.stats.get("prompt_tokens", 0),
-                                  cached_tokens=result.stats.get("cached_tokens", 0), calibrated=True)
-            main.predictions = [Prediction(c.code, c.confidence, c.mention)
-                                for c in result.codes if c.system == data.system]
-            main.ranking = main.predictions + [Prediction(s["code"], s["confidence"]) for s in result.suggestions
-                                               if s.get("system") == data.system]
+            main = StrategyOutput(
+                seconds=round(time.perf_counter() - start, 3),
+                model_calls=result.stats.get("model_calls", 0),
+                prompt_tokens=result.stats.get("prompt_tokens", 0),
+                cached_tokens=result.stats.get("cached_tokens", 0),
+                calibrated=True,
+            )
+            main.predictions = [
+                Prediction(c.code, c.confidence, c.mention) for c in result.codes if c.system == data.system
+            ]
+            main.ranking = main.predictions + [
+                Prediction(s["code"], s["confidence"]) for s in result.suggestions if s.get("system") == data.system
+            ]
             outputs = {"tree" if wf.spec.name == "icd10cm-tree" else "ranked": main}
             entities = result.entities
             if tree_wf is not None:
@@ -341,17 +435,22 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
                 entities = entities or tres.entities  # the ranked workflow extracts nothing: baselines use these
                 outputs["tree"] = StrategyOutput(
                     [Prediction(c.code, c.confidence, c.mention) for c in tres.codes if c.system == data.system],
-                    round(time.perf_counter() - t0, 3), tres.stats.get("model_calls", 0),
-                    tres.stats.get("prompt_tokens", 0), tres.stats.get("cached_tokens", 0))
+                    round(time.perf_counter() - t0, 3),
+                    tres.stats.get("model_calls", 0),
+                    tres.stats.get("prompt_tokens", 0),
+                    tres.stats.get("cached_tokens", 0),
+                )
             if coder is not None:
                 outputs.update(_nomodel_outputs(coder, ex.text, strategies))
             row["run_id"], row["entities"] = result.run_id, len(entities)
             if "retrieval" in strategies:
-                outputs["retrieval"] = _timed(StrategyOutput(), None,
-                                              lambda: retrieval_codes(retriever, entities, data.system))
+                outputs["retrieval"] = _timed(
+                    StrategyOutput(), None, lambda: retrieval_codes(retriever, entities, data.system)
+                )
             if "flat" in strategies:
-                outputs["flat"] = _timed(StrategyOutput(), llm,
-                                         lambda: flat_codes(llm, retriever, ex.text, entities, data.system))
+                outputs["flat"] = _timed(
+                    StrategyOutput(), llm, lambda: flat_codes(llm, retriever, ex.text, entities, data.system)
+                )
             row["strategies"] = {name: outputs[name].to_row() for name in strategies}
         except Exception as exc:  # noqa: BLE001 - one bad note is recorded, the evaluation goes on
             logger.exception("eval: note %s failed", ex.id)
@@ -361,8 +460,15 @@ def _eval_notes(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
     return _each_item(data, progress, cache, score)
 
 
-def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tuple[str, ...],
-                progress: Progress | None, cache: _RowCache) -> list[dict[str, Any]]:
+def _eval_terms(
+    data: Dataset,
+    wf: Any,
+    llm: LLM,
+    retriever: Any,
+    strategies: tuple[str, ...],
+    progress: Progress | None,
+    cache: _RowCache,
+) -> list[dict[str, Any]]:
     system = data.system
     tree = term_workflow(llm, wf.kb, system) if "tree" in strategies else None
 
@@ -372,9 +478,11 @@ def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
             text = ex.meta.get(fld) or ex.text
             per: dict[str, Any] = {}
             for name in strategies:
-                run = {"retrieval": lambda: retrieval_codes(retriever, [term_entity(text, system)], system),
-                       "flat": lambda: flat_codes(llm, retriever, text, [term_entity(text, system)], system),
-                       "tree": lambda: tree_term(tree, text)}[name]
+                run = {
+                    "retrieval": lambda: retrieval_codes(retriever, [term_entity(text, system)], system),
+                    "flat": lambda: flat_codes(llm, retriever, text, [term_entity(text, system)], system),
+                    "tree": lambda: tree_term(tree, text),
+                }[name]
                 try:
                     per[name] = _timed(StrategyOutput(), llm if name != "retrieval" else None, run).to_row()
                 except Exception as exc:  # noqa: BLE001 - one bad product is recorded, the evaluation goes on
@@ -390,8 +498,9 @@ def _eval_terms(data: Dataset, wf: Any, llm: LLM, retriever: Any, strategies: tu
             tree.close()
 
 
-def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any,
-               auto_threshold: float | None = None) -> dict[str, Any]:
+def _score_icd(
+    data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any, auto_threshold: float | None = None
+) -> dict[str, Any]:
     icd = kb.icd10cm
     texts = {ex.id: ex.text for ex in data.examples}
     ok_rows = [r for r in rows if "error" not in r]
@@ -415,8 +524,9 @@ def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str,
         pred = [set(r["strategies"][name]["ranked"]) for r in ok_rows]
         m = metrics.icd_report(gold, pred, ranked)
         # calibration over the codes the tool shows (at or above the suggestion floor, 0.05)
-        scored = [(p, c in g) for r, g in zip(ok_rows, gold) for c, p in r["strategies"][name].get("scores", [])
-                  if p >= 0.05]
+        scored = [
+            (p, c in g) for r, g in zip(ok_rows, gold) for c, p in r["strategies"][name].get("scores", []) if p >= 0.05
+        ]
         if scored:
             # MAP over what the tool shows (codes and suggestions down to 0.05): comparable across strategies
             shown = [[c for c, p in r["strategies"][name].get("scores", []) if p >= 0.05] for r in ok_rows]
@@ -424,8 +534,12 @@ def _score_icd(data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str,
             m["calibration"] = metrics.calibration(scored, auto_threshold=auto_threshold)
             predicted = sum(len(p) for p in pred)
             if auto_threshold is not None and predicted:
-                above = sum(1 for r in ok_rows for c, p in r["strategies"][name].get("scores", [])
-                            if p >= auto_threshold and c in r["strategies"][name]["ranked"])
+                above = sum(
+                    1
+                    for r in ok_rows
+                    for c, p in r["strategies"][name].get("scores", [])
+                    if p >= auto_threshold and c in r["strategies"][name]["ranked"]
+                )
                 m["calibration"]["auto_accept_share_of_predicted"] = round(above / predicted, 4)
         m["per_chapter"] = metrics.per_group_f1(gold, pred, chapter)
         errs: Counter[str] = Counter()

@@ -52,8 +52,13 @@ class StrategyOutput:
 
     def to_row(self) -> dict[str, Any]:
         """What the eval stores per item and strategy: codes best first, the full ranking, and the cost."""
-        row: dict[str, Any] = {"ranked": self.ranked(), "seconds": self.seconds, "model_calls": self.model_calls,
-                               "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens}
+        row: dict[str, Any] = {
+            "ranked": self.ranked(),
+            "seconds": self.seconds,
+            "model_calls": self.model_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+        }
         if self.ranking is not None:
             row["ranking"] = [p.code for p in self.ranking][:200]
         if self.calibrated:
@@ -70,7 +75,9 @@ class StrategyOutput:
 
 def codable(entities: list[dict[str, Any]], system: str) -> list[dict[str, Any]]:
     kind = system_class(system).entity_kind
-    return [e for e in entities if e.get("kind") == kind and e.get("assertion", "present") == "present" and entity_query(e)]
+    return [
+        e for e in entities if e.get("kind") == kind and e.get("assertion", "present") == "present" and entity_query(e)
+    ]
 
 
 def retrieval_codes(retriever: HybridRetriever, entities: list[dict[str, Any]], system: str) -> list[Prediction]:
@@ -92,14 +99,17 @@ FLAT_PROMPT = (
 )
 
 
-def flat_codes(llm: LLM, retriever: HybridRetriever, note: str, entities: list[dict[str, Any]], system: str,
-               candidates: int = 10) -> list[Prediction]:
+def flat_codes(
+    llm: LLM, retriever: HybridRetriever, note: str, entities: list[dict[str, Any]], system: str, candidates: int = 10
+) -> list[Prediction]:
     """One `choose` per entity over its top billable candidates plus "none of these"."""
     onto = retriever.kb.ontology(system)
     ents = codable(entities, system)
     if not ents:
         return []
-    results = retriever.search_many([entity_query(e) for e in ents], system, candidates, SearchFilter(billable_only=True))
+    results = retriever.search_many(
+        [entity_query(e) for e in ents], system, candidates, SearchFilter(billable_only=True)
+    )
     name = onto.prompt_name
     preds = []
     for e, hits in zip(ents, results):
@@ -107,8 +117,9 @@ def flat_codes(llm: LLM, retriever: HybridRetriever, note: str, entities: list[d
             continue
         options = [Option(h.code, f"{h.code} {onto.label(h.code)}") for h in hits]
         options.append(Option(_NONE, "none of these"))
-        context = FLAT_PROMPT.format(system=name, excerpt=excerpt(note, e.get("start", 0), e.get("end", 0), 400),
-                                     mention=e.get("mention", ""))
+        context = FLAT_PROMPT.format(
+            system=name, excerpt=excerpt(note, e.get("start", 0), e.get("end", 0), 400), mention=e.get("mention", "")
+        )
         try:
             best = llm.choose(context, options).best
         except MedcoderError as exc:
@@ -124,8 +135,9 @@ _NONE = "__none__"
 
 def term_entity(text: str, system: str) -> dict[str, Any]:
     """A whole short text (a drug product's ingredients or brand) as the one entity to code."""
-    return Entity(id="e0", kind=system_class(system).entity_kind, mention=text, text=text, start=0,
-                  end=len(text)).to_state()
+    return Entity(
+        id="e0", kind=system_class(system).entity_kind, mention=text, text=text, start=0, end=len(text)
+    ).to_state()
 
 
 TERM_WORKFLOW = """name: {system}-term-tree
@@ -146,8 +158,13 @@ edges:
 def term_workflow(llm: LLM, kb: KnowledgeBase, system: str, retriever: str = "hybrid") -> Any:
     """The `tree` strategy for short terms, as a workflow: the term agent, then the navigator."""
 
-    return load_workflow(text=TERM_WORKFLOW.format(system=system, retriever=retriever), llms={"default": llm},
-                         kb=kb, audit=False, checkpoint_path=":memory:")
+    return load_workflow(
+        text=TERM_WORKFLOW.format(system=system, retriever=retriever),
+        llms={"default": llm},
+        kb=kb,
+        audit=False,
+        checkpoint_path=":memory:",
+    )
 
 
 def tree_term(workflow: Any, text: str) -> list[Prediction]:

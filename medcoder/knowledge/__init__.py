@@ -18,14 +18,38 @@ from medcoder.knowledge.index import (
 from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import CodeSystem, Node, Ontology
 from medcoder.knowledge.systems import (
-    DEFAULT_SYSTEM, guess_system, load_system, register_system, system_class, system_names,
+    DEFAULT_SYSTEM,
+    guess_system,
+    load_system,
+    register_system,
+    system_class,
+    system_names,
 )
 
 __all__ = [
-    "ATC", "ICD10CM", "AlphabeticIndex", "CodeSystem", "DEFAULT_SYSTEM", "DrugTable", "IndexEntry", "NeoplasmTable",
-    "Node", "Ontology", "SearchHit", "guess_system", "load_ontology", "load_atc", "load_icd10cm", "load_system",
-    "load_alphabetic_index", "load_drug_table", "load_neoplasm_table", "KnowledgeBase", "register_system",
-    "system_class", "system_names",
+    "ATC",
+    "ICD10CM",
+    "AlphabeticIndex",
+    "CodeSystem",
+    "DEFAULT_SYSTEM",
+    "DrugTable",
+    "IndexEntry",
+    "NeoplasmTable",
+    "Node",
+    "Ontology",
+    "SearchHit",
+    "guess_system",
+    "load_ontology",
+    "load_atc",
+    "load_icd10cm",
+    "load_system",
+    "load_alphabetic_index",
+    "load_drug_table",
+    "load_neoplasm_table",
+    "KnowledgeBase",
+    "register_system",
+    "system_class",
+    "system_names",
 ]
 
 load_ontology = load_system  # the older name

@@ -26,11 +26,18 @@ from medcoder.paths import file_digest
 logger = logging.getLogger(__name__)
 
 LEVEL_BY_LENGTH = {1: 1, 3: 2, 4: 3, 5: 4, 7: 5}
-LEVEL_KIND = {1: "anatomical main group", 2: "therapeutic subgroup", 3: "pharmacological subgroup",
-              4: "chemical subgroup", 5: "chemical substance"}
+LEVEL_KIND = {
+    1: "anatomical main group",
+    2: "therapeutic subgroup",
+    3: "pharmacological subgroup",
+    4: "chemical subgroup",
+    5: "chemical substance",
+}
 REQUIRED_COLUMNS = ("atc_code", "atc_name")
-ATTRIBUTION = ("ATC/DDD (c) WHO Collaborating Centre for Drug Statistics Methodology, Oslo. "
-               "Bundled scrape of 2026-04-25 under CC BY-NC-SA 4.0; no commercial redistribution.")
+ATTRIBUTION = (
+    "ATC/DDD (c) WHO Collaborating Centre for Drug Statistics Methodology, Oslo. "
+    "Bundled scrape of 2026-04-25 under CC BY-NC-SA 4.0; no commercial redistribution."
+)
 
 
 RABBITS_FILE = Path(__file__).parent / "data" / "rabbits_generic_to_brand.csv"
@@ -111,16 +118,26 @@ class ATC(CodeSystem):
                 raise DataFileError(f"{path}:{i}: {code!r} is not an ATC code of 1, 3, 4, 5 or 7 characters")
             node = by_code.get(code)
             if node is None:
-                parent = ROOT if level == 1 else next(
-                    code[:n] for n, lvl in LEVEL_BY_LENGTH.items() if lvl == level - 1)
-                node = Node(code, _clean(row.get("atc_name")), LEVEL_KIND[level], level == 5, parent, level,
-                            {}, {"level": level})
+                parent = (
+                    ROOT if level == 1 else next(code[:n] for n, lvl in LEVEL_BY_LENGTH.items() if lvl == level - 1)
+                )
+                node = Node(
+                    code,
+                    _clean(row.get("atc_name")),
+                    LEVEL_KIND[level],
+                    level == 5,
+                    parent,
+                    level,
+                    {},
+                    {"level": level},
+                )
                 by_code[code] = node
             ddd = _clean(row.get("ddd"))
             if ddd:
                 route = _clean(row.get("adm_r"))
                 node.attrs.setdefault("ddd", []).append(  # type: ignore[union-attr]
-                    {"ddd": ddd, "unit": _clean(row.get("uom")), "route": route})
+                    {"ddd": ddd, "unit": _clean(row.get("uom")), "route": route}
+                )
             note = _clean(row.get("note"))
             if note:
                 node.notes["notes"] = (*node.notes.get("notes", ()), note)
@@ -189,12 +206,19 @@ class ATC(CodeSystem):
         ordered: list[str] = []
         if len(parts) > 1:  # a combination: labels that name every ingredient, then "<ingredient>, combinations"
             ordered += [c for label, codes in names.items() if all(p in label for p in parts) for c in codes]
-            ordered += [c for p in parts for label, codes in names.items()
-                        if label.startswith(p) and "combination" in label for c in codes]
+            ordered += [
+                c
+                for p in parts
+                for label, codes in names.items()
+                if label.startswith(p) and "combination" in label
+                for c in codes
+            ]
         for p in parts:
             ordered += names.get(p, [])
         seen: set[str] = set()
-        return [SearchHit(c, 1.0 / (i + 1), "", ["index"]) for i, c in enumerate(ordered) if not (c in seen or seen.add(c))]
+        return [
+            SearchHit(c, 1.0 / (i + 1), "", ["index"]) for i, c in enumerate(ordered) if not (c in seen or seen.add(c))
+        ]
 
 
 def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
@@ -202,10 +226,17 @@ def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:
 
 
 _US_NAMES = {  # US adopted names -> the INNs that ATC uses
-    "acetaminophen": "paracetamol", "albuterol": "salbutamol", "glyburide": "glibenclamide",
-    "meperidine": "pethidine", "levalbuterol": "levosalbutamol", "cyclosporine": "ciclosporin",
-    "rifampin": "rifampicin", "furosemide": "furosemide", "hydrocodone": "hydrocodone",
-    "acetylsalicylic acid": "acetylsalicylic acid", "aspirin": "acetylsalicylic acid",
+    "acetaminophen": "paracetamol",
+    "albuterol": "salbutamol",
+    "glyburide": "glibenclamide",
+    "meperidine": "pethidine",
+    "levalbuterol": "levosalbutamol",
+    "cyclosporine": "ciclosporin",
+    "rifampin": "rifampicin",
+    "furosemide": "furosemide",
+    "hydrocodone": "hydrocodone",
+    "acetylsalicylic acid": "acetylsalicylic acid",
+    "aspirin": "acetylsalicylic acid",
 }
 
 

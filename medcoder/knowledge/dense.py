@@ -56,8 +56,13 @@ class IndexBuildError(MedcoderError):
 class DenseIndex:
     """Nearest-neighbour search over one code system's texts, grouped back to codes."""
 
-    def __init__(self, kb: "KnowledgeBase", system: str = DEFAULT_SYSTEM, embedder: MiniLMEmbedder | None = None,
-                 root: Path | None = None) -> None:
+    def __init__(
+        self,
+        kb: "KnowledgeBase",
+        system: str = DEFAULT_SYSTEM,
+        embedder: MiniLMEmbedder | None = None,
+        root: Path | None = None,
+    ) -> None:
         self.kb, self.system = kb, system
         self.embedder = embedder or default_embedder()
         self.root = root or cache_dir() / "chroma"
@@ -111,22 +116,41 @@ class DenseIndex:
         chunks = max(1, math.ceil(len(docs) / _ADD_BATCH))
         bounds = [round(i * len(docs) / chunks) for i in range(chunks + 1)]
         collection = self._client().create_collection(
-            name=self.system, embedding_function=self.embedder,
-            configuration={"hnsw": {"space": "cosine", "ef_search": 100, "batch_size": 100,
-                                    "sync_threshold": max(100, min(1000, bounds[1]))}})
+            name=self.system,
+            embedding_function=self.embedder,
+            configuration={
+                "hnsw": {
+                    "space": "cosine",
+                    "ef_search": 100,
+                    "batch_size": 100,
+                    "sync_threshold": max(100, min(1000, bounds[1])),
+                }
+            },
+        )
         embed = _EmbedOnce(self.embedder, docs)
         for lo, hi in zip(bounds, bounds[1:]):
             chunk = docs[lo:hi]
             vectors = embed([d.text for d in chunk])
             collection.add(
-                ids=[str(lo + i) for i in range(len(chunk))], embeddings=vectors, documents=[d.text for d in chunk],
-                metadatas=[{"code": d.code, "source": d.source, "kind": d.kind, "chapter": d.chapter,
-                            "billable": d.billable} for d in chunk])
+                ids=[str(lo + i) for i in range(len(chunk))],
+                embeddings=vectors,
+                documents=[d.text for d in chunk],
+                metadatas=[
+                    {"code": d.code, "source": d.source, "kind": d.kind, "chapter": d.chapter, "billable": d.billable}
+                    for d in chunk
+                ],
+            )
             if progress:
                 progress(hi, len(docs))
-        info = {"key": self.key, "system": self.system, "docs": len(docs), "codes": len({d.code for d in docs}),
-                "texts_embedded": embed.embedded,
-                "seconds": round(time.perf_counter() - started, 1), "embedder": MiniLMEmbedder.name()}
+        info = {
+            "key": self.key,
+            "system": self.system,
+            "docs": len(docs),
+            "codes": len({d.code for d in docs}),
+            "texts_embedded": embed.embedded,
+            "seconds": round(time.perf_counter() - started, 1),
+            "embedder": MiniLMEmbedder.name(),
+        }
         (self.path / _MARKER).write_text(json.dumps(info))
         self._collection, self._collection_key = collection, self.key
         logger.info("built %s dense index: %d texts in %.0f s", self.system, len(docs), info["seconds"])
@@ -198,7 +222,9 @@ class DenseIndex:
                 if is_write_fault(exc):  # a full disk or read-only cache: the store is sound, keep it
                     raise storage_error(self.path, "cannot open the search index at", exc) from exc
                 if attempt or not build:
-                    raise IndexBuildError(f"the {self.system} search index at {self.path} is unreadable: {exc}") from exc
+                    raise IndexBuildError(
+                        f"the {self.system} search index at {self.path} is unreadable: {exc}"
+                    ) from exc
                 logger.warning("dense index %s unreadable (%s); rebuilding", self.path, exc)
                 (self.path / _MARKER).unlink(missing_ok=True)
         raise AssertionError("unreachable")
@@ -234,8 +260,12 @@ class DenseIndex:
         # SQLite's 32,766 variables, or a long note fails ("too many SQL variables")
         step = max(1, _SQL_VARIABLES // n_results)
         for lo in range(0, len(texts), step):
-            res = col.query(query_embeddings=vectors[lo:lo + step], n_results=n_results, where=where or None,
-                            include=["metadatas", "distances"])
+            res = col.query(
+                query_embeddings=vectors[lo : lo + step],
+                n_results=n_results,
+                where=where or None,
+                include=["metadatas", "distances"],
+            )
             metadatas += res["metadatas"]
             distances += res["distances"]
         onto = self.kb.ontology(self.system)
@@ -245,7 +275,9 @@ class DenseIndex:
             for meta, dist in zip(metas, dists):
                 code = str(meta["code"])
                 if code not in seen:
-                    seen[code] = SearchHit(code, round(1.0 - float(dist), 4), onto.label(code), [f"dense:{meta['source']}"])
+                    seen[code] = SearchHit(
+                        code, round(1.0 - float(dist), 4), onto.label(code), [f"dense:{meta['source']}"]
+                    )
             out.append(list(seen.values())[:k])
         return out
 

@@ -34,7 +34,8 @@ SALTS = frozenset(
     "bromide chloride hydrobromide monohydrate dihydrate trihydrate sesquihydrate hemihydrate anhydrous hyclate "
     "furoate valerate lactate gluconate nitrate oxalate pamoate palmitate stearate tosylate trometamol tromethamine "
     "disodium dipotassium hydrate base free as xinafoate embonate decanoate enanthate cypionate benzoate "
-    "hemifumarate dimesylate mononitrate".split())
+    "hemifumarate dimesylate mononitrate".split()
+)
 # release and form words that may trail a drug name and belong to its span ("metoprolol succinate ER")
 _TRAILING = (SALTS - {"as", "base", "free"}) | {"er", "xr", "xl", "sr", "cr", "la", "dr", "ir", "ec", "odt", "hfa"}
 # names that are also everyday or lab words: a drug only when a form or dose word follows
@@ -42,13 +43,19 @@ _TRAILING = (SALTS - {"as", "base", "free"}) | {"er", "xr", "xl", "sr", "cr", "l
 CONTEXT_ONLY = frozenset(
     "oxygen water alcohol ethanol nicotine caffeine cocaine glucose sodium potassium calcium magnesium iron zinc "
     "sugar honey oil tar charcoal silver gold sulfur talc wax light heat urea lactose fructose cannabis "
-    "carbon dioxide nitrogen helium air".split())
-_FORM_AFTER = re.compile(r"\s*(?:\d|patch|patches|gum|lozenges?|tablets?|tabs?|capsules?|supplements?|injections?|"
-                         r"infusion|drip|inhaler|spray|cream|gel|ointment|solution|replacement|therapy|chloride|"
-                         r"sulfate|gluconate|carbonate|citrate|oxide)", re.IGNORECASE)
+    "carbon dioxide nitrogen helium air".split()
+)
+_FORM_AFTER = re.compile(
+    r"\s*(?:\d|patch|patches|gum|lozenges?|tablets?|tabs?|capsules?|supplements?|injections?|"
+    r"infusion|drip|inhaler|spray|cream|gel|ointment|solution|replacement|therapy|chloride|"
+    r"sulfate|gluconate|carbonate|citrate|oxide)",
+    re.IGNORECASE,
+)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:'s)?")
 _JOINERS = re.compile(r"\s*[-/+]\s*")
 _GAP = re.compile(r"[ \t]*[-/+]?[ \t]*")
+
+
 def fold(word: str) -> str:
     """One spelling for the variants a drug name is written in (cephalexin/cefalexin, oestradiol/estradiol,
     sulphate/sulfate, glycerine/glycerin): lower case, ph->f, th->t, ae/oe->e, y->i, no doubled letter,
@@ -66,8 +73,11 @@ def fold(word: str) -> str:
 
 
 # ATC level-5 names that are allergen or class words, never a drug a note names ("food", "various", "others")
-NEVER = frozenset(fold(w) for w in "animals combinations feather feathers flowers food insects oil others other "
-                  "textiles various silver sulfur".split())
+NEVER = frozenset(
+    fold(w)
+    for w in "animals combinations feather feathers flowers food insects oil others other "
+    "textiles various silver sulfur".split()
+)
 
 
 def name_tokens(name: str, salts: bool = False) -> tuple[str, ...]:
@@ -307,8 +317,13 @@ class DrugLexicon:
                 target = self.ingredients(ingredients)
                 words = product_brand_words(brand)
                 toks = tuple(fold(w) for w in words)
-                if target and toks and 1 <= len(toks) <= 3 and len(" ".join(toks)) >= 5 \
-                        and not _is_everyday(" ".join(words), everyday):
+                if (
+                    target
+                    and toks
+                    and 1 <= len(toks) <= 3
+                    and len(" ".join(toks)) >= 5
+                    and not _is_everyday(" ".join(words), everyday)
+                ):
                     self._add(toks, _Entry(target, "product-brand"))
 
     def _combination_keys(self, code: str) -> tuple[str, ...]:
@@ -358,15 +373,16 @@ class DrugLexicon:
                 i += 1
                 continue
             end = toks[j - 1][1]
-            while j < len(toks) and toks[j][2].lower() in _TRAILING and text[end:toks[j][0]].strip() == "":
+            while j < len(toks) and toks[j][2].lower() in _TRAILING and text[end : toks[j][0]].strip() == "":
                 end = toks[j][1]
                 j += 1
-            found.append(DrugMention(toks[i][0], end, text[toks[i][0]:end], entry.substances, via, entry.code))
+            found.append(DrugMention(toks[i][0], end, text[toks[i][0] : end], entry.substances, via, entry.code))
             i = j
         return _join_combinations(text, found)
 
-    def _longest(self, folded: list[str], i: int, text: str, toks: list[tuple[int, int, str]]
-                 ) -> tuple[_Entry | None, int]:
+    def _longest(
+        self, folded: list[str], i: int, text: str, toks: list[tuple[int, int, str]]
+    ) -> tuple[_Entry | None, int]:
         node, best, end = self._trie, None, i
         for j in range(i, min(len(folded), i + 12)):
             if j > i and not _GAP.fullmatch(text, toks[j - 1][1], toks[j][0]):
@@ -392,13 +408,36 @@ class DrugLexicon:
 def product_brand_words(brand: str) -> tuple[str, ...]:
     """A product's brand without strength and form words ("APO-ATENOL TAB 100MG" -> APO, ATENOL)."""
     words = [w for w in _TOKEN.findall(re.sub(r"\d+(\.\d+)?\s*(mg|mcg|g|ml|%|iu|units?)\b", " ", brand, flags=re.I))]
-    forms = {"tab", "tabs", "tablet", "tablets", "cap", "caps", "capsule", "capsules", "injection", "usp", "cream",
-             "ointment", "gel", "solution", "suspension", "syrup", "drops", "spray", "patch", "er", "sr", "xl", "cr"}
+    forms = {
+        "tab",
+        "tabs",
+        "tablet",
+        "tablets",
+        "cap",
+        "caps",
+        "capsule",
+        "capsules",
+        "injection",
+        "usp",
+        "cream",
+        "ointment",
+        "gel",
+        "solution",
+        "suspension",
+        "syrup",
+        "drops",
+        "spray",
+        "patch",
+        "er",
+        "sr",
+        "xl",
+        "cr",
+    }
     return tuple(w for w in words if w.lower() not in forms)
 
 
 def _deletes(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def _within_one(a: str, b: str) -> bool:
@@ -408,10 +447,11 @@ def _within_one(a: str, b: str) -> bool:
         return False
     if len(a) == len(b):
         diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        )
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def _join_combinations(text: str, found: list[DrugMention]) -> list[DrugMention]:
@@ -419,10 +459,19 @@ def _join_combinations(text: str, found: list[DrugMention]) -> list[DrugMention]
     out: list[DrugMention] = []
     for m in found:
         prev = out[-1] if out else None
-        if prev is not None and _JOINERS.fullmatch(text[prev.end:m.start]) and not set(m.substances) & set(prev.substances):
-            out[-1] = DrugMention(prev.start, m.end, text[prev.start:m.end],
-                                  tuple(dict.fromkeys(prev.substances + m.substances)), prev.via,
-                                  prev.code if prev.code == m.code else None)
+        if (
+            prev is not None
+            and _JOINERS.fullmatch(text[prev.end : m.start])
+            and not set(m.substances) & set(prev.substances)
+        ):
+            out[-1] = DrugMention(
+                prev.start,
+                m.end,
+                text[prev.start : m.end],
+                tuple(dict.fromkeys(prev.substances + m.substances)),
+                prev.via,
+                prev.code if prev.code == m.code else None,
+            )
         else:
             out.append(m)
     return out

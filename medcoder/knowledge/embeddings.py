@@ -105,7 +105,7 @@ class MiniLMEmbedder(EmbeddingFunction[Documents]):
         encs = self._tokenizer.encode_batch([t if t.strip() else "[UNK]" for t in texts])
         order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
         for lo in range(0, len(order), self.batch_size):
-            idx = order[lo:lo + self.batch_size]
+            idx = order[lo : lo + self.batch_size]
             width = max(len(encs[i].ids) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -113,8 +113,9 @@ class MiniLMEmbedder(EmbeddingFunction[Documents]):
                 n = len(encs[i].ids)
                 ids[row, :n] = encs[i].ids
                 mask[row, :n] = 1
-            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                              "token_type_ids": np.zeros_like(ids)})[0]
+            hidden = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
             out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

@@ -19,30 +19,44 @@ STATUSES = ("present", "negated", "normal", "uncertain", "family")
 
 _NEG_BEFORE = re.compile(
     r"\b(no|not|denies|denied|deny|denying|negative for|without|free of|absence of|absent|no evidence of|"
-    r"no signs? of|ruled out|rules out|resolved|never had|none)\b", re.IGNORECASE)
+    r"no signs? of|ruled out|rules out|resolved|never had|none)\b",
+    re.IGNORECASE,
+)
 _NORMAL = re.compile(
     r"\b(normal|normally|intact|unremarkable|within normal limits|wnl|negative|clear|symmetric|no acute|"
     r"non-?tender|nontender|well-healed|appropriate|"
     # "abdomen is benign" is a normal finding; a "benign appearing pituitary adenoma" is a benign neoplasm
     r"benign(?! (?:appearing|neoplasm|tumou?r|adenoma|lesion|mass|cyst|nodule|prostatic|paroxysmal|essential|"
-    r"hypertension)))\b", re.IGNORECASE)
+    r"hypertension)))\b",
+    re.IGNORECASE,
+)
 _UNCERTAIN = re.compile(
     r"\b(possible|possibly|probable|probably|suspected|suspect|suspicious for|suspicion of|likely|rule out|"
     r"r/o|concern for|concerning for|versus|vs\.?|differential|question of|questionable|cannot exclude|"
     r"may have|might be|might have|may represent|could be|presumed|determine (?:if|whether)|"
     r"concern(?:ed)? (?:is )?that|"
     # a statement about a disease in general, not about the patient ("Lyme disease can cause ...")
-    r"can cause|could cause|can lead to|may cause)\b", re.IGNORECASE)
-_FAMILY = re.compile(r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
-                     r"maternal|paternal|son|daughter)\b", re.IGNORECASE)
+    r"can cause|could cause|can lead to|may cause)\b",
+    re.IGNORECASE,
+)
+_FAMILY = re.compile(
+    r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
+    r"maternal|paternal|son|daughter)\b",
+    re.IGNORECASE,
+)
 # a condition that is over: resolved, healed, cured, or placed in childhood
-_RESOLVED = re.compile(r"\b(resolved|healed|cured|no longer|as a child|in childhood|remote history|"
-                       r"previously (?:treated|repaired)|has not recurred|went away|subsided|"
-                       r"until (?:yesterday|last \w+|this morning|(?:mon|tues|wednes|thurs|fri|satur|sun)day))\b",
-                       re.IGNORECASE)
+_RESOLVED = re.compile(
+    r"\b(resolved|healed|cured|no longer|as a child|in childhood|remote history|"
+    r"previously (?:treated|repaired)|has not recurred|went away|subsided|"
+    r"until (?:yesterday|last \w+|this morning|(?:mon|tues|wednes|thurs|fri|satur|sun)day))\b",
+    re.IGNORECASE,
+)
 # words that end a negation's reach: what follows them is asserted again
-_SCOPE_END = re.compile(r"\b(but|however|although|though|except|which|reports?|endorses?|complains?|admits?|"
-                        r"notes?|has had|presents?)\b|[;:.]", re.IGNORECASE)
+_SCOPE_END = re.compile(
+    r"\b(but|however|although|though|except|which|reports?|endorses?|complains?|admits?|"
+    r"notes?|has had|presents?)\b|[;:.]",
+    re.IGNORECASE,
+)
 _CLAUSE = re.compile(r"[,;:]|\b(?:but|and|however|although|with)\b", re.IGNORECASE)
 
 
@@ -92,28 +106,68 @@ class SentenceReader:
         neg = None
         for m in _NEG_BEFORE.finditer(before):
             neg = m
-        if neg is not None and not _SCOPE_END.search(before[neg.end():]):
+        if neg is not None and not _SCOPE_END.search(before[neg.end() :]):
             return "negated"
         start = self.clause_start(pos)
         nxt = _CLAUSE.search(low, pos + 1) if pos < len(low) else None
-        clause = low[start: nxt.start() if nxt else len(low)]
+        clause = low[start : nxt.start() if nxt else len(low)]
         if _NORMAL.search(clause) and not re.search(r"\babnormal", clause):
             return "normal"
-        if _UNCERTAIN.search(before[max(0, pos - 80):]) or _UNCERTAIN.search(clause):
+        if _UNCERTAIN.search(before[max(0, pos - 80) :]) or _UNCERTAIN.search(clause):
             return "uncertain"
         return "present"
 
 
 # ---- signs, symptoms and body sites --------------------------------------------------------------------------
 
-SITES = ("knee", "hip", "shoulder", "elbow", "wrist", "hand", "finger", "thumb", "ankle", "foot", "toe", "back",
-         "neck", "chest", "abdomen", "abdominal", "head", "leg", "arm", "thigh", "lumbar", "cervical", "thoracic",
-         "eye", "ear", "throat", "pelvi", "groin", "jaw", "face", "forearm", "calf", "heel")
+SITES = (
+    "knee",
+    "hip",
+    "shoulder",
+    "elbow",
+    "wrist",
+    "hand",
+    "finger",
+    "thumb",
+    "ankle",
+    "foot",
+    "toe",
+    "back",
+    "neck",
+    "chest",
+    "abdomen",
+    "abdominal",
+    "head",
+    "leg",
+    "arm",
+    "thigh",
+    "lumbar",
+    "cervical",
+    "thoracic",
+    "eye",
+    "ear",
+    "throat",
+    "pelvi",
+    "groin",
+    "jaw",
+    "face",
+    "forearm",
+    "calf",
+    "heel",
+)
 _SIDES = {"right": "right", "left": "left", "bilateral": "bilateral", "both": "bilateral"}
 # the body systems a block of chapter R signs belongs to, by their first three characters
-_R_SYSTEM = (("R00", "R09", "IJ"), ("R10", "R10", "KN"), ("R11", "R19", "K"), ("R20", "R23", "L"),
-             ("R25", "R29", "GM"),
-             ("R30", "R39", "N"), ("R40", "R46", "FG"), ("R47", "R49", "GF"), ("R50", "R69", ""))
+_R_SYSTEM = (
+    ("R00", "R09", "IJ"),
+    ("R10", "R10", "KN"),
+    ("R11", "R19", "K"),
+    ("R20", "R23", "L"),
+    ("R25", "R29", "GM"),
+    ("R30", "R39", "N"),
+    ("R40", "R46", "FG"),
+    ("R47", "R49", "GF"),
+    ("R50", "R69", ""),
+)
 _PAIN_CODES = ("M25.5", "M79.6", "M54", "M25.4", "M25.6", "G89", "R51", "M79.1", "M79.2")
 
 
@@ -147,8 +201,16 @@ def label_side(label: str) -> str:
     for side in ("bilateral", "right", "left"):
         if re.search(rf"\b{side}\b", low):
             return side
-    return "unspecified" if re.search(r"\bunspecified (side|knee|hip|shoulder|[a-z]+ (?:limb|side))|"
-                                      r"unspecified [a-z]+$", low) and body_sites(low) else ""
+    return (
+        "unspecified"
+        if re.search(
+            r"\bunspecified (side|knee|hip|shoulder|[a-z]+ (?:limb|side))|"
+            r"unspecified [a-z]+$",
+            low,
+        )
+        and body_sites(low)
+        else ""
+    )
 
 
 def symptom_system(code: str) -> str:
@@ -166,9 +228,12 @@ def is_unspecified(label: str) -> bool:
 
 # ---- the 7th character ---------------------------------------------------------------------------------------
 
-_SUBSEQUENT = re.compile(r"\b(follow[- ]?up of (his|her|the|their) (fracture|injury|sprain)|healing (well|"
-                         r"appropriately|as expected)|routine healing|cast removal|subsequent encounter|"
-                         r"recheck of (his|her|the) (fracture|injury))\b", re.IGNORECASE)
+_SUBSEQUENT = re.compile(
+    r"\b(follow[- ]?up of (his|her|the|their) (fracture|injury|sprain)|healing (well|"
+    r"appropriately|as expected)|routine healing|cast removal|subsequent encounter|"
+    r"recheck of (his|her|the) (fracture|injury))\b",
+    re.IGNORECASE,
+)
 _SEQUELA = re.compile(r"\b(sequela|late effect)\b", re.IGNORECASE)
 
 
@@ -229,14 +294,19 @@ def status_drop(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOut
     if not f.statuses or "present" in f.statuses:
         return None
     if all(s in ("negated", "normal") for s in f.statuses):
-        return RuleOutcome(f.code, "drop", "normal-or-negated",
-                           f'only normal or negated findings support it ("{f.evidence[0][:80]}")')
+        return RuleOutcome(
+            f.code, "drop", "normal-or-negated", f'only normal or negated findings support it ("{f.evidence[0][:80]}")'
+        )
     if all(s == "family" for s in f.statuses):
         return RuleOutcome(f.code, "drop", "family-history", "named only as family history")
     if "uncertain" in f.statuses and not is_symptom(f.code):
-        return RuleOutcome(f.code, "drop", "uncertain-diagnosis",
-                           f'the diagnosis is not confirmed ("{f.evidence[f.statuses.index("uncertain")][:80]}"); '
-                           "its signs and symptoms are coded instead")
+        return RuleOutcome(
+            f.code,
+            "drop",
+            "uncertain-diagnosis",
+            f'the diagnosis is not confirmed ("{f.evidence[f.statuses.index("uncertain")][:80]}"); '
+            "its signs and symptoms are coded instead",
+        )
     return None
 
 
@@ -250,16 +320,24 @@ def symptom_of_diagnosis(f: CodedFinding, others: Sequence[CodedFinding]) -> Rul
         if o.code == f.code or not is_definitive(o.code):
             continue
         o_side = label_side(o.label)
-        if sites and sites & body_sites(o.label) and (not side or not o_side or side == o_side
-                                                      or "unspecified" in (side, o_side)):
-            return RuleOutcome(f.code, "drop", "symptom-of-diagnosis",
-                               f"a sign of {o.code} {o.label} (same site), coded instead")
+        if (
+            sites
+            and sites & body_sites(o.label)
+            and (not side or not o_side or side == o_side or "unspecified" in (side, o_side))
+        ):
+            return RuleOutcome(
+                f.code, "drop", "symptom-of-diagnosis", f"a sign of {o.code} {o.label} (same site), coded instead"
+            )
         if o.probability < SPECIFIC_SHARE * f.probability:
             continue  # by body system only: a diagnosis much less likely than the symptom does not explain it away
         system = symptom_system(f.code)
         if system and o.code[:1] in system and f.evidence and set(f.evidence) <= set(o.evidence):
-            return RuleOutcome(f.code, "drop", "symptom-of-diagnosis",
-                               f"a sign of {o.code} {o.label} in the same sentences, coded instead")
+            return RuleOutcome(
+                f.code,
+                "drop",
+                "symptom-of-diagnosis",
+                f"a sign of {o.code} {o.label} in the same sentences, coded instead",
+            )
     return None
 
 
@@ -277,25 +355,35 @@ def unspecified_beside_specific(f: CodedFinding, others: Sequence[CodedFinding])
         for o in others:  # "Anemia, unspecified" beside "Iron deficiency anemia": another category, same condition
             likely = o.probability >= SPECIFIC_SHARE * f.probability
             if o.code[:3] != cat and mine and mine < sentence_words(o.label) and likely:
-                return RuleOutcome(f.code, "drop", "unspecified-beside-specific",
-                                   f"{o.code} {o.label} names the same condition more specifically")
+                return RuleOutcome(
+                    f.code,
+                    "drop",
+                    "unspecified-beside-specific",
+                    f"{o.code} {o.label} names the same condition more specifically",
+                )
     siblings = [o for o in others if o.code != f.code and o.code[:3] == cat]
     if not siblings:
         return None
     if is_unspecified(f.label):
         for o in siblings:
             if not is_unspecified(o.label) and o.probability >= SPECIFIC_SHARE * f.probability:
-                return RuleOutcome(f.code, "drop", "unspecified-beside-specific",
-                                   f"{o.code} {o.label} is more specific")
+                return RuleOutcome(
+                    f.code, "drop", "unspecified-beside-specific", f"{o.code} {o.label} is more specific"
+                )
         for o in siblings:
             if is_unspecified(o.label) and (o.probability, o.code) > (f.probability, f.code):
-                return RuleOutcome(f.code, "drop", "unspecified-beside-specific",
-                                   f"{o.code} {o.label} says the same and is likelier")
+                return RuleOutcome(
+                    f.code, "drop", "unspecified-beside-specific", f"{o.code} {o.label} says the same and is likelier"
+                )
         return None
     for o in siblings:
         if is_unspecified(o.label) and f.probability < SPECIFIC_SHARE * o.probability:
-            return RuleOutcome(f.code, "drop", "unspecified-beside-specific",
-                               f"{o.code} {o.label} is much likelier; the text does not support this specific code")
+            return RuleOutcome(
+                f.code,
+                "drop",
+                "unspecified-beside-specific",
+                f"{o.code} {o.label} is much likelier; the text does not support this specific code",
+            )
     return None
 
 
@@ -310,12 +398,38 @@ def hypertension_combination(f: CodedFinding, others: Sequence[CodedFinding]) ->
         return None
     new = "I13.0" if heart and kidney else ("I11.0" if heart else "I12.9")
     what = " and ".join(w for w, on in (("heart failure", heart), ("chronic kidney disease", kidney)) if on)
-    return RuleOutcome(f.code, "replace", "combination-code",
-                       f"hypertension with {what} is coded as the combination {new} (the link is presumed)", new)
+    return RuleOutcome(
+        f.code,
+        "replace",
+        "combination-code",
+        f"hypertension with {what} is coded as the combination {new} (the link is presumed)",
+        new,
+    )
 
 
-_HISTORY_STATUS_Z = ("Z79", "Z80", "Z81", "Z82", "Z83", "Z84", "Z85", "Z86", "Z87", "Z88", "Z89", "Z90", "Z91", "Z92",
-                     "Z93", "Z94", "Z95", "Z96", "Z97", "Z98", "Z99")
+_HISTORY_STATUS_Z = (
+    "Z79",
+    "Z80",
+    "Z81",
+    "Z82",
+    "Z83",
+    "Z84",
+    "Z85",
+    "Z86",
+    "Z87",
+    "Z88",
+    "Z89",
+    "Z90",
+    "Z91",
+    "Z92",
+    "Z93",
+    "Z94",
+    "Z95",
+    "Z96",
+    "Z97",
+    "Z98",
+    "Z99",
+)
 
 
 def history_or_status(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOutcome | None:
@@ -326,8 +440,14 @@ def history_or_status(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> R
     return None
 
 
-OUTPATIENT_RULES = (status_drop, past_condition, history_or_status, symptom_of_diagnosis,
-                    unspecified_beside_specific, hypertension_combination)
+OUTPATIENT_RULES = (
+    status_drop,
+    past_condition,
+    history_or_status,
+    symptom_of_diagnosis,
+    unspecified_beside_specific,
+    hypertension_combination,
+)
 
 
 def apply_outpatient_rules(findings: Sequence[CodedFinding]) -> list[RuleOutcome]:
@@ -380,9 +500,11 @@ def specify(onto: Any, code: str, text: str) -> tuple[str, str]:
         cur_7_ok = not want_7 or code.endswith(want_7)
         if side_ok and ch_ok and not (cur_side_ok and cur_7_ok):
             best = n.code
-            why = ("laterality " + want_side if want_side and not cur_side_ok else "") + \
-                  ((" and " if want_side and not cur_side_ok else "") + f"7th character {want_7}"
-                   if want_7 and not cur_7_ok else "")
+            why = ("laterality " + want_side if want_side and not cur_side_ok else "") + (
+                (" and " if want_side and not cur_side_ok else "") + f"7th character {want_7}"
+                if want_7 and not cur_7_ok
+                else ""
+            )
             break
     return best, why.strip()
 
@@ -408,11 +530,17 @@ def specify_site(label: str, evidence: str, candidates: Iterable[tuple[str, str]
 
 _DIABETES_UNCOMPLICATED = re.compile(r"^(E0[89]|E1[013])\.9$")
 _GLUCOSE = re.compile(r"\b(diabet\w*|glucose|sugars?|a1c|glycemic)\b", re.IGNORECASE)
-_HIGH = re.compile(r"\b(uncontrolled|poorly controlled|not (?:well )?controlled|out of control|inadequately "
-                   r"controlled|hyperglycemi\w*|elevated|high|higher|rising|running high|trending up|"
-                   r"[2-5]\d\d(?:'?s)?)\b", re.IGNORECASE)
-_NOT_HIGH = re.compile(r"\b(?:no|not|never|denies|without)\b[^.,;]{0,25}\b(?:elevated|high|hyperglyc)|"
-                       r"\b(?:below|under|less than|keep)\b", re.IGNORECASE)
+_HIGH = re.compile(
+    r"\b(uncontrolled|poorly controlled|not (?:well )?controlled|out of control|inadequately "
+    r"controlled|hyperglycemi\w*|elevated|high|higher|rising|running high|trending up|"
+    r"[2-5]\d\d(?:'?s)?)\b",
+    re.IGNORECASE,
+)
+_NOT_HIGH = re.compile(
+    r"\b(?:no|not|never|denies|without)\b[^.,;]{0,25}\b(?:elevated|high|hyperglyc)|"
+    r"\b(?:below|under|less than|keep)\b",
+    re.IGNORECASE,
+)
 
 
 def with_hyperglycemia(code: str, sentences: Iterable[str]) -> tuple[str, str]:
@@ -436,10 +564,31 @@ def sentence_words(label: str) -> set[str]:
 
 
 __all__ = [
-    "STATUSES", "finding_status", "SentenceReader", "is_symptom", "is_definitive", "body_sites", "side_of",
-    "label_side", "symptom_system", "is_unspecified", "encounter_character", "CodedFinding", "RuleOutcome",
-    "status_drop", "is_resolved", "past_condition", "history_or_status", "symptom_of_diagnosis",
+    "STATUSES",
+    "finding_status",
+    "SentenceReader",
+    "is_symptom",
+    "is_definitive",
+    "body_sites",
+    "side_of",
+    "label_side",
+    "symptom_system",
+    "is_unspecified",
+    "encounter_character",
+    "CodedFinding",
+    "RuleOutcome",
+    "status_drop",
+    "is_resolved",
+    "past_condition",
+    "history_or_status",
+    "symptom_of_diagnosis",
     "unspecified_beside_specific",
-    "hypertension_combination", "OUTPATIENT_RULES", "apply_outpatient_rules", "specify", "stem_label",
-    "sentence_words", "specify_site", "with_hyperglycemia",
+    "hypertension_combination",
+    "OUTPATIENT_RULES",
+    "apply_outpatient_rules",
+    "specify",
+    "stem_label",
+    "sentence_words",
+    "specify_site",
+    "with_hyperglycemia",
 ]

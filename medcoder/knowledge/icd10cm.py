@@ -14,8 +14,8 @@ import logging
 import re
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import Iterator
 
 import networkx as nx
@@ -25,7 +25,14 @@ from medcoder.knowledge.icdcodes import dotted, normalize_icd, raw
 from medcoder.knowledge.index import INDEX_FILE, AlphabeticIndex, data_path, load_alphabetic_index
 from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import (
-    EXCLUDES1, NOTES, ROOT, SEVENTH_CHARACTER, TERM_INDEX, CodeSystem, IndexDoc, Node,
+    EXCLUDES1,
+    NOTES,
+    ROOT,
+    SEVENTH_CHARACTER,
+    TERM_INDEX,
+    CodeSystem,
+    IndexDoc,
+    Node,
 )
 from medcoder.paths import cached_pickle, file_digest
 
@@ -49,9 +56,7 @@ NOTE_KINDS = (*NOTE_TAGS.values(), "seventh_characters", "placeholder_x")
 # notes that bind every code below the node that carries them
 INHERITED_NOTES = ("excludes1", "excludes2", "code_first", "use_additional_code", "code_also", "includes")
 
-_CODE_REF = re.compile(
-    r"\b([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?)(?:\s*-\s*([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?)|-)?"
-)
+_CODE_REF = re.compile(r"\b([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?)(?:\s*-\s*([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?)|-)?")
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,13 +124,24 @@ class _Builder:
         for chapter in root.findall("chapter"):
             num = int((chapter.findtext("name") or "0").strip())
             cid = f"CH{num}"
-            self.add(Node(cid, (chapter.findtext("desc") or "").strip(), "chapter", False, ROOT, 1,
-                          _notes_of(chapter), {"chapter": num}))
+            self.add(
+                Node(
+                    cid,
+                    (chapter.findtext("desc") or "").strip(),
+                    "chapter",
+                    False,
+                    ROOT,
+                    1,
+                    _notes_of(chapter),
+                    {"chapter": num},
+                )
+            )
             for section in chapter.findall("section"):
                 sid = section.get("id", "")
                 bid = sid if "-" in sid else f"{sid}-{sid}"
-                self.add(Node(bid, (section.findtext("desc") or "").strip(), "block", False, cid, 2,
-                              _notes_of(section)))
+                self.add(
+                    Node(bid, (section.findtext("desc") or "").strip(), "block", False, cid, 2, _notes_of(section))
+                )
                 for diag in section.findall("diag"):
                     self._diag(diag, bid, 3, None)
         return self.g
@@ -217,8 +233,11 @@ class ICD10CM(CodeSystem):
 
     def reminders(self, code: str) -> list[str]:
         notes = self.notes(code)
-        return [f"{key.replace('_', ' ')}: {n['text']}" for key in ("code_first", "use_additional_code", "code_also")
-                for n in notes.get(key, [])]
+        return [
+            f"{key.replace('_', ' ')}: {n['text']}"
+            for key in ("code_first", "use_additional_code", "code_also")
+            for n in notes.get(key, [])
+        ]
 
     # -- retrieval ---------------------------------------------------------------------
     @cached_property

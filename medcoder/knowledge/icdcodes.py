@@ -23,7 +23,8 @@ def dotted(raw_code: str) -> str:
 
 
 def normalize_icd(code: str) -> str:
-    """A code as the graph files it: `e11.65` -> `E11.65`, `ch4` or `4` -> `CH4`, `E08-E13` kept, `S22.5-` -> `S22.5`."""
+    """A code as the graph files it: `e11.65` -> `E11.65`, `ch4` or `4` -> `CH4`, `E08-E13` kept,
+    `S22.5-` -> `S22.5`."""
     s = re.sub(r"\s+", "", str(code)).upper()
     m = _CHAPTER.fullmatch(s)
     if m:

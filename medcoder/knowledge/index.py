@@ -99,8 +99,13 @@ class TermIndex:
         self._follow: dict[str, str | None] = {}
 
     def __getstate__(self) -> dict[str, object]:
-        return {**{k: getattr(self, k) for k in ("entries", "source", "main_terms")}, "_lexical": None,
-                "_heads": None, "_main_by_token": None, "_follow": {}}
+        return {
+            **{k: getattr(self, k) for k in ("entries", "source", "main_terms")},
+            "_lexical": None,
+            "_heads": None,
+            "_main_by_token": None,
+            "_follow": {},
+        }
 
     def __setstate__(self, state: dict[str, object]) -> None:
         for k, v in state.items():
@@ -145,15 +150,18 @@ class TermIndex:
         tries = [parts]
         words = parts[0].split()
         if len(words) > 1:
-            tries += [[w, " ".join(words[:i] + words[i + 1:]), *parts[1:]] for i, w in enumerate(words)]
+            tries += [[w, " ".join(words[:i] + words[i + 1 :]), *parts[1:]] for i, w in enumerate(words)]
         walks = [(self._walk(t), len(t)) for t in tries]
         best = max(walks, key=lambda w: (w[0][1] == w[1], w[0][1], bool(w[0][0] and w[0][0][-1].code)))
         return best[0][0]
 
     def _walk(self, parts: list[str]) -> tuple[list[IndexEntry], int]:
         """The entries walked for `parts` and how many parts they matched."""
-        best = max(self._main_candidates(parts[0]), default=None,
-                   key=lambda i: (self._main_score(parts[0], i), len(self.entries[i].children), -i))
+        best = max(
+            self._main_candidates(parts[0]),
+            default=None,
+            key=lambda i: (self._main_score(parts[0], i), len(self.entries[i].children), -i),
+        )
         if best is None or self._main_score(parts[0], best) < 0.5:
             return [], 0
         walked = [self.entries[best]]
@@ -185,8 +193,11 @@ class TermIndex:
     def _main_score(self, part: str, entry_id: int) -> float:
         term = self.entries[entry_id].term
         first, *others = [h.strip() for h in term.split(",")]
-        return max(_matches(part, term), _matches(part, first) - 0.01,
-                   max((_matches(part, h) for h in others), default=0.0) - 0.1)
+        return max(
+            _matches(part, term),
+            _matches(part, first) - 0.01,
+            max((_matches(part, h) for h in others), default=0.0) - 0.1,
+        )
 
     def _descend(self, start: IndexEntry, part: str) -> list[IndexEntry] | None:
         """The entries from below `start` down to the shallowest subterm that best matches `part`."""
@@ -248,9 +259,16 @@ def _csv_entries(path: Path) -> list[IndexEntry]:
             level = int(row["Level"])
             del stack[level:]
             parent = stack[-1] if stack else None
-            e = IndexEntry(len(entries), row["Term"].strip(), level, parent,
-                           (row.get("NonEssModif") or "").strip(), (row.get("See") or "").strip(),
-                           (row.get("SeeAlso") or "").strip(), (row.get("Code") or "").strip())
+            e = IndexEntry(
+                len(entries),
+                row["Term"].strip(),
+                level,
+                parent,
+                (row.get("NonEssModif") or "").strip(),
+                (row.get("See") or "").strip(),
+                (row.get("SeeAlso") or "").strip(),
+                (row.get("Code") or "").strip(),
+            )
             entries.append(e)
             if parent is not None:
                 entries[parent].children.append(e.id)
@@ -273,9 +291,17 @@ def _xml_entries(path: Path) -> list[IndexEntry]:
         nemod = title.find("nemod") if title is not None else None
         term = ((title.text or "") if title is not None else "").strip().rstrip(",")
         cells = {heads.get(c.get("col"), c.get("col") or ""): (c.text or "").strip() for c in elem.findall("cell")}
-        e = IndexEntry(len(entries), term, level, parent, _text_of(nemod), _text_of(elem.find("see")),
-                       _text_of(elem.find("seeAlso")), _text_of(elem.find("code")),
-                       {k: v for k, v in cells.items() if v and v not in ("-", "--")})
+        e = IndexEntry(
+            len(entries),
+            term,
+            level,
+            parent,
+            _text_of(nemod),
+            _text_of(elem.find("see")),
+            _text_of(elem.find("seeAlso")),
+            _text_of(elem.find("code")),
+            {k: v for k, v in cells.items() if v and v not in ("-", "--")},
+        )
         entries.append(e)
         if parent is not None:
             entries[parent].children.append(e.id)

@@ -27,11 +27,11 @@ logger = logging.getLogger(__name__)
 ROOT = "ROOT"
 
 # optional capabilities a code system may declare (and then implements the matching method)
-NOTES = "instructional_notes"        # notes(): includes, code first, use additional code ...
-EXCLUDES1 = "excludes1"              # excludes1_conflicts()
+NOTES = "instructional_notes"  # notes(): includes, code first, use additional code ...
+EXCLUDES1 = "excludes1"  # excludes1_conflicts()
 SEVENTH_CHARACTER = "seventh_character"  # seventh_characters(), placeholder X
-COMBINATIONS = "combination_products"    # several ingredients coded as one product
-TERM_INDEX = "term_index"            # term_hits() is more than a label search
+COMBINATIONS = "combination_products"  # several ingredients coded as one product
+TERM_INDEX = "term_index"  # term_hits() is more than a label search
 
 
 @dataclass(slots=True)
@@ -81,18 +81,18 @@ class CodeSystem(abc.ABC):
     """
 
     # -- what callers read without loading the data (class attributes) ---------------
-    system: ClassVar[str] = ""          # registry name, as workflows and results spell it
-    title: ClassVar[str] = ""           # human name: "ICD-10-CM"
-    entity_kind: ClassVar[str] = ""     # the extractor's entity kind this system codes
-    prompt_name: ClassVar[str] = ""     # how prompts name a code of it: "ICD-10-CM diagnosis"
-    fhir_uri: ClassVar[str] = ""        # FHIR `Coding.system`
+    system: ClassVar[str] = ""  # registry name, as workflows and results spell it
+    title: ClassVar[str] = ""  # human name: "ICD-10-CM"
+    entity_kind: ClassVar[str] = ""  # the extractor's entity kind this system codes
+    prompt_name: ClassVar[str] = ""  # how prompts name a code of it: "ICD-10-CM diagnosis"
+    fhir_uri: ClassVar[str] = ""  # FHIR `Coding.system`
     fhir_resource: ClassVar[str] = "Observation"  # the FHIR resource a coded item becomes
     capabilities: ClassVar[frozenset[str]] = frozenset()
     builtin_ranker: ClassVar[str | None] = None  # folder name of the shipped ranker, if any
     default_workflow: ClassVar[str | None] = None  # the built-in workflow `eval` uses for this system's data
     tree_workflow: ClassVar[str | None] = None  # the built-in workflow that walks the tree (eval's term strategies)
     code_pattern: ClassVar[str] = r".+"  # what a typed code of this system looks like (for guessing)
-    guess_priority: ClassVar[int] = 0    # when several patterns match a typed code, the highest wins
+    guess_priority: ClassVar[int] = 0  # when several patterns match a typed code, the highest wins
 
     version: str = ""
     cache_key: str = ""

@@ -50,12 +50,14 @@ class Retriever(abc.ABC):
     """The retrieval seam: candidate codes for texts, best first; every retriever answers in batches."""
 
     @abc.abstractmethod
-    def search_many(self, texts: list[str], system: str = DEFAULT_SYSTEM, k: int = 10,
-                    filt: SearchFilter | None = None) -> list[list[SearchHit]]:
+    def search_many(
+        self, texts: list[str], system: str = DEFAULT_SYSTEM, k: int = 10, filt: SearchFilter | None = None
+    ) -> list[list[SearchHit]]:
         """Top-k codes per text (one list per text, in order)."""
 
-    def search(self, text: str, system: str = DEFAULT_SYSTEM, k: int = 10,
-               filt: SearchFilter | None = None) -> list[SearchHit]:
+    def search(
+        self, text: str, system: str = DEFAULT_SYSTEM, k: int = 10, filt: SearchFilter | None = None
+    ) -> list[SearchHit]:
         return self.search_many([text], system, k, filt)[0]
 
     def candidates(self, text: str, system: str = DEFAULT_SYSTEM, k: int = 10) -> list[SearchHit]:
@@ -90,15 +92,17 @@ class HybridRetriever(Retriever):
             self._dense[system] = DenseIndex(self.kb, system)
         return self._dense[system]
 
-    def search_many(self, texts: list[str], system: str = DEFAULT_SYSTEM, k: int = 10,
-                    filt: SearchFilter | None = None) -> list[list[SearchHit]]:
+    def search_many(
+        self, texts: list[str], system: str = DEFAULT_SYSTEM, k: int = 10, filt: SearchFilter | None = None
+    ) -> list[list[SearchHit]]:
         """Fused top-k per text; the dense ranker embeds all texts in one batch."""
         if any(not t.strip() for t in texts):
             raise MedcoderError("empty search text")
         return [self.fuse(system, lists, k) for lists in self.ranked_lists(texts, system, filt)]
 
-    def ranked_lists(self, texts: list[str], system: str = DEFAULT_SYSTEM,
-                     filt: SearchFilter | None = None) -> list[dict[str, list[SearchHit]]]:
+    def ranked_lists(
+        self, texts: list[str], system: str = DEFAULT_SYSTEM, filt: SearchFilter | None = None
+    ) -> list[dict[str, list[SearchHit]]]:
         """Each ranker's own list per text (up to `pool` codes), before fusion: what benchmarks compare."""
         filt = self._normalise(system, filt or SearchFilter())
         dense_lists: list[list[SearchHit]] = [[] for _ in texts]
@@ -108,7 +112,9 @@ class HybridRetriever(Retriever):
         for text, dense_hits in zip(texts, dense_lists):
             lists: dict[str, list[SearchHit]] = {}
             if "lexical" in self.rankers:
-                lists["lexical"] = self._filtered(system, self.kb.ontology(system).lexical.search(text, k=self.pool * 4), filt)[: self.pool]
+                lists["lexical"] = self._filtered(
+                    system, self.kb.ontology(system).lexical.search(text, k=self.pool * 4), filt
+                )[: self.pool]
             if "dense" in self.rankers:
                 lists["dense"] = dense_hits
             if "index" in self.rankers:
@@ -138,8 +144,10 @@ class HybridRetriever(Retriever):
         onto = self.kb.ontology(system)
         wanted = onto.find_top_level(filt.chapter)
         if wanted is None:
-            raise MedcoderError(f"unknown chapter {filt.chapter.strip()!r} for {system}; "
-                                f"choose from {', '.join(r.code for r in onto.roots())}")
+            raise MedcoderError(
+                f"unknown chapter {filt.chapter.strip()!r} for {system}; "
+                f"choose from {', '.join(r.code for r in onto.roots())}"
+            )
         return SearchFilter(wanted, filt.kinds, filt.billable_only)
 
     def _filtered(self, system: str, hits: Iterable[SearchHit], filt: SearchFilter) -> list[SearchHit]:

@@ -17,6 +17,7 @@ from medcoder.knowledge.ontology import CodeSystem
 
 logger = logging.getLogger(__name__)
 
+
 class UnknownSystemError(MedcoderError, ValueError):
     """A code-system name that no installed plugin provides (a ValueError, so pydantic reports it as a field error)."""
 

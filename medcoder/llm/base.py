@@ -153,19 +153,30 @@ class JudgeResult:
 CallObserver = Callable[[CallRecord], None]
 
 
-def request_key(kind: str, messages: Sequence[Message], options: Sequence[Option] | None = None,
-                schema: dict[str, Any] | None = None, k: int | None = None,
-                continuations: Sequence[Continuation] | None = None) -> str:
+def request_key(
+    kind: str,
+    messages: Sequence[Message],
+    options: Sequence[Option] | None = None,
+    schema: dict[str, Any] | None = None,
+    k: int | None = None,
+    continuations: Sequence[Continuation] | None = None,
+) -> str:
     """A digest of what was asked, the same across backends: the key a replay looks up."""
-    payload: dict[str, Any] = {"kind": kind, "messages": list(messages), "schema": schema, "k": k,
-                               "options": [[o.key, o.label] for o in options] if options is not None else None}
+    payload: dict[str, Any] = {
+        "kind": kind,
+        "messages": list(messages),
+        "schema": schema,
+        "k": k,
+        "options": [[o.key, o.label] for o in options] if options is not None else None,
+    }
     if continuations is not None:
         payload["continuations"] = [[c.prompt, c.text] for c in continuations]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def choice_messages(context: str | Sequence[Message], options: Sequence[Option],
-                    instruction: str | None = None) -> list[Message]:
+def choice_messages(
+    context: str | Sequence[Message], options: Sequence[Option], instruction: str | None = None
+) -> list[Message]:
     """The prompt for `choose`: what is shared first (instructions, context), the options last."""
     messages = as_messages(context)
     lines = "\n".join(f"{LABELS[i]}. {o.label}" for i, o in enumerate(options))
@@ -212,8 +223,9 @@ def validate_output(text: str, schema: type[T]) -> T:
     try:
         return schema.model_validate_json(text)
     except ValidationError as exc:
-        raise ModelOutputError(f"model output does not match {schema.__name__}: {exc.errors()[:2]}; "
-                               f"output was {text[:200]!r}", text) from exc
+        raise ModelOutputError(
+            f"model output does not match {schema.__name__}: {exc.errors()[:2]}; output was {text[:200]!r}", text
+        ) from exc
 
 
 class LLM(abc.ABC):
@@ -230,8 +242,9 @@ class LLM(abc.ABC):
 
     # -- what subclasses implement ---------------------------------------------------
     @abc.abstractmethod
-    def _chat(self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None,
-              temperature: float | None) -> tuple[str, CallStats]:
+    def _chat(
+        self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None, temperature: float | None
+    ) -> tuple[str, CallStats]:
         """Generate a reply (constrained to the JSON schema when one is given)."""
 
     def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
@@ -239,8 +252,14 @@ class LLM(abc.ABC):
         raise NotImplementedError
 
     # -- the interface ----------------------------------------------------------------
-    def chat(self, messages: Sequence[Message], schema: type[T] | None = None, *,
-             max_tokens: int | None = None, temperature: float | None = None) -> ChatResult[T]:
+    def chat(
+        self,
+        messages: Sequence[Message],
+        schema: type[T] | None = None,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ChatResult[T]:
         """A reply; with a pydantic `schema` the output is grammar-constrained and validated."""
         msgs = [dict(m) for m in messages]
         json_schema = schema.model_json_schema() if schema is not None else None
@@ -258,17 +277,29 @@ class LLM(abc.ABC):
                 parsed = validate_output(text, schema)
             except ModelOutputError as exc:
                 error = exc
-        record = CallRecord("chat", key, msgs, self._stamp(stats), schema=json_schema, text=text,
-                            parsed=parsed.model_dump(mode="json") if parsed is not None else None,
-                            error=str(error) if error else None)
+        record = CallRecord(
+            "chat",
+            key,
+            msgs,
+            self._stamp(stats),
+            schema=json_schema,
+            text=text,
+            parsed=parsed.model_dump(mode="json") if parsed is not None else None,
+            error=str(error) if error else None,
+        )
         self._notify(record)
         if error is not None:
             error.records = [record]
             raise error
         return ChatResult(text, parsed, record)
 
-    def choose(self, context: str | Sequence[Message], options: Sequence[Option | tuple[str, str]], k: int = 1,
-               instruction: str | None = None) -> ChooseResult:
+    def choose(
+        self,
+        context: str | Sequence[Message],
+        options: Sequence[Option | tuple[str, str]],
+        k: int = 1,
+        instruction: str | None = None,
+    ) -> ChooseResult:
         """Rank `options` for the context; returns all of them (best first) with probabilities.
 
         `k` is how many the caller means to use: with the log-probability path every option
@@ -292,14 +323,23 @@ class LLM(abc.ABC):
             choices, stats = self._choose_grammar(messages, opts, k)
             mass, method = None, "grammar"
         stats.latency_s = time.perf_counter() - start
-        record = CallRecord("choose", key, messages, self._stamp(stats), options=[asdict(o) for o in opts],
-                            text=LABELS[opts.index(next(o for o in opts if o.key == choices[0].key))],
-                            choices=[asdict(c) for c in choices], method=method, label_mass=mass)
+        record = CallRecord(
+            "choose",
+            key,
+            messages,
+            self._stamp(stats),
+            options=[asdict(o) for o in opts],
+            text=LABELS[opts.index(next(o for o in opts if o.key == choices[0].key))],
+            choices=[asdict(c) for c in choices],
+            method=method,
+            label_mass=mass,
+        )
         self._notify(record)
         return ChooseResult(choices, record)
 
-    def score(self, context: str | Sequence[Message], continuations: Sequence[Continuation | str | tuple[str, str]]
-              ) -> ScoreResult:
+    def score(
+        self, context: str | Sequence[Message], continuations: Sequence[Continuation | str | tuple[str, str]]
+    ) -> ScoreResult:
         """The log-probability of each continuation after one shared context, recorded as one call.
 
         The context is rendered as a chat prompt that ends where the assistant's answer begins;
@@ -310,8 +350,9 @@ class LLM(abc.ABC):
         messages = as_messages(context)
         key = request_key("score", messages, continuations=conts)
         if not conts:
-            return ScoreResult([], CallRecord("score", key, messages, self._stamp(CallStats()), continuations=[],
-                                              scores=[]))
+            return ScoreResult(
+                [], CallRecord("score", key, messages, self._stamp(CallStats()), continuations=[], scores=[])
+            )
         start = time.perf_counter()
         error: ModelOutputError | None = None
         try:
@@ -319,17 +360,25 @@ class LLM(abc.ABC):
         except ModelOutputError as exc:
             logprobs, stats, error = [], exc.stats or CallStats(), exc
         stats.latency_s = time.perf_counter() - start
-        record = CallRecord("score", key, messages, self._stamp(stats), method="logprobs",
-                            continuations=[{"prompt": c.prompt, "text": c.text} for c in conts],
-                            scores=[round(x, 6) for x in logprobs], error=str(error) if error else None)
+        record = CallRecord(
+            "score",
+            key,
+            messages,
+            self._stamp(stats),
+            method="logprobs",
+            continuations=[{"prompt": c.prompt, "text": c.text} for c in conts],
+            scores=[round(x, 6) for x in logprobs],
+            error=str(error) if error else None,
+        )
         self._notify(record)
         if error is not None:
             error.records = [record]
             raise error
         return ScoreResult(list(record.scores or []), record)
 
-    def judge(self, context: str | Sequence[Message], questions: Sequence[str], yes: str = " yes",
-              no: str = " no") -> JudgeResult:
+    def judge(
+        self, context: str | Sequence[Message], questions: Sequence[str], yes: str = " yes", no: str = " no"
+    ) -> JudgeResult:
         """Ask each question after the shared context and read its yes/no log-odds, all in one `score` call."""
         conts = [Continuation(t, q) for q in questions for t in (yes, no)]
         res = self.score(context, conts)
@@ -345,15 +394,20 @@ class LLM(abc.ABC):
         raise MedcoderError(f"the {self.backend or type(self).__name__} backend cannot score continuations")
 
     # -- shared machinery -------------------------------------------------------------
-    def _choose_grammar(self, messages: list[Message], options: Sequence[Option], k: int) -> tuple[list[Choice], CallStats]:
+    def _choose_grammar(
+        self, messages: list[Message], options: Sequence[Option], k: int
+    ) -> tuple[list[Choice], CallStats]:
         """Fallback without log-probabilities: sample a label under a grammar, `k` times without replacement."""
         remaining = list(options)
         picked: list[Choice] = []
         total = CallStats()
         for rank in range(min(k, len(options))):
             labels = [LABELS[options.index(o)] for o in remaining]
-            schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": labels}},
-                      "required": ["answer"]}
+            schema = {
+                "type": "object",
+                "properties": {"answer": {"type": "string", "enum": labels}},
+                "required": ["answer"],
+            }
             text, stats = self._chat(messages, schema, 16, 0.0)
             total.prompt_tokens += stats.prompt_tokens
             total.cached_tokens += stats.cached_tokens
@@ -368,11 +422,12 @@ class LLM(abc.ABC):
         picked += [Choice(o.key, o.label, 0.0) for o in remaining]
         return picked, total
 
-    def _choose_in_rounds(self, context: str | Sequence[Message], options: list[Option], k: int,
-                          instruction: str | None) -> ChooseResult:
+    def _choose_in_rounds(
+        self, context: str | Sequence[Message], options: list[Option], k: int, instruction: str | None
+    ) -> ChooseResult:
         """More options than labels: choose within groups, then among the group winners."""
         size = self.max_options
-        groups = [options[i:i + size] for i in range(0, len(options), size)]
+        groups = [options[i : i + size] for i in range(0, len(options), size)]
         finalists: list[Option] = []
         group_probs: dict[str, float] = {}
         records: list[CallRecord] = []
@@ -383,14 +438,15 @@ class LLM(abc.ABC):
                 group_probs[c.key] = c.probability
             per_group = max(1, min(len(g), size // len(groups)))
             finalists += [Option(c.key, c.label) for c in res.choices[:per_group]]
-        final = self.choose(context, finalists[: size], k=k, instruction=instruction)
+        final = self.choose(context, finalists[:size], k=k, instruction=instruction)
         records += final.records or [final.record]
         final_probs = {c.key: c.probability for c in final.choices}
         # keep every option: finalists carry the final round's probability, the rest a share of their group's
         rest = [o for o in options if o.key not in final_probs]
         scale = 1e-3 / max(1, len(rest))
         choices = list(final.choices) + sorted(
-            (Choice(o.key, o.label, group_probs.get(o.key, 0.0) * scale) for o in rest), key=lambda c: -c.probability)
+            (Choice(o.key, o.label, group_probs.get(o.key, 0.0) * scale) for o in rest), key=lambda c: -c.probability
+        )
         total = sum(c.probability for c in choices)
         for c in choices:
             c.probability /= total

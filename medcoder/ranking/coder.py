@@ -19,7 +19,14 @@ from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.notesections import is_visit_note, visit_parts
 from medcoder.ranking.candidates import (
-    FEATURES, Evidence, NoteCandidates, Span, collect, mention_spans, note_spans, sentence_spans,
+    FEATURES,
+    Evidence,
+    NoteCandidates,
+    Span,
+    collect,
+    mention_spans,
+    note_spans,
+    sentence_spans,
 )
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
 from medcoder.ranking.model import RankerModel, load_memory
@@ -51,10 +58,18 @@ class RankedCode:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.features.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "probability": round(self.probability, 4), "accepted": self.accepted,
-                "ranker_probability": round(self.ranker_probability, 4), "sources": self.sources,
-                "rule": self.rule, "reason": self.reason, "specified_from": self.specified_from,
-                "evidence": [asdict(e) for e in self.evidence], "features": self.feature_dict()}
+        return {
+            "code": self.code,
+            "probability": round(self.probability, 4),
+            "accepted": self.accepted,
+            "ranker_probability": round(self.ranker_probability, 4),
+            "sources": self.sources,
+            "rule": self.rule,
+            "reason": self.reason,
+            "specified_from": self.specified_from,
+            "evidence": [asdict(e) for e in self.evidence],
+            "features": self.feature_dict(),
+        }
 
 
 def hits_to_json(hits: Sequence[Sequence[SearchHit]]) -> list[list[list[Any]]]:
@@ -98,12 +113,20 @@ class RetrievalCache:
 
 
 def retriever_signature(retriever: Any) -> str:
-    return json.dumps([type(retriever).__name__, getattr(retriever, "rankers", None),
-                       getattr(retriever, "rrf_k", None), getattr(retriever, "weights", None)], sort_keys=True)
+    return json.dumps(
+        [
+            type(retriever).__name__,
+            getattr(retriever, "rankers", None),
+            getattr(retriever, "rrf_k", None),
+            getattr(retriever, "weights", None),
+        ],
+        sort_keys=True,
+    )
 
 
-def search_spans(retriever: Any, spans: Sequence[Span], system: str, cache: RetrievalCache | None = None
-                 ) -> list[list[SearchHit]]:
+def search_spans(
+    retriever: Any, spans: Sequence[Span], system: str, cache: RetrievalCache | None = None
+) -> list[list[SearchHit]]:
     """Fused hits for every span (sentences: top 20, problems and mentions: top 10), one batch per kind."""
     out: list[list[SearchHit]] = [[] for _ in spans]
     for source, k in (("sentence", SENTENCE_K), ("problem", MENTION_K), ("mention", MENTION_K)):
@@ -136,19 +159,30 @@ class RankedCoder:
     def from_folder(cls, folder: str | Path, kb: Any, retriever: Any) -> "RankedCoder":
         return cls(RankerModel.load(folder), load_memory(folder), kb, retriever)
 
-    def candidates(self, text: str, entities: Sequence[dict[str, Any]] | None = None, *, sentences: bool = True,
-                   memory_view: MemoryView | None = None, cache: RetrievalCache | None = None) -> NoteCandidates:
+    def candidates(
+        self,
+        text: str,
+        entities: Sequence[dict[str, Any]] | None = None,
+        *,
+        sentences: bool = True,
+        memory_view: MemoryView | None = None,
+        cache: RetrievalCache | None = None,
+    ) -> NoteCandidates:
         """Every source's candidates for the note, as feature rows."""
         spans = note_spans(text) if sentences else []
         spans += mention_spans(entities or [], self.onto.entity_kind)
         hits = search_spans(self.retriever, spans, self.system, cache) if spans and self.retriever else []
         if memory_view is None and self.memory is not None:
             memory_view = self.memory.query([text])[0]
-        return collect(self.onto, spans, hits, memory_view, self.memory.frequency if self.memory else None,
-                       note=text)
+        return collect(self.onto, spans, hits, memory_view, self.memory.frequency if self.memory else None, note=text)
 
-    def rank(self, cands: NoteCandidates, verifier: dict[str, float] | None = None,
-             verifier_sha256: str = "", note: str | None = None) -> list[RankedCode]:
+    def rank(
+        self,
+        cands: NoteCandidates,
+        verifier: dict[str, float] | None = None,
+        verifier_sha256: str = "",
+        note: str | None = None,
+    ) -> list[RankedCode]:
         """Calibrated probabilities, best first; `accepted` marks those above the threshold and, when the
         `note` is given, kept by the outpatient guidelines (`apply_guidelines`)."""
         if not cands.codes:
@@ -165,16 +199,29 @@ class RankedCoder:
                 feats["verifier_log_odds"] = verifier[code]
                 if blend and blend.model_sha256 == verifier_sha256:
                     final = blend.apply(final, verifier[code])
-            out.append(RankedCode(code, final, cands.evidence.get(code, []), cands.sources.get(code, []), feats,
-                                  ranker_probability=float(p), score=float(score)))
+            out.append(
+                RankedCode(
+                    code,
+                    final,
+                    cands.evidence.get(code, []),
+                    cands.sources.get(code, []),
+                    feats,
+                    ranker_probability=float(p),
+                    score=float(score),
+                )
+            )
         out.sort(key=_best_first)
         floor = self.ranker.meta.get("memory_similarity_floor")
         threshold = self.ranker.threshold_for(kind)
         for r in out:
             r.accepted = r.probability >= threshold
             # a note unlike anything the memory holds: its codes must rest on the note's own words
-            if (r.accepted and floor is not None and not ({"sentence", "problem", "mention"} & set(r.sources))
-                    and r.features.get("note_top_sim", 1.0) < floor):
+            if (
+                r.accepted
+                and floor is not None
+                and not ({"sentence", "problem", "mention"} & set(r.sources))
+                and r.features.get("note_top_sim", 1.0) < floor
+            ):
                 r.accepted = False
         if note is not None:
             out = apply_guidelines(self.onto, out, note, threshold)
@@ -212,8 +259,15 @@ def _code_assessed_problems(onto: Any, ranked: list[RankedCode], threshold: floa
             break
         for e in r.evidence:
             key = (e.start, e.end)
-            if (e.source == "problem" and e.section == "plan" and e.status == "present" and key not in covered
-                    and key not in best and r.code in onto and _names(onto, r.code, e.text, index_cache)):
+            if (
+                e.source == "problem"
+                and e.section == "plan"
+                and e.status == "present"
+                and key not in covered
+                and key not in best
+                and r.code in onto
+                and _names(onto, r.code, e.text, index_cache)
+            ):
                 best[key] = r
     for r in best.values():  # each at least ASSESSED_SHARE of the threshold (the loop above stops below it)
         if not r.accepted:
@@ -227,7 +281,7 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
     `guidelines.OUTPATIENT_RULES` set codes aside or combine them, each with its rule and reason."""
     parts = visit_parts(note)
     if not is_visit_note(parts):  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
-        return ranked             # reports they cost dev micro-F1 0.473 -> 0.418, see README)
+        return ranked  # reports they cost dev micro-F1 0.473 -> 0.418, see README)
     _code_assessed_problems(onto, ranked, threshold)
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
@@ -237,18 +291,26 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
     for r in accepted:
         texts = " ".join(e.text for e in r.evidence if e.status in ("", "present"))
         side_text = texts if gl.side_of(texts) else texts + " " + cc
-        new, why = gl.specify(onto, r.code, side_text + " " + context if onto.node(r.code).kind == "extension"
-                              else side_text)
+        new, why = gl.specify(
+            onto, r.code, side_text + " " + context if onto.node(r.code).kind == "extension" else side_text
+        )
         if new != r.code:
             if new in by_code and by_code[new].accepted:  # already coded: this one adds nothing
                 r.accepted, r.rule, r.reason = False, "specified", f"the text supports {new} ({why})"
                 continue
             _recode(by_code, r, new, "specified", why)
     accepted = [r for r in by_code.values() if r.accepted]
-    findings = [gl.CodedFinding(r.code, r.probability, onto.label(r.code),
-                                [e.text for e in r.evidence if e.source in ("sentence", "problem")],
-                                [e.status for e in r.evidence if e.source in ("sentence", "problem") and e.status],
-                                any(e.section == "plan" for e in r.evidence)) for r in accepted]
+    findings = [
+        gl.CodedFinding(
+            r.code,
+            r.probability,
+            onto.label(r.code),
+            [e.text for e in r.evidence if e.source in ("sentence", "problem")],
+            [e.status for e in r.evidence if e.source in ("sentence", "problem") and e.status],
+            any(e.section == "plan" for e in r.evidence),
+        )
+        for r in accepted
+    ]
     for r, outcome in zip(accepted, gl.apply_outpatient_rules(findings)):
         if outcome.action == "drop":
             r.accepted, r.rule, r.reason = False, outcome.rule, outcome.reason
@@ -257,8 +319,9 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
     return sorted(by_code.values(), key=_best_first)
 
 
-def _specify_by_words(onto: Any, by_code: dict[str, RankedCode], ranked: list[RankedCode],
-                      sentences: list[str]) -> None:
+def _specify_by_words(
+    onto: Any, by_code: dict[str, RankedCode], ranked: list[RankedCode], sentences: list[str]
+) -> None:
     """What the Index says a word means: a code of "unspecified site" becomes the note's candidate for the site
     its evidence names (M19.90 with "his knee" -> M17.9); diabetes without complications becomes diabetes with
     hyperglycemia when one of the note's `sentences` says the sugars are high ("uncontrolled" means hyperglycemia)."""
@@ -275,10 +338,11 @@ def _specify_by_words(onto: Any, by_code: dict[str, RankedCode], ranked: list[Ra
         new, sentence = gl.with_hyperglycemia(r.code, sentences)
         if new != r.code and new in onto:
             if new in by_code and by_code[new].accepted and by_code[new] is not r:
-                r.accepted, r.rule, r.reason = False, "specified", f"{new} says more (\"{sentence[:80]}\")"
+                r.accepted, r.rule, r.reason = False, "specified", f'{new} says more ("{sentence[:80]}")'
             else:
-                _recode(by_code, r, new, "specified", f'"uncontrolled" / high sugars mean hyperglycemia '
-                                                      f'("{sentence[:80]}")')
+                _recode(
+                    by_code, r, new, "specified", f'"uncontrolled" / high sugars mean hyperglycemia ("{sentence[:80]}")'
+                )
 
 
 def _recode(by_code: dict[str, RankedCode], r: RankedCode, new: str, rule: str, reason: str) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Iterator
 
 from medcoder.errors import MedcoderError
-from medcoder.notetext import sentences as split_sentences
 from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.icd10cm import ICD10CM
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.notetext import sentences as split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +88,15 @@ def load_dpd(path: str | Path) -> Dataset:
             raise MedcoderError(f"{f}: missing columns {', '.join(sorted(missing))} (DPD layout)")
         cell = lambda row, key: str(row.get(key) or "").strip()  # noqa: E731 - a short row has None cells
         examples = [
-            Example(cell(row, "din") or str(i), cell(row, "ingredients"), [cell(row, "atc_code").upper()], ATC.system,
-                    {"brand": cell(row, "brand_name"), "ingredients": cell(row, "ingredients")})
-            for i, row in enumerate(reader) if cell(row, "atc_code")
+            Example(
+                cell(row, "din") or str(i),
+                cell(row, "ingredients"),
+                [cell(row, "atc_code").upper()],
+                ATC.system,
+                {"brand": cell(row, "brand_name"), "ingredients": cell(row, "ingredients")},
+            )
+            for i, row in enumerate(reader)
+            if cell(row, "atc_code")
         ]
     return Dataset(f"dpd/{f.stem}", "dpd", ATC.system, examples)
 
@@ -109,8 +115,14 @@ def load_jsonl(path: str | Path, system: str | None = None) -> Dataset:
                 continue
             try:
                 obj = json.loads(line)
-                examples.append(Example(str(obj["id"]), str(obj["text"]), [str(c).upper() for c in obj.get("codes", [])],
-                                        str(obj.get("system", system))))
+                examples.append(
+                    Example(
+                        str(obj["id"]),
+                        str(obj["text"]),
+                        [str(c).upper() for c in obj.get("codes", [])],
+                        str(obj.get("system", system)),
+                    )
+                )
             except (ValueError, KeyError, TypeError) as exc:
                 raise MedcoderError(f"{f}:{n}: not a {{id, text, codes}} JSON line ({exc})") from exc
     systems = {e.system for e in examples}
@@ -118,8 +130,14 @@ def load_jsonl(path: str | Path, system: str | None = None) -> Dataset:
         system = next(iter(systems))
     if len(systems) > 1 or (systems and system not in systems):
         kept = [e for e in examples if e.system == system]
-        logger.info("%s: %d of %d lines coded in %s (the file also holds %s)", f, len(kept), len(examples), system,
-                    ", ".join(sorted(systems - {system})))
+        logger.info(
+            "%s: %d of %d lines coded in %s (the file also holds %s)",
+            f,
+            len(kept),
+            len(examples),
+            system,
+            ", ".join(sorted(systems - {system})),
+        )
         examples = kept
     return Dataset(f"jsonl/{f.stem}" + (f"/{system}" if len(systems) > 1 else ""), "jsonl", system, examples)
 

@@ -22,17 +22,18 @@ LOCAL_GROUPS = ("A01", "C05", "D", "G01", "G02", "M02", "R01", "R02", "S")
 ROUTES = ("oral", "topical", "eye", "ear", "nasal", "inhal", "inject", "vaginal", "rectal", "transdermal", "mouth")
 _ROUTE_WORDS: dict[str, str] = {
     "oral": r"tablets?|tabs?|capsules?|caps?|by mouth|p\.?o\.?|orally|oral(?! spray| rinse)|chewable|syrup|"
-            r"suspension|elixir|pills?|caplets?|with food|liquid|ec|enteric|sr|xr|er|cr|odt",
-    "topical": r"creams?|ointments?|(?<!liqui-)(?<!liqui )gel(?!\s*caps?)|emulgel|jelly|lotion|liniment|topical(?:ly)?|foam|shampoo|"
-               r"to the (?:rash|skin|area|lesion)s?|apply|applied|paste|dermal|external|spf|sunscreen|sun ?block|"
-               r"face|facial|scalp|stick|moisturi[sz]er|conditioner|dandruff|skin|soap|wash|lip balm|hand sanitizer",
+    r"suspension|elixir|pills?|caplets?|with food|liquid|ec|enteric|sr|xr|er|cr|odt",
+    "topical": r"creams?|ointments?|(?<!liqui-)(?<!liqui )gel(?!\s*caps?)|emulgel|jelly|lotion|liniment|"
+    r"topical(?:ly)?|foam|shampoo|"
+    r"to the (?:rash|skin|area|lesion)s?|apply|applied|paste|dermal|external|spf|sunscreen|sun ?block|"
+    r"face|facial|scalp|stick|moisturi[sz]er|conditioner|dandruff|skin|soap|wash|lip balm|hand sanitizer",
     "eye": r"eye ?drops?|ophthalmic|ophth|in (?:the|each|both) eyes?|eyes?|ocular|gtts",
     "ear": r"ear ?drops?|otic|in (?:the|each|both) ears?|ears?",
     "nasal": r"nasal(?:ly)?|nose|nostrils?|intranasal",
     "inhal": r"inhalers?|inhaled|inhalation|puffs?|hfa|nebuli[sz]e[rd]?|nebs?|mdi|diskus|respimat|ellipta|"
-             r"twisthaler|turbuhaler|handihaler|breezhaler|genuair|aerosol",
+    r"twisthaler|turbuhaler|handihaler|breezhaler|genuair|aerosol",
     "inject": r"injections?|inject(?:ed|able)?|i\.?v\.?|intravenous(?:ly)?|i\.?m\.?|intramuscular|subcutaneous|"
-              r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot|solu|for injection|ampoules?|syringes?|inj",
+    r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot|solu|for injection|ampoules?|syringes?|inj",
     "vaginal": r"vaginal(?:ly)?|intravaginal|pessar(?:y|ies)|ovules?|internal",
     "rectal": r"rectal(?:ly)?|suppositor(?:y|ies)|enemas?",
     "transdermal": r"patch(?:es)?|transdermal",
@@ -40,24 +41,53 @@ _ROUTE_WORDS: dict[str, str] = {
 }
 _ROUTE_RX = {r: re.compile(rf"\b(?:{w})\b", re.IGNORECASE) for r, w in _ROUTE_WORDS.items()}
 # a route and the ATC groups / DDD route letters that fit it
-_ROUTE_GROUPS = {"eye": ("S01", "S03"), "ear": ("S02", "S03"), "nasal": ("R01",), "inhal": ("R03",),
-                 "topical": ("D", "M02", "C05", "S01", "G01"), "vaginal": ("G01", "G02"),
-                 "rectal": ("C05", "A06AG", "A07E"), "mouth": ("A01", "R02"), "transdermal": (),
-                 "inject": (), "oral": ()}
-_ROUTE_DDD = {"oral": ("O",), "inject": ("P",), "rectal": ("R",), "vaginal": ("V",), "nasal": ("N",),
-              "inhal": ("Inhal",), "transdermal": ("TD",), "mouth": ("SL", "O"), "eye": (), "ear": (), "topical": ()}
+_ROUTE_GROUPS = {
+    "eye": ("S01", "S03"),
+    "ear": ("S02", "S03"),
+    "nasal": ("R01",),
+    "inhal": ("R03",),
+    "topical": ("D", "M02", "C05", "S01", "G01"),
+    "vaginal": ("G01", "G02"),
+    "rectal": ("C05", "A06AG", "A07E"),
+    "mouth": ("A01", "R02"),
+    "transdermal": (),
+    "inject": (),
+    "oral": (),
+}
+_ROUTE_DDD = {
+    "oral": ("O",),
+    "inject": ("P",),
+    "rectal": ("R",),
+    "vaginal": ("V",),
+    "nasal": ("N",),
+    "inhal": ("Inhal",),
+    "transdermal": ("TD",),
+    "mouth": ("SL", "O"),
+    "eye": (),
+    "ear": (),
+    "topical": (),
+}
 
 # indication words -> the ATC groups that treat them
 _INDICATIONS: list[tuple[str, tuple[str, ...]]] = [
-    (r"pain|arthritis|inflammation|inflammatory|sprain|strain|swelling|tendinitis|bursitis|back|knee|injury|"
-     r"fracture|ache|aches", ("M01", "N02", "M02", "M03")),
+    (
+        r"pain|arthritis|inflammation|inflammatory|sprain|strain|swelling|tendinitis|bursitis|back|knee|injury|"
+        r"fracture|ache|aches",
+        ("M01", "N02", "M02", "M03"),
+    ),
     (r"fever|headache|migraine", ("N02",)),
     (r"hypertension|blood pressure|bp", ("C02", "C03", "C07", "C08", "C09")),
-    (r"atrial fibrillation|a-?fib|heart failure|chf|arrhythmia|rate control|palpitations", ("C01", "B01", "C03", "C07")),
+    (
+        r"atrial fibrillation|a-?fib|heart failure|chf|arrhythmia|rate control|palpitations",
+        ("C01", "B01", "C03", "C07"),
+    ),
     (r"cholesterol|hyperlipidemia|lipids?|statin", ("C10",)),
     (r"diabetes|diabetic|blood sugars?|glucose|a1c|hyperglycemia", ("A10",)),
-    (r"infection|infected|pneumonia|uti|cellulitis|sinusitis|bronchitis|strep|abscess|antibiotics?|lyme|"
-     r"tick", ("J01", "J02", "J05", "D06", "P01")),
+    (
+        r"infection|infected|pneumonia|uti|cellulitis|sinusitis|bronchitis|strep|abscess|antibiotics?|lyme|"
+        r"tick",
+        ("J01", "J02", "J05", "D06", "P01"),
+    ),
     (r"depression|depressive|anxiety|panic|mood", ("N06A", "N05B")),
     (r"insomnia|sleep", ("N05C",)),
     (r"asthma|copd|wheez\w*|shortness of breath|bronchospasm", ("R03",)),
@@ -84,25 +114,41 @@ _INDICATION_RX = [(re.compile(rf"\b(?:{w})\b", re.IGNORECASE), g) for w, g in _I
 # status: the nearest cue before the mention in its sentence (or just after it) decides
 _STATUS_CUES: list[tuple[str, str]] = [
     ("allergy", r"allerg\w*|intoleran\w*|anaphyla\w*|reaction to"),
-    ("stopped", r"stop(?:ped|s)?|discontinu\w*|no longer|quit|came off|off of|d/c'?d?|held|hold(?:ing)?|"
-                r"was (?:previously )?on|used to take|tried|failed|didn'?t help|did not help|not help(?:ing|ed)|"
-                r"had been on|weaned"),
-    ("considered", r"consider\w*|could (?:try|start|use|add)|might|may want|option|options|would like to avoid|"
-                   r"declin\w*|refus\w*|not interested|hesitant|avoid|instead of|rather than|if (?:it|the|this|she|he)"),
+    (
+        "stopped",
+        r"stop(?:ped|s)?|discontinu\w*|no longer|quit|came off|off of|d/c'?d?|held|hold(?:ing)?|"
+        r"was (?:previously )?on|used to take|tried|failed|didn'?t help|did not help|not help(?:ing|ed)|"
+        r"had been on|weaned",
+    ),
+    (
+        "considered",
+        r"consider\w*|could (?:try|start|use|add)|might|may want|option|options|would like to avoid|"
+        r"declin\w*|refus\w*|not interested|hesitant|avoid|instead of|rather than|if (?:it|the|this|she|he)",
+    ),
     ("denied", r"denies|not taking|not on any|doesn'?t take|does not take|no medications?|never taken"),
-    ("current", r"continue\w*|take|taking|takes|took|prescrib\w*|start\w*|initiat\w*|increas\w*|decreas\w*|"
-                r"refill\w*|gave|given|administer\w*|using|uses|use|on|resume\w*|recommend\w*|switch\w*|added|add|"
-                r"change\w*|compliant"),
+    (
+        "current",
+        r"continue\w*|take|taking|takes|took|prescrib\w*|start\w*|initiat\w*|increas\w*|decreas\w*|"
+        r"refill\w*|gave|given|administer\w*|using|uses|use|on|resume\w*|recommend\w*|switch\w*|added|add|"
+        r"change\w*|compliant",
+    ),
 ]
 _STATUS_RX = re.compile("|".join(rf"(?P<{k}>\b(?:{w})\b)" for k, w in _STATUS_CUES), re.IGNORECASE)
-_AFTER_STOPPED = re.compile(r"^[^.;\n]{0,40}?\b(?:was|were|has been|had been|is)\s+(?:stopped|discontinued|held)\b",
-                            re.IGNORECASE)
+_AFTER_STOPPED = re.compile(
+    r"^[^.;\n]{0,40}?\b(?:was|were|has been|had been|is)\s+(?:stopped|discontinued|held)\b", re.IGNORECASE
+)
 # a drug tried without effect: "He took Tylenol, ibuprofen ... but it did not seem to help", "Tylenol failed to improve"
-_AFTER_FAILED = re.compile(r"^[^.;\n]{0,80}?\b(?:did ?n[o']t (?:seem to )?(?:help|work|improve)|failed|without (?:much |any )?"
-                           r"relief|no relief|not (?:helped|helping|effective)|was ineffective)\b", re.IGNORECASE)
+_AFTER_FAILED = re.compile(
+    r"^[^.;\n]{0,80}?\b(?:did ?n[o']t (?:seem to )?(?:help|work|improve)|failed|without (?:much |any )?"
+    r"relief|no relief|not (?:helped|helping|effective)|was ineffective)\b",
+    re.IGNORECASE,
+)
 # a substance named as a laboratory test, not given: "recheck CBC, iron, B-12, and folate", "vitamin D level"
-_TEST_BEFORE = re.compile(r"\b(?:re-?check(?:ed)?|check(?:ed)?|levels? of|labs?|lab work|blood work|measure\w*|panel|"
-                          r"order(?:ed)?|draw)\b[^.;\n]{0,60}$", re.IGNORECASE)
+_TEST_BEFORE = re.compile(
+    r"\b(?:re-?check(?:ed)?|check(?:ed)?|levels? of|labs?|lab work|blood work|measure\w*|panel|"
+    r"order(?:ed)?|draw)\b[^.;\n]{0,60}$",
+    re.IGNORECASE,
+)
 _TEST_AFTER = re.compile(r"^\s*(?:levels?\b|(?:was|is|were)\s+(?:low|high|normal|elevated|\d))", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.;!?\n](?=\s)|\n")
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|µg|g)\b", re.IGNORECASE)
@@ -130,8 +176,9 @@ def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return left, (m.start() if m else len(text))
 
 
-def read_context(text: str, start: int, end: int, section: str = "other", next_start: int | None = None,
-                 prev_end: int | None = None) -> DrugContext:
+def read_context(
+    text: str, start: int, end: int, section: str = "other", next_start: int | None = None, prev_end: int | None = None
+) -> DrugContext:
     """Route, strength, indication and status of the mention at [start, end) in `text`.
 
     The mention's own item runs from the previous mention (or the sentence start) to the next
@@ -157,9 +204,9 @@ def read_context(text: str, start: int, end: int, section: str = "other", next_s
 def _status(text: str, s0: int, start: int, end: int, item_end: int, section: str) -> tuple[str, str]:
     if section == "allergies":
         return "allergy", "allergies section"
-    before = text[max(s0, start - 80):start]
+    before = text[max(s0, start - 80) : start]
     cues = [(m.lastgroup, m.group()) for m in _STATUS_RX.finditer(before)]
-    after = text[end:max(item_end, end) + 80]
+    after = text[end : max(item_end, end) + 80]
     for rx, kind in ((_AFTER_STOPPED, "stopped"), (_AFTER_FAILED, "stopped"), (_TEST_AFTER, "test")):
         m = rx.match(after)
         if m:
@@ -199,13 +246,21 @@ class DrugPriors:
         self.total += 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"groups": dict(self.groups), "substance": dict(self.substance), "family": dict(self.family),
-                "total": self.total}
+        return {
+            "groups": dict(self.groups),
+            "substance": dict(self.substance),
+            "family": dict(self.family),
+            "total": self.total,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "DrugPriors":
-        return cls(Counter(data.get("groups", {})), Counter(data.get("substance", {})), Counter(data.get("family", {})),
-                   int(data.get("total", 0)))
+        return cls(
+            Counter(data.get("groups", {})),
+            Counter(data.get("substance", {})),
+            Counter(data.get("family", {})),
+            int(data.get("total", 0)),
+        )
 
 
 _FAMILY_WORD = re.compile(r"[A-Za-z]{3,}")
@@ -221,20 +276,61 @@ def family_word(text: str) -> str:
     return ""
 
 
-CANDIDATE_KINDS = ("single", "combo_exact", "combo_superset", "x_combinations", "combo_class", "combo_group", "part",
-                   "lexicon_code")
+CANDIDATE_KINDS = (
+    "single",
+    "combo_exact",
+    "combo_superset",
+    "x_combinations",
+    "combo_class",
+    "combo_group",
+    "part",
+    "lexicon_code",
+)
 _SECTIONS = ("medications", "plan", "hpi", "history", "allergies", "product", "other")
 DRUG_FEATURES: tuple[str, ...] = (
-    "is_product", "brand_only", "n_substances", "n_candidates", "n_groups",
-    *(f"kind_{k}" for k in CANDIDATE_KINDS), "label_parts", "extra_parts",
-    *(f"group_{g}" for g in ANATOMICAL_GROUPS), "local_group",
-    "ddd_any", "ddd_O", "ddd_P", "ddd_R", "ddd_V", "ddd_N", "ddd_inhal", "ddd_TD", "ddd_SL", "n_ddd_routes",
-    *(f"cue_{r}" for r in ROUTES), "route_fit", "route_conflict", "strength_ratio",
-    "indication_match", "indication_any",
-    *(f"section_{s}" for s in _SECTIONS), *(f"status_{s}" for s in STATUSES),
-    "via_brand", "via_fuzzy", "via_us_name",
-    "prior_l1", "prior_l2", "prior_l3", "prior_l4", "prior_code", "subst_share", "subst_seen",
-    "group_share_in_candidates", "family_seen", "family_l1_share", "family_l3_share", "class_fit",
+    "is_product",
+    "brand_only",
+    "n_substances",
+    "n_candidates",
+    "n_groups",
+    *(f"kind_{k}" for k in CANDIDATE_KINDS),
+    "label_parts",
+    "extra_parts",
+    *(f"group_{g}" for g in ANATOMICAL_GROUPS),
+    "local_group",
+    "ddd_any",
+    "ddd_O",
+    "ddd_P",
+    "ddd_R",
+    "ddd_V",
+    "ddd_N",
+    "ddd_inhal",
+    "ddd_TD",
+    "ddd_SL",
+    "n_ddd_routes",
+    *(f"cue_{r}" for r in ROUTES),
+    "route_fit",
+    "route_conflict",
+    "strength_ratio",
+    "indication_match",
+    "indication_any",
+    *(f"section_{s}" for s in _SECTIONS),
+    *(f"status_{s}" for s in STATUSES),
+    "via_brand",
+    "via_fuzzy",
+    "via_us_name",
+    "prior_l1",
+    "prior_l2",
+    "prior_l3",
+    "prior_l4",
+    "prior_code",
+    "subst_share",
+    "subst_seen",
+    "group_share_in_candidates",
+    "family_seen",
+    "family_l1_share",
+    "family_l3_share",
+    "class_fit",
 )
 
 
@@ -268,9 +364,22 @@ def route_fit(code: str, ddd: set[str], routes: Iterable[str]) -> tuple[float, f
     return fit, conflict
 
 
-def feature_row(onto: Any, code: str, kind: str, substances: Sequence[str], label_parts: int, ctx: DrugContext,
-                n_candidates: int, groups: Counter, priors: DrugPriors, via: str, is_product: bool,
-                brand_only: bool, family: str = "", class_fit: float = float("nan")) -> list[float]:
+def feature_row(
+    onto: Any,
+    code: str,
+    kind: str,
+    substances: Sequence[str],
+    label_parts: int,
+    ctx: DrugContext,
+    n_candidates: int,
+    groups: Counter,
+    priors: DrugPriors,
+    via: str,
+    is_product: bool,
+    brand_only: bool,
+    family: str = "",
+    class_fit: float = float("nan"),
+) -> list[float]:
     """One row of DRUG_FEATURES for a candidate code of a mention; `family` is the brand's first word."""
     node = onto.node(code)
     ddd = ddd_routes(node)
@@ -281,18 +390,40 @@ def feature_row(onto: Any, code: str, kind: str, substances: Sequence[str], labe
     seen = priors.substance.get(key, 0)
     lg = lambda n: math.log1p(priors.groups.get(code[:n], 0))  # noqa: E731 - four look-ups of one kind
     return [
-        float(is_product), float(brand_only), float(len(substances)), float(n_candidates), float(len(groups)),
-        *(float(kind == k) for k in CANDIDATE_KINDS), float(label_parts), float(max(0, label_parts - len(substances))),
-        *(float(code[0] == g) for g in ANATOMICAL_GROUPS), float(code.startswith(LOCAL_GROUPS)),
-        float(bool(ddd)), *(float(r in ddd) for r in ("O", "P", "R", "V", "N", "Inhal", "TD", "SL")), float(len(ddd)),
-        *(float(r in ctx.routes) for r in ROUTES), fit, conflict, ratio,
-        (float(code.startswith(tuple(ctx.indications))) * 2 - 1) if ctx.indications else 0.0, float(bool(ctx.indications)),
-        *(float(ctx.section == s) for s in _SECTIONS), *(float(ctx.status == s) for s in STATUSES),
-        float(via in ("brand", "combination-brand", "product-brand")), float(via == "fuzzy"), float(via == "us-name"),
-        lg(1), lg(3), lg(4), lg(5), math.log1p(priors.groups.get(code, 0)),
-        (priors.substance.get(f"{key}|{code}", 0) / seen) if seen else float("nan"), float(seen > 0),
+        float(is_product),
+        float(brand_only),
+        float(len(substances)),
+        float(n_candidates),
+        float(len(groups)),
+        *(float(kind == k) for k in CANDIDATE_KINDS),
+        float(label_parts),
+        float(max(0, label_parts - len(substances))),
+        *(float(code[0] == g) for g in ANATOMICAL_GROUPS),
+        float(code.startswith(LOCAL_GROUPS)),
+        float(bool(ddd)),
+        *(float(r in ddd) for r in ("O", "P", "R", "V", "N", "Inhal", "TD", "SL")),
+        float(len(ddd)),
+        *(float(r in ctx.routes) for r in ROUTES),
+        fit,
+        conflict,
+        ratio,
+        (float(code.startswith(tuple(ctx.indications))) * 2 - 1) if ctx.indications else 0.0,
+        float(bool(ctx.indications)),
+        *(float(ctx.section == s) for s in _SECTIONS),
+        *(float(ctx.status == s) for s in STATUSES),
+        float(via in ("brand", "combination-brand", "product-brand")),
+        float(via == "fuzzy"),
+        float(via == "us-name"),
+        lg(1),
+        lg(3),
+        lg(4),
+        lg(5),
+        math.log1p(priors.groups.get(code, 0)),
+        (priors.substance.get(f"{key}|{code}", 0) / seen) if seen else float("nan"),
+        float(seen > 0),
         groups.get(code[0], 0) / max(1, n_candidates),
-        *_family(priors, family, code), class_fit,
+        *_family(priors, family, code),
+        class_fit,
     ]
 
 
@@ -300,5 +431,8 @@ def _family(priors: DrugPriors, word: str, code: str) -> tuple[float, float, flo
     seen = priors.family.get(word, 0) if word else 0
     if not seen:
         return 0.0, float("nan"), float("nan")
-    return (math.log1p(seen), priors.family.get(f"{word}|{code[:1]}", 0) / seen,
-            priors.family.get(f"{word}|{code[:4]}", 0) / seen)
+    return (
+        math.log1p(seen),
+        priors.family.get(f"{word}|{code[:1]}", 0) / seen,
+        priors.family.get(f"{word}|{code[:4]}", 0) / seen,
+    )

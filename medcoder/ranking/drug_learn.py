@@ -22,7 +22,15 @@ import numpy as np
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC
 from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
-from medcoder.ranking.drugs import PRIORS_FILE, CodedMention, DrugCandidate, DrugCoder, candidates_of, product_context, rank_key
+from medcoder.ranking.drugs import (
+    PRIORS_FILE,
+    CodedMention,
+    DrugCandidate,
+    DrugCoder,
+    candidates_of,
+    product_context,
+    rank_key,
+)
 from medcoder.ranking.model import RankerModel, expected_calibration_error, new_calibrator, new_drug_classifier
 
 logger = logging.getLogger(__name__)
@@ -105,8 +113,13 @@ def _priors(coder: DrugCoder, items: Sequence[DrugItem]) -> DrugPriors:
 
 def _fill(coder: DrugCoder, items: Sequence[DrugItem], priors: DrugPriors) -> None:
     for it in items:
-        it.coded.candidates = coder.rows(it.coded.mention, it.coded.context, is_product=it.mode != "note",
-                                         brand_only=it.mode == "brand", priors=priors)
+        it.coded.candidates = coder.rows(
+            it.coded.mention,
+            it.coded.context,
+            is_product=it.mode != "note",
+            brand_only=it.mode == "brand",
+            priors=priors,
+        )
 
 
 def _fill_out_of_fold(coder: DrugCoder, items: Sequence[DrugItem], folds: int, seed: int) -> None:
@@ -141,14 +154,24 @@ def product_scores(items: Sequence[DrugItem], products: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode in ("ingredients", "brand"):
         its = [it for it in items if it.mode == mode and it.candidates]
-        out[mode] = {"products": products, "found": len(its), **{f"level{lvl}": round(sum(
-            min(it.candidates, key=rank_key).code[:n] == next(iter(it.gold))[:n]
-            for it in its) / max(1, products), 4) for lvl, n in ((1, 1), (2, 3), (3, 4), (4, 5), (5, 7))}}
+        out[mode] = {
+            "products": products,
+            "found": len(its),
+            **{
+                f"level{lvl}": round(
+                    sum(min(it.candidates, key=rank_key).code[:n] == next(iter(it.gold))[:n] for it in its)
+                    / max(1, products),
+                    4,
+                )
+                for lvl, n in ((1, 1), (2, 3), (3, 4), (4, 5), (5, 7))
+            },
+        }
     return out
 
 
-def note_scores(coder: DrugCoder, items: Sequence[DrugItem], golds: dict[str, frozenset[str]],
-                threshold: float) -> dict[str, float]:
+def note_scores(
+    coder: DrugCoder, items: Sequence[DrugItem], golds: dict[str, frozenset[str]], threshold: float
+) -> dict[str, float]:
     """Micro precision/recall/F1 of the notes' accepted drug codes at a threshold."""
     by_note: dict[str, list[CodedMention]] = {n: [] for n in golds}
     for it in items:
@@ -164,16 +187,25 @@ def note_scores(coder: DrugCoder, items: Sequence[DrugItem], golds: dict[str, fr
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
 
 
-def learn_drugs(onto: Any, products: Sequence[Any], notes: Sequence[Any] = (), out: str | Path | None = None,
-                folds: int = 5, seed: int = 0, progress: Progress | None = None,
-                source: dict[str, Any] | None = None) -> tuple[DrugCoder, DrugLearnReport]:
+def learn_drugs(
+    onto: Any,
+    products: Sequence[Any],
+    notes: Sequence[Any] = (),
+    out: str | Path | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+    source: dict[str, Any] | None = None,
+) -> tuple[DrugCoder, DrugLearnReport]:
     """Learn the drug ranker; `products` are Examples with `meta` brand/ingredients, `notes` coded notes (ATC)."""
     start = time.perf_counter()
     placeholder = RankerModel(ATC.system, None, None, 0.5, features=DRUG_FEATURES)
     coder = DrugCoder(onto, placeholder, DrugPriors())
     items = _items(coder, products, notes)
     if len({it.group for it in items}) < folds:
-        raise MedcoderError(f"learning the drug ranker needs at least {folds} products or notes, got {len(items)} items")
+        raise MedcoderError(
+            f"learning the drug ranker needs at least {folds} products or notes, got {len(items)} items"
+        )
     golds = {ex.id: frozenset(c.upper() for c in ex.codes) for ex in notes}
     fold_of = group_folds([it.group for it in items], folds, seed)
     fold = np.asarray([fold_of[it.group] for it in items])
@@ -204,20 +236,42 @@ def learn_drugs(onto: Any, products: Sequence[Any], notes: Sequence[Any] = (), o
         scored = [(note_scores(coder, items, golds, t), t) for t in grid]
         best, threshold = max(scored, key=lambda s: (s[0]["f1"], -abs(s[1] - 0.5)))
         cv["notes"] = {**best, "threshold": threshold}
-    cv["ece"] = round(expected_calibration_error(np.concatenate([[c.probability for c in it.candidates] for it in items]),
-                                                 np.concatenate(labels)), 4)
+    cv["ece"] = round(
+        expected_calibration_error(
+            np.concatenate([[c.probability for c in it.candidates] for it in items]), np.concatenate(labels)
+        ),
+        4,
+    )
     t0 = time.perf_counter()
     _fill_out_of_fold(coder, items, folds, seed)
     x, y = _xy(items)
     priors = _priors(coder, items)
     classifier = new_drug_classifier(seed).fit(x, y)
     stages["final_s"] = round(time.perf_counter() - t0, 1)
-    report = DrugLearnReport(len(products), len(notes), len(items), int(len(y)), cv, threshold,
-                             round(time.perf_counter() - start, 1), stages=stages)
+    report = DrugLearnReport(
+        len(products),
+        len(notes),
+        len(items),
+        int(len(y)),
+        cv,
+        threshold,
+        round(time.perf_counter() - start, 1),
+        stages=stages,
+    )
     medians = [float(np.nanmedian(x[:, j])) if not np.all(np.isnan(x[:, j])) else 0.0 for j in range(x.shape[1])]
-    meta = {"learned_from": source or {}, "products": len(products), "notes": len(notes), "folds": folds,
-            "seed": seed, "cv": cv, "feature_medians": medians, "report": report.to_dict()}
-    model = RankerModel(ATC.system, classifier, calibrator, float(threshold), floor=0.05, features=DRUG_FEATURES, meta=meta)
+    meta = {
+        "learned_from": source or {},
+        "products": len(products),
+        "notes": len(notes),
+        "folds": folds,
+        "seed": seed,
+        "cv": cv,
+        "feature_medians": medians,
+        "report": report.to_dict(),
+    }
+    model = RankerModel(
+        ATC.system, classifier, calibrator, float(threshold), floor=0.05, features=DRUG_FEATURES, meta=meta
+    )
     coder = DrugCoder(onto, model, priors, coder.lex)
     if out is not None:
         model.save(out)

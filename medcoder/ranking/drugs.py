@@ -18,20 +18,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
 from medcoder.notesections import section_at, section_kind, split_by_rules
 from medcoder.ranking.drug_features import (
-    DRUG_FEATURES, NOT_CODED, DrugContext, DrugPriors, family_word, feature_row, read_context,
+    DRUG_FEATURES,
+    NOT_CODED,
+    DrugContext,
+    DrugPriors,
+    family_word,
+    feature_row,
+    read_context,
 )
 from medcoder.ranking.model import RankerModel
 
 logger = logging.getLogger(__name__)
 
 PRIORS_FILE = "priors.json"
-_CLASS_FILLER = frozenset(fold(w) for w in ("agents", "other", "various", "drugs", "preparations", "sequential",
-                                            "excl", "combinations", "with", "plain", "incl"))
+_CLASS_FILLER = frozenset(
+    fold(w)
+    for w in (
+        "agents",
+        "other",
+        "various",
+        "drugs",
+        "preparations",
+        "sequential",
+        "excl",
+        "combinations",
+        "with",
+        "plain",
+        "incl",
+    )
+)
 BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent / "data" / "dpd-atc"
 
 
@@ -186,13 +205,26 @@ class DrugCoder:
         out = []
         for i, m in enumerate(found):
             kind = section_kind(section_at(sections, m.start))
-            ctx = read_context(text, m.start, m.end, kind, found[i + 1].start if i + 1 < len(found) else None,
-                               found[i - 1].end if i else None)
+            ctx = read_context(
+                text,
+                m.start,
+                m.end,
+                kind,
+                found[i + 1].start if i + 1 < len(found) else None,
+                found[i - 1].end if i else None,
+            )
             out.append((m, ctx))
         return out
 
-    def score(self, mention: DrugMention, ctx: DrugContext, *, is_product: bool = False,
-              brand_only: bool = False, priors: DrugPriors | None = None) -> CodedMention:
+    def score(
+        self,
+        mention: DrugMention,
+        ctx: DrugContext,
+        *,
+        is_product: bool = False,
+        brand_only: bool = False,
+        priors: DrugPriors | None = None,
+    ) -> CodedMention:
         """The mention's candidates with feature rows and calibrated probabilities, best first."""
         cands = self.rows(mention, ctx, is_product=is_product, brand_only=brand_only, priors=priors)
         if cands:
@@ -204,8 +236,15 @@ class DrugCoder:
                 route_rule(cands)
         return CodedMention(mention, ctx, cands)
 
-    def rows(self, mention: DrugMention, ctx: DrugContext, *, is_product: bool = False, brand_only: bool = False,
-             priors: DrugPriors | None = None) -> list[DrugCandidate]:
+    def rows(
+        self,
+        mention: DrugMention,
+        ctx: DrugContext,
+        *,
+        is_product: bool = False,
+        brand_only: bool = False,
+        priors: DrugPriors | None = None,
+    ) -> list[DrugCandidate]:
         cands = candidates_of(self.lex, mention)
         cands += self.class_candidates(mention, {c.code for c in cands})
         groups = Counter(c.code[0] for c in cands)
@@ -213,8 +252,22 @@ class DrugCoder:
         family = family_word(ctx.window if is_product else mention.text)
         for c in cands:
             fit = self.class_fit(c.code, keys) if c.kind == "combo_class" else float("nan")
-            c.row = feature_row(self.onto, c.code, c.kind, keys, c.label_parts, ctx, len(cands), groups,
-                                priors or self.priors, mention.via, is_product, brand_only, family, fit)
+            c.row = feature_row(
+                self.onto,
+                c.code,
+                c.kind,
+                keys,
+                c.label_parts,
+                ctx,
+                len(cands),
+                groups,
+                priors or self.priors,
+                mention.via,
+                is_product,
+                brand_only,
+                family,
+                fit,
+            )
         return cands
 
     def class_candidates(self, mention: DrugMention, have: set[str]) -> list[DrugCandidate]:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from medcoder.errors import MedcoderError
-from medcoder.ranking.datasets import Example
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.ranking.datasets import Example
 
 
 def feedback_examples(paths: Iterable[str | Path], store: Any, system: str = DEFAULT_SYSTEM) -> list[Example]:

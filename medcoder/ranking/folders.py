@@ -17,5 +17,7 @@ def ranker_folder(system: str, name: str = "builtin") -> Path:
     shipped = system_class(system).builtin_ranker
     folder = BUILTIN_RANKERS / (shipped or system)
     if not folder.is_dir():
-        raise MedcoderError(f"no built-in ranker for {system}; learn one with `medcoder learn DATASET --system {system}`")
+        raise MedcoderError(
+            f"no built-in ranker for {system}; learn one with `medcoder learn DATASET --system {system}`"
+        )
     return folder

@@ -17,15 +17,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.ranking import metrics
-from medcoder.ranking.verify import verify_context, verify_question
-from medcoder.ranking.datasets import Example
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.ranking import metrics
 from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_kind, note_spans
 from medcoder.ranking.coder import RetrievalCache, search_spans
+from medcoder.ranking.datasets import Example
 from medcoder.ranking.memory import CodedNotesMemory
-from medcoder.ranking.model import RankerModel, new_calibrator, new_classifier
-from medcoder.ranking.model import VerifierBlend, expected_calibration_error  # noqa: F401 - re-exported
+from medcoder.ranking.model import (  # noqa: F401 - re-exported
+    RankerModel,
+    VerifierBlend,
+    expected_calibration_error,
+    new_calibrator,
+    new_classifier,
+)
+from medcoder.ranking.verify import verify_context, verify_question
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +93,17 @@ def folds_of(n: int, k: int, seed: int = 0) -> np.ndarray:
     return fold
 
 
-def note_candidates(examples: Sequence[Example], targets: Sequence[set[str]], onto: Any, retriever: Any, system: str,
-                    folds: np.ndarray, cache: RetrievalCache | None, progress: Progress | None = None,
-                    memory_factory: Callable[[], CodedNotesMemory] = CodedNotesMemory) -> list[NoteCandidates]:
+def note_candidates(
+    examples: Sequence[Example],
+    targets: Sequence[set[str]],
+    onto: Any,
+    retriever: Any,
+    system: str,
+    folds: np.ndarray,
+    cache: RetrievalCache | None,
+    progress: Progress | None = None,
+    memory_factory: Callable[[], CodedNotesMemory] = CodedNotesMemory,
+) -> list[NoteCandidates]:
     """Candidates of every note with out-of-fold memory views (memory fitted on the other folds,
     from their training `targets`)."""
     n = len(examples)
@@ -131,8 +144,9 @@ def kind_weights(kinds: Sequence[str]) -> np.ndarray:
     return np.asarray([len(kinds) / (len(counts) * counts[k]) for k in kinds])
 
 
-def _fit(cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequence[int], seed: int,
-         weights: np.ndarray) -> Any:
+def _fit(
+    cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequence[int], seed: int, weights: np.ndarray
+) -> Any:
     rows = [i for i in idx if cands[i].codes]
     x = np.vstack([np.asarray(cands[i].features, dtype=np.float64) for i in rows])
     y = np.concatenate([labels[i] for i in rows])
@@ -142,8 +156,9 @@ def _fit(cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequence[in
     return new_classifier(seed).fit(x, y, sample_weight=w)
 
 
-def fit_by_kind(cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequence[int], kinds: Sequence[str],
-                seed: int) -> dict[str, Any]:
+def fit_by_kind(
+    cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequence[int], kinds: Sequence[str], seed: int
+) -> dict[str, Any]:
     """The trees for each kind of note: case reports learn from case reports only (so adding visit notes
     cannot make them worse); visit notes learn from every note, the two kinds weighted equally."""
     present = sorted({kinds[i] for i in idx})
@@ -154,8 +169,14 @@ def fit_by_kind(cands: list[NoteCandidates], labels: list[np.ndarray], idx: Sequ
     return out
 
 
-def _oof_scores(cands: list[NoteCandidates], labels: list[np.ndarray], folds: np.ndarray, seed: int,
-                kinds: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
+def _oof_scores(
+    cands: list[NoteCandidates],
+    labels: list[np.ndarray],
+    folds: np.ndarray,
+    seed: int,
+    kinds: Sequence[str],
+    progress: Progress | None = None,
+) -> list[np.ndarray]:
     """Out-of-fold raw ranker scores per note (each note scored by the trees of its kind)."""
     out: list[np.ndarray] = [np.zeros(len(c.codes)) for c in cands]
     if progress:
@@ -175,7 +196,9 @@ def _oof_scores(cands: list[NoteCandidates], labels: list[np.ndarray], folds: np
     return out
 
 
-def best_threshold(golds: list[set[str]], cands: list[NoteCandidates], probs: list[np.ndarray]) -> tuple[float, dict[str, Any]]:
+def best_threshold(
+    golds: list[set[str]], cands: list[NoteCandidates], probs: list[np.ndarray]
+) -> tuple[float, dict[str, Any]]:
     """The probability cut with the best micro-F1 (gold codes no candidate reached count as misses)."""
     pairs = [(float(p), c in g) for cand, g, ps in zip(cands, golds, probs) for c, p in zip(cand.codes, ps)]
     total_gold = sum(len(g) for g in golds)
@@ -193,8 +216,9 @@ def best_threshold(golds: list[set[str]], cands: list[NoteCandidates], probs: li
     return best[1], {"f1_at_threshold": round(best[0], 4)}
 
 
-def evaluate_ranked(golds: list[set[str]], cands: list[NoteCandidates], probs: list[np.ndarray],
-                    threshold: float | Sequence[float]) -> dict[str, Any]:
+def evaluate_ranked(
+    golds: list[set[str]], cands: list[NoteCandidates], probs: list[np.ndarray], threshold: float | Sequence[float]
+) -> dict[str, Any]:
     """MAP, micro P/R/F1 and category F1 of ranked candidate lists against gold sets (one threshold, or one
     per note)."""
     ranked = [[c for _, c in sorted(zip(-ps, cand.codes))] for cand, ps in zip(cands, probs)]
@@ -203,10 +227,21 @@ def evaluate_ranked(golds: list[set[str]], cands: list[NoteCandidates], probs: l
     return metrics.icd_report(golds, pred, ranked)
 
 
-def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = DEFAULT_SYSTEM, out: str | Path | None = None,
-          folds: int = 5, seed: int = 0, progress: Progress | None = None, cache_path: str | Path | None = None,
-          source: dict[str, Any] | None = None, verifier: Any = None, verifier_notes: int = 40,
-          verifier_top: int = 30) -> tuple[RankerModel, CodedNotesMemory, LearnReport]:
+def learn(
+    examples: Sequence[Example],
+    kb: Any,
+    retriever: Any,
+    system: str = DEFAULT_SYSTEM,
+    out: str | Path | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+    cache_path: str | Path | None = None,
+    source: dict[str, Any] | None = None,
+    verifier: Any = None,
+    verifier_notes: int = 40,
+    verifier_top: int = 30,
+) -> tuple[RankerModel, CodedNotesMemory, LearnReport]:
     """Learn memory and ranker from coded examples; write them to `out` when given.
 
     With a `verifier` model, the first `verifier_notes` notes' top candidates are judged by it and a
@@ -235,15 +270,24 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = DE
     by_kind: dict[str, Any] = {}
     for kind in sorted(set(kinds)):
         idx = [i for i, k in enumerate(kinds) if k == kind]
-        calibrators[kind] = new_calibrator().fit(np.concatenate([oof[i] for i in idx]),
-                                                 np.concatenate([labels[i] for i in idx]))
+        calibrators[kind] = new_calibrator().fit(
+            np.concatenate([oof[i] for i in idx]), np.concatenate([labels[i] for i in idx])
+        )
         for i in idx:
             cal[i] = np.clip(calibrators[kind].predict(oof[i]), 0, 1) if len(oof[i]) else oof[i]
         thresholds[kind], info = best_threshold([golds[i] for i in idx], [cands[i] for i in idx], [cal[i] for i in idx])
         kcv = evaluate_ranked([golds[i] for i in idx], [cands[i] for i in idx], [cal[i] for i in idx], thresholds[kind])
-        kcv.update(info, notes=len(idx), threshold=round(thresholds[kind], 4),
-                   ece=round(expected_calibration_error(np.concatenate([cal[i] for i in idx]),
-                                                        np.concatenate([labels[i] for i in idx])), 4))
+        kcv.update(
+            info,
+            notes=len(idx),
+            threshold=round(thresholds[kind], 4),
+            ece=round(
+                expected_calibration_error(
+                    np.concatenate([cal[i] for i in idx]), np.concatenate([labels[i] for i in idx])
+                ),
+                4,
+            ),
+        )
         by_kind[kind] = kcv
     calibrator: Any = calibrators if len(calibrators) > 1 else next(iter(calibrators.values()))
     threshold = thresholds.get("case", next(iter(thresholds.values())))
@@ -260,15 +304,30 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = DE
     t0 = time.perf_counter()
     memory = CodedNotesMemory().fit([e.text for e in examples], [sorted(t) for t in targets])
     stages["memory_s"] = round(time.perf_counter() - t0, 1)
-    medians = [float(np.nanmedian(x_all[:, j])) if not np.all(np.isnan(x_all[:, j])) else 0.0
-               for j in range(x_all.shape[1])]
+    medians = [
+        float(np.nanmedian(x_all[:, j])) if not np.all(np.isnan(x_all[:, j])) else 0.0 for j in range(x_all.shape[1])
+    ]
     gold_in = sum(len(g & set(c.codes)) for g, c in zip(golds, cands)) / max(1, sum(len(g) for g in golds))
-    report = LearnReport(len(examples), round(float(np.mean([len(c.codes) for c in cands])), 1), round(gold_in, 4),
-                         cv, round(threshold, 4), round(time.perf_counter() - start, 1), stages=stages)
-    meta = {"learned_from": source or {}, "notes": len(examples), "folds": folds, "seed": seed,
-            "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
-            "cv": cv, "feature_medians": medians, "report": report.to_dict(),
-            "memory_similarity_floor": memory_similarity_floor(cands)}
+    report = LearnReport(
+        len(examples),
+        round(float(np.mean([len(c.codes) for c in cands])), 1),
+        round(gold_in, 4),
+        cv,
+        round(threshold, 4),
+        round(time.perf_counter() - start, 1),
+        stages=stages,
+    )
+    meta = {
+        "learned_from": source or {},
+        "notes": len(examples),
+        "folds": folds,
+        "seed": seed,
+        "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
+        "cv": cv,
+        "feature_medians": medians,
+        "report": report.to_dict(),
+        "memory_similarity_floor": memory_similarity_floor(cands),
+    }
     model = RankerModel(system, classifier, calibrator, float(threshold), meta=meta)
     if verifier is not None:
         t0 = time.perf_counter()
@@ -282,8 +341,17 @@ def learn(examples: Sequence[Example], kb: Any, retriever: Any, system: str = DE
     return model, memory, report
 
 
-def learn_blend(llm: Any, examples: Sequence[Example], onto: Any, cands: list[NoteCandidates], cal: list[np.ndarray],
-                targets: list[set[str]], notes: int, top: int, progress: Progress | None = None) -> Any:
+def learn_blend(
+    llm: Any,
+    examples: Sequence[Example],
+    onto: Any,
+    cands: list[NoteCandidates],
+    cal: list[np.ndarray],
+    targets: list[set[str]],
+    notes: int,
+    top: int,
+    progress: Progress | None = None,
+) -> Any:
     """Judge the top candidates of `notes` training notes with the model and learn how much its
     log-odds should move the ranker's out-of-fold probability (logistic regression, 2 inputs)."""
     from sklearn.linear_model import LogisticRegression
@@ -308,16 +376,29 @@ def learn_blend(llm: Any, examples: Sequence[Example], onto: Any, cands: list[No
             progress("verifier", i + 1, min(notes, len(examples)))
     xa, ya = np.asarray(x), np.asarray(y)
     clf = LogisticRegression(C=1.0)
-    oof = cross_val_predict(clf, xa, ya, groups=groups, cv=GroupKFold(n_splits=min(5, len(set(groups)))),
-                            method="predict_proba")[:, 1]
+    oof = cross_val_predict(
+        clf, xa, ya, groups=groups, cv=GroupKFold(n_splits=min(5, len(set(groups)))), method="predict_proba"
+    )[:, 1]
     clf.fit(xa, ya)
     auc_ranker, auc_blend = round(float(roc_auc_score(ya, xa[:, 0])), 4), round(float(roc_auc_score(ya, oof)), 4)
     if auc_blend <= auc_ranker:
-        logger.warning("the verifier's judgement did not improve the ranker on %d notes (AUC %.4f -> %.4f): it is "
-                       "recorded with each code but does not move the probabilities", len(set(groups)), auc_ranker,
-                       auc_blend)
-    return VerifierBlend(llm.sha256, [float(v) for v in clf.coef_[0]], float(clf.intercept_[0]), top, len(set(groups)),
-                         auc_ranker, auc_blend, applied=auc_blend > auc_ranker)
+        logger.warning(
+            "the verifier's judgement did not improve the ranker on %d notes (AUC %.4f -> %.4f): it is "
+            "recorded with each code but does not move the probabilities",
+            len(set(groups)),
+            auc_ranker,
+            auc_blend,
+        )
+    return VerifierBlend(
+        llm.sha256,
+        [float(v) for v in clf.coef_[0]],
+        float(clf.intercept_[0]),
+        top,
+        len(set(groups)),
+        auc_ranker,
+        auc_blend,
+        applied=auc_blend > auc_ranker,
+    )
 
 
 def memory_similarity_floor(cands: list[NoteCandidates], percentile: float = 5.0) -> float | None:

@@ -76,9 +76,14 @@ class CodedNotesMemory:
 
         if len(texts) != len(codes) or not texts:
             raise ValueError("the memory needs as many code lists as notes, and at least one note")
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(texts) >= 20 else 1,
-                                          sublinear_tf=True, stop_words="english", max_features=self.max_features,
-                                          dtype=np.float32)
+        self.vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2),
+            min_df=2 if len(texts) >= 20 else 1,
+            sublinear_tf=True,
+            stop_words="english",
+            max_features=self.max_features,
+            dtype=np.float32,
+        )
         self.matrix = self.vectorizer.fit_transform(texts)
         self.note_codes = [sorted(set(c)) for c in codes]
         self.code_freq = Counter(c for cs in self.note_codes for c in cs)
@@ -91,7 +96,9 @@ class CodedNotesMemory:
 
             rows, cols, vals, intercepts = [], [], [], []
             for j in range(y.shape[1]):
-                clf = LinearSVC(C=self.svm_c, class_weight="balanced", max_iter=5000, random_state=0)  # liblinear shuffles: fixed, so learning repeats
+                clf = LinearSVC(
+                    C=self.svm_c, class_weight="balanced", max_iter=5000, random_state=0
+                )  # liblinear shuffles: fixed, so learning repeats
                 clf.fit(self.matrix, y[:, j])
                 w = clf.coef_[0]
                 keep = np.argsort(-np.abs(w))[: self.svm_keep]
@@ -99,12 +106,19 @@ class CodedNotesMemory:
                 cols.append(np.full(len(keep), j))
                 vals.append(w[keep].astype(np.float32))
                 intercepts.append(float(clf.intercept_[0]))
-            self.svm_coef = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                              shape=(self.matrix.shape[1], len(self.svm_codes)), dtype=np.float32)
+            self.svm_coef = sparse.csr_matrix(
+                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                shape=(self.matrix.shape[1], len(self.svm_codes)),
+                dtype=np.float32,
+            )
             self.svm_intercept = np.asarray(intercepts, dtype=np.float32)
         self._fit_centroids()
-        logger.info("memory: %d notes, %d codes, %d with a linear classifier", self.size, len(self.code_freq),
-                    len(self.svm_codes))
+        logger.info(
+            "memory: %d notes, %d codes, %d with a linear classifier",
+            self.size,
+            len(self.code_freq),
+            len(self.svm_codes),
+        )
         return self
 
     def _fit_centroids(self) -> None:
@@ -119,8 +133,9 @@ class CodedNotesMemory:
             for c in cs:
                 rows.append(i)
                 cols.append(index[c])
-        assign = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                                   shape=(len(self.note_codes), len(self.centroid_codes)))
+        assign = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(self.note_codes), len(self.centroid_codes))
+        )
         cent = (self.matrix.T @ assign).tocsc()  # terms x codes
         self.centroids = normalize(cent, axis=0).astype(np.float32)
 
@@ -162,8 +177,11 @@ class CodedNotesMemory:
                 c = np.asarray(csims[i]).ravel()
                 for j in np.argsort(-c)[: self.top * 2]:
                     cent[self.centroid_codes[j]] = float(c[j])
-            views.append(MemoryView(hits, float(best[0]) if len(best) else 0.0,
-                                    float(best[:5].mean()) if len(best) else 0.0, cent))
+            views.append(
+                MemoryView(
+                    hits, float(best[0]) if len(best) else 0.0, float(best[:5].mean()) if len(best) else 0.0, cent
+                )
+            )
         return views
 
     def frequency(self, code: str) -> tuple[float, float]:

@@ -23,8 +23,14 @@ class PRF:
     fn: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4), "f1": round(self.f1, 4),
-                "tp": self.tp, "fp": self.fp, "fn": self.fn}
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
 
 
 def _prf(tp: int, fp: int, fn: int) -> PRF:
@@ -60,8 +66,14 @@ def macro(gold: Sequence[set[str]], pred: Sequence[set[str]]) -> PRF:
     if not codes:
         return _prf(0, 0, 0)
     per = [_prf(tp[c], fp[c], fn[c]) for c in codes]
-    return PRF(sum(x.precision for x in per) / len(per), sum(x.recall for x in per) / len(per),
-               sum(x.f1 for x in per) / len(per), sum(tp.values()), sum(fp.values()), sum(fn.values()))
+    return PRF(
+        sum(x.precision for x in per) / len(per),
+        sum(x.recall for x in per) / len(per),
+        sum(x.f1 for x in per) / len(per),
+        sum(tp.values()),
+        sum(fp.values()),
+        sum(fn.values()),
+    )
 
 
 def average_precision(gold: set[str], ranked: Sequence[str]) -> float:
@@ -95,17 +107,23 @@ def atc_level_match(gold: str, pred: str | None) -> list[bool]:
 def mean_cost(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     """Seconds, model calls and tokens per item, averaged over rows that carry them."""
     n = max(len(rows), 1)
-    return {k: round(sum(r.get(k, 0) for r in rows) / n, 3) for k in ("seconds", "model_calls", "prompt_tokens",
-                                                                        "cached_tokens")}
+    return {
+        k: round(sum(r.get(k, 0) for r in rows) / n, 3)
+        for k in ("seconds", "model_calls", "prompt_tokens", "cached_tokens")
+    }
 
 
-def icd_report(gold: Sequence[set[str]], pred: Sequence[set[str]], ranked: Sequence[Sequence[str]]) -> dict[str, object]:
+def icd_report(
+    gold: Sequence[set[str]], pred: Sequence[set[str]], ranked: Sequence[Sequence[str]]
+) -> dict[str, object]:
     """Everything the eval JSON says about ICD-10-CM coding quality."""
     cat_gold = [{category(c) for c in g} for g in gold]
     cat_pred = [{category(c) for c in p} for p in pred]
     return {
-        "micro": micro(gold, pred).to_dict(), "macro": macro(gold, pred).to_dict(),
-        "category_micro": micro(cat_gold, cat_pred).to_dict(), "category_macro": macro(cat_gold, cat_pred).to_dict(),
+        "micro": micro(gold, pred).to_dict(),
+        "macro": macro(gold, pred).to_dict(),
+        "category_micro": micro(cat_gold, cat_pred).to_dict(),
+        "category_macro": macro(cat_gold, cat_pred).to_dict(),
         "map": round(mean_average_precision(gold, ranked), 4),
     }
 
@@ -148,8 +166,12 @@ def error_types(gold: set[str], pred: set[str], is_ancestor: Callable[[str, str]
     return out
 
 
-def calibration(scored: Sequence[tuple[float, bool]], bins: int = 10, precision_target: float = 0.95,
-                auto_threshold: float | None = None) -> dict[str, object]:
+def calibration(
+    scored: Sequence[tuple[float, bool]],
+    bins: int = 10,
+    precision_target: float = 0.95,
+    auto_threshold: float | None = None,
+) -> dict[str, object]:
     """Reliability of probabilities: per-bin confidence vs accuracy, expected calibration error, and the
     share of predictions that could be auto-accepted at `precision_target` precision (highest-first)."""
     n = len(scored)
@@ -172,10 +194,18 @@ def calibration(scored: Sequence[tuple[float, bool]], bins: int = 10, precision_
         hits += y
         if hits / i >= precision_target:
             best, cut = i, p
-    out: dict[str, object] = {"ece": round(ece, 4), "bins": table, "pairs": n,
-                              "oracle_auto_accept_share": round(best / n, 4), "oracle_auto_accept_threshold": cut}
+    out: dict[str, object] = {
+        "ece": round(ece, 4),
+        "bins": table,
+        "pairs": n,
+        "oracle_auto_accept_share": round(best / n, 4),
+        "oracle_auto_accept_threshold": cut,
+    }
     if auto_threshold is not None:  # the threshold fixed on training data, applied here
         above = [y for p, y in scored if p >= auto_threshold]
-        out.update(auto_accept_threshold=auto_threshold, auto_accept_n=len(above),
-                   auto_accept_precision=round(sum(above) / len(above), 4) if above else None)
+        out.update(
+            auto_accept_threshold=auto_threshold,
+            auto_accept_n=len(above),
+            auto_accept_precision=round(sum(above) / len(above), 4) if above else None,
+        )
     return out

@@ -108,8 +108,10 @@ class RankerModel:
         p = self.classifier_for(self.note_kind([row])).predict_proba(x)[:, 1]
         deltas = [(self.features[i], float(row[i]), float(p[0] - p[i + 1])) for i in range(len(self.features))]
         deltas.sort(key=lambda d: -abs(d[2]))
-        return [{"feature": n, "value": round(v, 4) if not math.isnan(v) else None, "effect": round(d, 4)}
-                for n, v, d in deltas[:top]]
+        return [
+            {"feature": n, "value": round(v, 4) if not math.isnan(v) else None, "effect": round(d, 4)}
+            for n, v, d in deltas[:top]
+        ]
 
     # -- the folder ------------------------------------------------------------------------
     def save(self, folder: str | Path, memory: Any = None) -> Path:
@@ -122,9 +124,17 @@ class RankerModel:
         if memory is not None:
             joblib.dump(memory, out / "memory.joblib", compress=3)
         kind = next((k for k, f in FEATURE_SETS.items() if f == tuple(self.features)), "diagnosis")
-        meta = {**self.meta, "format": FORMAT_VERSION, "kind": kind, "system": self.system, "threshold": self.threshold,
-                "floor": self.floor, "features": list(self.features), "sklearn": sklearn.__version__,
-                "blend": self.blend.__dict__ if self.blend else None}
+        meta = {
+            **self.meta,
+            "format": FORMAT_VERSION,
+            "kind": kind,
+            "system": self.system,
+            "threshold": self.threshold,
+            "floor": self.floor,
+            "features": list(self.features),
+            "sklearn": sklearn.__version__,
+            "blend": self.blend.__dict__ if self.blend else None,
+        }
         (out / "ranker.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         return out
 
@@ -136,23 +146,36 @@ class RankerModel:
         root = Path(folder)
         meta_path = root / "ranker.json"
         if not meta_path.is_file() or not (root / "ranker.joblib").is_file():
-            raise RankerError(f"{root}: not a ranker folder (needs ranker.json and ranker.joblib); "
-                              f"build one with `medcoder learn DATASET --out {root}`")
+            raise RankerError(
+                f"{root}: not a ranker folder (needs ranker.json and ranker.joblib); "
+                f"build one with `medcoder learn DATASET --out {root}`"
+            )
         try:
             meta = json.loads(meta_path.read_text())
         except ValueError as exc:
             raise RankerError(f"{meta_path}: unreadable ({exc}); rebuild it with `medcoder learn`") from exc
         expected = FEATURE_SETS.get(str(meta.get("kind", "diagnosis")), FEATURES)
         if meta.get("format") != FORMAT_VERSION or tuple(meta.get("features", ())) != expected:
-            raise RankerError(f"{root}: written by another medcoder version (format {meta.get('format')}, "
-                              f"{len(meta.get('features', ()))} features); rebuild it with `medcoder learn`")
+            raise RankerError(
+                f"{root}: written by another medcoder version (format {meta.get('format')}, "
+                f"{len(meta.get('features', ()))} features); rebuild it with `medcoder learn`"
+            )
         if meta.get("sklearn") != sklearn.__version__:
-            logger.warning("%s was trained with scikit-learn %s, this is %s", root, meta.get("sklearn"),
-                           sklearn.__version__)
+            logger.warning(
+                "%s was trained with scikit-learn %s, this is %s", root, meta.get("sklearn"), sklearn.__version__
+            )
         parts = joblib.load(root / "ranker.joblib")
         blend = VerifierBlend(**meta["blend"]) if meta.get("blend") else None
-        return cls(meta["system"], parts["classifier"], parts["calibrator"], float(meta["threshold"]),
-                   float(meta.get("floor", 0.05)), expected, meta, blend)
+        return cls(
+            meta["system"],
+            parts["classifier"],
+            parts["calibrator"],
+            float(meta["threshold"]),
+            float(meta.get("floor", 0.05)),
+            expected,
+            meta,
+            blend,
+        )
 
 
 def load_memory(folder: str | Path) -> Any:
@@ -166,16 +189,30 @@ def load_memory(folder: str | Path) -> Any:
 def new_classifier(seed: int = 0) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=400, max_leaf_nodes=31, min_samples_leaf=40,
-                                          l2_regularization=0.1, early_stopping=False, random_state=seed)
+    return HistGradientBoostingClassifier(
+        learning_rate=0.05,
+        max_iter=400,
+        max_leaf_nodes=31,
+        min_samples_leaf=40,
+        l2_regularization=0.1,
+        early_stopping=False,
+        random_state=seed,
+    )
 
 
 def new_drug_classifier(seed: int = 0) -> Any:
     """The drug ranker's trees: fewer rows and features than the diagnosis ranker's, so fewer, larger steps."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(learning_rate=0.1, max_iter=150, max_leaf_nodes=31, min_samples_leaf=20,
-                                          l2_regularization=0.1, early_stopping=False, random_state=seed)
+    return HistGradientBoostingClassifier(
+        learning_rate=0.1,
+        max_iter=150,
+        max_leaf_nodes=31,
+        min_samples_leaf=20,
+        l2_regularization=0.1,
+        early_stopping=False,
+        random_state=seed,
+    )
 
 
 def new_calibrator() -> Any:

@@ -61,23 +61,40 @@ class Session:
 
     # -- life cycle -----------------------------------------------------------------------
     @classmethod
-    def start(cls, note: str | bytes, workflow: str | Any = "full", model: str | None = None,
-              session_id: str | None = None, **workflow_kwargs: Any) -> "Session":
+    def start(
+        cls,
+        note: str | bytes,
+        workflow: str | Any = "full",
+        model: str | None = None,
+        session_id: str | None = None,
+        **workflow_kwargs: Any,
+    ) -> "Session":
         """Code the note with the workflow, then open the review on its proposals."""
         wf = _workflow(workflow, model, workflow_kwargs)
         session_id = session_id or "s" + uuid.uuid4().hex[:11]
         result = wf.run_or_result(note, session_id)
         session = cls(wf, session_id)
         if not session._graph.get_state(session._config).values:
-            codes = [{"code": c.code, "system": c.system, "label": c.label, "confidence": c.confidence,
-                      "status": "proposed", "reason": "", "origin": "medcoder"} for c in result.codes]
+            codes = [
+                {
+                    "code": c.code,
+                    "system": c.system,
+                    "label": c.label,
+                    "confidence": c.confidence,
+                    "status": "proposed",
+                    "reason": "",
+                    "origin": "medcoder",
+                }
+                for c in result.codes
+            ]
             session._graph.invoke({"session_id": session_id, "codes": codes, "decisions": []}, session._config)
         session._audit("start", {"codes": [c.code for c in result.codes]})
         return session
 
     @classmethod
-    def open(cls, session_id: str, workflow: str | Any = "full", model: str | None = None,
-             **workflow_kwargs: Any) -> "Session":
+    def open(
+        cls, session_id: str, workflow: str | Any = "full", model: str | None = None, **workflow_kwargs: Any
+    ) -> "Session":
         """Resume a saved session (any process); a coding run killed half-way is finished first."""
         wf = _workflow(workflow, model, workflow_kwargs)
         session = cls(wf, session_id)
@@ -123,8 +140,10 @@ class Session:
         """(system, code) -> the evidence spans (start, end, text) the run gave each code and suggestion, read
         from the run once."""
         result = self._result()
-        return {(row.get("system", ""), row.get("code", "")): list(row.get("evidence", []))
-                for row in [*result.get("suggestions", []), *result.get("codes", [])]}
+        return {
+            (row.get("system", ""), row.get("code", "")): list(row.get("evidence", []))
+            for row in [*result.get("suggestions", []), *result.get("codes", [])]
+        }
 
     def decisions(self) -> list[dict[str, Any]]:
         return list(self._review_state().get("decisions", []))
@@ -132,8 +151,12 @@ class Session:
     def review(self) -> dict[str, Any]:
         """What the review holds now, read once: codes, decisions, done (empty before the review opens)."""
         state = self._review_state()
-        return {"codes": list(state.get("codes", [])), "decisions": list(state.get("decisions", [])),
-                "done": bool(state.get("done")), "started": bool(state)}
+        return {
+            "codes": list(state.get("codes", [])),
+            "decisions": list(state.get("decisions", [])),
+            "done": bool(state.get("done")),
+            "started": bool(state),
+        }
 
     @property
     def started(self) -> bool:
@@ -161,7 +184,9 @@ class Session:
         listed = self._listed(old)
         system = self._entry(listed)["system"]
         _, canon = self._valid(new, system)
-        return self._decide("replace", canon, old=listed, system=system, label=self._label(system, canon), reason=reason)
+        return self._decide(
+            "replace", canon, old=listed, system=system, label=self._label(system, canon), reason=reason
+        )
 
     def finish(self) -> None:
         """Mark the note done: no more decisions (questions still work)."""
@@ -184,30 +209,52 @@ class Session:
         listed = self._listed(code)
         entry = self._entry(listed)
         result = self._result()
-        item = next((c for c in result.get("codes", []) if c["code"] == listed and c["system"] == entry["system"]),
-                    None)
-        out: dict[str, Any] = {"code": listed, "system": entry["system"], "label": entry["label"],
-                               "status": entry["status"], "origin": entry.get("origin", "medcoder")}
-        suggestion = next((c for c in result.get("suggestions", [])
-                           if c.get("code") == listed and c.get("system") == entry["system"]), None)
+        item = next(
+            (c for c in result.get("codes", []) if c["code"] == listed and c["system"] == entry["system"]), None
+        )
+        out: dict[str, Any] = {
+            "code": listed,
+            "system": entry["system"],
+            "label": entry["label"],
+            "status": entry["status"],
+            "origin": entry.get("origin", "medcoder"),
+        }
+        suggestion = next(
+            (
+                c
+                for c in result.get("suggestions", [])
+                if c.get("code") == listed and c.get("system") == entry["system"]
+            ),
+            None,
+        )
         if item is None and suggestion is not None:
-            out.update({"confidence": suggestion.get("confidence"),
-                        "evidence": [e["text"] for e in suggestion.get("evidence", [])],
-                        "explanation": "a suggestion, not coded" + (f": {suggestion['reason']}"
-                                                                     if suggestion.get("reason") else "")})
+            out.update(
+                {
+                    "confidence": suggestion.get("confidence"),
+                    "evidence": [e["text"] for e in suggestion.get("evidence", [])],
+                    "explanation": "a suggestion, not coded"
+                    + (f": {suggestion['reason']}" if suggestion.get("reason") else ""),
+                }
+            )
         elif item is None:
             out["explanation"] = f"added by the coder{': ' + entry['reason'] if entry.get('reason') else ''}"
         else:
             onto = self.workflow.kb.ontology(entry["system"])
-            out.update({
-                "confidence": item["confidence"], "mention": item.get("mention", ""),
-                "evidence": [e["text"] for e in item.get("evidence", [])],
-                "path": [{"code": n.code, "label": n.label} for n in onto.path(listed)],
-                "walk": [c for c in item.get("path", []) if c in onto],  # where the navigator entered and went
-                "critic": item.get("verdict", {}),
-                "choices": [{"at": s.get("at"), "options": s.get("options", [])[:4]} for s in item.get("steps", [])
-                            if "at" in s],
-            })
+            out.update(
+                {
+                    "confidence": item["confidence"],
+                    "mention": item.get("mention", ""),
+                    "evidence": [e["text"] for e in item.get("evidence", [])],
+                    "path": [{"code": n.code, "label": n.label} for n in onto.path(listed)],
+                    "walk": [c for c in item.get("path", []) if c in onto],  # where the navigator entered and went
+                    "critic": item.get("verdict", {}),
+                    "choices": [
+                        {"at": s.get("at"), "options": s.get("options", [])[:4]}
+                        for s in item.get("steps", [])
+                        if "at" in s
+                    ],
+                }
+            )
             if item.get("ranking"):  # a ranked code: which sources found it and what moved its probability
                 out["ranking"] = item["ranking"]
         out["audit_events"] = self._events_about(listed)
@@ -216,9 +263,14 @@ class Session:
 
     def explore(self, what: str, arg: str, system: str = DEFAULT_SYSTEM) -> Any:
         """The knowledge tools: children, path, notes, search, index, lookup."""
-        calls = {"children": lambda: fn.children(arg, system), "path": lambda: fn.path_to_root(arg, system),
-                 "notes": lambda: fn.code_notes(arg, system), "lookup": lambda: fn.lookup_code(arg, system),
-                 "search": lambda: fn.search_codes(arg, system, k=10), "index": lambda: fn.index_lookup(arg)}
+        calls = {
+            "children": lambda: fn.children(arg, system),
+            "path": lambda: fn.path_to_root(arg, system),
+            "notes": lambda: fn.code_notes(arg, system),
+            "lookup": lambda: fn.lookup_code(arg, system),
+            "search": lambda: fn.search_codes(arg, system, k=10),
+            "index": lambda: fn.index_lookup(arg),
+        }
         if what not in calls:
             raise SessionError(f"unknown explore command {what!r}; try {', '.join(calls)}")
         result = calls[what]()
@@ -233,8 +285,15 @@ class Session:
         if not question.strip():
             raise SessionError("ask what? (an empty question)")
         calls: list[dict[str, Any]] = []
-        tools = {t.name: t for t in make_tools(self.workflow.kb, lambda name, args, result, error: calls.append(
-            {"name": name, "args": args, "result": result if error is None else {"error": error}}))}
+        tools = {
+            t.name: t
+            for t in make_tools(
+                self.workflow.kb,
+                lambda name, args, result, error: calls.append(
+                    {"name": name, "args": args, "result": result if error is None else {"error": error}}
+                ),
+            )
+        }
         codes = [m.group(1).upper() for m in _CODE_RE.finditer(question)]
         for code in codes[:2]:
             tools["lookup_code"].invoke({"code": code, "system": _system_of(code)})
@@ -243,16 +302,27 @@ class Session:
         context = "\n".join(f"{c['name']}({json.dumps(c['args'])}) -> {json.dumps(c['result'])[:800]}" for c in calls)
         listed = ", ".join(f"{c['code']} ({c['status']})" for c in self.codes()) or "none"
         llm = self.workflow.llms.get("default") or next(iter(self.workflow.llms.values()))
-        messages = [{"role": "system", "content": ASK_SYSTEM},
-                    {"role": "user", "content": f'Note:\n"""\n{self.note[:3000]}\n"""\nCodes under review: {listed}\n'
-                                                f"Tool results:\n{context}\n\nQuestion: {question}"}]
+        messages = [
+            {"role": "system", "content": ASK_SYSTEM},
+            {
+                "role": "user",
+                "content": f'Note:\n"""\n{self.note[:3000]}\n"""\nCodes under review: {listed}\n'
+                f"Tool results:\n{context}\n\nQuestion: {question}",
+            },
+        ]
         try:
             text = llm.chat(messages, max_tokens=max_tokens).text.strip()
         except MedcoderError as exc:
             text = f"(the model could not answer: {exc})"
         answer = Answer(text or "(no answer)", calls)
-        self._audit("ask", {"question": question, "answer": answer.text, "tool_calls": [
-            {"name": c["name"], "args": c["args"]} for c in calls]})
+        self._audit(
+            "ask",
+            {
+                "question": question,
+                "answer": answer.text,
+                "tool_calls": [{"name": c["name"], "args": c["args"]} for c in calls],
+            },
+        )
         return answer
 
     # -- output -----------------------------------------------------------------------------------
@@ -265,8 +335,13 @@ class Session:
         if fmt not in ("json", "csv", "fhir"):
             raise SessionError(f"unknown export format {fmt!r}; use json, csv or fhir")
         result = self._accepted_result()
-        text = (result.to_json() if fmt == "json" else result.to_csv() if fmt == "csv"
-                else json.dumps(result.to_fhir(), indent=2))
+        text = (
+            result.to_json()
+            if fmt == "json"
+            else result.to_csv()
+            if fmt == "csv"
+            else json.dumps(result.to_fhir(), indent=2)
+        )
         if path:
             Path(path).write_text(text, encoding="utf-8")
         self._audit("export", {"format": fmt, "path": str(path or ""), "codes": [c.code for c in result.codes]})
@@ -278,9 +353,18 @@ class Session:
         out = []
         for d in self.decisions():
             p = proposed.get((d.get("system", DEFAULT_SYSTEM), d.get("old") or d.get("code")))
-            out.append({"session_id": self.id, "action": d["action"], "code": d.get("code", ""),
-                        "old": d.get("old"), "system": d.get("system"), "reason": d.get("reason", ""),
-                        "proposed_confidence": p["confidence"] if p else None, "ts": d.get("ts")})
+            out.append(
+                {
+                    "session_id": self.id,
+                    "action": d["action"],
+                    "code": d.get("code", ""),
+                    "old": d.get("old"),
+                    "system": d.get("system"),
+                    "reason": d.get("reason", ""),
+                    "proposed_confidence": p["confidence"] if p else None,
+                    "ts": d.get("ts"),
+                }
+            )
         return out
 
     def feedback_jsonl(self, path: str | Path) -> Path:
@@ -333,11 +417,28 @@ class Session:
             if src:
                 codes.append(CodedItem.from_dict(src))
             else:
-                codes.append(CodedItem(c["code"], c["system"], c["label"], 1.0, [], [], {"decision": "added by coder"},
-                                       c.get("reason", "")))
+                codes.append(
+                    CodedItem(
+                        c["code"],
+                        c["system"],
+                        c["label"],
+                        1.0,
+                        [],
+                        [],
+                        {"decision": "added by coder"},
+                        c.get("reason", ""),
+                    )
+                )
         base = self.result
-        return CodingResult(self.id, base.workflow, base.note, codes, base.entities, base.sections,
-                            stats={"review": {"accepted": len(codes), "rejected": len(self.codes("rejected"))}})
+        return CodingResult(
+            self.id,
+            base.workflow,
+            base.note,
+            codes,
+            base.entities,
+            base.sections,
+            stats={"review": {"accepted": len(codes), "rejected": len(self.codes("rejected"))}},
+        )
 
     def _events_about(self, code: str) -> list[dict[str, Any]]:
         audit = self.workflow.audit
@@ -356,8 +457,12 @@ class Session:
             return
         recorded = sum(1 for ev in audit.events(self.id) if ev.kind == DECISION)
         for turn in self.decisions()[recorded:]:
-            logger.warning("session %s: recording decision %s %s left out of the audit trail by an interruption",
-                           self.id, turn.get("action"), turn.get("code"))
+            logger.warning(
+                "session %s: recording decision %s %s left out of the audit trail by an interruption",
+                self.id,
+                turn.get("action"),
+                turn.get("code"),
+            )
             self._audit("decision", {k: v for k, v in turn.items() if k != "ts"} | {"recovered": True})
 
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
+
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
 DECISIONS = ("accept", "reject", "add", "replace", "done")
@@ -38,14 +39,26 @@ def apply_decision(codes: list[dict[str, Any]], turn: dict[str, Any]) -> list[di
     elif action == "add":
         entry = by_code.get((system, code))
         if entry is None:
-            out.append({"code": code, "system": system, "label": turn.get("label", ""), "confidence": 1.0,
-                        "status": "accepted", "reason": turn.get("reason", ""), "origin": "coder",
-                        "evidence": turn.get("evidence", "")})
+            out.append(
+                {
+                    "code": code,
+                    "system": system,
+                    "label": turn.get("label", ""),
+                    "confidence": 1.0,
+                    "status": "accepted",
+                    "reason": turn.get("reason", ""),
+                    "origin": "coder",
+                    "evidence": turn.get("evidence", ""),
+                }
+            )
         else:
             entry["status"], entry["reason"] = "accepted", turn.get("reason", "")
     elif action == "replace":
         old = by_code[(system, turn["old"])]
-        old["status"], old["reason"] = "rejected", f"replaced by {code}" + (f": {turn['reason']}" if turn.get("reason") else "")
+        old["status"], old["reason"] = (
+            "rejected",
+            f"replaced by {code}" + (f": {turn['reason']}" if turn.get("reason") else ""),
+        )
         return apply_decision(out, {**turn, "action": "add", "reason": f"replaces {turn['old']}"})
     return out
 
@@ -54,8 +67,11 @@ def _review(state: ReviewState) -> dict[str, Any]:
     turn = interrupt({"codes": state.get("codes", [])})
     if turn.get("action") == "done":
         return {"done": True, "decisions": [{**turn, "ts": time.time()}]}
-    return {"codes": apply_decision(state.get("codes", []), turn), "decisions": [{**turn, "ts": time.time()}],
-            "done": False}
+    return {
+        "codes": apply_decision(state.get("codes", []), turn),
+        "decisions": [{**turn, "ts": time.time()}],
+        "done": False,
+    }
 
 
 def _next(state: ReviewState) -> str:

@@ -17,8 +17,18 @@ from medcoder.tools.functions import (
 )
 
 __all__ = [
-    "ToolCallback", "children", "code_notes", "drug_lookup", "excludes1_conflicts", "index_lookup",
-    "lookup_code", "make_tools", "neoplasm_lookup", "path_to_root", "search_codes", "validate_code",
+    "ToolCallback",
+    "children",
+    "code_notes",
+    "drug_lookup",
+    "excludes1_conflicts",
+    "index_lookup",
+    "lookup_code",
+    "make_tools",
+    "neoplasm_lookup",
+    "path_to_root",
+    "search_codes",
+    "validate_code",
     "validate_codes",
 ]
 

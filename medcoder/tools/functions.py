@@ -64,8 +64,12 @@ def validate_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | N
         out["message"] = "valid, billable"
     elif node.attrs.get("needs_seventh"):
         kids = [c.code for c in onto.children(canon)]
-        out.update(needs_seventh=True, placeholder_x=bool(node.attrs.get("placeholder_x")),
-                   seventh_characters=onto.seventh_characters(canon), suggestions=kids)
+        out.update(
+            needs_seventh=True,
+            placeholder_x=bool(node.attrs.get("placeholder_x")),
+            seventh_characters=onto.seventh_characters(canon),
+            suggestions=kids,
+        )
         how = "placeholder X then a 7th character" if node.attrs.get("placeholder_x") else "a 7th character"
         out["message"] = f"not billable: needs {how} ({', '.join(kids)})"
     else:
@@ -74,19 +78,29 @@ def validate_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | N
     return out
 
 
-def validate_codes(codes: list[str], system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+def validate_codes(
+    codes: list[str], system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None
+) -> list[dict[str, object]]:
     return [validate_code(c, system, kb) for c in codes]
 
 
-def excludes1_conflicts(codes: list[str], kb: KnowledgeBase | None = None,
-                        system: str = DEFAULT_SYSTEM) -> list[dict[str, str]]:
+def excludes1_conflicts(
+    codes: list[str], kb: KnowledgeBase | None = None, system: str = DEFAULT_SYSTEM
+) -> list[dict[str, str]]:
     """Pairs of codes in a set that an Excludes1 note forbids together (systems without the rule: none)."""
     return _kb(kb).ontology(system).excludes1_conflicts(codes)
 
 
-def search_codes(text: str, system: str = DEFAULT_SYSTEM, k: int = 10, billable_only: bool = False,
-                 kb: KnowledgeBase | None = None, mode: str = "hybrid", chapter: str | None = None,
-                 kinds: list[str] | None = None) -> list[dict[str, object]]:
+def search_codes(
+    text: str,
+    system: str = DEFAULT_SYSTEM,
+    k: int = 10,
+    billable_only: bool = False,
+    kb: KnowledgeBase | None = None,
+    mode: str = "hybrid",
+    chapter: str | None = None,
+    kinds: list[str] | None = None,
+) -> list[dict[str, object]]:
     """Codes for the words a clinician writes, best first: BM25, MiniLM vectors and the Alphabetic
     Index fused (`mode` hybrid), or one ranker alone (`lexical`, `dense`); filters by chapter and kind."""
 
@@ -134,6 +148,16 @@ def neoplasm_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> d
 
 
 __all__ = [
-    "UnknownCodeError", "children", "code_notes", "drug_lookup", "excludes1_conflicts", "index_lookup",
-    "lookup_code", "neoplasm_lookup", "path_to_root", "search_codes", "validate_code", "validate_codes",
+    "UnknownCodeError",
+    "children",
+    "code_notes",
+    "drug_lookup",
+    "excludes1_conflicts",
+    "index_lookup",
+    "lookup_code",
+    "neoplasm_lookup",
+    "path_to_root",
+    "search_codes",
+    "validate_code",
+    "validate_codes",
 ]

@@ -63,14 +63,31 @@ _SPECS: list[tuple[str, Callable[..., Any], type[BaseModel], str]] = [
     ("get_children", fn.children, CodeArgs, "List the children of a code in the tree."),
     ("get_path", fn.path_to_root, CodeArgs, "The path from the top of the tree down to a code."),
     ("get_notes", fn.code_notes, CodeArgs, "Instructional notes for a code: includes, excludes, code first..."),
-    ("validate_codes", fn.validate_codes, CodesArgs,
-     "Check codes: exist, billable, need a 7th character or placeholder X."),
-    ("excludes1_conflicts", fn.excludes1_conflicts, IcdCodesArgs,
-     "Find pairs of ICD-10-CM codes that an Excludes1 note forbids together."),
-    ("search_codes", fn.search_codes, SearchArgs, "Search codes by the words a clinician writes (lexical, vector and Alphabetic Index search fused)."),
+    (
+        "validate_codes",
+        fn.validate_codes,
+        CodesArgs,
+        "Check codes: exist, billable, need a 7th character or placeholder X.",
+    ),
+    (
+        "excludes1_conflicts",
+        fn.excludes1_conflicts,
+        IcdCodesArgs,
+        "Find pairs of ICD-10-CM codes that an Excludes1 note forbids together.",
+    ),
+    (
+        "search_codes",
+        fn.search_codes,
+        SearchArgs,
+        "Search codes by the words a clinician writes (lexical, vector and Alphabetic Index search fused).",
+    ),
     ("index_lookup", fn.index_lookup, TermArgs, "Look a term up in the ICD-10-CM Alphabetic Index."),
-    ("drug_lookup", fn.drug_lookup, TermArgs,
-     "Look a substance up in the Table of Drugs and Chemicals (poisoning, adverse effect, underdosing)."),
+    (
+        "drug_lookup",
+        fn.drug_lookup,
+        TermArgs,
+        "Look a substance up in the Table of Drugs and Chemicals (poisoning, adverse effect, underdosing).",
+    ),
     ("neoplasm_lookup", fn.neoplasm_lookup, TermArgs, "Look a site up in the Neoplasm Table."),
 ]
 
@@ -95,7 +112,8 @@ def make_tools(kb: KnowledgeBase | None = None, callback: ToolCallback | None = 
     """All knowledge tools, bound to one knowledge base and an optional audit callback."""
     kb = kb or default_kb()
     return [
-        StructuredTool.from_function(func=_wrap(name, func, kb, callback), name=name, description=desc,
-                                     args_schema=schema)
+        StructuredTool.from_function(
+            func=_wrap(name, func, kb, callback), name=name, description=desc, args_schema=schema
+        )
         for name, func, schema, desc in _SPECS
     ]

@@ -26,9 +26,15 @@ class DecisionIn(_In):
     code: str = Field(max_length=16, description="the code decided on (for replace: the new code)")
     reason: str = Field("", max_length=2000, description="why (required for reject)")
     old: str | None = Field(None, max_length=16, description="replace: the code it replaces")
-    system: str | None = Field(None, max_length=32, description="add/replace: the code system (default: by the code's shape)")
-    version: int | None = Field(None, ge=0, description="the session version the sender saw (from GET); a "
-                                                        "decision on a code changed since is refused with 409")
+    system: str | None = Field(
+        None, max_length=32, description="add/replace: the code system (default: by the code's shape)"
+    )
+    version: int | None = Field(
+        None,
+        ge=0,
+        description="the session version the sender saw (from GET); a "
+        "decision on a code changed since is refused with 409",
+    )
 
 
 class SearchIn(_In):
@@ -63,8 +69,11 @@ def list_items(request: Request, status: str = "") -> list[dict[str, Any]]:
     return _ws(request).items(status=status)
 
 
-@router.post("/items/search", summary="The worklist items whose id, title or note text holds the words (a post: "
-                                      "words from a note stay out of addresses and logs)")
+@router.post(
+    "/items/search",
+    summary="The worklist items whose id, title or note text holds the words (a post: "
+    "words from a note stay out of addresses and logs)",
+)
 def search_items(request: Request, body: ItemSearchIn) -> list[dict[str, Any]]:
     return _ws(request).items(body.q, body.status)
 
@@ -85,14 +94,20 @@ def get_item(request: Request, item_id: str) -> dict[str, Any]:
     return _ws(request).item(item_id)
 
 
-@router.get("/sessions/{item_id}", summary="The review: note segments with evidence, ranked codes, suggestions, "
-                                           "decisions and the version to send with the next decision")
+@router.get(
+    "/sessions/{item_id}",
+    summary="The review: note segments with evidence, ranked codes, suggestions, "
+    "decisions and the version to send with the next decision",
+)
 def get_session(request: Request, item_id: str) -> dict[str, Any]:
     return _ws(request).review(item_id)
 
 
-@router.post("/sessions/{item_id}/decisions", summary="Accept, reject (with a reason), add or replace a code",
-             responses={409: {"description": "another tab decided on the same code after `version`"}})
+@router.post(
+    "/sessions/{item_id}/decisions",
+    summary="Accept, reject (with a reason), add or replace a code",
+    responses={409: {"description": "another tab decided on the same code after `version`"}},
+)
 def decide(request: Request, item_id: str, decision: DecisionIn) -> dict[str, Any]:
     return _ws(request).decide(item_id, Decision(**decision.model_dump()))
 
@@ -102,14 +117,17 @@ def finish(request: Request, item_id: str) -> dict[str, Any]:
     return _ws(request).finish(item_id)
 
 
-@router.get("/sessions/{item_id}/why/{code}", summary="Why a code: evidence, path, options and probabilities, "
-                                                      "critic verdict, ranker features, audit events")
+@router.get(
+    "/sessions/{item_id}/why/{code}",
+    summary="Why a code: evidence, path, options and probabilities, critic verdict, ranker features, audit events",
+)
 def why(request: Request, item_id: str, code: str) -> dict[str, Any]:
     return _ws(request).why(item_id, code)
 
 
-@router.post("/sessions/{item_id}/export", summary="The accepted codes as FHIR, JSON or CSV",
-             response_class=PlainTextResponse)
+@router.post(
+    "/sessions/{item_id}/export", summary="The accepted codes as FHIR, JSON or CSV", response_class=PlainTextResponse
+)
 def export(request: Request, item_id: str, body: ExportIn) -> PlainTextResponse:
     text = _ws(request).export(item_id, body.format)
     media = "text/csv" if body.format == "csv" else "application/json"
@@ -124,4 +142,3 @@ def search(request: Request, body: SearchIn) -> list[dict[str, Any]]:
 @router.get("/runs/{run_id}/audit", summary="A run's audit events as a story, with the hash chain's verdict")
 def audit(request: Request, run_id: str) -> dict[str, Any]:
     return _ws(request).audit(run_id)
-

@@ -21,8 +21,15 @@ from medcoder.web.workspace import Conflict, NotFound, Workspace
 logger = logging.getLogger(__name__)
 
 _STATUS: list[tuple[type[Exception], int]] = [
-    (NotFound, 404), (AuditError, 404), (Conflict, 409), (NoteError, 422), (SessionError, 422),
-    (UnknownCodeError, 422), (StorageError, 503), (MedcoderError, 400)]
+    (NotFound, 404),
+    (AuditError, 404),
+    (Conflict, 409),
+    (NoteError, 422),
+    (SessionError, 422),
+    (UnknownCodeError, 422),
+    (StorageError, 503),
+    (MedcoderError, 400),
+]
 
 
 def create_app(workspace: Workspace, guard: Guard | None = None) -> FastAPI:
@@ -30,9 +37,14 @@ def create_app(workspace: Workspace, guard: Guard | None = None) -> FastAPI:
     # deferred: medcoder's version only for the API description
     from importlib.metadata import version
 
-    app = FastAPI(title="medcoder workspace", version=version("medcoder"), docs_url=None, redoc_url=None,
-                  description="Review computer-assisted ICD-10-CM and ATC codes: the same operations as "
-                              "medcoder.session.Session and medcoder.web.Workspace.")
+    app = FastAPI(
+        title="medcoder workspace",
+        version=version("medcoder"),
+        docs_url=None,
+        redoc_url=None,
+        description="Review computer-assisted ICD-10-CM and ATC codes: the same operations as "
+        "medcoder.session.Session and medcoder.web.Workspace.",
+    )
     app.state.workspace = workspace
     app.state.guard = guard or Guard()
     app.middleware("http")(app.state.guard)
@@ -53,19 +65,22 @@ def create_app(workspace: Workspace, guard: Guard | None = None) -> FastAPI:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-        return pages.render(request, "error.html", status_code=exc.status_code, status=exc.status_code,
-                            message=str(exc.detail))
+        return pages.render(
+            request, "error.html", status_code=exc.status_code, status=exc.status_code, message=str(exc.detail)
+        )
 
     app.add_exception_handler(MedcoderError, medcoder_error)
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     return app
 
 
-def serve(workspace: Workspace, host: str = "127.0.0.1", port: int = 8000, guard: Guard | None = None,
-          **uvicorn_options: Any) -> None:
+def serve(
+    workspace: Workspace, host: str = "127.0.0.1", port: int = 8000, guard: Guard | None = None, **uvicorn_options: Any
+) -> None:
     """Run the workspace until interrupted. uvicorn's access log is off: the guard logs each request as
     method, route and status, without its query string."""
     import uvicorn  # deferred: the server only when serving
 
-    uvicorn.run(create_app(workspace, guard), host=host, port=port, access_log=False, log_level="warning",
-                **uvicorn_options)
+    uvicorn.run(
+        create_app(workspace, guard), host=host, port=port, access_log=False, log_level="warning", **uvicorn_options
+    )

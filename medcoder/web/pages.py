@@ -22,8 +22,13 @@ STATUSES = ("to review", "in progress", "done", "queued", "coding", "failed")
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("medcoder.web", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("medcoder.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["when"] = lambda ts: dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
     env.filters["pct"] = lambda p: f"{100 * float(p):.0f}%"
     return env
@@ -44,8 +49,18 @@ def _worklist(request: Request, query: str = "", status: str = "", message: str 
     everything = ws.items()
     counts = {s: sum(1 for i in everything if i["status"] == s) for s in STATUSES}
     items = ws.select(everything, query, status)
-    return render(request, "worklist.html", items=items, counts=counts, query=query, status=status,
-                  statuses=STATUSES, message=message, total=len(everything), workflow=ws.workflow.spec.name)
+    return render(
+        request,
+        "worklist.html",
+        items=items,
+        counts=counts,
+        query=query,
+        status=status,
+        statuses=STATUSES,
+        message=message,
+        total=len(everything),
+        workflow=ws.workflow.spec.name,
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -60,8 +75,9 @@ def worklist_search(request: Request, q: str = Form(""), status: str = Form(""))
 
 
 @router.post("/notes", dependencies=[Depends(check_form_csrf)])
-async def add_note(request: Request, text: str = Form(""), title: str = Form(""),
-                   file: UploadFile | None = None) -> Response:
+async def add_note(
+    request: Request, text: str = Form(""), title: str = Form(""), file: UploadFile | None = None
+) -> Response:
     """A pasted or uploaded note: queued for coding, then back to the worklist, which shows its progress."""
     data: str | bytes = text
     source = "paste"
@@ -89,8 +105,11 @@ def review(request: Request, item_id: str) -> HTMLResponse:
 def export(request: Request, item_id: str, format: str = Form("fhir")) -> Response:
     text = _ws(request).export(item_id, format)
     suffix = {"fhir": "fhir.json", "json": "json", "csv": "csv"}.get(format, "txt")
-    return Response(text, media_type="text/csv" if format == "csv" else "application/json",
-                    headers={"content-disposition": f'attachment; filename="{item_id}-codes.{suffix}"'})
+    return Response(
+        text,
+        media_type="text/csv" if format == "csv" else "application/json",
+        headers={"content-disposition": f'attachment; filename="{item_id}-codes.{suffix}"'},
+    )
 
 
 @router.get("/runs/{run_id}/audit", response_class=HTMLResponse)
@@ -105,16 +124,31 @@ def api_docs(request: Request) -> HTMLResponse:
     routes = []
     for path, methods in spec.get("paths", {}).items():
         for method, op in methods.items():
-            body = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {}))
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
             ref = body.get("$ref", "").rsplit("/", 1)[-1]
             schema = spec.get("components", {}).get("schemas", {}).get(ref, {})
-            routes.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""),
-                           "params": [{"name": p["name"], "in": p["in"], "required": p.get("required", False)}
-                                      for p in op.get("parameters", [])],
-                           "body": ref, "fields": [{"name": n, "type": f.get("type") or " | ".join(
-                               a.get("type", a.get("const", "")) for a in f.get("anyOf", [])) or
-                               " | ".join(f.get("enum", [])), "description": f.get("description", ""),
-                               "required": n in schema.get("required", [])}
-                               for n, f in schema.get("properties", {}).items()],
-                           "responses": sorted(op.get("responses", {}))})
+            routes.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "params": [
+                        {"name": p["name"], "in": p["in"], "required": p.get("required", False)}
+                        for p in op.get("parameters", [])
+                    ],
+                    "body": ref,
+                    "fields": [
+                        {
+                            "name": n,
+                            "type": f.get("type")
+                            or " | ".join(a.get("type", a.get("const", "")) for a in f.get("anyOf", []))
+                            or " | ".join(f.get("enum", [])),
+                            "description": f.get("description", ""),
+                            "required": n in schema.get("required", []),
+                        }
+                        for n, f in schema.get("properties", {}).items()
+                    ],
+                    "responses": sorted(op.get("responses", {})),
+                }
+            )
     return render(request, "docs.html", routes=routes, title=spec["info"]["title"], version=spec["info"]["version"])

@@ -34,10 +34,17 @@ logger = logging.getLogger(__name__)
 TOKEN_COOKIE = "medcoder_token"
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "x-csrf-token"
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-_HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "referrer-policy": "same-origin",
-            "x-frame-options": "DENY", "cache-control": "no-store"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
 
 
 def _host_name(host_header: str) -> str:
@@ -82,18 +89,23 @@ class Guard:
 
     async def _dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if self.token is None and not is_loopback(_host_name(request.headers.get("host", ""))):
-            return PlainTextResponse("this workspace answers only on localhost (start it with a token to serve "
-                                     "other hosts)", status_code=421)
+            return PlainTextResponse(
+                "this workspace answers only on localhost (start it with a token to serve other hosts)", status_code=421
+            )
         if self.token is not None and request.method == "GET" and "token" in request.query_params:
             if not hmac.compare_digest(request.query_params["token"], self.token):
                 return PlainTextResponse("wrong token", status_code=401)
             response = RedirectResponse(request.url.remove_query_params("token"), status_code=303)
-            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict",
-                                secure=request.url.scheme == "https")
+            response.set_cookie(
+                TOKEN_COOKIE, self.token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+            )
             return response
         if not self._token_ok(request):
-            return PlainTextResponse("this workspace needs its token: open the address `medcoder serve` printed "
-                                     "(…/?token=…), or send Authorization: Bearer TOKEN", status_code=401)
+            return PlainTextResponse(
+                "this workspace needs its token: open the address `medcoder serve` printed "
+                "(…/?token=…), or send Authorization: Bearer TOKEN",
+                status_code=401,
+            )
         if request.method in _UNSAFE:
             refusal = self._refuse_cross_site(request)
             if refusal is not None:
@@ -112,7 +124,8 @@ class Guard:
         if kind == "application/json" or self.csrf_ok(request.headers.get(CSRF_HEADER)):
             return None
         if kind in ("application/x-www-form-urlencoded", "multipart/form-data") and not request.url.path.startswith(
-                "/api/"):
+            "/api/"
+        ):
             return None  # the pages' forms: their route checks the form's csrf_token field (it reads the body)
         return PlainTextResponse("missing CSRF token", status_code=403)
 

@@ -26,9 +26,16 @@ def status_counts(codes: list[dict[str, Any]]) -> dict[str, int]:
 def _segments(note: str, spans: list[tuple[int, int, str, bool]]) -> list[dict[str, Any]]:
     """The note cut at every evidence boundary, each piece with the code keys covering it and whether a code
     in the list (not only a suggestion) covers it."""
-    return [{"start": seg.start, "end": seg.end, "text": seg.text,
-             "codes": list(dict.fromkeys(key for key, _ in seg.covers)), "listed": any(x for _, x in seg.covers)}
-            for seg in segments(note, [(a, b, (key, listed)) for a, b, key, listed in spans])]
+    return [
+        {
+            "start": seg.start,
+            "end": seg.end,
+            "text": seg.text,
+            "codes": list(dict.fromkeys(key for key, _ in seg.covers)),
+            "listed": any(x for _, x in seg.covers),
+        }
+        for seg in segments(note, [(a, b, (key, listed)) for a, b, key, listed in spans])
+    ]
 
 
 def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
@@ -42,12 +49,20 @@ def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
     for entry in review["codes"]:
         src = proposed.get((entry["system"], entry["code"]))
         evidence = [{"start": e.start, "end": e.end, "text": e.text} for e in src.evidence] if src else []
-        codes.append({
-            "key": code_key(entry["system"], entry["code"]), "code": entry["code"], "system": entry["system"],
-            "label": entry["label"], "confidence": float(src.confidence if src else entry.get("confidence", 1.0)),
-            "status": entry["status"], "reason": entry.get("reason", ""), "origin": entry.get("origin", "medcoder"),
-            "evidence": evidence, "critic": (src.verdict.get("decision", "") if src else ""),
-        })
+        codes.append(
+            {
+                "key": code_key(entry["system"], entry["code"]),
+                "code": entry["code"],
+                "system": entry["system"],
+                "label": entry["label"],
+                "confidence": float(src.confidence if src else entry.get("confidence", 1.0)),
+                "status": entry["status"],
+                "reason": entry.get("reason", ""),
+                "origin": entry.get("origin", "medcoder"),
+                "evidence": evidence,
+                "critic": (src.verdict.get("decision", "") if src else ""),
+            }
+        )
     codes.sort(key=lambda c: (c["origin"] != "medcoder", -c["confidence"]))
     listed = {c["key"] for c in codes}
     suggestions = []
@@ -55,17 +70,34 @@ def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
         key = code_key(s["system"], s["code"])
         if key in listed:
             continue  # the coder added it: it is in the list now
-        suggestions.append({"key": key, "code": s["code"], "system": s["system"], "label": s.get("label", ""),
-                            "confidence": float(s.get("confidence", 0.0)), "reason": s.get("reason") or "",
-                            "evidence": [{"start": e["start"], "end": e["end"], "text": e["text"]}
-                                         for e in s.get("evidence", [])]})
+        suggestions.append(
+            {
+                "key": key,
+                "code": s["code"],
+                "system": s["system"],
+                "label": s.get("label", ""),
+                "confidence": float(s.get("confidence", 0.0)),
+                "reason": s.get("reason") or "",
+                "evidence": [{"start": e["start"], "end": e["end"], "text": e["text"]} for e in s.get("evidence", [])],
+            }
+        )
     suggestions.sort(key=lambda s: -s["confidence"])
     spans = [(e["start"], e["end"], c["key"], True) for c in codes for e in c["evidence"]]
     spans += [(e["start"], e["end"], s["key"], False) for s in suggestions for e in s["evidence"]]
     decisions = review["decisions"]
-    return {"id": session.id, "item": item, "note_chars": len(note), "codes": codes, "suggestions": suggestions,
-            "segments": _segments(note, spans), "decisions": decisions, "version": len(decisions),
-            "done": review["done"], "counts": status_counts(codes), "workflow": result.workflow}
+    return {
+        "id": session.id,
+        "item": item,
+        "note_chars": len(note),
+        "codes": codes,
+        "suggestions": suggestions,
+        "segments": _segments(note, spans),
+        "decisions": decisions,
+        "version": len(decisions),
+        "done": review["done"],
+        "counts": status_counts(codes),
+        "workflow": result.workflow,
+    }
 
 
 def review_status(review: dict[str, Any]) -> str:
@@ -88,12 +120,26 @@ def audit_story(store: AuditStore, run_id: str) -> dict[str, Any]:
         if ev.kind.startswith(SESSION_PREFIX) and chapters[-1]["title"] == "Coding run":
             chapters.append({"title": "Review", "events": []})
         entry = kind_of(ev.kind)
-        chapters[-1]["events"].append({
-            "seq": ev.seq, "at": round(ev.ts - t0, 2), "node": ev.node, "kind": ev.kind, "text": sentence(ev),
-            "meaning": entry.meaning if entry else "", "decision": ev.kind == DECISION,
-            "detail": ev.kind in _DETAIL or (entry is None)})
-    return {"run_id": info.run_id, "workflow": info.workflow, "status": info.status, "created": info.created,
-            "finished": info.finished, "note_digest": info.note_digest,
-            "models": {n: m.get("name") for n, m in info.settings.get("models", {}).items()},
-            "verified": {"ok": check.ok, "events": check.events, "first_bad": check.first_bad, "reason": check.reason},
-            "chapters": [c for c in chapters if c["events"]]}
+        chapters[-1]["events"].append(
+            {
+                "seq": ev.seq,
+                "at": round(ev.ts - t0, 2),
+                "node": ev.node,
+                "kind": ev.kind,
+                "text": sentence(ev),
+                "meaning": entry.meaning if entry else "",
+                "decision": ev.kind == DECISION,
+                "detail": ev.kind in _DETAIL or (entry is None),
+            }
+        )
+    return {
+        "run_id": info.run_id,
+        "workflow": info.workflow,
+        "status": info.status,
+        "created": info.created,
+        "finished": info.finished,
+        "note_digest": info.note_digest,
+        "models": {n: m.get("name") for n, m in info.settings.get("models", {}).items()},
+        "verified": {"ok": check.ok, "events": check.events, "first_bad": check.first_bad, "reason": check.reason},
+        "chapters": [c for c in chapters if c["events"]],
+    }

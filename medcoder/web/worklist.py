@@ -54,8 +54,9 @@ class Worklist:
         self.path = Path(path) if path else paths.home() / "workspace.sqlite"
         self._lock = threading.RLock()
         with storage.guard(self.path, "workspace"):
-            self._conn = storage.connect(self.path, "workspace", isolation_level=None, check_same_thread=False,
-                                         timeout=30.0)
+            self._conn = storage.connect(
+                self.path, "workspace", isolation_level=None, check_same_thread=False, timeout=30.0
+            )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA secure_delete=ON")  # a pending note, once cleared, is overwritten
             storage.migrate(self._conn, _MIGRATIONS, f"workspace {self.path}")
@@ -66,13 +67,23 @@ class Worklist:
         return WorkItem(*row)
 
     @storage.guarded("workspace")
-    def add(self, item_id: str, source: str, title: str, state: str, pending: str | None = None,
-            chars: int = 0, error: str = "") -> WorkItem:
+    def add(
+        self,
+        item_id: str,
+        source: str,
+        title: str,
+        state: str,
+        pending: str | None = None,
+        chars: int = 0,
+        error: str = "",
+    ) -> WorkItem:
         """Add an item (an id already there is left as it is and returned)."""
         with self._lock:
-            self._conn.execute("INSERT OR IGNORE INTO items (id, created, source, title, state, error, pending, chars)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (item_id, time.time(), source, title, state, error, pending, chars))
+            self._conn.execute(
+                "INSERT OR IGNORE INTO items (id, created, source, title, state, error, pending, chars)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (item_id, time.time(), source, title, state, error, pending, chars),
+            )
             return self.get(item_id)
 
     @storage.guarded("workspace")
@@ -95,14 +106,19 @@ class Worklist:
     @storage.guarded("workspace")
     def set_state(self, item_id: str, state: str, error: str = "", clear_pending: bool = False) -> None:
         with self._lock:
-            sql = "UPDATE items SET state = ?, error = ?" + (", pending = NULL" if clear_pending else "") + " WHERE id = ?"
+            sql = (
+                "UPDATE items SET state = ?, error = ?"
+                + (", pending = NULL" if clear_pending else "")
+                + " WHERE id = ?"
+            )
             self._conn.execute(sql, (state, error, item_id))
 
     @storage.guarded("workspace")
     def unfinished(self) -> list[WorkItem]:
         """Items whose coding had not finished when the server stopped (to code again, oldest first)."""
-        rows = self._conn.execute(f"SELECT {self._COLUMNS} FROM items WHERE state IN (?, ?) ORDER BY created",
-                                  (QUEUED, CODING)).fetchall()
+        rows = self._conn.execute(
+            f"SELECT {self._COLUMNS} FROM items WHERE state IN (?, ?) ORDER BY created", (QUEUED, CODING)
+        ).fetchall()
         return [self._item(r) for r in rows]
 
     def close(self) -> None:

@@ -56,8 +56,13 @@ class Decision:
 class Workspace:
     """A worklist, one workflow, a background coder and the review sessions; thread-safe."""
 
-    def __init__(self, workflow: Workflow | str = "full", model: str | None = None,
-                 worklist: Worklist | None = None, batches: list[str | Path] | None = None) -> None:
+    def __init__(
+        self,
+        workflow: Workflow | str = "full",
+        model: str | None = None,
+        worklist: Worklist | None = None,
+        batches: list[str | Path] | None = None,
+    ) -> None:
         self.workflow = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, model=model)
         self.worklist = worklist or Worklist()
         self._sessions: dict[str, Session] = {}
@@ -85,8 +90,7 @@ class Workspace:
             return self.worklist.get(item_id)
         except KeyError:
             pass
-        item = self.worklist.add(item_id, source, _title(title, note, item_id), QUEUED, pending=note,
-                                 chars=len(note))
+        item = self.worklist.add(item_id, source, _title(title, note, item_id), QUEUED, pending=note, chars=len(note))
         self.coder.submit(item_id)
         return item
 
@@ -108,8 +112,10 @@ class Workspace:
             if not row.get("ok"):
                 state, error = FAILED, f"the batch could not code it: {row.get('error', 'unknown error')}"
             elif not self.workflow.finished(run_id):
-                state, error = FAILED, ("its run is not in this workspace's checkpoints (coded under another "
-                                        "MEDCODER_HOME?)")
+                state, error = (
+                    FAILED,
+                    ("its run is not in this workspace's checkpoints (coded under another MEDCODER_HOME?)"),
+                )
             else:
                 state, error = READY, ""
             added.append(self.worklist.add(run_id, f"batch:{path.name}", note_id, state, error=error))
@@ -132,8 +138,9 @@ class Workspace:
                 session = self._peek(item.id)
                 review = session.review()
                 row["status"] = review_status(review)
-                row["counts"] = status_counts(review["codes"] if review["started"] else
-                                              [{"status": "proposed"} for _ in session.result.codes])
+                row["counts"] = status_counts(
+                    review["codes"] if review["started"] else [{"status": "proposed"} for _ in session.result.codes]
+                )
             else:
                 row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
             rows.append(row)
@@ -142,8 +149,12 @@ class Workspace:
     def select(self, rows: list[dict[str, Any]], query: str = "", status: str = "") -> list[dict[str, Any]]:
         """The rows of `items()` with this status whose id, title or note text holds `query`."""
         q = query.strip().lower()
-        return [r for r in rows if (not status or r["status"] == status) and (
-            not q or q in r["id"].lower() or q in r["title"].lower() or q in self._note(r).lower())]
+        return [
+            r
+            for r in rows
+            if (not status or r["status"] == status)
+            and (not q or q in r["id"].lower() or q in r["title"].lower() or q in self._note(r).lower())
+        ]
 
     def item(self, item_id: str) -> dict[str, Any]:
         try:
@@ -221,12 +232,14 @@ class Workspace:
         with self._lock_for(item_id):
             seen = session.decisions()
             if decision.version is not None and decision.version < len(seen):
-                touched = {c for d in seen[decision.version:] for c in (d.get("code"), d.get("old")) if c}
+                touched = {c for d in seen[decision.version :] for c in (d.get("code"), d.get("old")) if c}
                 mine = {c for c in (decision.code, decision.old) if c}
-                if "done" in {d["action"] for d in seen[decision.version:]} or touched & mine:
-                    raise Conflict(f"another tab decided on {', '.join(sorted(touched & mine)) or 'this note'} "
-                                   "after this page was loaded; the page shows the current codes now",
-                                   version=len(seen))
+                if "done" in {d["action"] for d in seen[decision.version :]} or touched & mine:
+                    raise Conflict(
+                        f"another tab decided on {', '.join(sorted(touched & mine)) or 'this note'} "
+                        "after this page was loaded; the page shows the current codes now",
+                        version=len(seen),
+                    )
             if decision.action == "accept":
                 session.accept(decision.code)
             elif decision.action == "reject":
@@ -253,12 +266,21 @@ class Workspace:
         except SessionError:
             for s in session.result.suggestions:
                 if s["code"].lower() == code.lower():
-                    return {"code": s["code"], "system": s["system"], "label": s.get("label", ""),
-                            "status": "suggestion", "confidence": s.get("confidence"),
-                            "evidence": [e["text"] for e in s.get("evidence", [])], "path": [],
-                            "ranking": {"sources": s.get("sources", []), "features": s.get("features", {}),
-                                        "ranker_probability": s.get("ranker_probability")},
-                            "explanation": "below the acceptance threshold: kept as a suggestion for review"}
+                    return {
+                        "code": s["code"],
+                        "system": s["system"],
+                        "label": s.get("label", ""),
+                        "status": "suggestion",
+                        "confidence": s.get("confidence"),
+                        "evidence": [e["text"] for e in s.get("evidence", [])],
+                        "path": [],
+                        "ranking": {
+                            "sources": s.get("sources", []),
+                            "features": s.get("features", {}),
+                            "ranker_probability": s.get("ranker_probability"),
+                        },
+                        "explanation": "below the acceptance threshold: kept as a suggestion for review",
+                    }
             raise
 
     def export(self, item_id: str, fmt: str) -> str:
