@@ -104,6 +104,7 @@ LAYERS: dict[str, set[str]] = {
     "llm": set(),
     "audit": set(),
     "result": {"knowledge"},
+    "testing": {"agents", "audit", "knowledge", "llm"},  # the contract suites plugin authors import
 }
 
 

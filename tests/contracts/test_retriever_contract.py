@@ -7,9 +7,9 @@ from typing import Any, Iterator
 import pytest
 
 from medcoder import plugins
-from medcoder.errors import MedcoderError
 from medcoder.knowledge import register_system
-from medcoder.knowledge.retrieval import HybridRetriever, LexicalRetriever, Retriever, SearchFilter
+from medcoder.knowledge.retrieval import HybridRetriever, LexicalRetriever, Retriever
+from medcoder.testing import check_retriever
 from tests.toy_system import ToyFindings
 
 QUERIES = {"icd10cm": ["type 2 diabetes with hyperglycemia", "high blood pressure"],
@@ -28,17 +28,14 @@ def toy() -> Iterator[None]:
 @pytest.mark.parametrize(("kind", "system"), CASES)
 def test_retriever_contract(kind: str, system: str, kb: Any, toy: None) -> None:
     retriever: Retriever = LexicalRetriever(kb) if kind == "lexical" else HybridRetriever(kb)
-    onto = kb.ontology(system)
-    texts = QUERIES[system]
-    lists = retriever.search_many(texts, system, k=5)
-    assert len(lists) == len(texts) and all(0 < len(hits) <= 5 for hits in lists)
-    for hits in lists:
-        assert all(h.code in onto and h.label == onto.label(h.code) and h.sources for h in hits)
-        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert [h.code for h in retriever.search(texts[0], system, k=5)] == [h.code for h in lists[0]]
-    assert [h.code for h in retriever.candidates(texts[0], system, k=5)] == [h.code for h in lists[0]]
-    billable = retriever.search(texts[0], system, k=5, filt=SearchFilter(billable_only=True))
-    assert all(onto.node(h.code).billable for h in billable)
-    with pytest.raises(MedcoderError, match="empty search text"):
-        retriever.search_many(["  "], system)
+    check_retriever(retriever, kb.ontology(system), QUERIES[system])
     retriever.close()
+
+
+def test_the_contract_catches_a_broken_retriever(kb: Any) -> None:
+    class Unsorted(LexicalRetriever):
+        def search_many(self, texts, system="icd10cm", k=10, filt=None):  # type: ignore[no-untyped-def]
+            return [list(reversed(hits)) for hits in super().search_many(texts, system, k, filt)]
+
+    with pytest.raises(AssertionError, match="best first"):
+        check_retriever(Unsorted(kb), kb.ontology("icd10cm"), QUERIES["icd10cm"])
