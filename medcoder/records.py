@@ -9,12 +9,35 @@ only where said (`Proposal.steps`, `Proposal.features`).
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Assertion = str  # present | absent | possible | historical | family | conditional ...
-Decision = Literal["accept", "reject", "revise"]
+Decision = Literal["accept", "reject", "revise"]  # the critic's verdict on a proposal
+
+
+class CoderAction(str, Enum):
+    """What a coder does to a code in review: the one vocabulary of review sessions, the chat, the web
+    workspace and the audit trail (their JSON holds the values)."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+    ADD = "add"
+    REPLACE = "replace"
+
+
+class CodeStatus(str, Enum):
+    """Where a code stands in review: proposed by medcoder, then accepted or rejected by the coder."""
+
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+CODER_ACTIONS = tuple(a.value for a in CoderAction)
+CODE_STATUSES = tuple(s.value for s in CodeStatus)
 
 
 class _Record(BaseModel):

@@ -15,8 +15,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.records import CODER_ACTIONS, CoderAction, CodeStatus
 
-DECISIONS = ("accept", "reject", "add", "replace", "done")
+DECISIONS = (*CODER_ACTIONS, "done")  # "done" ends the session; it decides no code
+_ACCEPTED, _REJECTED = CodeStatus.ACCEPTED.value, CodeStatus.REJECTED.value
 
 
 class ReviewState(TypedDict, total=False):
@@ -32,11 +34,11 @@ def apply_decision(codes: list[dict[str, Any]], turn: dict[str, Any]) -> list[di
     action, code = turn["action"], turn.get("code", "")
     by_code = {(c["system"], c["code"]): c for c in out}
     system = turn.get("system", DEFAULT_SYSTEM)
-    if action in ("accept", "reject"):
+    if action in (CoderAction.ACCEPT, CoderAction.REJECT):
         c = by_code[(system, code)]
-        c["status"] = "accepted" if action == "accept" else "rejected"
+        c["status"] = _ACCEPTED if action == CoderAction.ACCEPT else _REJECTED
         c["reason"] = turn.get("reason", "")
-    elif action == "add":
+    elif action == CoderAction.ADD:
         entry = by_code.get((system, code))
         if entry is None:
             out.append(
@@ -45,21 +47,21 @@ def apply_decision(codes: list[dict[str, Any]], turn: dict[str, Any]) -> list[di
                     "system": system,
                     "label": turn.get("label", ""),
                     "confidence": 1.0,
-                    "status": "accepted",
+                    "status": _ACCEPTED,
                     "reason": turn.get("reason", ""),
                     "origin": "coder",
                     "evidence": turn.get("evidence", ""),
                 }
             )
         else:
-            entry["status"], entry["reason"] = "accepted", turn.get("reason", "")
-    elif action == "replace":
+            entry["status"], entry["reason"] = _ACCEPTED, turn.get("reason", "")
+    elif action == CoderAction.REPLACE:
         old = by_code[(system, turn["old"])]
         old["status"], old["reason"] = (
-            "rejected",
+            _REJECTED,
             f"replaced by {code}" + (f": {turn['reason']}" if turn.get("reason") else ""),
         )
-        return apply_decision(out, {**turn, "action": "add", "reason": f"replaces {turn['old']}"})
+        return apply_decision(out, {**turn, "action": CoderAction.ADD.value, "reason": f"replaces {turn['old']}"})
     return out
 
 

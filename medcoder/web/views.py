@@ -11,6 +11,7 @@ from typing import Any
 from medcoder.audit.events import DECISION, MODEL_CALL, NODE_END, NODE_START, SESSION_PREFIX, TOOL, kind_of, sentence
 from medcoder.audit.store import AuditStore
 from medcoder.notetext import segments
+from medcoder.records import CODE_STATUSES
 
 
 def code_key(system: str, code: str) -> str:
@@ -20,7 +21,7 @@ def code_key(system: str, code: str) -> str:
 
 def status_counts(codes: list[dict[str, Any]]) -> dict[str, int]:
     """How many codes are proposed, accepted, rejected."""
-    return {status: sum(1 for c in codes if c["status"] == status) for status in ("proposed", "accepted", "rejected")}
+    return {status: sum(1 for c in codes if c["status"] == status) for status in CODE_STATUSES}
 
 
 def _segments(note: str, spans: list[tuple[int, int, str, bool]]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from medcoder.engine.workflow import Workflow, load_workflow
 from medcoder.errors import MedcoderError, StorageError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import read_note
+from medcoder.records import CODER_ACTIONS
 from medcoder.session import Session, SessionError
 from medcoder.tools import functions as fn
 from medcoder.web.coder import BackgroundCoder
@@ -26,7 +27,7 @@ from medcoder.web.worklist import CODING, FAILED, QUEUED, READY, WorkItem, Workl
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("accept", "reject", "add", "replace")
+ACTIONS = CODER_ACTIONS
 
 
 class NotFound(MedcoderError):
