@@ -6,7 +6,6 @@ actor is SIGKILLed mid-run (Ray restarts it and retries its notes), nothing writ
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets

@@ -30,12 +30,12 @@ def test_embedder_vectors_are_unit_length_and_meaningful() -> None:
 
 def _small_docs(kb):  # type: ignore[no-untyped-def]
     """The ATC documents of the A10 (diabetes drugs) and C09 groups: a store that builds in seconds."""
-    return (d for d in type(kb.atc).index_docs(kb.atc) if d.code.startswith(("A10", "C09")))
+    return (d for d in type(kb.ontology("atc")).index_docs(kb.ontology("atc")) if d.code.startswith(("A10", "C09")))
 
 
 @pytest.fixture()
 def small_index(kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DenseIndex:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(kb.atc, "index_docs", lambda: _small_docs(kb))
+    monkeypatch.setattr(kb.ontology("atc"), "index_docs", lambda: _small_docs(kb))
     return DenseIndex(kb, "atc", root=tmp_path / "chroma")
 
 
@@ -106,13 +106,13 @@ def test_unbuilt_store_without_build_says_how_to_build(small_index: DenseIndex) 
 
 
 def test_index_docs_cover_labels_inclusion_terms_and_index_paths(kb) -> None:  # type: ignore[no-untyped-def]
-    docs = [d for d in kb.icd10cm.index_docs() if d.code == "I10"]
+    docs = [d for d in kb.ontology("icd10cm").index_docs() if d.code == "I10"]
     assert {d.source for d in docs} == {"label", "index", "index-see"}
     # "Blood, pressure, high: see Hypertension" is followed to I10, as a coder turns the page
     assert any(d.source == "index-see" and "blood pressure" in d.text.lower().replace(" high", "") for d in docs)
-    assert any(d.source == "inclusion" for d in kb.icd10cm.index_docs() if d.code == "J45.909")
+    assert any(d.source == "inclusion" for d in kb.ontology("icd10cm").index_docs() if d.code == "J45.909")
     assert all(isinstance(d, IndexDoc) and d.chapter == "CH9" and d.billable for d in docs)
-    assert not any(d.kind == "extension" for d in kb.icd10cm.index_docs())
+    assert not any(d.kind == "extension" for d in kb.ontology("icd10cm").index_docs())
 
 
 # -- the full indexes (built once per cache folder; the CI set-up builds them) ----------------
@@ -140,11 +140,11 @@ def test_hybrid_finds_lay_terms_and_specific_codes(hybrid: HybridRetriever) -> N
 def test_filters_by_chapter_and_kind(hybrid: HybridRetriever, kb) -> None:  # type: ignore[no-untyped-def]
     for chapter in ("CH4", "4", "E00-E89"):
         hits = hybrid.search("diabetes", k=10, filt=SearchFilter(chapter=chapter))
-        assert hits and all(kb.icd10cm.path(h.code)[0].code == "CH4" for h in hits)
+        assert hits and all(kb.ontology("icd10cm").path(h.code)[0].code == "CH4" for h in hits)
     cats = hybrid.search("diabetes", k=10, filt=SearchFilter(kinds=("category",)))
-    assert cats and all(kb.icd10cm.node(h.code).kind == "category" for h in cats)
+    assert cats and all(kb.ontology("icd10cm").node(h.code).kind == "category" for h in cats)
     billable = hybrid.search("asthma", k=10, filt=SearchFilter(billable_only=True))
-    assert billable and all(kb.icd10cm.node(h.code).billable for h in billable)
+    assert billable and all(kb.ontology("icd10cm").node(h.code).billable for h in billable)
     level5 = hybrid.search("statin", "atc", k=5, filt=SearchFilter(chapter="c", kinds=("level5",)))
     assert level5 and all(h.code.startswith("C") and len(h.code) == 7 for h in level5)
     with pytest.raises(MedcoderError, match="unknown chapter"):

@@ -90,7 +90,7 @@ def test_every_code_exists_with_exact_evidence_offsets(tmp_path) -> None:
             assert onto.node(child).parent == parent
         for e in c.evidence:
             assert NOTE[e.start:e.end] == e.text and e.text
-    assert icd is wf.kb.icd10cm
+    assert icd is wf.kb.ontology("icd10cm")
 
 
 def test_evidence_not_in_the_note_is_dropped(tmp_path) -> None:
@@ -153,7 +153,7 @@ def test_injected_instruction_cannot_create_a_code(tmp_path) -> None:
     calls = []
     fake.observe(calls.append)
     result, _ = _run(wf, note)
-    icd = wf.kb.icd10cm
+    icd = wf.kb.ontology("icd10cm")
     for c in result.codes:  # whatever was chosen came from real children, step by step
         assert c.code in icd and icd.node(c.code).billable
         assert [n.code for n in icd.path(c.code)][-len(c.path):] == c.path

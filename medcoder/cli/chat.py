@@ -328,7 +328,7 @@ def _install_readline(repl: ChatREPL, history: Path) -> None:
             codes = [c["code"] for c in repl.session.codes()]
             options = [c for c in codes if c.lower().startswith(text.lower())]
             if not options and len(text) >= 3:
-                onto = repl.session.workflow.kb.icd10cm
+                onto = repl.session.workflow.kb.ontology()  # the default system: what a coder types most
                 options = sorted(c for c in onto.graph if isinstance(c, str) and c.lower().startswith(text.lower()))[
                     :50
                 ]

@@ -406,8 +406,9 @@ def _eval_notes(
     coder: Any = None,
 ) -> list[dict[str, Any]]:
     tree_wf = None
-    if "tree" in strategies and wf.spec.name != "icd10cm-tree":
-        tree_wf = load_workflow("icd10cm-tree", llms=wf.llms, kb=wf.kb, audit=None)
+    tree_name = system_class(data.system).tree_workflow
+    if "tree" in strategies and tree_name and wf.spec.name != tree_name:
+        tree_wf = load_workflow(tree_name, llms=wf.llms, kb=wf.kb, audit=None)
 
     def score(ex: Example) -> dict[str, Any]:
         row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "strategies": {}}
@@ -427,7 +428,7 @@ def _eval_notes(
             main.ranking = main.predictions + [
                 Prediction(s["code"], s["confidence"]) for s in result.suggestions if s.get("system") == data.system
             ]
-            outputs = {"tree" if wf.spec.name == "icd10cm-tree" else "ranked": main}
+            outputs = {"tree" if wf.spec.name == tree_name else "ranked": main}
             entities = result.entities
             if tree_wf is not None:
                 t0 = time.perf_counter()
@@ -501,7 +502,7 @@ def _eval_terms(
 def _score_icd(
     data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any, auto_threshold: float | None = None
 ) -> dict[str, Any]:
-    icd = kb.icd10cm
+    icd = kb.ontology(data.system)
     texts = {ex.id: ex.text for ex in data.examples}
     ok_rows = [r for r in rows if "error" not in r]
     gold = [{_canon(icd, c) for c in r["gold"]} for r in ok_rows]

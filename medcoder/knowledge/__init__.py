@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 
+from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC, load_atc
 from medcoder.knowledge.icd10cm import ICD10CM, load_icd10cm
 from medcoder.knowledge.index import (
@@ -16,7 +17,7 @@ from medcoder.knowledge.index import (
     load_neoplasm_table,
 )
 from medcoder.knowledge.lexical import SearchHit
-from medcoder.knowledge.ontology import CodeSystem, Node, Ontology
+from medcoder.knowledge.ontology import INDEX_TABLES, CodeSystem, Node, Ontology
 from medcoder.knowledge.systems import (
     DEFAULT_SYSTEM,
     guess_system,
@@ -67,30 +68,25 @@ class KnowledgeBase:
             onto = self._ontologies[system] = load_system(system)
         return onto
 
-    @property
-    def icd10cm(self) -> ICD10CM:
-        """ICD-10-CM itself, for the tools that only it has (its Table of Drugs, Neoplasm Table)."""
-        onto = self.ontology(ICD10CM.system)
-        assert isinstance(onto, ICD10CM)
-        return onto
-
-    @property
-    def atc(self) -> ATC:
-        onto = self.ontology(ATC.system)
-        assert isinstance(onto, ATC)
-        return onto
+    def with_capability(self, capability: str) -> CodeSystem:
+        """The first installed code system that declares `capability` (the registry decides, not a name)."""
+        for name in system_names():
+            if capability in system_class(name).capabilities:
+                return self.ontology(name)
+        raise MedcoderError(f"no installed code system has {capability!r}")
 
     @property
     def alphabetic_index(self) -> AlphabeticIndex:
-        return self.icd10cm.alphabetic_index
+        """The Alphabetic Index of the system that has index tables (ICD-10-CM's)."""
+        return self.with_capability(INDEX_TABLES).alphabetic_index  # type: ignore[attr-defined,no-any-return]
 
     @cached_property
     def drug_table(self) -> DrugTable:
-        return load_drug_table(self.icd10cm)
+        return load_drug_table(self.with_capability(INDEX_TABLES))
 
     @cached_property
     def neoplasm_table(self) -> NeoplasmTable:
-        return load_neoplasm_table(self.icd10cm)
+        return load_neoplasm_table(self.with_capability(INDEX_TABLES))
 
 
 @lru_cache(maxsize=1)

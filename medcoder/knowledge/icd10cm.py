@@ -26,6 +26,7 @@ from medcoder.knowledge.index import INDEX_FILE, AlphabeticIndex, data_path, loa
 from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import (
     EXCLUDES1,
+    INDEX_TABLES,
     NOTES,
     ROOT,
     SEVENTH_CHARACTER,
@@ -187,9 +188,10 @@ class ICD10CM(CodeSystem):
     prompt_name = "ICD-10-CM diagnosis"
     fhir_uri = "http://hl7.org/fhir/sid/icd-10-cm"
     fhir_resource = "Condition"
-    capabilities = frozenset({NOTES, EXCLUDES1, SEVENTH_CHARACTER, TERM_INDEX})
+    capabilities = frozenset({NOTES, EXCLUDES1, SEVENTH_CHARACTER, TERM_INDEX, INDEX_TABLES})
     builtin_ranker = "codiesp-icd10cm"
     default_workflow = "icd10cm"
+    tree_workflow = "icd10cm-tree"  # the model walking the chapters (the `tree` strategy of `medcoder eval`)
     code_pattern = r"[A-Z]\d[0-9A-Z](\.?[0-9A-Z]{1,4})?\.?"
 
     def __init__(self, graph: nx.DiGraph, version: str, cache_key: str) -> None:

@@ -32,6 +32,7 @@ EXCLUDES1 = "excludes1"  # excludes1_conflicts()
 SEVENTH_CHARACTER = "seventh_character"  # seventh_characters(), placeholder X
 COMBINATIONS = "combination_products"  # several ingredients coded as one product
 TERM_INDEX = "term_index"  # term_hits() is more than a label search
+INDEX_TABLES = "index_tables"  # alphabetic_index, and the Table of Drugs and Neoplasm Table it holds
 
 
 @dataclass(slots=True)

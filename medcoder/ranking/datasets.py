@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Iterator
 
 from medcoder.errors import MedcoderError
-from medcoder.knowledge.atc import ATC
-from medcoder.knowledge.icd10cm import ICD10CM
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import sentences as split_sentences
 
 logger = logging.getLogger(__name__)
+
+
+# what each dataset layout is coded in, declared by the layout (a JSONL says it per line)
+CODIESP_SYSTEM = "icd10cm"  # CodiEsp's ICD-10 codes, mapped to ICD-10-CM
+DPD_SYSTEM = "atc"  # Health Canada's Drug Product Database gives each product its ATC code
 
 
 @dataclass(slots=True)
@@ -69,8 +72,8 @@ def load_codiesp(path: str | Path, language: str = "en") -> Dataset:
         if not f.is_file():
             logger.warning("CodiEsp %s: no text for %s", root, doc_id)
             continue
-        examples.append(Example(doc_id, f.read_text(encoding="utf-8"), gold[doc_id], ICD10CM.system))
-    return Dataset(f"codiesp/{root.name}", "codiesp", ICD10CM.system, examples)
+        examples.append(Example(doc_id, f.read_text(encoding="utf-8"), gold[doc_id], CODIESP_SYSTEM))
+    return Dataset(f"codiesp/{root.name}", "codiesp", CODIESP_SYSTEM, examples)
 
 
 def load_dpd(path: str | Path) -> Dataset:
@@ -92,13 +95,13 @@ def load_dpd(path: str | Path) -> Dataset:
                 cell(row, "din") or str(i),
                 cell(row, "ingredients"),
                 [cell(row, "atc_code").upper()],
-                ATC.system,
+                DPD_SYSTEM,
                 {"brand": cell(row, "brand_name"), "ingredients": cell(row, "ingredients")},
             )
             for i, row in enumerate(reader)
             if cell(row, "atc_code")
         ]
-    return Dataset(f"dpd/{f.stem}", "dpd", ATC.system, examples)
+    return Dataset(f"dpd/{f.stem}", "dpd", DPD_SYSTEM, examples)
 
 
 def load_jsonl(path: str | Path, system: str | None = None) -> Dataset:
