@@ -36,6 +36,22 @@ def repair_tail(path: Path) -> None:
         fh.truncate(keep)
 
 
+def numbered_rows(path: Path, errors: str = "strict") -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """Each non-blank line of a JSONL file as (line number, its object or None, why not): the one reader of
+    the JSONL files people hand medcoder (datasets, batch inputs and outputs, feedback); each caller decides
+    what a bad line means (an error naming file and line, an error item, a skipped line)."""
+    with open(path, encoding="utf-8", errors=errors) as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                yield n, None, str(exc)
+                continue
+            yield (n, row, "") if isinstance(row, dict) else (n, None, "not a JSON object")
+
+
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Every complete JSON object line of `path` (lines that do not parse are skipped)."""
     if not path.exists():

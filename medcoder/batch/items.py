@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from medcoder.errors import MedcoderError, StorageError
+from medcoder.jsonl import numbered_rows
 from medcoder.notetext import NoteError
 
 logger = logging.getLogger(__name__)
@@ -89,16 +89,14 @@ def iter_inputs(path: str | Path, suffixes: Sequence[str] = NOTE_SUFFIXES) -> It
         for f in files:
             yield BatchItem(f.stem, f.read_bytes())
     elif p.is_file():
-        with open(p, encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                    yield BatchItem(str(obj["id"]), obj["text"] if isinstance(obj["text"], str) else str(obj["text"]))
-                except (ValueError, KeyError, TypeError) as exc:
-                    yield BatchItem(f"{p.name}:{n}", "")  # recorded as an error line, the batch goes on
-                    logger.warning("%s:%d: not an {id, text} JSON line (%s)", p, n, exc)
+        for n, obj, why in numbered_rows(p, errors="replace"):
+            try:
+                if obj is None:
+                    raise ValueError(why)
+                yield BatchItem(str(obj["id"]), obj["text"] if isinstance(obj["text"], str) else str(obj["text"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                yield BatchItem(f"{p.name}:{n}", "")  # recorded as an error line, the batch goes on
+                logger.warning("%s:%d: not an {id, text} JSON line (%s)", p, n, exc)
     else:
         raise MedcoderError(f"batch input not found: {p}")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medcoder.errors import MedcoderError
+from medcoder.jsonl import numbered_rows
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import sentences as split_sentences
 
@@ -112,22 +113,20 @@ def load_jsonl(path: str | Path, system: str | None = None) -> Dataset:
     asked = system
     system = system or DEFAULT_SYSTEM
     examples = []
-    with open(f, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                examples.append(
-                    Example(
-                        str(obj["id"]),
-                        str(obj["text"]),
-                        [str(c).upper() for c in obj.get("codes", [])],
-                        str(obj.get("system", system)),
-                    )
+    for n, obj, why in numbered_rows(f):
+        try:
+            if obj is None:
+                raise ValueError(why)
+            examples.append(
+                Example(
+                    str(obj["id"]),
+                    str(obj["text"]),
+                    [str(c).upper() for c in obj.get("codes", [])],
+                    str(obj.get("system", system)),
                 )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise MedcoderError(f"{f}:{n}: not a {{id, text, codes}} JSON line ({exc})") from exc
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MedcoderError(f"{f}:{n}: not a {{id, text, codes}} JSON line ({exc})") from exc
     systems = {e.system for e in examples}
     if asked is None and len(systems) == 1:  # a file coded in one system is that system's dataset
         system = next(iter(systems))

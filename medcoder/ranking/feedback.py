@@ -7,11 +7,11 @@ the ranker and memory are learned. The note text comes from the audit store (run
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
 from medcoder.errors import MedcoderError
+from medcoder.jsonl import numbered_rows
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.ranking.datasets import Example
 
@@ -21,13 +21,9 @@ def feedback_examples(paths: Iterable[str | Path], store: Any, system: str = DEF
     sessions: dict[str, dict[str, Any]] = {}
     for path in paths:
         p = Path(path)
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as exc:
-                raise MedcoderError(f"{p}:{n}: not a JSON line ({exc})") from exc
+        for n, rec, why in numbered_rows(p):
+            if rec is None:
+                raise MedcoderError(f"{p}:{n}: not a JSON line ({why})")
             if (rec.get("system") or system) != system:
                 continue
             s = sessions.setdefault(rec["session_id"], {"keep": [], "drop": set()})

@@ -6,7 +6,6 @@ Everything the web pages and the JSON API do is a method here, so Python can do 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -16,6 +15,7 @@ from typing import Any, Callable
 
 from medcoder.engine.workflow import Workflow, load_workflow
 from medcoder.errors import MedcoderError, StorageError
+from medcoder.jsonl import numbered_rows
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import read_note
 from medcoder.records import CODER_ACTIONS
@@ -101,11 +101,10 @@ class Workspace:
         if not path.is_file():
             raise NotFound(f"no batch output {path}")
         added = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
+        for n, row, _ in numbered_rows(path):
             try:
-                row = json.loads(line)
+                if row is None:
+                    raise ValueError
                 run_id, note_id = row["run_id"], str(row["id"])
             except (ValueError, KeyError, TypeError):
                 logger.warning("%s line %d is not a batch result; skipped", path, n)
