@@ -53,7 +53,6 @@ NOTE_TAGS = {
     "notes": "notes",
     "sevenChrNote": "seventh_character_note",
 }
-NOTE_KINDS = (*NOTE_TAGS.values(), "seventh_characters", "placeholder_x")
 # notes that bind every code below the node that carries them
 INHERITED_NOTES = ("excludes1", "excludes2", "code_first", "use_additional_code", "code_also", "includes")
 

@@ -15,9 +15,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
-from medcoder.records import CODER_ACTIONS, CoderAction, CodeStatus
+from medcoder.records import CoderAction, CodeStatus
 
-DECISIONS = (*CODER_ACTIONS, "done")  # "done" ends the session; it decides no code
 _ACCEPTED, _REJECTED = CodeStatus.ACCEPTED.value, CodeStatus.REJECTED.value
 
 
