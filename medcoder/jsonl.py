@@ -38,8 +38,8 @@ def repair_tail(path: Path) -> None:
 
 def numbered_rows(path: Path, errors: str = "strict") -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """Each non-blank line of a JSONL file as (line number, its object or None, why not): the one reader of
-    the JSONL files people hand medcoder (datasets, batch inputs and outputs, feedback); each caller decides
-    what a bad line means (an error naming file and line, an error item, a skipped line)."""
+    the JSONL files medcoder reads (datasets, batch inputs and outputs, feedback, the retrieval cache); each
+    caller decides what a bad line means (an error naming file and line, an error item, a skipped line)."""
     with open(path, encoding="utf-8", errors=errors) as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from medcoder.jsonl import numbered_rows
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
@@ -88,12 +89,9 @@ class RetrievalCache:
         self.path = Path(path) if path else None
         self.items: dict[str, Any] = {}
         if self.path and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
+            for _, row, _ in numbered_rows(self.path):
+                if row is not None and "key" in row and "hits" in row:
                     self.items[row["key"]] = row["hits"]
-                except (ValueError, KeyError):
-                    continue
 
     @staticmethod
     def key(texts: Sequence[str], system: str, signature: str) -> str:

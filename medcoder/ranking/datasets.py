@@ -7,7 +7,6 @@ Each loader takes any path in its layout (not only the copies in ../shared/data)
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,13 +159,7 @@ def jsonl_systems(path: str | Path) -> list[str]:
     f = Path(path)
     if not (f.is_file() and f.suffix.lower() in (".jsonl", ".ndjson")):
         return []
-    seen: dict[str, None] = {}
-    for line in f.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                seen[str(json.loads(line).get("system") or DEFAULT_SYSTEM)] = None
-            except (ValueError, AttributeError):
-                continue
+    seen = {str(row.get("system") or DEFAULT_SYSTEM): None for _, row, _ in numbered_rows(f) if row is not None}
     return sorted(seen, key=lambda s: s != DEFAULT_SYSTEM)
 
 
