@@ -23,6 +23,7 @@ from medcoder.audit.events import DECISION, describe, mentions
 from medcoder.engine.workflow import load_workflow
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
+from medcoder.records import CoderAction, CodeStatus
 from medcoder.result import CodedItem, CodingResult
 from medcoder.session.review import build_review_graph
 from medcoder.tools import functions as fn
@@ -81,7 +82,7 @@ class Session:
                     "system": c.system,
                     "label": c.label,
                     "confidence": c.confidence,
-                    "status": "proposed",
+                    "status": CodeStatus.PROPOSED.value,
                     "reason": "",
                     "origin": "medcoder",
                 }
@@ -169,23 +170,25 @@ class Session:
 
     # -- decisions (through the review graph) -----------------------------------------------
     def accept(self, code: str) -> dict[str, Any]:
-        return self._decide("accept", self._listed(code))
+        return self._decide(CoderAction.ACCEPT.value, self._listed(code))
 
     def reject(self, code: str, reason: str = "") -> dict[str, Any]:
         if not reason.strip():
             raise SessionError("say why: reject CODE REASON (the reason is kept as feedback)")
-        return self._decide("reject", self._listed(code), reason=reason.strip())
+        return self._decide(CoderAction.REJECT.value, self._listed(code), reason=reason.strip())
 
     def add(self, code: str, reason: str = "", system: str | None = None) -> dict[str, Any]:
         system, canon = self._valid(code, system)
-        return self._decide("add", canon, system=system, label=self._label(system, canon), reason=reason)
+        return self._decide(
+            CoderAction.ADD.value, canon, system=system, label=self._label(system, canon), reason=reason
+        )
 
     def replace(self, old: str, new: str, reason: str = "") -> dict[str, Any]:
         listed = self._listed(old)
         system = self._entry(listed)["system"]
         _, canon = self._valid(new, system)
         return self._decide(
-            "replace", canon, old=listed, system=system, label=self._label(system, canon), reason=reason
+            CoderAction.REPLACE.value, canon, old=listed, system=system, label=self._label(system, canon), reason=reason
         )
 
     def finish(self) -> None:
@@ -327,7 +330,7 @@ class Session:
 
     # -- output -----------------------------------------------------------------------------------
     def accepted(self) -> list[dict[str, Any]]:
-        return self.codes("accepted")
+        return self.codes(CodeStatus.ACCEPTED)
 
     def export(self, path: str | Path | None = None, fmt: str | None = None) -> str:
         """The accepted codes as JSON, CSV or FHIR (by `fmt` or the file suffix); written to `path` if given."""
@@ -437,7 +440,7 @@ class Session:
             codes,
             base.entities,
             base.sections,
-            stats={"review": {"accepted": len(codes), "rejected": len(self.codes("rejected"))}},
+            stats={"review": {"accepted": len(codes), "rejected": len(self.codes(CodeStatus.REJECTED))}},
         )
 
     def _events_about(self, code: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.records import CoderAction
 from medcoder.web.workspace import Decision, Workspace
 
 
@@ -22,7 +23,7 @@ class NoteIn(_In):
 
 
 class DecisionIn(_In):
-    action: Literal["accept", "reject", "add", "replace"]
+    action: CoderAction
     code: str = Field(max_length=16, description="the code decided on (for replace: the new code)")
     reason: str = Field("", max_length=2000, description="why (required for reject)")
     old: str | None = Field(None, max_length=16, description="replace: the code it replaces")

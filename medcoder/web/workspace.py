@@ -18,7 +18,7 @@ from medcoder.errors import MedcoderError, StorageError
 from medcoder.jsonl import numbered_rows
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import read_note
-from medcoder.records import CODER_ACTIONS
+from medcoder.records import CODER_ACTIONS, CoderAction, CodeStatus
 from medcoder.session import Session, SessionError
 from medcoder.tools import functions as fn
 from medcoder.web.coder import BackgroundCoder
@@ -139,7 +139,9 @@ class Workspace:
                 review = session.review()
                 row["status"] = review_status(review)
                 row["counts"] = status_counts(
-                    review["codes"] if review["started"] else [{"status": "proposed"} for _ in session.result.codes]
+                    review["codes"]
+                    if review["started"]
+                    else [{"status": CodeStatus.PROPOSED.value} for _ in session.result.codes]
                 )
             else:
                 row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
@@ -240,11 +242,11 @@ class Workspace:
                         "after this page was loaded; the page shows the current codes now",
                         version=len(seen),
                     )
-            if decision.action == "accept":
+            if decision.action == CoderAction.ACCEPT:
                 session.accept(decision.code)
-            elif decision.action == "reject":
+            elif decision.action == CoderAction.REJECT:
                 session.reject(decision.code, decision.reason)
-            elif decision.action == "add":
+            elif decision.action == CoderAction.ADD:
                 session.add(decision.code, decision.reason, decision.system)
             else:
                 if not decision.old:
