@@ -35,8 +35,9 @@ WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/medcoder/wheels/$(echo "$LLAMA_VERSION n
 # The compile is the longest stage of a first install: it runs in the background while the
 # dependencies install and the vector index builds, and is waited for at the end.
 BUILD_PID=""
-BUILD_LOG="$(mktemp -t medcoder-llama-build.XXXXXX)"
+BUILD_LOG=""
 if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  BUILD_LOG="$(mktemp -t medcoder-llama-build.XXXXXX)"
   echo "building llama-cpp-python $LLAMA_VERSION in the background ($FLAGS): about 2 minutes on 2 cores, once per machine (log: $BUILD_LOG)"
   # From the sdist with llama.cpp's "common" library off (scripts/build_llama_wheel.sh says why; 115 s
   # instead of 285 s on 2 cores), in its own process group: an install stopped part-way stops it too.
@@ -46,7 +47,7 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   trap '[ -n "$BUILD_PID" ] && kill -- -"$BUILD_PID" 2>/dev/null; true' EXIT
   trap 'exit 130' INT TERM HUP   # a signal ends the install through the EXIT trap above
 fi
-stage "venv (llama-cpp-python compiling in the background)"
+stage "venv${BUILD_PID:+ (llama-cpp-python compiling in the background)}"
 
 # medcoder's requirements (with the extras below) but llama-cpp-python, still compiling, under the pins of
 # constraints.txt; then medcoder itself without letting pip resolve llama-cpp-python again.
@@ -79,8 +80,8 @@ if [ -n "$BUILD_PID" ]; then
     tail -n 40 "$BUILD_LOG"; echo "llama-cpp-python did not build; the whole log: $BUILD_LOG" >&2; exit 1
   fi
   BUILD_PID=""
+  rm -f "$BUILD_LOG"
 fi
-rm -f "$BUILD_LOG"
 "${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
 "${PIP[@]}" install --quiet -c constraints.txt "$WHEELS"/llama_cpp_python-*.whl   # its own few dependencies
 stage "llama-cpp-python (compiled once per machine, then cached)"
