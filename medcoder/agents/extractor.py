@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from medcoder import cues
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.agents.notecontext import EXTRACT_SYSTEM, EXTRACT_TASK, note_messages
 from medcoder.agents.sections import paragraphs
+from medcoder.cues import cue_pattern
 from medcoder.errors import MedcoderError
 from medcoder.injection import coding_text
 from medcoder.records import Entity
@@ -43,11 +45,13 @@ class Extraction(BaseModel):
 
 
 @functools.lru_cache(maxsize=8)
-def _extraction_schema(max_entities: int) -> type[BaseModel]:
+def _extraction_schema(max_entities: int) -> type[Extraction]:
     """The answer's model with room for `max_entities` (the grammar bounds the list)."""
     if max_entities == 12:
         return Extraction
-    return create_model("Extraction", entities=(list[ExtractedEntity], Field(max_length=max_entities)))
+    return create_model(
+        "Extraction", __base__=Extraction, entities=(list[ExtractedEntity], Field(max_length=max_entities))
+    )
 
 
 class ExtractorParams(AgentParams):
@@ -64,22 +68,11 @@ class ExtractorParams(AgentParams):
     max_entities: int = Field(12, ge=1, le=60, description="entities one answer may hold")
 
 
-_NEG = re.compile(
-    r"\b(no|not|denies|denied|denying|negative for|without|free of|ruled out|absence of|"
-    r"no evidence of|no history of|no signs? of|resolved)\b[^.;:\n]{0,60}$",
-    re.IGNORECASE,
-)
-_FAMILY = re.compile(
-    r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|"
-    r"aunt|uncle|maternal|paternal|daughter|son)\b",
-    re.IGNORECASE,
-)
-_POSSIBLE = re.compile(
-    r"\b(possible|possibly|probable|probably|suspected|suspicion of|likely|rule out|r/o|"
-    r"questionable|cannot exclude|concern for)\b[^.;\n]{0,60}$",
-    re.IGNORECASE,
-)
-_HISTORY = re.compile(r"\b(history of|h/o|status post|s/p|previous|prior)\b[^.;\n]{0,40}$", re.IGNORECASE)
+# the shared cue words, anchored just before the mention in its sentence
+_NEG = cue_pattern(cues.NEGATION, reach=60)
+_FAMILY = cue_pattern(cues.FAMILY)
+_POSSIBLE = cue_pattern(cues.UNCERTAIN, reach=60)
+_HISTORY = cue_pattern(cues.HISTORY, reach=40)
 
 
 def salvage(text: str) -> Extraction | None:
@@ -148,8 +141,8 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
             section: dict[str, Any] = {"id": "note", "name": "note", "start": 0, "end": len(note)}
             chunks = [(0, len(note))]
         else:
-            section = state.get("item")
-            if section is None or section["name"] in params.skip_sections:
+            section = state.get("item") or {}
+            if not section or section["name"] in params.skip_sections:
                 return {}
             text_start, text_end = section["start"], section["end"]
             chunks = [

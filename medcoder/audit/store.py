@@ -235,7 +235,7 @@ def _expand(value: Any, read: Any, bad: list[str]) -> Any:
     it matches its address, and `bad` collects the references it could not give."""
     if isinstance(value, dict):
         if len(value) == 1 and (_BLOB in value or _BLOB_JSON in value):
-            h = value.get(_BLOB) or value.get(_BLOB_JSON)
+            h = str(value.get(_BLOB) or value.get(_BLOB_JSON))
             text = read(h)
             if text is None:
                 bad.append(h)

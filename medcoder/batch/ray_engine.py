@@ -79,7 +79,7 @@ def _connect(options: RayOptions) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
     if ray.is_initialized():
         return False
-    common = {"runtime_env": _runtime_env(), "logging_level": logging.WARNING, "log_to_driver": True}
+    common: dict[str, Any] = {"runtime_env": _runtime_env(), "logging_level": logging.WARNING, "log_to_driver": True}
     try:
         if options.address:
             ray.init(address=options.address, **common)

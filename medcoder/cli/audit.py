@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,7 +21,7 @@ store_option = click.option(
 )
 
 
-def _store(path: str | None):  # type: ignore[no-untyped-def]
+def _store(path: str | None) -> Any:
     from medcoder import audit  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     return audit.open(path)

@@ -365,11 +365,12 @@ def chat(note: str | None, session_id: str | None, workflow: str, model: str | N
     else:
         data = _read_input(note)
         console.print(f"coding {note} with the {workflow} workflow ...")
+        found: Session | None = None
         try:
-            session = Session.open(session_id, workflow, model) if session_id else None
+            found = Session.open(session_id, workflow, model) if session_id else None
         except SessionError:
-            session = None
-        session = session or Session.start(data, workflow, model, session_id=session_id)
+            pass
+        session = found or Session.start(data, workflow, model, session_id=session_id)
     with session:
         repl = ChatREPL(session, console)
         _install_readline(repl, paths.home() / "chat_history")

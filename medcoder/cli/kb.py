@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import click
 
 from medcoder.cli.output import DEFAULT_SYSTEM, emit_json, emit_pairs, emit_table, installed_system, progress_bar
@@ -155,7 +157,7 @@ def build_index(systems: tuple[str, ...], force: bool, as_json: bool) -> None:
     emit_table(infos, ["system", "docs", "codes", "seconds", "bytes", "path"])
 
 
-def _table_command(name: str, func, help_text: str):  # type: ignore[no-untyped-def]
+def _table_command(name: str, func: Callable[..., Any], help_text: str) -> Any:
     @kb.command(name=name, help=help_text)
     @click.argument("term", nargs=-1, required=True)
     @click.option("-k", "--top", "k", default=5, show_default=True, help="How many search results.")

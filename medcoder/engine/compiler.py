@@ -98,7 +98,7 @@ def _router(source: str, edges: list[EdgeSpec]) -> Callable[[dict[str, Any]], li
     return route
 
 
-def build_graph(spec: WorkflowSpec, ctx_for: Callable[[str], AgentContext]) -> StateGraph:
+def build_graph(spec: WorkflowSpec, ctx_for: Callable[[str], AgentContext]) -> StateGraph[CodingState]:
     """The uncompiled graph; `ctx_for(node_id)` gives each node its context."""
     graph = StateGraph(CodingState)
     for node in spec.nodes:
@@ -117,9 +117,8 @@ def build_graph(spec: WorkflowSpec, ctx_for: Callable[[str], AgentContext]) -> S
         if simple:
             graph.add_edge(src, _ENDPOINTS.get(edges[0].to, edges[0].to))
         else:
-            targets = {_ENDPOINTS.get(e.to, e.to) for e in edges}
+            ends = {_ENDPOINTS.get(e.to, e.to) for e in edges}
             if not any(e.when == "otherwise" for e in edges) and all(e.when for e in edges):
-                targets.add(END)  # nothing may match: the run ends there
-            targets = sorted(targets)
-            graph.add_conditional_edges(src, _router(source, edges), targets)
+                ends.add(END)  # nothing may match: the run ends there
+            graph.add_conditional_edges(src, _router(source, edges), sorted(ends))
     return graph

@@ -92,8 +92,8 @@ class WorkflowSpec(_Strict):
     name: str
     description: str = ""
     version: int = 1
-    models: dict[str, ModelRef] = {"default": ModelRef()}
-    knowledge: KnowledgeSpec = KnowledgeSpec()
+    models: dict[str, ModelRef] = {"default": ModelRef.model_validate({})}
+    knowledge: KnowledgeSpec = KnowledgeSpec.model_validate({})
     max_note_chars: int = Field(200_000, ge=1)
     nodes: list[NodeSpec] = Field(min_length=1)
     edges: list[EdgeSpec] = Field(min_length=1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from medcoder import paths, storage
@@ -117,7 +118,7 @@ class Workflow:
         self.spec = spec
         self.source_text = source_text
         self.settings = settings or load_settings()
-        self._recipe_args = {
+        self._recipe_args: dict[str, Any] = {
             "model": model,
             "checkpoint_path": str(checkpoint_path) if checkpoint_path else None,
             "audit": getattr(audit, "path", audit) if audit else False,
@@ -174,7 +175,7 @@ class Workflow:
         return build_graph(self.spec, lambda node: self._context(node, log)).compile(checkpointer=self.checkpointer)
 
     # -- running ----------------------------------------------------------------------
-    def _config(self, run_id: str) -> dict[str, Any]:
+    def _config(self, run_id: str) -> RunnableConfig:
         # one branch at a time: branches share one model, and interleaving them would evict the cached prefix
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 200, "max_concurrency": 1}
 

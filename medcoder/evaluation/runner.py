@@ -140,6 +140,8 @@ def evaluate(
         (system_class(data.system).tree_workflow if data.layout == "dpd" else None)
         or system_class(data.system).default_workflow
     )
+    if workflow is None:
+        raise MedcoderError(f"the {data.system} code system names no workflow to evaluate with; give one")
     if data.layout != "dpd" and set(strategies) <= set(NO_MODEL):
         return _finish(
             _evaluate_without_model(data, strategies, ranker, progress, out_dir),
@@ -387,7 +389,7 @@ def _evaluate_drugs(
     folder = drug_ranker_folder(ranker)
     coder = DrugCoder.from_folder(folder, default_kb().ontology(ATC.system))
     # rows are reused only for the same ranker and lexicon: a retrained ranker scores everything again
-    code = [Path(m.__file__) for m in (drug_features, drugs_module, druglex)]  # the code that reads the notes too
+    code = [Path(str(m.__file__)) for m in (drug_features, drugs_module, druglex)]  # the code that reads the notes too
     version = "|".join(
         [ranker, file_digest(folder / "ranker.joblib"), str(coder.lex.entries), *(file_digest(f)[:12] for f in code)]
     )

@@ -78,7 +78,7 @@ class KnowledgeBase:
     @property
     def alphabetic_index(self) -> AlphabeticIndex:
         """The Alphabetic Index of the system that has index tables (ICD-10-CM's)."""
-        return self.with_capability(INDEX_TABLES).alphabetic_index  # type: ignore[attr-defined,no-any-return]
+        return self.with_capability(INDEX_TABLES).alphabetic_index  # type: ignore[attr-defined]
 
     @cached_property
     def drug_table(self) -> DrugTable:

@@ -135,9 +135,9 @@ class ATC(CodeSystem):
             ddd = _clean(row.get("ddd"))
             if ddd:
                 route = _clean(row.get("adm_r"))
-                node.attrs.setdefault("ddd", []).append(  # type: ignore[union-attr]
-                    {"ddd": ddd, "unit": _clean(row.get("uom")), "route": route}
-                )
+                ddds = node.attrs.setdefault("ddd", [])
+                assert isinstance(ddds, list)
+                ddds.append({"ddd": ddd, "unit": _clean(row.get("uom")), "route": route})
             note = _clean(row.get("note"))
             if note:
                 node.notes["notes"] = (*node.notes.get("notes", ()), note)
@@ -215,10 +215,10 @@ class ATC(CodeSystem):
             ]
         for p in parts:
             ordered += names.get(p, [])
-        seen: set[str] = set()
-        return [
-            SearchHit(c, 1.0 / (i + 1), "", ["index"]) for i, c in enumerate(ordered) if not (c in seen or seen.add(c))
-        ]
+        hits: dict[str, SearchHit] = {}
+        for i, c in enumerate(ordered):
+            hits.setdefault(c, SearchHit(c, 1.0 / (i + 1), "", ["index"]))  # a code's first place counts
+        return list(hits.values())
 
 
 def _rabbits_brands() -> Iterator[tuple[str, list[str]]]:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from medcoder.knowledge.ontology import CodeSystem
 
@@ -221,7 +221,7 @@ class DrugLexicon:
         self.onto = onto
         self.atc = atc_substances(onto)
         self._data = data_dir
-        self._trie: dict[str, dict] = {}
+        self._trie: dict[str, Any] = {}  # word -> sub-trie; "$" -> the _Entry a name ending here means
         self.entries = 0
         self.unresolved: list[str] = []
         self._deletes: dict[str, set[str]] = {}
@@ -284,16 +284,16 @@ class DrugLexicon:
         with open(path, encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 target = self.resolve(row["atc_name"])
-                code = None
+                named: str | None = None
                 if target is None and len(labels.get(row["atc_name"].lower(), ())) == 1:
-                    code = labels[row["atc_name"].lower()][0]  # "amoxicillin and beta-lactamase inhibitor"
-                    target = (f"code:{code}",)
+                    named = labels[row["atc_name"].lower()][0]  # "amoxicillin and beta-lactamase inhibitor"
+                    target = (f"code:{named}",)
                 if target is None:
                     self.unresolved.append(f"{US_NAMES_FILE}: {row['name']} -> {row['atc_name']}")
                     continue
                 self._aliases.setdefault(substance_key(row["name"]), target)
                 via = "brand" if row.get("kind") == "brand" else "us-name"
-                self._add(name_tokens(row["name"]) or (fold(row["name"]),), _Entry(target, via, code), row["name"])
+                self._add(name_tokens(row["name"]) or (fold(row["name"]),), _Entry(target, via, named), row["name"])
         everyday = self.everyday = _everyday_words()
         self._everyday_folded = frozenset(fold(w) for w in everyday)
         for generic, brands in rabbits_brands(self._file(RABBITS_FILE)):
@@ -309,8 +309,8 @@ class DrugLexicon:
                 brand = product.split(" (")[0]
                 toks = name_tokens(brand)
                 if toks and len(brand) >= 4 and not _is_everyday(brand, everyday):
-                    keys = self._combination_keys(node.code)
-                    self._add(toks, _Entry(keys or (f"code:{node.code}",), "combination-brand", node.code))
+                    combo = self._combination_keys(node.code)
+                    self._add(toks, _Entry(combo or (f"code:{node.code}",), "combination-brand", node.code))
         products = self._file(PRODUCTS_FILE)
         if products.is_file():
             for brand, ingredients in _products(products):
@@ -383,11 +383,12 @@ class DrugLexicon:
     def _longest(
         self, folded: list[str], i: int, text: str, toks: list[tuple[int, int, str]]
     ) -> tuple[_Entry | None, int]:
-        node, best, end = self._trie, None, i
+        node: dict[str, Any] | None = self._trie
+        best, end = None, i
         for j in range(i, min(len(folded), i + 12)):
             if j > i and not _GAP.fullmatch(text, toks[j - 1][1], toks[j][0]):
                 break  # a name does not run over a number, a comma or a line end
-            node = node.get(folded[j])  # type: ignore[assignment]
+            node = node.get(folded[j]) if node is not None else None
             if node is None:
                 break
             if "$" in node:

@@ -13,50 +13,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from medcoder import cues
+from medcoder.cues import cue_pattern
 from medcoder.words import tokenize
 
 STATUSES = ("present", "negated", "normal", "uncertain", "family")
 
-_NEG_BEFORE = re.compile(
-    r"\b(no|not|denies|denied|deny|denying|negative for|without|free of|absence of|absent|no evidence of|"
-    r"no signs? of|ruled out|rules out|resolved|never had|none)\b",
-    re.IGNORECASE,
-)
-_NORMAL = re.compile(
-    r"\b(normal|normally|intact|unremarkable|within normal limits|wnl|negative|clear|symmetric|no acute|"
-    r"non-?tender|nontender|well-healed|appropriate|"
-    # "abdomen is benign" is a normal finding; a "benign appearing pituitary adenoma" is a benign neoplasm
-    r"benign(?! (?:appearing|neoplasm|tumou?r|adenoma|lesion|mass|cyst|nodule|prostatic|paroxysmal|essential|"
-    r"hypertension)))\b",
-    re.IGNORECASE,
-)
-_UNCERTAIN = re.compile(
-    r"\b(possible|possibly|probable|probably|suspected|suspect|suspicious for|suspicion of|likely|rule out|"
-    r"r/o|concern for|concerning for|versus|vs\.?|differential|question of|questionable|cannot exclude|"
-    r"may have|might be|might have|may represent|could be|presumed|determine (?:if|whether)|"
-    r"concern(?:ed)? (?:is )?that|"
-    # a statement about a disease in general, not about the patient ("Lyme disease can cause ...")
-    r"can cause|could cause|can lead to|may cause)\b",
-    re.IGNORECASE,
-)
-_FAMILY = re.compile(
-    r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
-    r"maternal|paternal|son|daughter)\b",
-    re.IGNORECASE,
-)
-# a condition that is over: resolved, healed, cured, or placed in childhood
-_RESOLVED = re.compile(
-    r"\b(resolved|healed|cured|no longer|as a child|in childhood|remote history|"
-    r"previously (?:treated|repaired)|has not recurred|went away|subsided|"
-    r"until (?:yesterday|last \w+|this morning|(?:mon|tues|wednes|thurs|fri|satur|sun)day))\b",
-    re.IGNORECASE,
-)
-# words that end a negation's reach: what follows them is asserted again
-_SCOPE_END = re.compile(
-    r"\b(but|however|although|though|except|which|reports?|endorses?|complains?|admits?|"
-    r"notes?|has had|presents?)\b|[;:.]",
-    re.IGNORECASE,
-)
+_NEG_BEFORE = cue_pattern(cues.NEGATION)
+_NORMAL = cue_pattern(cues.NORMAL)
+_UNCERTAIN = cue_pattern(cues.UNCERTAIN)
+_FAMILY = cue_pattern(cues.FAMILY)
+_RESOLVED = cue_pattern(cues.RESOLVED)
+_SCOPE_END = re.compile(rf"\b({cues.SCOPE_END})\b|[;:.]", re.IGNORECASE)
 _CLAUSE = re.compile(r"[,;:]|\b(?:but|and|however|although|with)\b", re.IGNORECASE)
 
 

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from medcoder.errors import DataFileError
 from medcoder.knowledge.icdcodes import normalize_icd
@@ -243,12 +243,13 @@ class TermIndex:
 
     def _main_heads(self) -> dict[frozenset[str], list[int]]:
         """Main terms by the words of their head ("Hypertension" of "Hypertension, hypertensive")."""
-        if getattr(self, "_heads", None) is None:
-            heads: dict[frozenset[str], list[int]] = {}
+        heads: dict[frozenset[str], list[int]] | None = getattr(self, "_heads", None)
+        if heads is None:
+            heads = {}
             for i in self.main_terms:
                 heads.setdefault(frozenset(tokenize(self.entries[i].term.split(",")[0], True)), []).append(i)
             self._heads = heads
-        return self._heads
+        return heads
 
 
 def _csv_entries(path: Path) -> list[IndexEntry]:
@@ -329,7 +330,7 @@ class NeoplasmTable(TermIndex):
 _LOADED: dict[tuple[str, str, str], TermIndex] = {}
 
 
-def _load(cls: type[TermIndex], path: Path, parse, ontology: Ontology | None) -> TermIndex:  # type: ignore[no-untyped-def]
+def _load(cls: type[TermIndex], path: Path, parse: Any, ontology: Ontology | None) -> TermIndex:
     memo = (cls.__name__, str(path.resolve()), ontology.cache_key if ontology else "")
     if memo in _LOADED:  # once per process: agents look the index up for every mention
         return _LOADED[memo]

@@ -153,11 +153,12 @@ class CodeSystem(abc.ABC):
         return True
 
     def __len__(self) -> int:
-        return self.graph.number_of_nodes() - 1
+        return int(self.graph.number_of_nodes()) - 1
 
     # -- the tree ------------------------------------------------------------------
     def node(self, code: str) -> Node:
-        return self.graph._node[self.resolve(code)]["n"]
+        node: Node = self.graph._node[self.resolve(code)]["n"]
+        return node
 
     def roots(self) -> list[Node]:
         nodes = self.graph._node

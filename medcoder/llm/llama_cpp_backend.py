@@ -215,7 +215,7 @@ class LlamaCppLLM(LLM):
         return ids[0]
 
     def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
-        prompt = self._formatter(messages=list(messages)).prompt
+        prompt = self._formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
         tokens = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
         if len(tokens) >= self.n_ctx:
             raise MedcoderError(f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx} tokens")
@@ -390,4 +390,4 @@ class LlamaCppLLM(LLM):
         llm = getattr(self, "llm", None)
         if llm is not None:
             llm.close()
-            self.llm = None  # type: ignore[assignment]
+            self.llm = None

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from medcoder import cues
+from medcoder.cues import cue_pattern
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
@@ -107,7 +109,7 @@ class NoteCandidates:
     sources: dict[str, list[str]]  # code -> which sources proposed it
 
 
-FEATURES = (
+FEATURES: tuple[str, ...] = (
     "sent_best_rank",
     "sent_max_score",
     "sent_sum_score",
@@ -175,21 +177,9 @@ FEATURES = FEATURES + VISIT_FEATURES
 _FINDINGS_ONLY = {"ros", "exam", "results"}
 # sentence-wide assertion cues (the extractor's cues are anchored just before a mention; a sentence found by
 # retrieval has no mention position, so here any cue in the sentence counts and the ranker learns the weight)
-_NEGATION = re.compile(
-    r"\b(no|not|denies|denied|negative for|without|free of|ruled out|rules out|absence of|"
-    r"no evidence of|no signs? of|unremarkable|normal|intact|negative)\b",
-    re.IGNORECASE,
-)
-_FAMILY = re.compile(
-    r"\b(family history|mother|father|brother|sister|sibling|grandmother|grandfather|aunt|uncle|"
-    r"maternal|paternal)\b",
-    re.IGNORECASE,
-)
-_UNCERTAIN = re.compile(
-    r"\b(possible|possibly|probable|suspected|suspicion of|rule out|r/o|differential|"
-    r"cannot exclude|versus|vs\.?|concern for)\b",
-    re.IGNORECASE,
-)
+_NEGATION = cue_pattern(cues.NEGATION, cues.NORMAL)
+_FAMILY = cue_pattern(cues.FAMILY)
+_UNCERTAIN = cue_pattern(cues.UNCERTAIN)
 NO_MARGIN = -5.0  # the linear view did not score this code
 
 
@@ -323,12 +313,14 @@ def collect(
     for c, h in mem_hits.items():
         if not math.isnan(h.svm_margin):
             cat_svm[category(c)] = max(cat_svm.get(category(c), NO_MARGIN), h.svm_margin)
-    codes, rows, sources = [], [], {}
+    codes: list[str] = []
+    rows: list[list[float]] = []
+    sources: dict[str, list[str]] = {}
     for code, acc in accs.items():
         mh = mem_hits.get(code)
         node = onto.node(code)
         freq, cat_freq = mem_freq(code) if mem_freq else (0.0, 0.0)
-        src = [
+        proposed_by = [
             name
             for name, present in (
                 ("sentence", acc.sent_ranks),
@@ -386,7 +378,7 @@ def collect(
         ]
         codes.append(code)
         rows.append(row)
-        sources[code] = src
+        sources[code] = proposed_by
     return NoteCandidates(codes, rows, {c: accs[c].evidence for c in codes}, sources)
 
 

@@ -10,7 +10,7 @@ import csv
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from medcoder.errors import MedcoderError
 from medcoder.jsonl import numbered_rows
@@ -89,7 +89,10 @@ def load_dpd(path: str | Path) -> Dataset:
         missing = {"brand_name", "ingredients", "atc_code"} - set(reader.fieldnames or ())
         if missing:
             raise MedcoderError(f"{f}: missing columns {', '.join(sorted(missing))} (DPD layout)")
-        cell = lambda row, key: str(row.get(key) or "").strip()  # noqa: E731 - a short row has None cells
+
+        def cell(row: dict[str, Any], key: str) -> str:
+            return str(row.get(key) or "").strip()  # a short row has None cells
+
         examples = [
             Example(
                 cell(row, "din") or str(i),

@@ -205,7 +205,7 @@ def _status(text: str, s0: int, start: int, end: int, item_end: int, section: st
     if section == "allergies":
         return "allergy", "allergies section"
     before = text[max(s0, start - 80) : start]
-    cues = [(m.lastgroup, m.group()) for m in _STATUS_RX.finditer(before)]
+    cues = [(m.lastgroup or "", m.group()) for m in _STATUS_RX.finditer(before)]
     after = text[end : max(item_end, end) + 80]
     for rx, kind in ((_AFTER_STOPPED, "stopped"), (_AFTER_FAILED, "stopped"), (_TEST_AFTER, "test")):
         m = rx.match(after)
@@ -227,9 +227,9 @@ class DrugPriors:
     """How often each ATC group (levels 1-4) and each substance's code was the answer in coded products
     and notes: what generalises to a substance never seen (its groups) and what a seen one adds."""
 
-    groups: Counter = field(default_factory=Counter)
-    substance: Counter = field(default_factory=Counter)  # "key|code" and "key"
-    family: Counter = field(default_factory=Counter)  # a brand's first word: "minims|S", "minims|S01E", "minims"
+    groups: Counter[str] = field(default_factory=Counter)
+    substance: Counter[str] = field(default_factory=Counter)  # "key|code" and "key"
+    family: Counter[str] = field(default_factory=Counter)  # a brand's first word: "minims|S", "minims|S01E", "minims"
     total: int = 0
 
     def add_family(self, word: str, code: str) -> None:
@@ -272,7 +272,7 @@ def family_word(text: str) -> str:
     under; empty when the name starts with no such word."""
     for w in _FAMILY_WORD.findall(text or "")[:2]:
         if w.lower() not in _NOT_FAMILY:
-            return w.lower()
+            return str(w).lower()
     return ""
 
 
@@ -372,7 +372,7 @@ def feature_row(
     label_parts: int,
     ctx: DrugContext,
     n_candidates: int,
-    groups: Counter,
+    groups: Counter[str],
     priors: DrugPriors,
     via: str,
     is_product: bool,
@@ -388,7 +388,10 @@ def feature_row(
     ratio = math.log10(ctx.strength_mg / oral) if ctx.strength_mg and oral and oral > 0 else float("nan")
     key = "+".join(sorted(substances))
     seen = priors.substance.get(key, 0)
-    lg = lambda n: math.log1p(priors.groups.get(code[:n], 0))  # noqa: E731 - four look-ups of one kind
+
+    def lg(n: int) -> float:
+        return math.log1p(priors.groups.get(code[:n], 0))
+
     return [
         float(is_product),
         float(brand_only),

@@ -125,8 +125,8 @@ def note_candidates(
     for i, ex in enumerate(examples):
         spans = note_spans(ex.text)
         hits = search_spans(retriever, spans, system, cache) if spans and retriever is not None else []
-        mem = mems[i]
-        out.append(collect(onto, spans, hits, views[i], mem.frequency if mem else None, note=ex.text))
+        known = mems[i]
+        out.append(collect(onto, spans, hits, views[i], known.frequency if known else None, note=ex.text))
         if progress:
             progress("retrieval", i + 1, n)
     return out
@@ -374,7 +374,8 @@ def learn_blend(
             groups.append(i)
         if progress:
             progress("verifier", i + 1, min(notes, len(examples)))
-    xa, ya = np.asarray(x), np.asarray(y)
+    xa: np.ndarray = np.asarray(x)
+    ya: np.ndarray = np.asarray(y)
     clf = LogisticRegression(C=1.0)
     oof = cross_val_predict(
         clf, xa, ya, groups=groups, cv=GroupKFold(n_splits=min(5, len(set(groups)))), method="predict_proba"

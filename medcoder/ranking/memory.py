@@ -13,7 +13,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -53,15 +53,15 @@ class CodedNotesMemory:
     svm_c: float = 0.5
     svm_keep: int = 3000  # largest weights kept per code: the linear view stays a few MB on disk
     max_features: int = 60_000
-    vectorizer: object | None = None
-    matrix: object | None = None  # (notes x terms), L2-normalised
+    vectorizer: Any = None  # a fitted TfidfVectorizer
+    matrix: Any = None  # (notes x terms), L2-normalised
     note_codes: list[list[str]] = field(default_factory=list)
-    code_freq: Counter = field(default_factory=Counter)
-    category_freq: Counter = field(default_factory=Counter)
+    code_freq: Counter[str] = field(default_factory=Counter)
+    category_freq: Counter[str] = field(default_factory=Counter)
     svm_codes: list[str] = field(default_factory=list)
-    svm_coef: object | None = None  # (terms x codes) sparse or dense
-    svm_intercept: object | None = None
-    centroids: object | None = None  # (terms x codes) sparse, columns L2-normalised
+    svm_coef: Any = None  # (terms x codes) sparse or dense
+    svm_intercept: Any = None
+    centroids: Any = None  # (terms x codes) sparse, columns L2-normalised
     centroid_codes: list[str] = field(default_factory=list)
 
     @property
@@ -151,15 +151,15 @@ class CodedNotesMemory:
         for i in range(len(texts)):
             row = sims[i]
             order = np.argsort(-row)[: self.k]
-            scores: Counter = Counter()
+            scores: dict[str, float] = {}
             total = 0.0
             for j in order:
                 w = float(max(row[j], 0.0)) ** 3
                 total += w
                 for c in self.note_codes[j]:
-                    scores[c] += w
+                    scores[c] = scores.get(c, 0.0) + w
             hits: dict[str, MemoryHit] = {}
-            for rank, (code, s) in enumerate(scores.most_common(self.top), start=1):
+            for rank, (code, s) in enumerate(sorted(scores.items(), key=lambda kv: -kv[1])[: self.top], start=1):
                 hits[code] = MemoryHit(knn_score=s, knn_share=s / total if total else 0.0, knn_rank=rank)
             if margins is not None:
                 m = np.asarray(margins[i]).ravel()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 ATC_LEVEL_LENGTHS = (1, 3, 4, 5, 7)
 
@@ -113,10 +113,8 @@ def mean_cost(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def icd_report(
-    gold: Sequence[set[str]], pred: Sequence[set[str]], ranked: Sequence[Sequence[str]]
-) -> dict[str, object]:
-    """Everything the eval JSON says about ICD-10-CM coding quality."""
+def icd_report(gold: Sequence[set[str]], pred: Sequence[set[str]], ranked: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Everything the eval JSON says about ICD-10-CM coding quality (JSON values)."""
     cat_gold = [{category(c) for c in g} for g in gold]
     cat_pred = [{category(c) for c in p} for p in pred]
     return {
@@ -128,7 +126,9 @@ def icd_report(
     }
 
 
-def per_group_f1(gold: Sequence[set[str]], pred: Sequence[set[str]], group: Callable[[str], str]) -> dict[str, dict]:
+def per_group_f1(
+    gold: Sequence[set[str]], pred: Sequence[set[str]], group: Callable[[str], str]
+) -> dict[str, dict[str, float]]:
     """Micro P/R/F1 within each group (ICD chapter) of the gold and predicted codes."""
     groups = {group(c) for g in gold for c in g} | {group(c) for p in pred for c in p}
     out = {}

@@ -77,7 +77,8 @@ class RankerModel:
     def raw(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
         if not len(rows):
             return np.zeros(0)
-        return self.classifier_for(self.note_kind(rows)).predict_proba(np.asarray(rows, dtype=np.float64))[:, 1]
+        proba: np.ndarray = self.classifier_for(self.note_kind(rows)).predict_proba(np.asarray(rows, dtype=np.float64))
+        return proba[:, 1]
 
     def probabilities(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
         """Calibrated probability that each candidate is a code of the note."""
@@ -89,7 +90,8 @@ class RankerModel:
         cal = self.calibrator.get(kind) if isinstance(self.calibrator, dict) else self.calibrator
         if cal is None:  # a per-kind calibrator without this kind: the kinds' first
             cal = next(iter(self.calibrator.values()))
-        return np.clip(cal.predict(raw), 0.0, 1.0)
+        calibrated: np.ndarray = np.clip(cal.predict(raw), 0.0, 1.0)
+        return calibrated
 
     def note_kind(self, rows: Sequence[Sequence[float]]) -> str:
         """visit | case: which kind of note the candidate rows are of (by the `visit_note` feature)."""

@@ -13,7 +13,7 @@ from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.retrieval import HybridRetriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.llm import load_llm
-from medcoder.ranking.datasets import load_dataset
+from medcoder.ranking.datasets import Example, load_dataset
 from medcoder.ranking.drug_learn import learn_drugs
 from medcoder.ranking.feedback import feedback_examples
 from medcoder.ranking.learn import learn
@@ -52,7 +52,9 @@ def learn_drugs_from(
 ) -> Any:
     """Learn the drug ranker from drug-product tables (DPD layout) and notes coded in ATC (JSONL) into `out`."""
     kb = kb or default_kb()
-    products, notes, source = [], [], []
+    products: list[Example] = []
+    notes: list[Example] = []
+    source: list[dict[str, Any]] = []
     for path in datasets:
         data = load_dataset(path, system=ATC.system).head(limit)
         if data.system != ATC.system:

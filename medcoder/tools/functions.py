@@ -6,6 +6,8 @@ the audit trail, printed as a table, or handed to a model as a tool result.
 
 from __future__ import annotations
 
+from typing import Any
+
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.index import TermIndex, entries_with_trails
@@ -17,24 +19,24 @@ def _kb(kb: KnowledgeBase | None) -> KnowledgeBase:
     return kb or default_kb()
 
 
-def lookup_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, object]:
+def lookup_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """A code's record with the path from the top of its tree down to it."""
     onto = _kb(kb).ontology(system)
     node = onto.node(code)
     return {**node.to_dict(), "system": system, "path": [n.code for n in onto.path(node.code)]}
 
 
-def children(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+def children(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, Any]]:
     onto = _kb(kb).ontology(system)
     return [{"code": n.code, "label": n.label, "kind": n.kind, "billable": n.billable} for n in onto.children(code)]
 
 
-def path_to_root(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, object]]:
+def path_to_root(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> list[dict[str, Any]]:
     onto = _kb(kb).ontology(system)
     return [{"code": n.code, "label": n.label, "kind": n.kind, "depth": n.depth} for n in onto.path(code)]
 
 
-def code_notes(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, object]:
+def code_notes(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """Every instructional note that applies to a code, including those inherited from above."""
     onto = _kb(kb).ontology(system)
     canon = onto.resolve(code)
@@ -42,11 +44,11 @@ def code_notes(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None
     return {"code": canon, "label": onto.label(canon), "notes": notes}
 
 
-def validate_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, object]:
+def validate_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """Is this a code one may report: does it exist, is it billable, does it lack a 7th character?"""
     onto = _kb(kb).ontology(system)
     canon = onto.normalize(code)
-    out: dict[str, object] = {"input": code, "code": canon, "system": system}
+    out: dict[str, Any] = {"input": code, "code": canon, "system": system}
     if canon not in onto:
         out.update(exists=False, billable=False, valid=False)
         fixed = onto.suggest(canon)
@@ -80,7 +82,7 @@ def validate_code(code: str, system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | N
 
 def validate_codes(
     codes: list[str], system: str = DEFAULT_SYSTEM, kb: KnowledgeBase | None = None
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     return [validate_code(c, system, kb) for c in codes]
 
 
@@ -100,7 +102,7 @@ def search_codes(
     mode: str = "hybrid",
     chapter: str | None = None,
     kinds: list[str] | None = None,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """Codes for the words a clinician writes, best first: BM25, MiniLM vectors and the Alphabetic
     Index fused (`mode` hybrid), or one ranker alone (`lexical`, `dense`); filters by chapter and kind."""
 
@@ -116,10 +118,10 @@ def search_codes(
     return [h.to_dict() for h in retriever.search(text, system, k, filt)]
 
 
-_retrievers: dict[tuple[int, str], object] = {}
+_retrievers: dict[tuple[int, str], HybridRetriever] = {}
 
 
-def _table_lookup(table: TermIndex, term: str, k: int) -> dict[str, object]:
+def _table_lookup(table: TermIndex, term: str, k: int) -> dict[str, Any]:
     if not term.strip():
         raise MedcoderError("empty index term")
     walked = table.lookup(term)
@@ -132,17 +134,17 @@ def _table_lookup(table: TermIndex, term: str, k: int) -> dict[str, object]:
     }
 
 
-def index_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, object]:
+def index_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """Walk the Alphabetic Index by a comma-separated term ("diabetes, type 2"), plus a word search."""
     return _table_lookup(_kb(kb).alphabetic_index, term, k)
 
 
-def drug_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, object]:
+def drug_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """The Table of Drugs and Chemicals row for a substance: poisoning, adverse effect, underdosing codes."""
     return _table_lookup(_kb(kb).drug_table, term, k)
 
 
-def neoplasm_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, object]:
+def neoplasm_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """The Neoplasm Table row for a site: malignant, in situ, benign, uncertain, unspecified codes."""
     return _table_lookup(_kb(kb).neoplasm_table, term, k)
 
