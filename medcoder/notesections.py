@@ -8,7 +8,9 @@ into the few kinds a ranker learns from.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Sequence
+
+from medcoder.records import Section
 
 # canonical section name -> header spellings (lower case, without the trailing colon)
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -88,15 +90,16 @@ def find_headers(note: str) -> list[tuple[int, int, str, str]]:
     return found
 
 
-def split_by_rules(note: str) -> list[dict[str, Any]]:
+def split_by_rules(note: str) -> list[Section]:
+    """The note's sections by their headers, numbered s0, s1 ... (none when it has no header)."""
     headers = find_headers(note)
-    sections: list[dict[str, Any]] = []
+    sections: list[Section] = []
     if headers and note[: headers[0][0]].strip():
-        sections.append({"name": "preamble", "title": "", "start": 0, "end": headers[0][0]})
+        sections.append(Section(name="preamble", start=0, end=headers[0][0]))
     for i, (start, body, name, title) in enumerate(headers):
         end = headers[i + 1][0] if i + 1 < len(headers) else len(note)
-        sections.append({"name": name, "title": title, "start": body, "end": end, "header_start": start})
-    return sections
+        sections.append(Section(name=name, title=title, start=body, end=end, header_start=start))
+    return [s.model_copy(update={"id": f"s{i}"}) for i, s in enumerate(sections)]
 
 
 # section name -> the kind a ranker learns from
@@ -124,11 +127,12 @@ def section_kind(name: str) -> str:
     return _KINDS.get(name, "other")
 
 
-def section_at(sections: list[dict[str, Any]], offset: int) -> str:
+def section_at(sections: Sequence[Section], offset: int) -> str:
     """The name of the section holding a character offset ("" when none does)."""
     for s in sections:
-        if s["start"] <= offset < s["end"] or s.get("header_start", s["start"]) <= offset < s["end"]:
-            return str(s["name"])
+        header = s.start if s.header_start is None else s.header_start
+        if s.start <= offset < s.end or header <= offset < s.end:
+            return s.name
     return ""
 
 
@@ -160,7 +164,7 @@ def visit_part(name: str) -> str:
 
 def visit_parts(note: str) -> list[tuple[int, int, str]]:
     """(start, end, part) of each section of the note by its headers; empty when the note has none."""
-    return [(int(s["start"]), int(s["end"]), visit_part(str(s["name"]))) for s in split_by_rules(note)]
+    return [(s.start, s.end, visit_part(s.name)) for s in split_by_rules(note)]
 
 
 def part_at(parts: list[tuple[int, int, str]], offset: int) -> str:

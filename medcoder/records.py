@@ -1,10 +1,11 @@
-"""The typed records a coding run passes between agents: sections, entities, candidates, proposals, verdicts.
+"""The typed records a coding run passes between agents: sections, entities, candidates, proposals, verdicts,
+suggestions, errors and the result.
 
-Each is a pydantic model whose `to_state()` is the JSON the LangGraph checkpointer stores, so
-a run checkpointed by one version is read by the next with `Model.model_validate`. Agents build
-them instead of loose dicts: a misspelt field is an error where it is made, not a missing key
-three nodes later. Fields an agent adds for its own bookkeeping go in `extra`-tolerant places
-only where said (`Proposal.steps`, `Proposal.features`).
+They are what the workflow state (`engine.state.CodingState`) holds and what agents read by attribute; a
+checkpoint stores each as its `to_state()` JSON, which `Model.model_validate` reads back (so a run
+checkpointed by one version is read by the next). Agents build records instead of loose dicts: a misspelt
+field is an error where it is made, not a missing key three nodes later. `CodingResult` is built from the
+same records, with `Span` as the one evidence type.
 """
 
 from __future__ import annotations
@@ -129,6 +130,16 @@ class Verdict(_Record):
     tried: list[str] | None = None
 
 
+class NodeError(_Record):
+    """A step that failed for one section or entity while the run went on."""
+
+    node: str
+    error: str
+    entity_id: str | None = None
+    section: str | None = None
+    salvaged: int | None = None  # entities read from a cut-off answer
+
+
 class Suggestion(_Record):
     """A ranked code below the acceptance threshold, kept for a reviewer."""
 
@@ -144,9 +155,76 @@ class Suggestion(_Record):
     reason: str | None = None  # why a rule set it aside (a guideline, a drug's status), when one did
 
 
-def entity_query(entity: dict[str, Any]) -> str:
+class Ranking(_Record):
+    """Why a ranked code scored what it did: the sources that found it, its features and their weights."""
+
+    sources: list[str] = []
+    features: dict[str, float | None] = {}
+    ranker_probability: float | None = None
+    contributions: list[Any] = []
+
+
+class CodedItem(_Record):
+    """One code of the result: where it came from (evidence, entities, tree path) and why it stands."""
+
+    code: str
+    system: str
+    label: str
+    confidence: float
+    evidence: list[Span] = []
+    entity_ids: list[str] = []
+    path: list[str] = []
+    steps: list[dict[str, Any]] = []  # the navigator's choices or the ranker's contributions (JSON, for `why`)
+    verdict: Verdict
+    mention: str = ""
+    ranking: Ranking | None = None
+
+
+class Rejection(_Record):
+    """A proposal the critic or a rule turned down, with its verdict."""
+
+    code: str
+    system: str
+    entity_id: str
+    verdict: Verdict
+
+
+class RunResult(_Record):
+    """What `finalize` makes of a run: accepted codes best first, the rejected, the suggestions for review."""
+
+    codes: list[CodedItem] = []
+    rejected: list[Rejection] = []
+    suggestions: list[Suggestion] = []
+
+
+class ReviewRow(_Record):
+    """One code in a review: what medcoder proposed (or the coder added) and where the coder stands on it; the
+    session, the chat, the web workspace and its API all show these rows."""
+
+    code: str
+    system: str
+    label: str = ""
+    confidence: float = 1.0
+    status: CodeStatus = CodeStatus.PROPOSED
+    reason: str = ""
+    origin: Literal["medcoder", "coder"] = "medcoder"
+    evidence: str = ""  # what the coder cited when adding the code
+
+
+def entity_query(entity: Entity) -> str:
     """What an entity is searched by: its mention, plus its type where the extractor gave one."""
-    return " ".join(x for x in (entity.get("mention", ""), entity.get("type", "")) if x and x != "none").strip()
+    return " ".join(x for x in (entity.mention, entity.type or "") if x and x != "none").strip()
+
+
+def to_json(value: Any) -> Any:
+    """`value` with every record replaced by its JSON form (for checkpoints, audit events and exports)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
 
 
 RECORDS: dict[str, type[_Record]] = {
@@ -159,8 +237,10 @@ RECORDS: dict[str, type[_Record]] = {
 }
 
 
-def check_state(state: dict[str, Any]) -> list[str]:
-    """Problems with a run's state against the records (empty when every record validates)."""
+def check_state(state: Any) -> list[str]:
+    """Problems with a run's state (a `CodingState` or its JSON) against the records: its JSON form is
+    read back record by record (empty when every one validates)."""
+    state = to_json(state)
     problems: list[str] = []
 
     def check(key: str, value: Any) -> None:

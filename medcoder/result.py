@@ -5,46 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from medcoder.records import CodedItem, Entity, NodeError, Rejection, Section, Span, Suggestion, to_json
 
-@dataclass
-class Evidence:
-    start: int
-    end: int
-    text: str
+if TYPE_CHECKING:
+    from medcoder.engine.state import CodingState
 
-
-@dataclass
-class CodedItem:
-    """One proposed code: where it came from and why it stands."""
-
-    code: str
-    system: str
-    label: str
-    confidence: float
-    evidence: list[Evidence]
-    path: list[str]
-    verdict: dict[str, Any]
-    mention: str = ""
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    ranking: dict[str, Any] = field(default_factory=dict)  # ranked codes: sources, features, contributions
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CodedItem":
-        return cls(
-            d["code"],
-            d["system"],
-            d["label"],
-            d["confidence"],
-            [Evidence(e["start"], e["end"], e["text"]) for e in d["evidence"]],
-            list(d["path"]),
-            d.get("verdict", {}),
-            d.get("mention", ""),
-            d.get("steps", []),
-            d.get("ranking", {}),
-        )
+Evidence = Span  # the one evidence type: a stretch of the note by offsets, with its text
+__all__ = ["CodedItem", "CodingResult", "Evidence"]
 
 
 @dataclass
@@ -55,49 +25,52 @@ class CodingResult:
     workflow: str
     note: str
     codes: list[CodedItem]
-    entities: list[dict[str, Any]]
-    sections: list[dict[str, Any]]
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    entities: list[Entity]
+    sections: list[Section]
+    rejected: list[Rejection] = field(default_factory=list)
+    errors: list[NodeError] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
-    suggestions: list[dict[str, Any]] = field(default_factory=list)  # below the threshold, for review
+    suggestions: list[Suggestion] = field(default_factory=list)  # below the threshold, for review
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], workflow: str, stats: dict[str, Any]) -> "CodingResult":
-        result = state.get("result") or {}
+    def from_state(cls, state: "CodingState", workflow: str, stats: dict[str, Any]) -> "CodingResult":
+        result = state.result
         return cls(
-            state.get("run_id", ""),
+            state.run_id,
             workflow,
-            state.get("note", ""),
-            [CodedItem.from_dict(c) for c in result.get("codes", [])],
-            list(state.get("entities", [])),
-            list(state.get("sections", [])),
-            result.get("rejected", []),
-            list(state.get("errors", [])),
+            state.note,
+            list(result.codes) if result else [],
+            list(state.entities),
+            list(state.sections),
+            list(result.rejected) if result else [],
+            list(state.errors),
             stats,
-            list(result.get("suggestions", [])),
+            list(result.suggestions) if result else [],
         )
 
     def codes_of(self, system: str) -> list[str]:
         return [c.code for c in self.codes if c.system == system]
 
     def to_dict(self, steps: bool = False) -> dict[str, Any]:
-        codes = [asdict(c) for c in self.codes]
-        if not steps:
-            for c in codes:
+        """The JSON a user exports (`steps`: with the navigator's choices and the ranker's features)."""
+        codes = []
+        for item in self.codes:
+            c = item.model_dump(mode="json", exclude={"entity_ids"}, exclude_none=True)
+            c["ranking"] = c.get("ranking") or {}
+            if not steps:
                 c.pop("steps", None)
-                if c.get("ranking"):
-                    c["ranking"] = {k: v for k, v in c["ranking"].items() if k != "features"}
+                c["ranking"] = {k: v for k, v in c["ranking"].items() if k != "features"}
+            codes.append(c)
         return {
             "run_id": self.run_id,
             "workflow": self.workflow,
             "codes": codes,
-            "entities": self.entities,
-            "sections": self.sections,
-            "rejected": self.rejected,
-            "errors": self.errors,
+            "entities": to_json(self.entities),
+            "sections": to_json(self.sections),
+            "rejected": to_json(self.rejected),
+            "errors": to_json(self.errors),
             "stats": self.stats,
-            "suggestions": self.suggestions,
+            "suggestions": to_json(self.suggestions),
         }
 
     def to_json(self, indent: int | None = 2, steps: bool = False) -> str:
@@ -117,7 +90,7 @@ class CodingResult:
                     f"{c.confidence:.4f}",
                     " | ".join(e.text for e in c.evidence),
                     " ".join(f"{e.start}-{e.end}" for e in c.evidence),
-                    c.verdict.get("decision", ""),
+                    c.verdict.decision,
                 ]
             )
         return buf.getvalue()

@@ -85,7 +85,7 @@ def test_every_import_inside_a_function_says_why() -> None:
 # cli and web drive sessions, evaluation and batch; those drive the engine; the engine runs agents; agents
 # use the ranking library; everything stands on knowledge, llm and audit, and on the shared modules.
 SHARED = {"errors", "faults", "paths", "storage", "jsonl", "notetext", "words", "plugins", "settings", "privacy",
-          "injection", "notesections", "records", "result", "cues"}
+          "injection", "notesections", "records", "result", "cues", "state"}
 LAYERS: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"engine", "result"},

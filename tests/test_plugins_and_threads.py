@@ -49,15 +49,15 @@ class SpotParams(AgentParams):
 def keyword_spotter(params, ctx):
     onto = ctx.kb.ontology(params.system)
 
-    def run(state):
-        at = state["note"].lower().find(params.word.lower())
+    def run(state):  # a medcoder.state.CodingState
+        at = state.note.lower().find(params.word.lower())
         if at < 0:
             return {}
-        span = Span(start=at, end=at + len(params.word), text=state["note"][at:at + len(params.word)])
+        span = Span(start=at, end=at + len(params.word), text=state.note[at:at + len(params.word)])
         prop = Proposal(entity_id="spot", code=params.code, system=params.system, label=onto.label(params.code),
                         confidence=1.0, path=[n.code for n in onto.path(params.code)], evidence=[span])
         ctx.emit("proposal", prop.to_state())
-        return {"proposals": {"spot": prop.to_state()}}
+        return {"proposals": {"spot": prop}}
 
     return run
 '''

@@ -86,7 +86,7 @@ def test_a_workflow_naming_the_folder_codes_a_note_with_billable_codes(learned: 
         assert icd.node(c.code).billable and c.evidence is not None and 0 <= c.confidence <= 1
     confidences = [c.confidence for c in result.codes]
     assert confidences == sorted(confidences, reverse=True)
-    assert all(s["confidence"] < min(confidences) + 1e-9 for s in result.suggestions)
+    assert all(s.confidence < min(confidences) + 1e-9 for s in result.suggestions)
 
 
 def test_a_ranker_loaded_in_a_fresh_process_gives_the_same_scores(learned: Path):
@@ -137,10 +137,10 @@ def test_feedback_from_a_session_changes_the_next_ranking_of_a_rejected_code(lea
     session = Session.start(note, workflow=str(wf_path), model="fake")
     codes = session.codes()
     assert codes
-    rejected = codes[0]["code"]
+    rejected = codes[0].code
     session.reject(rejected, reason="not documented for this patient")
     for c in codes[1:]:
-        session.accept(c["code"])
+        session.accept(c.code)
     fb = session.feedback_jsonl(tmp_path / "feedback.jsonl")
     kb = default_kb()
     before = {r.code: r.probability for r in RankedCoder.from_folder(learned, kb, HybridRetriever(kb)).rank(
@@ -171,7 +171,7 @@ def test_the_ranked_workflow_verifies_all_candidates_in_one_score_call(tmp_path:
     calls = [e for e in store.events(result.run_id) if e.kind == "model_call"]
     assert len(calls) == 1 and calls[0].payload["kind"] == "score"
     assert len(calls[0].payload["continuations"]) == 2 * min(30, len(calls[0].payload["continuations"]) // 2)
-    assert result.codes and all(c.verdict["decision"] == "accept" for c in result.codes)
+    assert result.codes and all(c.verdict.decision == "accept" for c in result.codes)
     for c in result.codes:  # evidence spans point into the note
         for e in c.evidence:
             assert note[e.start:e.end] == e.text

@@ -34,8 +34,8 @@ def session(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_every_turn_type(session: Session, tmp_path: Path) -> None:
-    codes = [c["code"] for c in session.codes()]
-    assert len(codes) >= 3 and all(c["status"] == "proposed" for c in session.codes())
+    codes = [c.code for c in session.codes()]
+    assert len(codes) >= 3 and all(c.status == "proposed" for c in session.codes())
     first, second = codes[0], codes[1]
     session.accept(first.lower().replace(".", ""))  # typed as a coder would
     session.reject(second, "not documented as a current problem")
@@ -43,7 +43,7 @@ def test_every_turn_type(session: Session, tmp_path: Path) -> None:
         session.reject(codes[2], "")
     session.add("J45.909", "wheeze in the exam")
     session.replace(codes[2], "I10", "coder prefers essential hypertension") if codes[2].startswith("I") else None
-    status = {c["code"]: c["status"] for c in session.codes()}
+    status = {c.code: c.status for c in session.codes()}
     assert status[first] == "accepted" and status[second] == "rejected" and status["J45.909"] == "accepted"
 
     why = session.why(first)
@@ -62,7 +62,7 @@ def test_every_turn_type(session: Session, tmp_path: Path) -> None:
     assert answer.text
 
     exported = json.loads(session.export(tmp_path / "out.json"))
-    assert {c["code"] for c in exported["codes"]} == {c["code"] for c in session.accepted()}
+    assert {c["code"] for c in exported["codes"]} == {c.code for c in session.accepted()}
     assert "J45.909" in session.export(fmt="csv") and session.export(fmt="fhir")
     fb = session.feedback()
     assert [f["action"] for f in fb][:3] == ["accept", "reject", "add"]
@@ -83,7 +83,7 @@ def test_bad_turns_are_clear_errors(session: Session) -> None:
 
 
 def test_every_turn_is_in_the_audit_trail_and_the_chain_holds(session: Session) -> None:
-    code = session.codes()[0]["code"]
+    code = session.codes()[0].code
     session.accept(code)
     session.why(code)
     session.explore("children", "E11")
@@ -99,12 +99,12 @@ def test_finish_closes_decisions(session: Session) -> None:
     session.finish()
     assert session.done
     with pytest.raises(SessionError, match="finished"):
-        session.accept(session.codes()[0]["code"])
+        session.accept(session.codes()[0].code)
 
 
 def test_resume_in_a_new_process(tmp_path: Path) -> None:
     s = Session.start(NOTE, _wf(tmp_path), session_id="s-proc")
-    first = s.codes()[0]["code"]
+    first = s.codes()[0].code
     s.accept(first)
     s.close()
     script = f"""
@@ -119,7 +119,7 @@ wf = load_workflow("full-tree", llms={{"default": FakeLLM(extractor, chooser=agr
                    checkpoint_path={str(tmp_path / 'c.sqlite')!r}, audit=SQLiteAuditStore({str(tmp_path / 'a.sqlite')!r}))
 s = Session.open("s-proc", wf)
 s.add("J45.909", "from the other process")
-print(json.dumps({{c["code"]: c["status"] for c in s.codes()}}))
+print(json.dumps({{c.code: c.status for c in s.codes()}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -127,7 +127,7 @@ print(json.dumps({{c["code"]: c["status"] for c in s.codes()}}))
     status = json.loads(out.stdout.strip().splitlines()[-1])
     assert status[first] == "accepted" and status["J45.909"] == "accepted"
     again = Session.open("s-proc", _wf(tmp_path))
-    assert {c["code"] for c in again.accepted()} == {first, "J45.909"}
+    assert {c.code for c in again.accepted()} == {first, "J45.909"}
     again.close()
     with pytest.raises(SessionError, match="no session"):
         Session.open("never-started", _wf(tmp_path))
@@ -140,7 +140,7 @@ def test_repl_commands_and_unknown_input(session: Session) -> None:
 
     buf = StringIO()
     repl = ChatREPL(session, Console(file=buf, width=200))
-    code = session.codes()[0]["code"]
+    code = session.codes()[0].code
     lines = ["codes", f"why {code}", f"accept {code}", "reject K35.80 nope", "add ZZZ", "frobnicate", "children",
              "children E11", "help", "why"]
     for line in lines:
@@ -164,19 +164,19 @@ def test_the_chat_lists_the_suggestions_and_adds_one(tmp_path: Path) -> None:
     note = (REPO / "examples" / "aci_bench_D2N069.txt").read_text(encoding="utf-8")
     with Session.start(note, wf, session_id="s-sugg") as session:
         rows = session.suggestions()
-        listed = {c["code"] for c in session.codes()}
-        assert rows and not {r["code"] for r in rows} & listed
+        listed = {c.code for c in session.codes()}
+        assert rows and not {r.code for r in rows} & listed
         buf = StringIO()
         repl = ChatREPL(session, Console(file=buf, width=220))
         assert repl.handle("suggestions")
         out = buf.getvalue()
         first = rows[0]
-        assert "suggestions for session s-sugg" in out and first["code"] in out
-        assert (first.get("reason") or "below the threshold")[:30] in out
-        assert session.evidence()[(first["system"], first["code"])] == first["evidence"]
-        assert repl.handle(f"add {first['code']} seen in the assessment")
-        assert first["code"] in {c["code"] for c in session.codes()}
-        assert first["code"] not in {r["code"] for r in session.suggestions()}
+        assert "suggestions for session s-sugg" in out and first.code in out
+        assert (first.reason or "below the threshold")[:30] in out
+        assert session.evidence()[(first.system, first.code)] == first.evidence
+        assert repl.handle(f"add {first.code} seen in the assessment")
+        assert first.code in {c.code for c in session.codes()}
+        assert first.code not in {r.code for r in session.suggestions()}
 
 
 @pytest.mark.slow

@@ -293,7 +293,7 @@ def test_a_chat_or_sdk_session_is_reviewed_in_the_browser_as_the_same_session(no
     client = _client(nomodel_workspace)
     wf = nomodel_workspace.workflow
     s = Session.start("Essential hypertension. Gout of the right knee. Asthma, mild intermittent.", wf)
-    codes = [c["code"] for c in s.codes()]
+    codes = [c.code for c in s.codes()]
     assert len(codes) >= 2
     s.accept(codes[0])
     r = client.post("/api/items/adopt", json={"session_id": s.id, "title": "from the REPL"})

@@ -17,6 +17,7 @@ from medcoder.notetext import NoteError
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import load_icd10cm
 from medcoder.llm import FakeLLM
+from medcoder.records import Proposal, Verdict
 
 NOTE = """HISTORY OF PRESENT ILLNESS:
 58-year-old man with hypertension and type 2 diabetes. No history of asthma.
@@ -61,18 +62,18 @@ def test_fan_out_runs_one_extraction_per_section(tmp_path) -> None:
     result, log = _run(wf)
     starts = [e for e in log.events if e["kind"] == "node_start" and e["node"] == "extract"]
     assert len(starts) == len(result.sections) == 3
-    assert {s["name"] for s in result.sections} == {"history_of_present_illness", "medications", "assessment_and_plan"}
+    assert {s.name for s in result.sections} == {"history_of_present_illness", "medications", "assessment_and_plan"}
     navigations = [e for e in log.events if e["kind"] == "node_start" and e["node"] in ("code_icd", "code_atc")]
-    assert len(navigations) >= len([e for e in result.entities if e["assertion"] == "present"])
+    assert len(navigations) >= len([e for e in result.entities if e.assertion == "present"])
 
 
 def test_negated_and_family_mentions_are_not_coded(tmp_path) -> None:
     wf, _ = workflow(checkpoint_path=tmp_path / "c.sqlite")
     result, _ = _run(wf)
-    by_mention = {e["mention"]: e for e in result.entities}
-    assert by_mention["asthma"]["assertion"] == "absent" and by_mention["asthma"]["assertion_rule"]
-    assert by_mention["breast cancer"]["assertion"] == "family"
-    coded_entities = {eid for c in result.codes for eid in c.verdict.get("entity_ids", [])}
+    by_mention = {e.mention: e for e in result.entities}
+    assert by_mention["asthma"].assertion == "absent" and by_mention["asthma"].assertion_rule
+    assert by_mention["breast cancer"].assertion == "family"
+    coded_entities = {eid for c in result.codes for eid in c.entity_ids}
     mentions = {c.mention for c in result.codes}
     assert "asthma" not in mentions and "breast cancer" not in mentions
     assert not any(c.code.startswith(("J45", "C50")) for c in result.codes), coded_entities
@@ -114,10 +115,10 @@ def test_critic_sends_back_once_then_rejects(tmp_path) -> None:
     critic_runs = [e for e in log.events if e["kind"] == "node_start" and e["node"] == "critic"]
     assert len(critic_runs) == 2  # the first verdicts, then one revision round: the bound holds
     assert result.codes == []
-    assert result.rejected and all(r["verdict"]["decision"] in ("reject", "revise") for r in result.rejected)
-    revised = [r for r in result.rejected if len(r["verdict"].get("tried", [])) == 2]
+    assert result.rejected and all(r.verdict.decision in ("reject", "revise") for r in result.rejected)
+    revised = [r for r in result.rejected if len(r.verdict.tried or []) == 2]
     assert revised, "a rejected entity was navigated a second time, avoiding its first code"
-    first, second = revised[0]["verdict"]["tried"]
+    first, second = revised[0].verdict.tried or []
     assert first != second
 
 
@@ -125,13 +126,14 @@ def test_excludes1_keeps_the_more_confident_code(kb) -> None:
     from medcoder.agents.base import AgentContext
     from medcoder.agents.critic import drop_excludes1_conflicts
 
-    verdicts = {"a": {"code": "E11.9", "system": "icd10cm", "decision": "accept", "reasons": []},
-                "b": {"code": "E10.9", "system": "icd10cm", "decision": "accept", "reasons": []}}
-    proposals = {"a": {"confidence": 0.9}, "b": {"confidence": 0.4}}
+    verdicts = {"a": Verdict(code="E11.9", system="icd10cm", decision="accept"),
+                "b": Verdict(code="E10.9", system="icd10cm", decision="accept")}
+    proposals = {e: Proposal(entity_id=e, code=v.code, system="icd10cm", label="", confidence=p)
+                 for (e, v), p in zip(verdicts.items(), (0.9, 0.4))}
     new: dict[str, Any] = {}
     drop_excludes1_conflicts(verdicts, new, proposals, AgentContext(llms={}, kb=kb))
-    assert verdicts["a"]["decision"] == "accept" and verdicts["b"]["decision"] == "reject"
-    assert "Excludes1" in verdicts["b"]["reasons"][-1]
+    assert verdicts["a"].decision == "accept" and verdicts["b"].decision == "reject"
+    assert "Excludes1" in verdicts["b"].reasons[-1]
 
 
 def test_injected_instruction_cannot_create_a_code(tmp_path) -> None:
@@ -214,7 +216,8 @@ def test_resume_in_a_new_workflow_object(tmp_path) -> None:
     wf.close()
     again, _ = workflow("icd10cm-tree", checkpoint_path=db)
     state = again.state("persist-1")
-    assert state["result"]["codes"] == json.loads(first.to_json())["codes"] or state["result"]["codes"]
+    assert state is not None and state.result is not None
+    assert [c.code for c in state.result.codes] == [c.code for c in first.codes]
 
 
 @pytest.mark.parametrize(("data", "message"), [("", "empty"), ("   \n", "empty"), (b"\x00\x01PK", "binary"),
@@ -231,7 +234,7 @@ def test_junk_from_the_model_is_recorded_and_the_run_goes_on(tmp_path) -> None:
     wf, _ = workflow("icd10cm-tree", responder=lambda m, s: "}{ not json", checkpoint_path=tmp_path / "c.sqlite")
     result, _ = _run(wf)
     assert result.codes == [] and len(result.errors) == 3
-    assert all("does not match Extraction" in e["error"] for e in result.errors)
+    assert all("does not match Extraction" in e.error for e in result.errors)
 
 
 def test_exports(tmp_path) -> None:

@@ -31,7 +31,7 @@ def _check(result, note: str) -> None:  # type: ignore[no-untyped-def]
         for e in c.evidence:
             assert note[e.start:e.end] == e.text
     for e in result.entities:
-        assert note[e["start"]:e["end"]] == e["text"]
+        assert note[e.start:e.end] == e.text
     if result.workflow != "atc":  # the drug workflow loads no model
         assert result.stats["model_sha256"]["default"].startswith("b179c952")
 
@@ -44,7 +44,7 @@ def test_builtin_workflow_end_to_end(name: str, tmp_path) -> None:
     if name == "icd10cm":  # ranks every sentence: no section splitter; no verifier blend for this model: no call
         assert result.sections == [] and result.stats["model_calls"] == 0
         return
-    assert [s["name"] for s in result.sections] == ["chief_complaint", "medications", "assessment_and_plan"]
+    assert [s.name for s in result.sections] == ["chief_complaint", "medications", "assessment_and_plan"]
     if name == "full-tree":  # the model extracts and walks the trees
         assert result.stats["model_calls"] > 0
     else:  # the lexicon finds lisinopril, the drug ranker codes it: no model call for drugs
@@ -65,7 +65,7 @@ def test_cli_code_json_on_the_example() -> None:
     for c in data["codes"]:
         assert c["code"] in load_ontology(c["system"])
         for e in c["evidence"]:
-            assert note[e["start"]:e["end"]] == e["text"]
+            assert note[e.start:e.end] == e.text
 
 
 def test_cli_rejects_bad_notes(tmp_path) -> None:

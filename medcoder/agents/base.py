@@ -1,8 +1,9 @@
 """What every agent gets (`AgentContext`) and how agents are named in a workflow (the registry).
 
-An agent is a factory `(params, ctx) -> node function`, where the node function maps a state
-(or a fan-out payload) to a state update. Parameters are validated by the agent's own
-pydantic model, so a typo in a workflow YAML is an error, not a silently ignored key.
+An agent is a factory `(params, ctx) -> node function`, where the node function maps a `CodingState`
+(a fan-out branch's has `item` set) to a state update: a dict of records by state field. Parameters are
+validated by the agent's own pydantic model, so a typo in a workflow YAML is an error, not a silently
+ignored key.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pydantic import BaseModel, ConfigDict
 from medcoder import faults, plugins
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase
+from medcoder.knowledge.retrieval import Retriever
 from medcoder.llm import LLM, CallRecord
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
-NodeFn = Callable[[dict[str, Any]], dict[str, Any]]
+NodeFn = Callable[[CodingState], StateUpdate]
 EventSink = Callable[[str, dict[str, Any]], None]
 
 
@@ -90,7 +93,7 @@ class AgentContext:
     kb: KnowledgeBase
     prompts: dict[str, str] = field(default_factory=dict)
     emit: EventSink = lambda kind, data: None  # noqa: E731 - the audit trail replaces this
-    retriever: Any = None  # entry points for the navigator; None: walk from the root
+    retriever: Retriever | None = None  # entry points for the navigator; None: walk from the root
     node: str = ""
     run_id: str = ""
 

@@ -10,7 +10,6 @@ evidence support this code?
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pydantic import Field
 
@@ -18,7 +17,8 @@ from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_age
 from medcoder.injection import coding_text
 from medcoder.llm import Option
 from medcoder.notetext import excerpt
-from medcoder.records import Verdict
+from medcoder.records import Decision, Entity, Proposal, Verdict
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -31,73 +31,60 @@ class CriticParams(AgentParams):
     model: str = "default"
 
 
-def _entity(state: dict[str, Any], entity_id: str) -> dict[str, Any]:
-    return next(e for e in state.get("entities", []) if e["id"] == entity_id)
-
-
 @register_agent("critic", CriticParams)
 def critic(params: CriticParams, ctx: AgentContext) -> NodeFn:
     """Verify every new proposal; accept, reject, or send the entity back with a reason."""
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
-        proposals: dict[str, Any] = state.get("proposals", {})
-        verdicts: dict[str, Any] = dict(state.get("verdicts", {}))
-        rounds = state.get("rounds", 0)
-        new: dict[str, Any] = {}
-        revisit: list[dict[str, Any]] = []
-        pending = [p for eid, p in proposals.items() if eid not in verdicts or verdicts[eid].get("code") != p["code"]]
-        for prop in sorted(pending, key=lambda p: -p["confidence"]):
-            entity = _entity(state, prop["entity_id"])
-            verdict = _check(prop, entity, state, ctx, params)
-            tried = verdict.setdefault("tried", list(verdicts.get(prop["entity_id"], {}).get("tried", [])))
-            tried.append(prop["code"])
-            if verdict["decision"] == "revise":
-                if prop.get("round", 0) < params.max_rounds and rounds < params.max_rounds:
-                    revisit.append(
-                        {
-                            **entity,
-                            "feedback": "; ".join(verdict["reasons"]),
-                            "avoid": tried,
-                            "round": prop.get("round", 0) + 1,
-                        }
-                    )
+    def run(state: CodingState) -> StateUpdate:
+        proposals = state.proposals
+        verdicts = dict(state.verdicts)
+        new: dict[str, Verdict] = {}
+        revisit: list[Entity] = []
+        pending = [p for eid, p in proposals.items() if eid not in verdicts or verdicts[eid].code != p.code]
+        for prop in sorted(pending, key=lambda p: -p.confidence):
+            entity = state.entity(prop.entity_id)
+            earlier = verdicts.get(prop.entity_id)
+            tried = [*((earlier.tried or []) if earlier else []), prop.code]
+            verdict = _check(prop, entity, state, ctx, params).model_copy(update={"tried": tried})
+            if verdict.decision == "revise":
+                if (prop.round or 0) < params.max_rounds and state.rounds < params.max_rounds:
+                    feedback = "; ".join(verdict.reasons)
+                    update = {"feedback": feedback, "avoid": tried, "round": (prop.round or 0) + 1}
+                    revisit.append(entity.model_copy(update=update))
                 else:
-                    verdict["decision"] = "reject"
-            new[prop["entity_id"]] = verdict
-            verdicts[prop["entity_id"]] = verdict
+                    verdict = verdict.model_copy(update={"decision": "reject"})
+            new[prop.entity_id] = verdicts[prop.entity_id] = verdict
         drop_excludes1_conflicts(verdicts, new, proposals, ctx)
         ctx.emit(
             "critic",
             {
-                "round": rounds,
-                "verdicts": {k: {x: v[x] for x in ("code", "decision", "reasons")} for k, v in new.items()},
-                "revisit": [r["id"] for r in revisit],
+                "round": state.rounds,
+                "verdicts": {k: v.model_dump(include={"code", "decision", "reasons"}) for k, v in new.items()},
+                "revisit": [r.id for r in revisit],
             },
         )
-        new = {eid: Verdict.model_validate(v).to_state() for eid, v in new.items()}
         return {"verdicts": new, "revisit": revisit, "rounds": 1}
 
     return run
 
 
-def _check(
-    prop: dict[str, Any], entity: dict[str, Any], state: dict[str, Any], ctx: AgentContext, params: CriticParams
-) -> dict[str, Any]:
-    onto = ctx.kb.ontology(prop["system"])
+def _check(prop: Proposal, entity: Entity, state: CodingState, ctx: AgentContext, params: CriticParams) -> Verdict:
+    onto = ctx.kb.ontology(prop.system)
     reasons: list[str] = []
     reminders: list[str] = []
-    verdict: dict[str, Any] = {"code": prop["code"], "system": prop["system"], "decision": "accept"}
-    if prop["code"] not in onto:
-        return {**verdict, "decision": "reject", "reasons": [f"{prop['code']} does not exist"]}
-    node = onto.node(prop["code"])
+    decision: Decision = "accept"
+    support: float | None = None
+    if prop.code not in onto:
+        return Verdict(code=prop.code, system=prop.system, decision="reject", reasons=[f"{prop.code} does not exist"])
+    node = onto.node(prop.code)
     if not node.billable:
-        verdict["decision"] = "revise"
+        decision = "revise"
         reasons.append(f"{node.code} is not billable: a more specific code is needed")
     reminders += onto.reminders(node.code)
-    if entity.get("assertion") not in ("present", None):
-        verdict["decision"] = "reject"
-        reasons.append(f"the mention is {entity['assertion']}, not the patient's present condition")
-    if params.model_check and verdict["decision"] == "accept":
+    if entity.assertion != "present":
+        decision = "reject"
+        reasons.append(f"the mention is {entity.assertion}, not the patient's present condition")
+    if params.model_check and decision == "accept":
         llm = ctx.llm(params.model)
         messages = [
             {"role": "system", "content": ctx.prompt("system", PROMPTS)},
@@ -106,8 +93,8 @@ def _check(
                 "content": ctx.prompt(
                     "check",
                     PROMPTS,
-                    excerpt=excerpt(coding_text(state["note"]), entity["start"], entity["end"], params.context_chars),
-                    evidence=entity.get("text", ""),
+                    excerpt=excerpt(coding_text(state.note), entity.start, entity.end, params.context_chars),
+                    evidence=entity.text,
                     code=node.code,
                     label=node.label,
                 ),
@@ -120,41 +107,49 @@ def _check(
                 Option("no", "No, the evidence does not support this code"),
             ],
         )
-        p_yes = next(c.probability for c in res.choices if c.key == "yes")
-        verdict["support"] = round(p_yes, 4)
-        if p_yes < params.support_threshold:
-            verdict["decision"] = "revise"
-            reasons.append(f"the evidence may not support {node.code} {node.label} (p={p_yes:.2f})")
-    verdict["reasons"] = reasons or ["billable, supported by the evidence"]
-    verdict["reminders"] = reminders
-    return verdict
+        support = round(next(c.probability for c in res.choices if c.key == "yes"), 4)
+        if support < params.support_threshold:
+            decision = "revise"
+            reasons.append(f"the evidence may not support {node.code} {node.label} (p={support:.2f})")
+    return Verdict(
+        code=prop.code,
+        system=prop.system,
+        decision=decision,
+        reasons=reasons or ["billable, supported by the evidence"],
+        reminders=reminders,
+        support=support,
+    )
 
 
 def drop_excludes1_conflicts(
-    verdicts: dict[str, Any], new: dict[str, Any], proposals: dict[str, Any], ctx: AgentContext
+    verdicts: dict[str, Verdict], new: dict[str, Verdict], proposals: dict[str, Proposal], ctx: AgentContext
 ) -> None:
     """Of two accepted codes that an Excludes1 note forbids together, keep the more confident one
     (the critic and the ranker both apply this rule over their final set)."""
-    for system in sorted({v["system"] for v in verdicts.values() if v["decision"] == "accept"}):
+    for system in sorted({v.system for v in verdicts.values() if v.decision == "accept"}):
         _drop_conflicts_in(system, verdicts, new, proposals, ctx)
 
 
 def _drop_conflicts_in(
-    system: str, verdicts: dict[str, Any], new: dict[str, Any], proposals: dict[str, Any], ctx: AgentContext
+    system: str,
+    verdicts: dict[str, Verdict],
+    new: dict[str, Verdict],
+    proposals: dict[str, Proposal],
+    ctx: AgentContext,
 ) -> None:
-    accepted = {eid: v for eid, v in verdicts.items() if v["decision"] == "accept" and v["system"] == system}
-    codes = sorted({v["code"] for v in accepted.values()})
+    accepted = {eid: v for eid, v in verdicts.items() if v.decision == "accept" and v.system == system}
+    codes = sorted({v.code for v in accepted.values()})
     if len(codes) < 2:
         return
     for conflict in ctx.kb.ontology(system).excludes1_conflicts(codes):
-        losers = [eid for eid, v in accepted.items() if v["code"] in (conflict["code"], conflict["excludes"])]
+        losers = [eid for eid, v in accepted.items() if v.code in (conflict["code"], conflict["excludes"])]
         if len(losers) < 2:
             continue
-        loser = min(losers, key=lambda e: proposals[e]["confidence"])
-        v = dict(verdicts[loser], decision="reject")
-        other = conflict["excludes"] if v["code"] == conflict["code"] else conflict["code"]
-        v["reasons"] = [*v["reasons"], f"Excludes1 with {other}: {conflict['note']} (from {conflict['from']})"]
-        verdicts[loser] = new[loser] = v
+        loser = min(losers, key=lambda e: proposals[e].confidence)
+        v = verdicts[loser]
+        other = conflict["excludes"] if v.code == conflict["code"] else conflict["code"]
+        reason = f"Excludes1 with {other}: {conflict['note']} (from {conflict['from']})"
+        verdicts[loser] = new[loser] = v.model_copy(update={"decision": "reject", "reasons": [*v.reasons, reason]})
         accepted.pop(loser)
 
 

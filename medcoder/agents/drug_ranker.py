@@ -18,9 +18,11 @@ from pydantic import Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.injection import coding_text
 from medcoder.knowledge.atc import ATC
+from medcoder.knowledge.ontology import CodeSystem
 from medcoder.ranking.drug_questions import ModelReading, choose_close, judge_status
 from medcoder.ranking.drugs import DrugCode, DrugCoder, drug_ranker_folder
-from medcoder.records import Proposal, Suggestion, Verdict
+from medcoder.records import Proposal, Span, Suggestion, Verdict
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +50,12 @@ class DrugRankParams(AgentParams):
 _CODERS: dict[tuple[str, int], DrugCoder] = {}
 
 
-def load_drug_coder(folder: str | Path, onto: Any) -> DrugCoder:
+def load_drug_coder(folder: str | Path, onto: CodeSystem) -> DrugCoder:
     """One loaded drug ranker per (folder, ATC) in a process."""
     key = (str(Path(folder).resolve()), id(onto))
     if key not in _CODERS:
         _CODERS[key] = DrugCoder.from_folder(folder, onto)
     return _CODERS[key]
-
-
-def _span(cm: Any) -> dict[str, Any]:
-    return {"start": cm.mention.start, "end": cm.mention.end, "text": cm.mention.text}
 
 
 def _item(coder: DrugCoder, d: DrugCode) -> dict[str, Any]:
@@ -68,7 +66,7 @@ def _item(coder: DrugCoder, d: DrugCode) -> dict[str, Any]:
         "label": onto.label(d.code),
         "confidence": round(d.probability, 4),
         "path": [n.code for n in onto.path(d.code)],
-        "evidence": [_span(cm) for cm in d.mentions[:5]],
+        "evidence": [Span(start=cm.mention.start, end=cm.mention.end, text=cm.mention.text) for cm in d.mentions[:5]],
         "sources": sorted({f"lexicon:{cm.mention.via}" for cm in d.mentions}),
         "features": d.chosen.features(),
         "ranker_probability": round(d.probability, 4),
@@ -80,11 +78,11 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
     """Drugs from the lexicon, ATC codes chosen by the learned drug ranker, status rules, optional model questions."""
     folder = drug_ranker_folder(params.ranker)
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
+    def run(state: CodingState) -> StateUpdate:
         onto = ctx.kb.ontology(ATC.system)
         coder = load_drug_coder(folder, onto)
-        note = coding_text(state.get("note", ""))
-        coded = coder.mentions(note, state.get("sections") or None)
+        note = coding_text(state.note)
+        coded = coder.mentions(note, state.sections or None)
         reading = ModelReading()
         llm = ctx.llms.get(params.model) if params.models_needed() else None
         if llm is not None and params.status_model:
@@ -93,13 +91,15 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
             choose_close(llm, note, coded, onto, reading, params.choose_margin)
         drugs = coder.decide(coded)
         floor = params.floor if params.floor is not None else coder.ranker.floor
-        proposals, verdicts, suggestions = {}, {}, list(state.get("suggestions") or [])
+        proposals: dict[str, Proposal] = {}
+        verdicts: dict[str, Verdict] = {}
+        suggestions = list(state.suggestions)
         for d in drugs:
             item = _item(coder, d)
             if d.accepted:
                 eid = f"drug:{d.code}"
                 why = coder.ranker.contributions(d.chosen.row)
-                proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}]).to_state()
+                proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}])
                 verdicts[eid] = Verdict(
                     code=d.code,
                     system=ATC.system,
@@ -109,9 +109,9 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
                         f"this code p={d.probability:.2f}",
                         f"status: {d.best_mention.context.status}",
                     ],
-                ).to_state()
+                )
             elif d.drug_probability >= floor or d.reason:
-                suggestions.append(Suggestion(**item, reason=d.reason or None).to_state())
+                suggestions.append(Suggestion(**item, reason=d.reason or None))
         ctx.emit(
             "drugs_ranked",
             {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
@@ -22,7 +22,8 @@ from medcoder.agents.sections import paragraphs
 from medcoder.cues import cue_pattern
 from medcoder.errors import MedcoderError
 from medcoder.injection import coding_text
-from medcoder.records import Entity
+from medcoder.records import Entity, NodeError, Section
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -135,23 +136,23 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
 
     schema = _extraction_schema(params.max_entities)
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
-        note = coding_text(state["note"])
+    def run(state: CodingState) -> StateUpdate:
+        note = coding_text(state.note)
         if params.layout == "note":  # the whole note, once, in the layout later agents share
-            section: dict[str, Any] = {"id": "note", "name": "note", "start": 0, "end": len(note)}
+            section = Section(id="note", name="note", start=0, end=len(note))
             chunks = [(0, len(note))]
         else:
-            section = state.get("item") or {}
-            if not section or section["name"] in params.skip_sections:
+            if not isinstance(state.item, Section) or state.item.name in params.skip_sections:
                 return {}
-            text_start, text_end = section["start"], section["end"]
+            section = state.item
+            text_start, text_end = section.start, section.end
             chunks = [
                 (text_start + a, text_start + b)
                 for a, b in paragraphs(note[text_start:text_end], params.max_chunk_chars)
             ]
         llm = ctx.llm(params.model)
-        entities: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
+        entities: list[Entity] = []
+        errors: list[NodeError] = []
         for c_start, c_end in chunks:
             chunk = note[c_start:c_end]
             if params.layout == "note":
@@ -161,7 +162,7 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                     {"role": "system", "content": ctx.prompt("system", PROMPTS, kinds=" and ".join(params.kinds))},
                     {
                         "role": "user",
-                        "content": ctx.prompt("user", PROMPTS, section=section["name"].replace("_", " "), text=chunk),
+                        "content": ctx.prompt("user", PROMPTS, section=section.name.replace("_", " "), text=chunk),
                     },
                 ]
             # an answer is rarely longer than the text it quotes: bound it, so a looping model stops early
@@ -170,18 +171,11 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                 out = llm.chat(messages, schema, max_tokens=budget).parsed
             except MedcoderError as exc:  # junk or a cut-off answer: keep what is whole, record the rest
                 out = salvage(getattr(exc, "text", ""))
-                errors.append(
-                    {
-                        "node": "extract",
-                        "section": section["id"],
-                        "error": str(exc)[:300],
-                        "salvaged": len(out.entities) if out else 0,
-                    }
+                error = NodeError(
+                    node="extract", section=section.id, error=str(exc)[:300], salvaged=len(out.entities) if out else 0
                 )
-                ctx.emit(
-                    "error",
-                    {"section": section["id"], "error": str(exc)[:300], "salvaged": len(out.entities) if out else 0},
-                )
+                errors.append(error)
+                ctx.emit("error", error.model_dump(include={"section", "error", "salvaged"}))
             for ent in out.entities if out else []:
                 if ent.kind not in params.kinds:
                     continue
@@ -190,7 +184,7 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                     ctx.emit(
                         "dropped",
                         {
-                            "section": section["id"],
+                            "section": section.id,
                             "mention": ent.mention,
                             "evidence": ent.evidence,
                             "reason": "evidence not found in the note",
@@ -200,7 +194,7 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                 start, end = c_start + span[0], c_start + span[1]
                 inner = locate(note[start:end], ent.mention)  # narrow to the mention when it lies inside
                 m_start, m_end = (start + inner[0], start + inner[1]) if inner else (start, end)
-                assertion, rule = check_assertion(note, m_start, m_end, section["name"], ent.assertion)
+                assertion, rule = check_assertion(note, m_start, m_end, section.name, ent.assertion)
                 entities.append(
                     Entity(
                         id=f"{ent.kind[0]}{start}-{end}",
@@ -209,8 +203,8 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                         start=start,
                         end=end,
                         text=note[start:end],
-                        section=section["id"],
-                        section_name=section["name"],
+                        section=section.id,
+                        section_name=section.name,
                         assertion=assertion,
                         model_assertion=ent.assertion,
                         assertion_rule=rule,
@@ -218,14 +212,14 @@ def entity_extractor(params: ExtractorParams, ctx: AgentContext) -> NodeFn:
                         acuity=ent.acuity,
                         type=ent.type,
                         episode=ent.episode,
-                    ).to_state()
+                    )
                 )
         ctx.emit(
             "entities",
             {
-                "section": section["id"],
+                "section": section.id,
                 "entities": [
-                    {k: e[k] for k in ("id", "kind", "mention", "start", "end", "assertion")} for e in entities
+                    e.model_dump(include={"id", "kind", "mention", "start", "end", "assertion"}) for e in entities
                 ],
             },
         )

@@ -23,7 +23,8 @@ from medcoder.knowledge.ontology import ROOT, CodeSystem, Node
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
 from medcoder.llm import LLM, Option
 from medcoder.notetext import excerpt
-from medcoder.records import Proposal, entity_query
+from medcoder.records import Candidate, Entity, NodeError, Proposal, entity_query
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +52,20 @@ class _Walk:
         onto: CodeSystem,
         ctx: AgentContext,
         params: NavigatorParams,
-        entity: dict[str, Any],
+        entity: Entity,
         note: str,
         feedback: str,
         avoid: set[str],
     ) -> None:
         self.llm, self.onto, self.ctx, self.params = llm, onto, ctx, params
         self.avoid = avoid
-        attrs = ", ".join(
-            f"{k}: {entity[k]}"
-            for k in ("laterality", "acuity", "type", "episode")
-            if entity.get(k) and entity[k] not in ("none", "unspecified")
-        )
+        stated = {
+            "laterality": entity.laterality,
+            "acuity": entity.acuity,
+            "type": entity.type,
+            "episode": entity.episode,
+        }
+        attrs = ", ".join(f"{k}: {v}" for k, v in stated.items() if v and v not in ("none", "unspecified"))
         system = onto.prompt_name
         self.messages = [
             {"role": "system", "content": ctx.prompt("system", PROMPTS, system=system)},
@@ -71,9 +74,9 @@ class _Walk:
                 "content": ctx.prompt(
                     "entity",
                     PROMPTS,
-                    excerpt=excerpt(note, entity["start"], entity["end"], params.context_chars),
-                    mention=entity["mention"],
-                    evidence=entity.get("text", ""),
+                    excerpt=excerpt(note, entity.start, entity.end, params.context_chars),
+                    mention=entity.mention,
+                    evidence=entity.text,
                     attributes=attrs or "none stated",
                     feedback=f"\nA reviewer rejected an earlier answer: {feedback}" if feedback else "",
                 ),
@@ -165,25 +168,25 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
     """Code one entity (a fan-out item) by walking the tree with constrained choices."""
     kind = system_class(params.system).entity_kind
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
-        entity = state.get("item")
-        if not entity or entity.get("kind") != kind or entity.get("assertion") not in params.code_assertions:
+    def run(state: CodingState) -> StateUpdate:
+        entity = state.item
+        if not isinstance(entity, Entity) or entity.kind != kind or entity.assertion not in params.code_assertions:
             return {}
         onto = ctx.kb.ontology(params.system)
-        feedback = entity.get("feedback", "")
-        avoid = set(entity.get("avoid", []))
+        feedback = entity.feedback or ""
+        avoid = set(entity.avoid or [])
         entries: list[str] = []
         if params.use_retrieval and params.entry_points:
             entries = _entry_points(ctx, params, entity, state, avoid)
-        walk = _Walk(ctx.llm(params.model), onto, ctx, params, entity, coding_text(state["note"]), feedback, avoid)
+        walk = _Walk(ctx.llm(params.model), onto, ctx, params, entity, coding_text(state.note), feedback, avoid)
         try:
             code, confidence, path = walk.run(entries)
         except MedcoderError as exc:
-            ctx.emit("error", {"entity": entity["id"], "error": str(exc)})
-            return {"errors": [{"node": "navigate", "entity_id": entity["id"], "error": str(exc)}]}
+            ctx.emit("error", {"entity": entity.id, "error": str(exc)})
+            return {"errors": [NodeError(node="navigate", entity_id=entity.id, error=str(exc))]}
         node = onto.node(code)
         proposal = Proposal(
-            entity_id=entity["id"],
+            entity_id=entity.id,
             code=code,
             system=params.system,
             label=node.label,
@@ -191,25 +194,32 @@ def navigator(params: NavigatorParams, ctx: AgentContext) -> NodeFn:
             path=path,
             steps=walk.steps,
             entry_points=entries,
-            round=entity.get("round", 0),
-        ).to_state()
-        ctx.emit("proposal", {k: proposal[k] for k in ("entity_id", "code", "confidence", "path")})
-        return {"proposals": {entity["id"]: proposal}}
+            round=entity.round or 0,
+        )
+        ctx.emit("proposal", proposal.model_dump(include={"entity_id", "code", "confidence", "path"}))
+        return {"proposals": {entity.id: proposal}}
 
     return run
 
 
 def _entry_points(
-    ctx: AgentContext, params: NavigatorParams, entity: dict[str, Any], state: dict[str, Any], avoid: set[str]
+    ctx: AgentContext, params: NavigatorParams, entity: Entity, state: CodingState, avoid: set[str]
 ) -> list[str]:
     """Codes to start from: what the retriever agent found for this entity, else the workflow's retriever."""
-    found = (state.get("candidates") or {}).get(entity["id"])
+    found = state.candidates.get(entity.id)
     if found is None and ctx.retriever is not None:
         query = entity_query(entity)
-        hits = [h.to_dict() for h in ctx.retriever.candidates(query, params.system, k=params.entry_points * 2)]
-        ctx.emit("tool", {"name": "retrieve", "args": {"text": query, "system": params.system}, "result": hits})
-        found = hits
-    return [str(h["code"]) for h in found or [] if h["code"] not in avoid][: params.entry_points]
+        hits = ctx.retriever.candidates(query, params.system, k=params.entry_points * 2)
+        ctx.emit(
+            "tool",
+            {
+                "name": "retrieve",
+                "args": {"text": query, "system": params.system},
+                "result": [h.to_dict() for h in hits],
+            },
+        )
+        found = [Candidate.model_validate(h.to_dict()) for h in hits]
+    return [c.code for c in found or [] if c.code not in avoid][: params.entry_points]
 
 
 PROMPTS = {

@@ -20,13 +20,17 @@ from medcoder.agents.critic import drop_excludes1_conflicts
 from medcoder.agents.notecontext import JUDGE_TASK, note_messages
 from medcoder.errors import MedcoderError
 from medcoder.injection import coding_text
+from medcoder.knowledge import KnowledgeBase
 from medcoder.knowledge import guidelines as gl
+from medcoder.knowledge.ontology import CodeSystem
+from medcoder.knowledge.retrieval import Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
-from medcoder.llm import Option
+from medcoder.llm import LLM, Option
 from medcoder.ranking.coder import RankedCode, RankedCoder
 from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.verify import verify_context, verify_question
 from medcoder.records import Proposal, Suggestion, Verdict
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +69,10 @@ class RankParams(AgentParams):
         return [] if self.verify is False and not self.specify else [self.model]
 
 
-_CODERS: dict[tuple[str, int, int], Any] = {}
+_CODERS: dict[tuple[str, int, int], RankedCoder] = {}
 
 
-def _load_coder(folder: str, kb: Any, retriever: Any) -> Any:
+def _load_coder(folder: str, kb: KnowledgeBase, retriever: Retriever | None) -> RankedCoder:
     """One loaded ranker per (folder, knowledge base, retriever) in a process."""
 
     key = (folder, id(kb), id(retriever))
@@ -82,10 +86,10 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
     """Candidates from every source, model verification, learned ranking, threshold and rules."""
     folder = str(ranker_folder(params.system, params.ranker).resolve())
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
+    def run(state: CodingState) -> StateUpdate:
         coder = _load_coder(folder, ctx.kb, ctx.retriever)
-        note = coding_text(state.get("note", ""))
-        cands = coder.candidates(note, state.get("entities", []), sentences=params.sentences)
+        note = coding_text(state.note)
+        cands = coder.candidates(note, state.entities, sentences=params.sentences)
         ranked = coder.rank(cands, note=note)
         odds: dict[str, float] = {}
         llm = ctx.llms.get(params.model)
@@ -114,17 +118,19 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         floor = params.floor if params.floor is not None else coder.ranker.floor
         threshold = coder.ranker.threshold_for(coder.ranker.note_kind(cands.features))
         onto = coder.onto
-        proposals, verdicts, suggestions = {}, {}, []
+        proposals: dict[str, Proposal] = {}
+        verdicts: dict[str, Verdict] = {}
+        suggestions: list[Suggestion] = []
         for r in ranked:
             if r.probability < floor and not r.rule:
                 continue
-            item = {
+            item: dict[str, Any] = {
                 "code": r.code,
                 "system": params.system,
                 "label": onto.label(r.code),
                 "confidence": round(r.probability, 4),
                 "path": [n.code for n in onto.path(r.code)],
-                "evidence": [{"start": e.start, "end": e.end, "text": e.text} for e in r.evidence[:3]],
+                "evidence": [e.span() for e in r.evidence[:3]],
                 "sources": r.sources,
                 "features": r.feature_dict(),
                 "ranker_probability": round(r.ranker_probability, 4),
@@ -135,7 +141,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
                 steps: list[dict[str, Any]] = [{"ranker": why}]
                 if r.specified_from:
                     steps.append({"guideline": "specified", "from": r.specified_from, "reason": r.reason})
-                proposals[eid] = Proposal(**item, entity_id=eid, steps=steps).to_state()
+                proposals[eid] = Proposal(**item, entity_id=eid, steps=steps)
                 verdicts[eid] = Verdict(
                     code=r.code,
                     system=params.system,
@@ -151,9 +157,9 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
                         else []
                     )
                     + ([f"verifier log-odds {odds[r.code]:+.2f}"] if r.code in odds else []),
-                ).to_state()
+                )
             else:
-                suggestions.append(Suggestion(**item, reason=f"{r.rule}: {r.reason}" if r.rule else None).to_state())
+                suggestions.append(Suggestion(**item, reason=f"{r.rule}: {r.reason}" if r.rule else None))
         drop_excludes1_conflicts(verdicts, {}, proposals, ctx)
         ctx.emit(
             "guidelines",
@@ -197,7 +203,7 @@ SPECIFY_PROMPT = (
 )
 
 
-def _specify_with_model(llm: Any, onto: Any, r: RankedCode) -> None:
+def _specify_with_model(llm: LLM, onto: CodeSystem, r: RankedCode) -> None:
     """The navigator's last step for an accepted unspecified code: the model chooses among the billable codes of
     its parent the one the evidence supports (laterality, acuity, type); the choice is recorded on the code."""
     if not gl.is_unspecified(onto.label(r.code)) or not r.evidence:
@@ -221,7 +227,7 @@ def _specify_with_model(llm: Any, onto: Any, r: RankedCode) -> None:
         )
 
 
-def _should_verify(verify: bool | str, coder: Any, llm: Any) -> bool:
+def _should_verify(verify: bool | str, coder: RankedCoder, llm: LLM) -> bool:
     if verify is True:
         return True
     if verify is False:

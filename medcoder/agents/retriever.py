@@ -8,7 +8,7 @@ one batch; the candidates go into the state (`candidates`, by entity id) and int
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -16,6 +16,7 @@ from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_age
 from medcoder.knowledge.retrieval import make_retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName, system_class
 from medcoder.records import Candidate, entity_query
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -34,30 +35,30 @@ def retriever(params: RetrieverParams, ctx: AgentContext) -> NodeFn:
     """Find candidate codes for every entity the navigator will code."""
     search = ctx.retriever if params.mode == "workflow" else make_retriever(params.mode, ctx.kb)
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
+    def run(state: CodingState) -> StateUpdate:
         if search is None:
             return {}
-        out: dict[str, Any] = {}
+        out: dict[str, list[Candidate]] = {}
         for system in params.systems:
             kind = system_class(system).entity_kind
             wanted = [
                 e
-                for e in state.get("entities") or []
-                if e.get("kind") == kind and e.get("assertion") in params.code_assertions and entity_query(e)
+                for e in state.entities
+                if e.kind == kind and e.assertion in params.code_assertions and entity_query(e)
             ]
             if not wanted:
                 continue
             queries = [entity_query(e) for e in wanted]
             results = search.search_many(queries, system, params.k)
             for entity, query, hits in zip(wanted, queries, results):
-                out[entity["id"]] = [Candidate.model_validate(h.to_dict()).to_state() for h in hits]
+                out[entity.id] = [Candidate.model_validate(h.to_dict()) for h in hits]
                 ctx.emit(
                     "tool",
                     {
                         "name": "retrieve",
                         "args": {"text": query, "system": system},
-                        "entity": entity["id"],
-                        "result": out[entity["id"]],
+                        "entity": entity.id,
+                        "result": [c.to_state() for c in out[entity.id]],
                     },
                 )
         return {"candidates": out}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from pydantic import Field
 
@@ -18,6 +17,7 @@ from medcoder.injection import coding_text
 from medcoder.llm import Option
 from medcoder.notesections import HEADERS, split_by_rules
 from medcoder.records import Section
+from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
@@ -54,8 +54,8 @@ def section_splitter(params: SectionParams, ctx: AgentContext) -> NodeFn:
     """Split a note into sections with offsets: header rules first, the model for headerless notes."""
     names = [n for n in HEADERS if n not in ("plan", "instructions")]
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
-        note = coding_text(state["note"])
+    def run(state: CodingState) -> StateUpdate:
+        note = coding_text(state.note)
         sections = split_by_rules(note)
         method = "rules"
         if not sections:
@@ -65,26 +65,18 @@ def section_splitter(params: SectionParams, ctx: AgentContext) -> NodeFn:
                 llm = ctx.llm(params.model)
                 options = [Option(n, n.replace("_", " ")) for n in names]
                 sections = []
-                for start, end in spans:
-                    text = note[start:end]
-                    context = ctx.prompt("label", PROMPTS, text=text)
+                for i, (start, end) in enumerate(spans):
+                    context = ctx.prompt("label", PROMPTS, text=note[start:end])
                     best = llm.choose(context, options).best
                     sections.append(
-                        {
-                            "name": best.key,
-                            "title": "",
-                            "start": start,
-                            "end": end,
-                            "confidence": round(best.probability, 3),
-                        }
+                        Section(id=f"s{i}", name=best.key, start=start, end=end, confidence=round(best.probability, 3))
                     )
             else:
                 method = "whole note"
-                sections = [{"name": "note", "title": "", "start": 0, "end": len(note)}]
-        sections = [Section.model_validate({**s, "id": f"s{i}"}).to_state() for i, s in enumerate(sections)]
+                sections = [Section(id="s0", name="note", start=0, end=len(note))]
         ctx.emit(
             "sections",
-            {"method": method, "sections": [{k: s[k] for k in ("id", "name", "start", "end")} for s in sections]},
+            {"method": method, "sections": [s.model_dump(include={"id", "name", "start", "end"}) for s in sections]},
         )
         return {"sections": sections}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from rich.console import Console
@@ -18,6 +18,10 @@ from rich.text import Text
 
 from medcoder.errors import MedcoderError
 from medcoder.notetext import apart, snippet
+from medcoder.records import CodeStatus, Span
+
+if TYPE_CHECKING:
+    from medcoder.session import Session
 
 HELP = """commands (CODE: E11.65, e1165, A10BA02):
   codes                     the codes and their status (proposed, accepted, rejected)
@@ -71,7 +75,7 @@ def _columns(title: str, cols: tuple[str, ...]) -> Table:
 class ChatREPL:
     """Reads commands, calls the session, prints tables; no coding logic lives here."""
 
-    def __init__(self, session: Any, console: Console | None = None) -> None:
+    def __init__(self, session: "Session", console: Console | None = None) -> None:
         self.session = session
         self.console = console or Console(highlight=False)
         self._cmd = ""
@@ -155,14 +159,14 @@ class ChatREPL:
         table = _columns(f"session {self.session.id}", ("code", "system", "status", "conf.", "label", "evidence"))
         evidence = self.session.evidence()
         for c in codes:
-            ev = self._evidence(note, evidence.get((c["system"], c["code"]), []))
-            if c.get("origin") == "coder":
-                ev.append(f"added by coder {c.get('reason', '')}".strip(), style="italic")
+            ev = self._evidence(note, evidence.get((c.system, c.code), []))
+            if c.origin == "coder":
+                ev.append(f"added by coder {c.reason}".strip(), style="italic")
             status = Text(
-                c["status"] + (f" ({c['reason']})" if c["status"] == "rejected" and c.get("reason") else ""),
-                style=_STATUS_STYLE.get(c["status"], ""),
+                c.status.value + (f" ({c.reason})" if c.status == CodeStatus.REJECTED and c.reason else ""),
+                style=_STATUS_STYLE.get(c.status.value, ""),
             )
-            table.add_row(c["code"], c["system"], status, f"{c['confidence']:.2f}", c["label"], ev)
+            table.add_row(c.code, c.system, status, f"{c.confidence:.2f}", c.label, ev)
         self.console.print(table)
 
     def _suggestions(self, args: list[str], rest: str) -> None:
@@ -177,22 +181,22 @@ class ChatREPL:
         )
         for r in rows[: int(args[0]) if args and args[0].isdigit() else 15]:
             table.add_row(
-                r["code"],
-                r["system"],
-                f"{r['confidence']:.2f}",
-                r.get("label", ""),
-                r.get("reason") or "below the threshold",
-                self._evidence(note, r.get("evidence", [])),
+                r.code,
+                r.system,
+                f"{r.confidence:.2f}",
+                r.label,
+                r.reason or "below the threshold",
+                self._evidence(note, r.evidence),
             )
         self.console.print(table)
 
     @staticmethod
-    def _evidence(note: str, spans: list[dict[str, Any]]) -> Text:
+    def _evidence(note: str, spans: list[Span]) -> Text:
         """Up to two evidence spans, highlighted, with whole words around them."""
         ev = Text()
-        spans = [spans[i] for i in apart((e["start"], e["end"]) for e in spans)]
+        spans = [spans[i] for i in apart((e.start, e.end) for e in spans)]
         for i, e in enumerate(spans[:2]):
-            before, span, after = snippet(note, e["start"], e["end"], context=25)
+            before, span, after = snippet(note, e.start, e.end, context=25)
             ev.append(("\n" if i else "") + before)
             ev.append(span, style="bold yellow")
             ev.append(after)
@@ -230,7 +234,7 @@ class ChatREPL:
 
     def _accept(self, args: list[str], rest: str) -> None:
         self._need(args, 1, "accept CODE [CODE ...] | accept all")
-        targets = [c["code"] for c in self.session.codes("proposed")] if args == ["all"] else args
+        targets = [c.code for c in self.session.codes(CodeStatus.PROPOSED)] if args == ["all"] else args
         for code in targets:
             self.console.print(f"accepted {self.session.accept(code)['code']}")
 
@@ -325,7 +329,7 @@ def _install_readline(repl: ChatREPL, history: Path) -> None:
         if " " not in buf:
             options = [c for c in COMMANDS if c.startswith(text.lower())]
         else:
-            codes = [c["code"] for c in repl.session.codes()]
+            codes = [c.code for c in repl.session.codes()]
             options = [c for c in codes if c.lower().startswith(text.lower())]
             if not options and len(text) >= 3:
                 onto = repl.session.workflow.kb.ontology()  # the default system: what a coder types most

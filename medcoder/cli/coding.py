@@ -40,7 +40,7 @@ def print_result(result: CodingResult) -> None:
             ev.append(("\n" if i else "") + before)
             ev.append(span, style="bold yellow")
             ev.append(after)
-        table.add_row(c.code, c.system, c.label, f"{c.confidence:.2f}", ev, c.verdict.get("decision", ""))
+        table.add_row(c.code, c.system, c.label, f"{c.confidence:.2f}", ev, c.verdict.decision)
     console.print(table)
     s = result.stats
     console.print(

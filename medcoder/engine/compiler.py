@@ -1,8 +1,8 @@
 """Compile a `WorkflowSpec` into a LangGraph `StateGraph` with a SQLite checkpointer.
 
 Plain edges become graph edges; edges with conditions or fan-out become one router per
-source node that returns node names and `Send`s (one branch per item of a state list). A
-node that closes a cycle is bounded by its edge's `max_loops`, counted in `visits`.
+source node that returns node names and `Send`s (one branch per item of a state list, the state
+with `item` set). A node that closes a cycle is bounded by its edge's `max_loops`, counted in `visits`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from medcoder.agents import AgentContext, resolve_agent
+from medcoder.agents.base import NodeFn
 from medcoder.engine.spec import END as SPEC_END
 from medcoder.engine.spec import START as SPEC_START
 from medcoder.engine.spec import EdgeSpec, WorkflowSpec
-from medcoder.engine.state import CodingState
+from medcoder.engine.state import CodingState, StateUpdate, as_state
+from medcoder.records import to_json
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +33,17 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _wrap(node_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]], ctx: AgentContext) -> Callable[..., Any]:
+def _wrap(node_id: str, fn: NodeFn, ctx: AgentContext) -> Callable[..., Any]:
     """Run a node with start/end events, its input digest, its timing and a visit count."""
 
-    def run(state: dict[str, Any]) -> dict[str, Any]:
-        item = state.get("item")
+    def run(given: CodingState | dict[str, Any]) -> StateUpdate:
+        state = as_state(given)
         ctx.emit(
             "node_start",
             {
                 "node": node_id,
-                "input_digest": digest({k: v for k, v in state.items() if k != "visits"}),
-                "item": item.get("id") if isinstance(item, dict) else None,
+                "input_digest": digest(state.model_dump(mode="json", exclude={"visits"}, exclude_none=True)),
+                "item": getattr(state.item, "id", None),
             },
         )
         start = time.perf_counter()
@@ -55,7 +57,7 @@ def _wrap(node_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]], ctx: Age
             {
                 "node": node_id,
                 "seconds": round(time.perf_counter() - start, 4),
-                "output": {k: v for k, v in update.items()},
+                "output": to_json(update),
             },
         )
         return {**update, "visits": {node_id: 1}}
@@ -64,23 +66,23 @@ def _wrap(node_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]], ctx: Age
     return run
 
 
-def _items(state: dict[str, Any], edge: EdgeSpec) -> list[Any]:
-    items = state.get(edge.fan_out or "") or []
-    return [i for i in items if isinstance(i, dict) and all(i.get(k) == v for k, v in edge.where.items())]
+def _items(state: CodingState, edge: EdgeSpec) -> list[Any]:
+    items = getattr(state, edge.fan_out or "", None) or []
+    return [i for i in items if all(getattr(i, k, None) == v for k, v in edge.where.items())]
 
 
-def _router(source: str, edges: list[EdgeSpec]) -> Callable[[dict[str, Any]], list[Any]]:
+def _router(source: str, edges: list[EdgeSpec]) -> Callable[[CodingState], list[Any]]:
     regular = [e for e in edges if e.when != "otherwise"]
     fallback = [e for e in edges if e.when == "otherwise"]
 
-    def route(state: dict[str, Any]) -> list[Any]:
-        visits = (state.get("visits") or {}).get(source, 0)
+    def route(state: CodingState) -> list[Any]:
+        visits = state.visits.get(source, 0)
         out: list[Any] = []
-        payload = {k: v for k, v in state.items() if k not in ("visits", "item")}
+        payload = state.model_copy(update={"visits": {}, "item": None})
         for edge in regular:
             if edge.max_loops is not None and visits > edge.max_loops:
                 continue
-            if edge.when and not state.get(edge.when):
+            if edge.when and not getattr(state, edge.when, None):
                 continue
             target = _ENDPOINTS.get(edge.to, edge.to)
             if edge.fan_out:
@@ -88,7 +90,7 @@ def _router(source: str, edges: list[EdgeSpec]) -> Callable[[dict[str, Any]], li
                 if edge.when and not items:
                     continue
                 # an empty list still runs the target once (item None), so the join after it happens
-                out += [Send(target, {**payload, "item": item}) for item in (items or [None])]
+                out += [Send(target, payload.model_copy(update={"item": item})) for item in (items or [None])]
             else:
                 out.append(target)
         if not out:

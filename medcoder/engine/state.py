@@ -1,43 +1,39 @@
-"""The state that flows through a coding workflow.
+"""How a run's state is checkpointed: records as their JSON, so a checkpoint stays readable across versions.
 
-The state is a TypedDict of JSON values so LangGraph can checkpoint it to SQLite; each value is
-the `to_state()` form of a typed record in `medcoder.records` (agents build the records, so a
-misspelt field fails where it is made; `records.check_state` validates a whole state). Lists
-that fan-out branches write to use additive reducers.
+The state itself (`CodingState`) lives in `medcoder.state`, where agents import it from.
 """
 
 from __future__ import annotations
 
-import operator
-from typing import Annotated, Any, TypedDict
+from typing import Any
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.types import Send
+from pydantic import BaseModel
+
+from medcoder.records import to_json
+from medcoder.state import STATE_VERSION, CodingState, StateUpdate, as_state, migrate_state
+
+__all__ = ["STATE_VERSION", "CodingState", "JsonRecordSerializer", "StateUpdate", "as_state", "migrate_state"]
 
 
-def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    """Reducer for dicts written by parallel branches: later keys win."""
-    return {**(left or {}), **(right or {})}
+class JsonRecordSerializer(JsonPlusSerializer):
+    """LangGraph's checkpoint serializer, with every record written as its JSON (a fan-out's payload too)."""
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        return super().dumps_typed(_plain(obj))
 
 
-def add_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
-    """Reducer for per-node visit counters."""
-    out = dict(left or {})
-    for key, n in (right or {}).items():
-        out[key] = out.get(key, 0) + n
-    return out
-
-
-class CodingState(TypedDict, total=False):
-    """Everything a run knows: the note, what each agent found, and the run's bookkeeping."""
-
-    run_id: str
-    note: str
-    sections: list[dict[str, Any]]  # records.Section
-    entities: Annotated[list[dict[str, Any]], operator.add]  # records.Entity
-    candidates: Annotated[dict[str, Any], merge_dicts]  # entity id -> [records.Candidate]
-    proposals: Annotated[dict[str, Any], merge_dicts]  # entity id -> records.Proposal
-    verdicts: Annotated[dict[str, Any], merge_dicts]  # entity id -> records.Verdict
-    revisit: list[dict[str, Any]]  # records.Entity the critic sent back (feedback, avoid, round set)
-    rounds: Annotated[int, operator.add]  # critic rounds taken
-    errors: Annotated[list[dict[str, Any]], operator.add]  # {node, entity_id?, error}
-    suggestions: list[dict[str, Any]]  # records.Suggestion: ranked codes below the threshold, for review
-    result: dict[str, Any]
-    visits: Annotated[dict[str, int], add_counts]  # node id -> times run (loop bounds)
+def _plain(obj: Any) -> Any:
+    """`obj` with records as JSON, at any depth (a pending `Send` holds a whole state)."""
+    if isinstance(obj, Send):
+        return Send(obj.node, _plain(obj.arg))
+    if isinstance(obj, BaseModel):
+        return to_json(obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_plain(v) for v in obj)
+    return obj

@@ -24,6 +24,7 @@ from medcoder.audit.events import NOTE_READ, SUSPECT_TEXT
 from medcoder.audit.store import SQLiteAuditStore
 from medcoder.engine.compiler import build_graph
 from medcoder.engine.spec import WorkflowSpec, code_identity, code_nodes, load_spec, parse_spec
+from medcoder.engine.state import CodingState, JsonRecordSerializer
 from medcoder.errors import MedcoderError
 from medcoder.injection import suspects
 from medcoder.knowledge import KnowledgeBase, default_kb
@@ -31,6 +32,7 @@ from medcoder.knowledge.retrieval import Retriever, make_retriever
 from medcoder.llm import LLM, CallRecord, load_llm
 from medcoder.notetext import note_encoding, read_note
 from medcoder.privacy import NoteRedactor
+from medcoder.records import RunResult, to_json
 from medcoder.result import CodingResult
 from medcoder.settings import Settings, load_settings
 
@@ -48,7 +50,7 @@ class RunLog:
     events: list[dict[str, Any]] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
-    final: dict[str, Any] | None = None  # the state the run ended with (its checkpoints may be gone)
+    final: CodingState | None = None  # the state the run ended with (its checkpoints may be gone)
 
     def event(self, node: str, kind: str, data: dict[str, Any]) -> None:
         ev = {"node": node, "kind": kind, "data": data, "t": time.time()}
@@ -89,7 +91,7 @@ class _CheckpointSaver(SqliteSaver):
     """LangGraph's SQLite saver whose every storage failure is one line naming the checkpoint database."""
 
     def __init__(self, conn: Any, path: Path) -> None:
-        super().__init__(conn)
+        super().__init__(conn, serde=JsonRecordSerializer())
         self.path = path
 
     put = storage.guarded("checkpoint database")(SqliteSaver.put)
@@ -187,7 +189,7 @@ class Workflow:
         if _finished(snapshot):
             raise MedcoderError(f"run {run_id} already finished; use a new run id")
         if snapshot.values.get("note") and text is None:  # stopped before its first step: start it again
-            return run_id, {"run_id": run_id, "note": snapshot.values["note"]}
+            return run_id, {"run_id": run_id, "note": str(snapshot.values["note"])}
         if text is None:
             raise MedcoderError(f"no run {run_id} to resume")
         note = read_note(text, self.spec.max_note_chars)
@@ -207,7 +209,7 @@ class Workflow:
                     run_id, self.spec.name, self.source_text, self._run_settings(), inputs["note"], self.store_note
                 )
             if not self.store_note:
-                redact = NoteRedactor(inputs["note"] if inputs else self.state(run_id)["note"])
+                redact = NoteRedactor(inputs["note"] if inputs else self.note_of(run_id))
             log.listeners.append(_AuditRecorder(self.audit, run_id, redact))
         if inputs is not None:
             log.event(
@@ -228,7 +230,7 @@ class Workflow:
         finally:
             state = log.final = self.state(run_id)
             if self.audit is not None:
-                self._finish_audit(run_id, status, state.get("result"), redact)
+                self._finish_audit(run_id, status, state.result if state else None, redact)
             if not self.store_note and status == "done":
                 self._forget(run_id)
 
@@ -255,7 +257,7 @@ class Workflow:
         start = time.perf_counter()
         for _ in self.stream(text, run_id, log):
             pass
-        state = log.final or {}  # stream() leaves the final state there (its checkpoints may be gone)
+        state = log.final or CodingState()  # stream() leaves the final state there (its checkpoints may be gone)
         stats = {
             **log.stats(),
             "seconds": round(time.perf_counter() - start, 3),
@@ -270,7 +272,7 @@ class Workflow:
     def result(self, run_id: str) -> CodingResult:
         """The result of a finished run, from its checkpoint (no model call)."""
         state = self.state(run_id)
-        if not state:
+        if state is None:
             raise MedcoderError(f"no run {run_id}")
         return CodingResult.from_state(state, self.spec.name, {"model": {n: llm.name for n, llm in self.llms.items()}})
 
@@ -293,17 +295,14 @@ class Workflow:
                 return
         except MedcoderError:
             return  # the audit never heard of it (a run coded without this store)
-        state = self.state(run_id)
-        self._finish_audit(
-            run_id, "done", state.get("result"), NoteRedactor(state.get("note", "")) if not self.store_note else None
-        )
+        state = self.state(run_id) or CodingState()
+        self._finish_audit(run_id, "done", state.result, NoteRedactor(state.note) if not self.store_note else None)
 
-    def _finish_audit(
-        self, run_id: str, status: str, result: dict[str, Any] | None, redact: NoteRedactor | None
-    ) -> None:
+    def _finish_audit(self, run_id: str, status: str, result: RunResult | None, redact: NoteRedactor | None) -> None:
         """Tell the audit store the run ended, with its result (redacted when the note is not kept)."""
         if self.audit is not None:
-            self.audit.finish_run(run_id, status, redact(result) if redact and result is not None else result)
+            data = to_json(result) if result is not None else None
+            self.audit.finish_run(run_id, status, redact(data) if redact and data is not None else data)
 
     @property
     def retriever(self) -> Retriever | None:
@@ -330,8 +329,15 @@ class Workflow:
     def _snapshot(self, run_id: str) -> Any:
         return self.graph.get_state(self._config(run_id))
 
-    def state(self, run_id: str) -> dict[str, Any]:
-        return dict(self._snapshot(run_id).values)
+    def state(self, run_id: str) -> CodingState | None:
+        """Run `run_id`'s last checkpointed state (None when this workflow has no such run)."""
+        values = self._snapshot(run_id).values
+        return CodingState.model_validate(dict(values)) if values else None
+
+    def note_of(self, run_id: str) -> str:
+        """The note of run `run_id` ("" when there is no such run here)."""
+        state = self.state(run_id)
+        return state.note if state else ""
 
     def finished(self, run_id: str) -> bool:
         """Whether run `run_id` reached its end here (its result is in this workflow's checkpoints)."""

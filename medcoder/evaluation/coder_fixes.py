@@ -8,9 +8,10 @@ unspecified codes beside a specific sibling, and the right code with the wrong s
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from typing import Iterable
 
 from medcoder.knowledge import guidelines as gl
+from medcoder.knowledge.ontology import CodeSystem
 from medcoder.ranking.candidates import sentence_spans
 
 FIX_KINDS = (
@@ -21,7 +22,7 @@ FIX_KINDS = (
 )
 
 
-def _statuses(onto: Any, code: str, readers: list[tuple[set[str], gl.SentenceReader]]) -> list[str]:
+def _statuses(onto: CodeSystem, code: str, readers: list[tuple[set[str], gl.SentenceReader]]) -> list[str]:
     """The statuses of the note's sentences that name most of the code's label words."""
     words = gl.sentence_words(onto.label(code))
     if not words:
@@ -30,7 +31,7 @@ def _statuses(onto: Any, code: str, readers: list[tuple[set[str], gl.SentenceRea
     return [r.status(words) for sw, r in readers if len(words & sw) >= need]
 
 
-def coder_fixes(onto: Any, note: str, predicted: Iterable[str], gold: Iterable[str]) -> Counter[str]:
+def coder_fixes(onto: CodeSystem, note: str, predicted: Iterable[str], gold: Iterable[str]) -> Counter[str]:
     """Counts of the FIX_KINDS among the predicted codes (a code counts once, under its first kind)."""
     pred = [c for c in predicted if c in onto]
     gold_set = set(gold)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medcoder import jsonl
-from medcoder.engine.workflow import load_workflow
+from medcoder.engine.workflow import Workflow, load_workflow
 from medcoder.errors import MedcoderError
 from medcoder.evaluation.coder_fixes import FIX_KINDS, coder_fixes
 from medcoder.evaluation.drugs import STRATEGY as DRUG_STRATEGY
@@ -38,9 +38,9 @@ from medcoder.evaluation.strategies import (
     term_workflow,
     tree_term,
 )
-from medcoder.knowledge import default_kb, druglex
+from medcoder.knowledge import KnowledgeBase, default_kb, druglex
 from medcoder.knowledge.atc import ATC
-from medcoder.knowledge.retrieval import HybridRetriever
+from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import system_class
 from medcoder.llm import LLM
 from medcoder.paths import file_digest
@@ -177,7 +177,7 @@ def evaluate(
 ENTITY_STRATEGIES = ("retrieval", "flat")  # they code the mentions a workflow's extractor found
 
 
-def _runnable(wf: Any, strategies: tuple[str, ...], layout: str) -> tuple[tuple[str, ...], dict[str, str]]:
+def _runnable(wf: Workflow, strategies: tuple[str, ...], layout: str) -> tuple[tuple[str, ...], dict[str, str]]:
     """The strategies this workflow can run, and why the others cannot (said in one line, left out of the
     table): `retrieval` and `flat` code extracted mentions, so they need a workflow that extracts (or `tree`,
     whose workflow does)."""
@@ -323,13 +323,13 @@ def _each_item(
     return rows
 
 
-def _coder(system: str, ranker: str, kb: Any, retriever: Any) -> Any:
+def _coder(system: str, ranker: str, kb: KnowledgeBase, retriever: Retriever) -> RankedCoder:
 
     return RankedCoder.from_folder(ranker_folder(system, ranker), kb, retriever)
 
 
 def _nomodel_outputs(
-    coder: Any, text: str, strategies: tuple[str, ...], searched: Any = None
+    coder: RankedCoder, text: str, strategies: tuple[str, ...], searched: Any = None
 ) -> dict[str, StrategyOutput]:
     outputs: dict[str, StrategyOutput] = {}
     if "memory" in strategies:
@@ -399,13 +399,13 @@ def _evaluate_drugs(
 
 def _eval_notes(
     data: Dataset,
-    wf: Any,
+    wf: Workflow,
     llm: LLM,
-    retriever: Any,
+    retriever: Retriever,
     strategies: tuple[str, ...],
     progress: Progress | None,
     cache: _RowCache,
-    coder: Any = None,
+    coder: RankedCoder | None = None,
 ) -> list[dict[str, Any]]:
     tree_wf = None
     tree_name = system_class(data.system).tree_workflow
@@ -428,7 +428,7 @@ def _eval_notes(
                 Prediction(c.code, c.confidence, c.mention) for c in result.codes if c.system == data.system
             ]
             main.ranking = main.predictions + [
-                Prediction(s["code"], s["confidence"]) for s in result.suggestions if s.get("system") == data.system
+                Prediction(s.code, s.confidence) for s in result.suggestions if s.system == data.system
             ]
             outputs = {"tree" if wf.spec.name == tree_name else "ranked": main}
             entities = result.entities
@@ -452,7 +452,9 @@ def _eval_notes(
                 )
             if "flat" in strategies:
                 outputs["flat"] = _timed(
-                    StrategyOutput(), llm, lambda: flat_codes(llm, retriever, ex.text, entities, data.system)
+                    StrategyOutput(),
+                    llm,
+                    lambda: flat_codes(llm, retriever, wf.kb.ontology(data.system), ex.text, entities),
                 )
             row["strategies"] = {name: outputs[name].to_row() for name in strategies}
         except Exception as exc:  # noqa: BLE001 - one bad note is recorded, the evaluation goes on
@@ -465,9 +467,9 @@ def _eval_notes(
 
 def _eval_terms(
     data: Dataset,
-    wf: Any,
+    wf: Workflow,
     llm: LLM,
-    retriever: Any,
+    retriever: Retriever,
     strategies: tuple[str, ...],
     progress: Progress | None,
     cache: _RowCache,
@@ -483,8 +485,10 @@ def _eval_terms(
             for name in strategies:
                 run = {
                     "retrieval": lambda: retrieval_codes(retriever, [term_entity(text, system)], system),
-                    "flat": lambda: flat_codes(llm, retriever, text, [term_entity(text, system)], system),
-                    "tree": lambda: tree_term(tree, text),
+                    "flat": lambda: flat_codes(
+                        llm, retriever, wf.kb.ontology(system), text, [term_entity(text, system)]
+                    ),
+                    "tree": lambda: tree_term(tree, text) if tree is not None else [],
                 }[name]
                 try:
                     per[name] = _timed(StrategyOutput(), llm if name != "retrieval" else None, run).to_row()
@@ -502,7 +506,11 @@ def _eval_terms(
 
 
 def _score_icd(
-    data: Dataset, rows: list[dict[str, Any]], strategies: tuple[str, ...], kb: Any, auto_threshold: float | None = None
+    data: Dataset,
+    rows: list[dict[str, Any]],
+    strategies: tuple[str, ...],
+    kb: KnowledgeBase,
+    auto_threshold: float | None = None,
 ) -> dict[str, Any]:
     icd = kb.ontology(data.system)
     texts = {ex.id: ex.text for ex in data.examples}

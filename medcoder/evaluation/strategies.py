@@ -16,12 +16,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from medcoder.engine.workflow import load_workflow
+from medcoder.engine.workflow import Workflow, load_workflow
 from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase, system_class
-from medcoder.knowledge.retrieval import HybridRetriever, SearchFilter
+from medcoder.knowledge.ontology import CodeSystem
+from medcoder.knowledge.retrieval import Retriever, SearchFilter
 from medcoder.llm import LLM, Option
 from medcoder.notetext import excerpt
+from medcoder.ranking.coder import RankedCoder, RetrievalCache
 from medcoder.records import Entity, entity_query
 
 logger = logging.getLogger(__name__)
@@ -73,20 +75,18 @@ class StrategyOutput:
         return sorted(out, key=lambda c: -out[c])
 
 
-def codable(entities: list[dict[str, Any]], system: str) -> list[dict[str, Any]]:
+def codable(entities: list[Entity], system: str) -> list[Entity]:
     kind = system_class(system).entity_kind
-    return [
-        e for e in entities if e.get("kind") == kind and e.get("assertion", "present") == "present" and entity_query(e)
-    ]
+    return [e for e in entities if e.kind == kind and e.assertion == "present" and entity_query(e)]
 
 
-def retrieval_codes(retriever: HybridRetriever, entities: list[dict[str, Any]], system: str) -> list[Prediction]:
+def retrieval_codes(retriever: Retriever, entities: list[Entity], system: str) -> list[Prediction]:
     """Top billable hit per entity; confidence is the fused score scaled to the best hit of the note."""
     ents = codable(entities, system)
     if not ents:
         return []
     results = retriever.search_many([entity_query(e) for e in ents], system, 1, SearchFilter(billable_only=True))
-    preds = [Prediction(hits[0].code, hits[0].score, e["id"]) for e, hits in zip(ents, results) if hits]
+    preds = [Prediction(hits[0].code, hits[0].score, e.id) for e, hits in zip(ents, results) if hits]
     top = max((p.confidence for p in preds), default=1.0) or 1.0
     for p in preds:
         p.confidence = round(p.confidence / top, 4)
@@ -100,10 +100,15 @@ FLAT_PROMPT = (
 
 
 def flat_codes(
-    llm: LLM, retriever: HybridRetriever, note: str, entities: list[dict[str, Any]], system: str, candidates: int = 10
+    llm: LLM,
+    retriever: Retriever,
+    onto: CodeSystem,
+    note: str,
+    entities: list[Entity],
+    candidates: int = 10,
 ) -> list[Prediction]:
     """One `choose` per entity over its top billable candidates plus "none of these"."""
-    onto = retriever.kb.ontology(system)
+    system = onto.system
     ents = codable(entities, system)
     if not ents:
         return []
@@ -117,27 +122,23 @@ def flat_codes(
             continue
         options = [Option(h.code, f"{h.code} {onto.label(h.code)}") for h in hits]
         options.append(Option(_NONE, "none of these"))
-        context = FLAT_PROMPT.format(
-            system=name, excerpt=excerpt(note, e.get("start", 0), e.get("end", 0), 400), mention=e.get("mention", "")
-        )
+        context = FLAT_PROMPT.format(system=name, excerpt=excerpt(note, e.start, e.end, 400), mention=e.mention)
         try:
             best = llm.choose(context, options).best
         except MedcoderError as exc:
-            logger.warning("flat choice for %s failed: %s", e.get("id"), exc)
+            logger.warning("flat choice for %s failed: %s", e.id, exc)
             continue
         if best.key != _NONE:
-            preds.append(Prediction(best.key, round(best.probability, 4), e["id"]))
+            preds.append(Prediction(best.key, round(best.probability, 4), e.id))
     return preds
 
 
 _NONE = "__none__"
 
 
-def term_entity(text: str, system: str) -> dict[str, Any]:
+def term_entity(text: str, system: str) -> Entity:
     """A whole short text (a drug product's ingredients or brand) as the one entity to code."""
-    return Entity(
-        id="e0", kind=system_class(system).entity_kind, mention=text, text=text, start=0, end=len(text)
-    ).to_state()
+    return Entity(id="e0", kind=system_class(system).entity_kind, mention=text, text=text, start=0, end=len(text))
 
 
 TERM_WORKFLOW = """name: {system}-term-tree
@@ -155,7 +156,7 @@ edges:
 """
 
 
-def term_workflow(llm: LLM, kb: KnowledgeBase, system: str, retriever: str = "hybrid") -> Any:
+def term_workflow(llm: LLM, kb: KnowledgeBase, system: str, retriever: str = "hybrid") -> Workflow:
     """The `tree` strategy for short terms, as a workflow: the term agent, then the navigator."""
 
     return load_workflow(
@@ -167,7 +168,7 @@ def term_workflow(llm: LLM, kb: KnowledgeBase, system: str, retriever: str = "hy
     )
 
 
-def tree_term(workflow: Any, text: str) -> list[Prediction]:
+def tree_term(workflow: Workflow, text: str) -> list[Prediction]:
     """Run the term workflow on one text; its codes as predictions."""
     result = workflow.run(text)
     return [Prediction(c.code, c.confidence, "e0") for c in result.codes]
@@ -176,14 +177,18 @@ def tree_term(workflow: Any, text: str) -> list[Prediction]:
 MEMORY_THRESHOLD = 0.2  # kNN share above which the memory-only baseline reports a code
 
 
-def memory_codes(coder: Any, text: str) -> list[Prediction]:
+def memory_codes(coder: RankedCoder, text: str) -> list[Prediction]:
     """The memory alone: codes of similar notes ranked by their share of the neighbours' similarity."""
+    if coder.memory is None:
+        return []
     view = coder.memory.query([text])[0]
     preds = [Prediction(code, round(h.knn_share, 4)) for code, h in view.hits.items() if h.knn_rank]
     return sorted(preds, key=lambda p: -p.confidence)
 
 
-def ranked_nomodel_codes(coder: Any, text: str, cache: Any = None) -> tuple[list[Prediction], list[Prediction]]:
+def ranked_nomodel_codes(
+    coder: RankedCoder, text: str, cache: RetrievalCache | None = None
+) -> tuple[list[Prediction], list[Prediction]]:
     """The learned ranker over sentence retrieval and memory: (codes above the threshold, every candidate ranked)."""
     ranked = coder.rank(coder.candidates(text, None, cache=cache), note=text)
     every = [Prediction(r.code, round(r.probability, 6)) for r in ranked]

@@ -18,18 +18,21 @@ from medcoder.cues import cue_pattern
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
+from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import RANKERS
 from medcoder.notesections import VISIT_PARTS, is_visit_note, part_at, visit_parts
 from medcoder.notetext import sentences
 from medcoder.ranking.memory import MemoryView
 from medcoder.ranking.metrics import category
+from medcoder.records import Entity, Span
 
 MISSING_RANK = 200.0
 
 
 @dataclass(slots=True)
-class Evidence:
-    """Where a candidate was found: a sentence or a mention, its character span and the hit's rank."""
+class Sighting:
+    """Where a candidate was found: a sentence or a mention, its character span and the hit's rank (kept as a
+    dataclass: a note makes thousands; `span()` is the evidence a proposal carries)."""
 
     source: str  # sentence | mention
     text: str
@@ -42,12 +45,15 @@ class Evidence:
     section: str = ""  # the visit part it sits in (cc, hpi, exam, plan ...)
     status: str = ""  # how its sentence states the code's finding (guidelines.finding_status)
 
+    def span(self) -> Span:
+        return Span(start=self.start, end=self.end, text=self.text)
+
 
 @dataclass
 class _Acc:
     """What the sources said about one candidate code while the note's signals are collected."""
 
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: list[Sighting] = field(default_factory=list)
     sent_ranks: list[int] = field(default_factory=list)
     sent_scores: list[float] = field(default_factory=list)
     label_in_sentence: float = 0.0  # best share of the label's words found in one sentence that found it
@@ -67,7 +73,7 @@ class _Acc:
 
 
 @dataclass(slots=True)
-class Span:
+class SearchSpan:
     """A piece of the note that was searched: a sentence or a mention, with offsets into the note."""
 
     text: str
@@ -78,7 +84,7 @@ class Span:
     section: str = ""
 
 
-def billable_targets(onto: Any, code: str, limit: int = 12) -> list[str]:
+def billable_targets(onto: CodeSystem, code: str, limit: int = 12) -> list[str]:
     """The billable codes a hit stands for: itself, or a few billable descendants of a category."""
     node = onto.node(code)
     if node.billable:
@@ -105,7 +111,7 @@ class NoteCandidates:
 
     codes: list[str]
     features: list[list[float]]
-    evidence: dict[str, list[Evidence]]
+    evidence: dict[str, list[Sighting]]
     sources: dict[str, list[str]]  # code -> which sources proposed it
 
 
@@ -186,7 +192,7 @@ NO_MARGIN = -5.0  # the linear view did not score this code
 _LABEL_WORDS: dict[tuple[str, str, bool], frozenset[str]] = {}  # (system, code, status) -> words, per process
 
 
-def _label_words(onto: Any, code: str, status: bool = False) -> frozenset[str]:
+def _label_words(onto: CodeSystem, code: str, status: bool = False) -> frozenset[str]:
     """The label's search words, or (`status`) the content words `finding_status` looks for in a sentence."""
     key = (onto.system, code, status)
     if key not in _LABEL_WORDS:
@@ -208,8 +214,8 @@ def _rank_within(values: dict[str, float], groups: dict[str, list[str]], code: s
 
 
 def collect(
-    onto: Any,
-    spans: Sequence[Span],
+    onto: CodeSystem,
+    spans: Sequence[SearchSpan],
     hits: Sequence[Sequence[SearchHit]],
     memory: MemoryView | None,
     mem_freq: Any = None,
@@ -273,7 +279,7 @@ def collect(
                     # a mention is searched by its words; its evidence is the note's own text at its offsets
                     quoted = note[span.start : span.end] if note and span.source == "mention" else span.text
                     acc.evidence.append(
-                        Evidence(
+                        Sighting(
                             span.source,
                             quoted,
                             span.start,
@@ -382,7 +388,7 @@ def collect(
     return NoteCandidates(codes, rows, {c: accs[c].evidence for c in codes}, sources)
 
 
-def _visit_row(onto: Any, code: str, acc: _Acc, visit: bool, cat_plan: dict[str, int]) -> list[float]:
+def _visit_row(onto: CodeSystem, code: str, acc: _Acc, visit: bool, cat_plan: dict[str, int]) -> list[float]:
     """The VISIT_FEATURES of one candidate."""
     label = onto.label(code)
     stated = sum(acc.statuses.values())
@@ -418,11 +424,11 @@ def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURE
     return "visit" if rows[0][list(features).index("visit_note")] > 0.5 else "case"
 
 
-def sentence_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
+def sentence_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[SearchSpan]:
     """The note's sentences with their offsets (`notetext.sentences`) and the visit part each sits in."""
     parts = visit_parts(text) if parts is None else parts
     return [
-        Span(s, start, end, section=part_at(parts, start))
+        SearchSpan(s, start, end, section=part_at(parts, start))
         for start, end, s in sentences(text)
         if re.search(r"[A-Za-z]{3}", s)
     ]
@@ -437,7 +443,7 @@ _NOT_A_PROBLEM = re.compile(
 )
 
 
-def problem_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[Span]:
+def problem_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[SearchSpan]:
     """The problems a visit note names: the short lines of its assessment/plan and its chief complaint
     ("Congestive heart failure.", "1. Right knee sprain.", "IMPRESSION: ..."), searched on their own."""
     out = []
@@ -451,32 +457,23 @@ def problem_spans(text: str, parts: list[tuple[int, int, str]] | None = None) ->
             if not (1 <= len(words) <= 12) or _NOT_A_PROBLEM.search(body) or not re.search(r"[A-Za-z]{3}", body):
                 continue
             offset = start + line.start() + raw.index(body[:1])
-            out.append(Span(body, offset, offset + len(body), "problem", section=part))
+            out.append(SearchSpan(body, offset, offset + len(body), "problem", section=part))
     return out
 
 
-def note_spans(text: str) -> list[Span]:
+def note_spans(text: str) -> list[SearchSpan]:
     """What the ranker searches in a note: every sentence and every problem the note names."""
     parts = visit_parts(text)
     return sentence_spans(text, parts) + problem_spans(text, parts)
 
 
-def mention_spans(entities: Iterable[dict[str, Any]], kind: str) -> list[Span]:
+def mention_spans(entities: Iterable[Entity], kind: str) -> list[SearchSpan]:
     """Extracted mentions of the system's entity kind as searchable spans."""
     out = []
     for e in entities:
-        if e.get("kind") != kind:
+        if e.kind != kind:
             continue
-        text = " ".join(x for x in (e.get("mention") or "", e.get("text") or "") if x).strip()
+        text = " ".join(x for x in (e.mention, e.text) if x).strip()
         if text:
-            out.append(
-                Span(
-                    e.get("mention") or text,
-                    int(e.get("start", 0)),
-                    int(e.get("end", 0)),
-                    "mention",
-                    e.get("assertion", "present"),
-                    e.get("section", ""),
-                )
-            )
+            out.append(SearchSpan(e.mention or text, e.start, e.end, "mention", e.assertion, e.section))
     return out

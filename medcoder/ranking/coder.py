@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from medcoder.jsonl import numbered_rows
+from medcoder.knowledge import KnowledgeBase
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
+from medcoder.knowledge.ontology import CodeSystem
+from medcoder.knowledge.retrieval import Retriever
 from medcoder.notesections import is_visit_note, visit_parts
 from medcoder.ranking.candidates import (
     FEATURES,
-    Evidence,
     NoteCandidates,
-    Span,
+    SearchSpan,
+    Sighting,
     collect,
     mention_spans,
     note_spans,
@@ -31,6 +34,7 @@ from medcoder.ranking.candidates import (
 )
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
 from medcoder.ranking.model import RankerModel, load_memory
+from medcoder.records import Entity
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class RankedCode:
 
     code: str
     probability: float
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: list[Sighting] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
     accepted: bool = False
@@ -110,7 +114,7 @@ class RetrievalCache:
                 fh.write(json.dumps({"key": key, "hits": data}) + "\n")
 
 
-def retriever_signature(retriever: Any) -> str:
+def retriever_signature(retriever: Retriever) -> str:
     return json.dumps(
         [
             type(retriever).__name__,
@@ -123,7 +127,7 @@ def retriever_signature(retriever: Any) -> str:
 
 
 def search_spans(
-    retriever: Any, spans: Sequence[Span], system: str, cache: RetrievalCache | None = None
+    retriever: Retriever, spans: Sequence[SearchSpan], system: str, cache: RetrievalCache | None = None
 ) -> list[list[SearchHit]]:
     """Fused hits for every span (sentences: top 20, problems and mentions: top 10), one batch per kind."""
     out: list[list[SearchHit]] = [[] for _ in spans]
@@ -146,7 +150,9 @@ def search_spans(
 class RankedCoder:
     """A learned ranker with its memory, over a knowledge base and a retriever."""
 
-    def __init__(self, ranker: RankerModel, memory: CodedNotesMemory | None, kb: Any, retriever: Any) -> None:
+    def __init__(
+        self, ranker: RankerModel, memory: CodedNotesMemory | None, kb: KnowledgeBase, retriever: Retriever | None
+    ) -> None:
         self.ranker = ranker
         self.memory = memory
         self.system = ranker.system
@@ -154,13 +160,13 @@ class RankedCoder:
         self.retriever = retriever
 
     @classmethod
-    def from_folder(cls, folder: str | Path, kb: Any, retriever: Any) -> "RankedCoder":
+    def from_folder(cls, folder: str | Path, kb: KnowledgeBase, retriever: Retriever | None) -> "RankedCoder":
         return cls(RankerModel.load(folder), load_memory(folder), kb, retriever)
 
     def candidates(
         self,
         text: str,
-        entities: Sequence[dict[str, Any]] | None = None,
+        entities: Sequence[Entity] | None = None,
         *,
         sentences: bool = True,
         memory_view: MemoryView | None = None,
@@ -234,7 +240,7 @@ def _best_first(r: RankedCode) -> tuple[float, float, str]:
 ASSESSED_SHARE = 0.5  # a problem the assessment names is coded when its best code reaches this share of the threshold
 
 
-def _names(onto: Any, code: str, line: str, index_cache: dict[str, list[str]]) -> bool:
+def _names(onto: CodeSystem, code: str, line: str, index_cache: dict[str, list[str]]) -> bool:
     """Whether a problem line leads to the code by its words: a word of the code's label, or an Alphabetic
     Index entry the line matches that the code sits under ("Bitemporal hemianopia" is not paresthesia)."""
     read = expand(line)
@@ -245,7 +251,7 @@ def _names(onto: Any, code: str, line: str, index_cache: dict[str, list[str]]) -
     return any(code.startswith(h) for h in index_cache[read])
 
 
-def _code_assessed_problems(onto: Any, ranked: list[RankedCode], threshold: float) -> None:
+def _code_assessed_problems(onto: CodeSystem, ranked: list[RankedCode], threshold: float) -> None:
     """Every problem the assessment names is coded (Section IV: code what was assessed or treated at the visit):
     a problem line of the assessment/plan that no accepted code rests on gets its likeliest present code that
     the line names (`_names`), when that code is at least half as likely as the threshold asks."""
@@ -273,7 +279,7 @@ def _code_assessed_problems(onto: Any, ranked: list[RankedCode], threshold: floa
             r.reason = f'the assessment names it ("{next(e.text for e in r.evidence if e.source == "problem")[:80]}")'
 
 
-def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: float = 0.5) -> list[RankedCode]:
+def apply_guidelines(onto: CodeSystem, ranked: list[RankedCode], note: str, threshold: float = 0.5) -> list[RankedCode]:
     """The outpatient coding guidelines over a visit note's accepted codes: the assessment's problems are coded,
     each code is specified to the laterality and 7th character its evidence states, then the hard rules of
     `guidelines.OUTPATIENT_RULES` set codes aside or combine them, each with its rule and reason."""
@@ -318,7 +324,7 @@ def apply_guidelines(onto: Any, ranked: list[RankedCode], note: str, threshold: 
 
 
 def _specify_by_words(
-    onto: Any, by_code: dict[str, RankedCode], ranked: list[RankedCode], sentences: list[str]
+    onto: CodeSystem, by_code: dict[str, RankedCode], ranked: list[RankedCode], sentences: list[str]
 ) -> None:
     """What the Index says a word means: a code of "unspecified site" becomes the note's candidate for the site
     its evidence names (M19.90 with "his knee" -> M17.9); diabetes without complications becomes diabetes with

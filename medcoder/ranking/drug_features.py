@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from medcoder.knowledge.ontology import CodeSystem
+
 ANATOMICAL_GROUPS = "ABCDGHJLMNPRSV"
 # groups whose codes are for local use: a systemic mention rarely belongs there
 LOCAL_GROUPS = ("A01", "C05", "D", "G01", "G02", "M02", "R01", "R02", "S")
@@ -365,7 +367,7 @@ def route_fit(code: str, ddd: set[str], routes: Iterable[str]) -> tuple[float, f
 
 
 def feature_row(
-    onto: Any,
+    onto: CodeSystem,
     code: str,
     kind: str,
     substances: Sequence[str],

@@ -21,6 +21,7 @@ import numpy as np
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC
+from medcoder.knowledge.ontology import CodeSystem
 from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
 from medcoder.ranking.drugs import (
     PRIORS_FILE,
@@ -188,7 +189,7 @@ def note_scores(
 
 
 def learn_drugs(
-    onto: Any,
+    onto: CodeSystem,
     products: Sequence[Any],
     notes: Sequence[Any] = (),
     out: str | Path | None = None,

@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
+from medcoder.knowledge.ontology import CodeSystem
+from medcoder.llm import LLM
 from medcoder.ranking.drug_features import ddd_routes
 from medcoder.ranking.drugs import CodedMention, rank_key
 
@@ -60,7 +62,7 @@ def status_question(cm: CodedMention) -> str:
 
 
 def judge_status(
-    llm: Any, note: str, coded: Sequence[CodedMention], reading: ModelReading, veto: float = -1.5, confirm: float = 2.5
+    llm: LLM, note: str, coded: Sequence[CodedMention], reading: ModelReading, veto: float = -1.5, confirm: float = 2.5
 ) -> None:
     """Let the model's yes/no move a mention's status where it is sure: a strong no makes a mention the rules
     read as current "considered"; a strong yes makes one the rules set aside current again."""
@@ -82,7 +84,7 @@ def judge_status(
             cm.context = replace(cm.context, status=new, status_cue=f"model log-odds {lo:+.2f}")
 
 
-def describe(onto: Any, code: str) -> str:
+def describe(onto: CodeSystem, code: str) -> str:
     """What tells two codes of one substance apart: the anatomical and therapeutic groups and the route."""
     path = [n for n in onto.path(code) if n.depth in (1, 2)]
     groups = ", ".join(n.label.lower() for n in path)
@@ -91,7 +93,7 @@ def describe(onto: Any, code: str) -> str:
 
 
 def choose_close(
-    llm: Any, note: str, coded: Sequence[CodedMention], onto: Any, reading: ModelReading, margin: float = 0.15
+    llm: LLM, note: str, coded: Sequence[CodedMention], onto: CodeSystem, reading: ModelReading, margin: float = 0.15
 ) -> None:
     """Ask the model between a mention's two best codes when they lie in different anatomical groups and
     are within `margin`; its pick goes first (its probability raised to the ranker's best)."""

@@ -16,10 +16,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
+from medcoder.knowledge.ontology import CodeSystem
 from medcoder.notesections import section_at, section_kind, split_by_rules
 from medcoder.ranking.drug_features import (
     DRUG_FEATURES,
@@ -31,6 +32,7 @@ from medcoder.ranking.drug_features import (
     read_context,
 )
 from medcoder.ranking.model import RankerModel
+from medcoder.records import Section
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +185,9 @@ def product_context(brand: str | None) -> DrugContext:
 class DrugCoder:
     """The lexicon, the ATC, the learned priors and ranker: mentions in, ranked ATC codes out."""
 
-    def __init__(self, onto: Any, ranker: RankerModel, priors: DrugPriors, lexicon: DrugLexicon | None = None) -> None:
+    def __init__(
+        self, onto: CodeSystem, ranker: RankerModel, priors: DrugPriors, lexicon: DrugLexicon | None = None
+    ) -> None:
         self.onto = onto
         self.ranker = ranker
         self.priors = priors
@@ -191,14 +195,14 @@ class DrugCoder:
         self._words: dict[str, set[str]] = {}
 
     @classmethod
-    def from_folder(cls, folder: str | Path, onto: Any) -> "DrugCoder":
+    def from_folder(cls, folder: str | Path, onto: CodeSystem) -> "DrugCoder":
         ranker = RankerModel.load(folder)
         priors_path = Path(folder) / PRIORS_FILE
         priors = DrugPriors.from_json(json.loads(priors_path.read_text())) if priors_path.is_file() else DrugPriors()
         return cls(onto, ranker, priors)
 
     # -- reading ---------------------------------------------------------------------------------
-    def read(self, text: str, sections: list[dict[str, Any]] | None = None) -> list[tuple[DrugMention, DrugContext]]:
+    def read(self, text: str, sections: Sequence[Section] | None = None) -> list[tuple[DrugMention, DrugContext]]:
         """The note's drug mentions with the context of each (sections by rule when not given)."""
         sections = split_by_rules(text) if sections is None else sections
         found = self.lex.find(text)
@@ -328,11 +332,11 @@ class DrugCoder:
             return None
         return self.score(mention, product_context(brand), is_product=True, brand_only=ingredients is None)
 
-    def mentions(self, text: str, sections: list[dict[str, Any]] | None = None) -> list[CodedMention]:
+    def mentions(self, text: str, sections: Sequence[Section] | None = None) -> list[CodedMention]:
         """Every drug mention of a note with its context and ranked candidates."""
         return [self.score(m, ctx) for m, ctx in self.read(text, sections)]
 
-    def code_note(self, text: str, sections: list[dict[str, Any]] | None = None) -> list[DrugCode]:
+    def code_note(self, text: str, sections: Sequence[Section] | None = None) -> list[DrugCode]:
         """The note's drug codes: one per substance (set), its best code over all its mentions; accepted
         above the threshold when at least one mention says the drug is taken, prescribed or given now."""
         return self.decide(self.mentions(text, sections))

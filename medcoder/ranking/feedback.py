@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+from medcoder.audit.store import AuditStore
 from medcoder.errors import MedcoderError
 from medcoder.jsonl import numbered_rows
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.ranking.datasets import Example
 
 
-def feedback_examples(paths: Iterable[str | Path], store: Any, system: str = DEFAULT_SYSTEM) -> list[Example]:
+def feedback_examples(paths: Iterable[str | Path], store: AuditStore, system: str = DEFAULT_SYSTEM) -> list[Example]:
     """One example per session in the feedback files: its note and the codes the coder kept."""
     sessions: dict[str, dict[str, Any]] = {}
     for path in paths:

@@ -17,7 +17,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
+from medcoder.knowledge import KnowledgeBase
+from medcoder.knowledge.ontology import CodeSystem
+from medcoder.knowledge.retrieval import Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.llm import LLM
 from medcoder.ranking import metrics
 from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_kind, note_spans
 from medcoder.ranking.coder import RetrievalCache, search_spans
@@ -54,7 +58,7 @@ class LearnReport:
         return dict(self.__dict__)
 
 
-def canonical_codes(onto: Any, codes: Sequence[str]) -> set[str]:
+def canonical_codes(onto: CodeSystem, codes: Sequence[str]) -> set[str]:
     """Gold codes as the ontology's node ids (unknown ones kept upper-case: they count as misses)."""
     out = set()
     for c in codes:
@@ -65,7 +69,7 @@ def canonical_codes(onto: Any, codes: Sequence[str]) -> set[str]:
     return out
 
 
-def training_targets(onto: Any, codes: set[str]) -> set[str]:
+def training_targets(onto: CodeSystem, codes: set[str]) -> set[str]:
     """Gold codes as the billable codes the ranker can propose: a code lacking its 7th character
     stands for the initial encounter (…A), a category coded alone for its unspecified child."""
     out = set()
@@ -96,8 +100,8 @@ def folds_of(n: int, k: int, seed: int = 0) -> np.ndarray:
 def note_candidates(
     examples: Sequence[Example],
     targets: Sequence[set[str]],
-    onto: Any,
-    retriever: Any,
+    onto: CodeSystem,
+    retriever: Retriever | None,
     system: str,
     folds: np.ndarray,
     cache: RetrievalCache | None,
@@ -229,8 +233,8 @@ def evaluate_ranked(
 
 def learn(
     examples: Sequence[Example],
-    kb: Any,
-    retriever: Any,
+    kb: KnowledgeBase,
+    retriever: Retriever | None,
     system: str = DEFAULT_SYSTEM,
     out: str | Path | None = None,
     folds: int = 5,
@@ -342,9 +346,9 @@ def learn(
 
 
 def learn_blend(
-    llm: Any,
+    llm: LLM,
     examples: Sequence[Example],
-    onto: Any,
+    onto: CodeSystem,
     cands: list[NoteCandidates],
     cal: list[np.ndarray],
     targets: list[set[str]],

@@ -8,9 +8,9 @@ from typing import Any, Callable, Sequence
 
 from medcoder import audit
 from medcoder.errors import MedcoderError
-from medcoder.knowledge import default_kb
+from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.atc import ATC
-from medcoder.knowledge.retrieval import HybridRetriever
+from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.llm import load_llm
 from medcoder.ranking.datasets import Example, load_dataset
@@ -48,7 +48,7 @@ def learn_drugs_from(
     folds: int = 5,
     limit: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    kb: Any = None,
+    kb: KnowledgeBase | None = None,
 ) -> Any:
     """Learn the drug ranker from drug-product tables (DPD layout) and notes coded in ATC (JSONL) into `out`."""
     kb = kb or default_kb()
@@ -85,8 +85,8 @@ def learn_from(
     limit: int | None = None,
     cache_path: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    retriever: Any = None,
-    kb: Any = None,
+    retriever: Retriever | None = None,
+    kb: KnowledgeBase | None = None,
     verifier_model: str | None = None,
     verifier_notes: int = 40,
 ) -> Any:

@@ -20,12 +20,12 @@ from langgraph.types import Command
 
 from medcoder import faults
 from medcoder.audit.events import DECISION, describe, mentions
-from medcoder.engine.workflow import load_workflow
+from medcoder.engine.workflow import Workflow, load_workflow
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
-from medcoder.records import CoderAction, CodeStatus
-from medcoder.result import CodedItem, CodingResult
-from medcoder.session.review import build_review_graph
+from medcoder.records import CodedItem, CoderAction, CodeStatus, ReviewRow, RunResult, Span, Suggestion, Verdict
+from medcoder.result import CodingResult
+from medcoder.session.review import ReviewState, build_review_graph
 from medcoder.tools import functions as fn
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ _CODE_RE = re.compile(r"\b([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?|[A-Z]\d\d[A-Z]{2}
 class Session:
     """A review of one note's codes; build with `Session.start(note)` or `Session.open(session_id)`."""
 
-    def __init__(self, workflow: Any, session_id: str) -> None:
+    def __init__(self, workflow: Workflow, session_id: str) -> None:
         self.workflow = workflow
         self.id = session_id
         self._graph = build_review_graph(workflow.checkpointer)
@@ -65,7 +65,7 @@ class Session:
     def start(
         cls,
         note: str | bytes,
-        workflow: str | Any = "full",
+        workflow: str | Workflow = "full",
         model: str | None = None,
         session_id: str | None = None,
         **workflow_kwargs: Any,
@@ -76,31 +76,22 @@ class Session:
         result = wf.run_or_result(note, session_id)
         session = cls(wf, session_id)
         if not session._graph.get_state(session._config).values:
-            codes = [
-                {
-                    "code": c.code,
-                    "system": c.system,
-                    "label": c.label,
-                    "confidence": c.confidence,
-                    "status": CodeStatus.PROPOSED.value,
-                    "reason": "",
-                    "origin": "medcoder",
-                }
-                for c in result.codes
+            rows = [
+                ReviewRow(code=c.code, system=c.system, label=c.label, confidence=c.confidence) for c in result.codes
             ]
-            session._graph.invoke({"session_id": session_id, "codes": codes, "decisions": []}, session._config)
+            session._graph.invoke(ReviewState(session_id=session_id, codes=rows), session._config)
         session._audit("start", {"codes": [c.code for c in result.codes]})
         return session
 
     @classmethod
     def open(
-        cls, session_id: str, workflow: str | Any = "full", model: str | None = None, **workflow_kwargs: Any
+        cls, session_id: str, workflow: str | Workflow = "full", model: str | None = None, **workflow_kwargs: Any
     ) -> "Session":
         """Resume a saved session (any process); a coding run killed half-way is finished first."""
         wf = _workflow(workflow, model, workflow_kwargs)
         session = cls(wf, session_id)
         if not session._graph.get_state(session._config).values:
-            if not wf.state(session_id):
+            if wf.state(session_id) is None:
                 wf.close()
                 raise SessionError(f"no session {session_id!r}; start one with a note")
             return cls.start(None, wf, session_id=session_id)  # type: ignore[arg-type]
@@ -120,53 +111,43 @@ class Session:
     # -- what the session holds ---------------------------------------------------------------
     @property
     def note(self) -> str:
-        return str(self.workflow.state(self.id).get("note", ""))
+        return str(self.workflow.note_of(self.id))
 
     @property
     def result(self) -> CodingResult:
         return self.workflow.result(self.id)
 
-    def codes(self, status: str | None = None) -> list[dict[str, Any]]:
+    def codes(self, status: str | None = None) -> list[ReviewRow]:
         """The codes under review with their status: proposed, accepted, rejected."""
-        codes = list(self._review_state().get("codes", []))
-        return [c for c in codes if status is None or c["status"] == status]
+        return [c for c in self.review().codes if status is None or c.status == status]
 
-    def suggestions(self) -> list[dict[str, Any]]:
+    def suggestions(self) -> list[Suggestion]:
         """Codes the run found below the threshold (or a guideline set aside), best first, not yet in the list:
         what the web page shows under "suggestions"; `add` takes one into the codes."""
-        listed = {(c["system"], c["code"]) for c in self.codes()}
-        return [s for s in self._result().get("suggestions", []) if (s.get("system"), s.get("code")) not in listed]
+        listed = {(c.system, c.code) for c in self.codes()}
+        return [s for s in self._result().suggestions if (s.system, s.code) not in listed]
 
-    def evidence(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """(system, code) -> the evidence spans (start, end, text) the run gave each code and suggestion, read
-        from the run once."""
+    def evidence(self) -> dict[tuple[str, str], list[Span]]:
+        """(system, code) -> the evidence spans the run gave each code and suggestion, read from the run once."""
         result = self._result()
-        return {
-            (row.get("system", ""), row.get("code", "")): list(row.get("evidence", []))
-            for row in [*result.get("suggestions", []), *result.get("codes", [])]
-        }
+        spans = {(s.system, s.code): list(s.evidence) for s in result.suggestions}
+        return spans | {(c.system, c.code): list(c.evidence) for c in result.codes}
 
     def decisions(self) -> list[dict[str, Any]]:
-        return list(self._review_state().get("decisions", []))
+        return list(self.review().decisions)
 
-    def review(self) -> dict[str, Any]:
-        """What the review holds now, read once: codes, decisions, done (empty before the review opens)."""
-        state = self._review_state()
-        return {
-            "codes": list(state.get("codes", [])),
-            "decisions": list(state.get("decisions", [])),
-            "done": bool(state.get("done")),
-            "started": bool(state),
-        }
+    def review(self) -> ReviewState:
+        """What the review holds now, read once: rows, decisions, done (empty before the review opens)."""
+        return self._review_state() or ReviewState()
 
     @property
     def started(self) -> bool:
         """Whether the review is open (a finished coding run has no review until `start` opens one)."""
-        return bool(self._review_state())
+        return self._review_state() is not None
 
     @property
     def done(self) -> bool:
-        return bool(self._review_state().get("done"))
+        return self.review().done
 
     # -- decisions (through the review graph) -----------------------------------------------
     def accept(self, code: str) -> dict[str, Any]:
@@ -185,7 +166,7 @@ class Session:
 
     def replace(self, old: str, new: str, reason: str = "") -> dict[str, Any]:
         listed = self._listed(old)
-        system = self._entry(listed)["system"]
+        system = self._entry(listed).system
         _, canon = self._valid(new, system)
         return self._decide(
             CoderAction.REPLACE.value, canon, old=listed, system=system, label=self._label(system, canon), reason=reason
@@ -200,7 +181,7 @@ class Session:
             raise SessionError(f"session {self.id} is finished; start a new one to change its codes")
         turn = {"action": action, "code": code, **extra}
         if "system" not in turn and code:
-            turn["system"] = self._entry(code)["system"]
+            turn["system"] = self._entry(code).system
         self._graph.invoke(Command(resume=turn), self._config)
         faults.point("session_decision")  # a kill here: the decision is checkpointed, its audit event not yet
         self._audit("decision", turn)
@@ -212,54 +193,42 @@ class Session:
         listed = self._listed(code)
         entry = self._entry(listed)
         result = self._result()
-        item = next(
-            (c for c in result.get("codes", []) if c["code"] == listed and c["system"] == entry["system"]), None
-        )
+        item = next((c for c in result.codes if c.code == listed and c.system == entry.system), None)
         out: dict[str, Any] = {
             "code": listed,
-            "system": entry["system"],
-            "label": entry["label"],
-            "status": entry["status"],
-            "origin": entry.get("origin", "medcoder"),
+            "system": entry.system,
+            "label": entry.label,
+            "status": entry.status.value,
+            "origin": entry.origin,
         }
-        suggestion = next(
-            (
-                c
-                for c in result.get("suggestions", [])
-                if c.get("code") == listed and c.get("system") == entry["system"]
-            ),
-            None,
-        )
+        suggestion = next((c for c in result.suggestions if c.code == listed and c.system == entry.system), None)
         if item is None and suggestion is not None:
             out.update(
                 {
-                    "confidence": suggestion.get("confidence"),
-                    "evidence": [e["text"] for e in suggestion.get("evidence", [])],
-                    "explanation": "a suggestion, not coded"
-                    + (f": {suggestion['reason']}" if suggestion.get("reason") else ""),
+                    "confidence": suggestion.confidence,
+                    "evidence": [e.text for e in suggestion.evidence],
+                    "explanation": "a suggestion, not coded" + (f": {suggestion.reason}" if suggestion.reason else ""),
                 }
             )
         elif item is None:
-            out["explanation"] = f"added by the coder{': ' + entry['reason'] if entry.get('reason') else ''}"
+            out["explanation"] = f"added by the coder{': ' + entry.reason if entry.reason else ''}"
         else:
-            onto = self.workflow.kb.ontology(entry["system"])
+            onto = self.workflow.kb.ontology(entry.system)
             out.update(
                 {
-                    "confidence": item["confidence"],
-                    "mention": item.get("mention", ""),
-                    "evidence": [e["text"] for e in item.get("evidence", [])],
+                    "confidence": item.confidence,
+                    "mention": item.mention,
+                    "evidence": [e.text for e in item.evidence],
                     "path": [{"code": n.code, "label": n.label} for n in onto.path(listed)],
-                    "walk": [c for c in item.get("path", []) if c in onto],  # where the navigator entered and went
-                    "critic": item.get("verdict", {}),
+                    "walk": [c for c in item.path if c in onto],  # where the navigator entered and went
+                    "critic": item.verdict.to_state(),
                     "choices": [
-                        {"at": s.get("at"), "options": s.get("options", [])[:4]}
-                        for s in item.get("steps", [])
-                        if "at" in s
+                        {"at": s.get("at"), "options": s.get("options", [])[:4]} for s in item.steps if "at" in s
                     ],
                 }
             )
-            if item.get("ranking"):  # a ranked code: which sources found it and what moved its probability
-                out["ranking"] = item["ranking"]
+            if item.ranking:  # a ranked code: which sources found it and what moved its probability
+                out["ranking"] = item.ranking.to_state()
         out["audit_events"] = self._events_about(listed)
         self._audit("why", {"code": listed})
         return out
@@ -303,7 +272,7 @@ class Session:
         if not codes:
             tools["search_codes"].invoke({"text": question[:200], "k": 5})
         context = "\n".join(f"{c['name']}({json.dumps(c['args'])}) -> {json.dumps(c['result'])[:800]}" for c in calls)
-        listed = ", ".join(f"{c['code']} ({c['status']})" for c in self.codes()) or "none"
+        listed = ", ".join(f"{c.code} ({c.status.value})" for c in self.codes()) or "none"
         llm = self.workflow.llms.get("default") or next(iter(self.workflow.llms.values()))
         messages = [
             {"role": "system", "content": ASK_SYSTEM},
@@ -329,7 +298,7 @@ class Session:
         return answer
 
     # -- output -----------------------------------------------------------------------------------
-    def accepted(self) -> list[dict[str, Any]]:
+    def accepted(self) -> list[ReviewRow]:
         return self.codes(CodeStatus.ACCEPTED)
 
     def export(self, path: str | Path | None = None, fmt: str | None = None) -> str:
@@ -352,10 +321,10 @@ class Session:
 
     def feedback(self) -> list[dict[str, Any]]:
         """The coder's decisions as training/feedback records (what medcoder proposed, what the coder did)."""
-        proposed = {(c["system"], c["code"]): c for c in self._result_codes()}
+        proposed = {(c.system, c.code): c for c in self._result().codes}
         out = []
         for d in self.decisions():
-            p = proposed.get((d.get("system", DEFAULT_SYSTEM), d.get("old") or d.get("code")))
+            p = proposed.get((d.get("system", DEFAULT_SYSTEM), d.get("old") or d.get("code", "")))
             out.append(
                 {
                     "session_id": self.id,
@@ -364,7 +333,7 @@ class Session:
                     "old": d.get("old"),
                     "system": d.get("system"),
                     "reason": d.get("reason", ""),
-                    "proposed_confidence": p["confidence"] if p else None,
+                    "proposed_confidence": p.confidence if p else None,
                     "ts": d.get("ts"),
                 }
             )
@@ -376,26 +345,25 @@ class Session:
         return p
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _review_state(self) -> dict[str, Any]:
-        return dict(self._graph.get_state(self._config).values)
+    def _review_state(self) -> ReviewState | None:
+        values = self._graph.get_state(self._config).values
+        return ReviewState.model_validate(dict(values)) if values else None
 
-    def _result(self) -> dict[str, Any]:
+    def _result(self) -> RunResult:
         """The coding run's result as the checkpoint holds it (empty before the run finished)."""
-        return dict(self.workflow.state(self.id).get("result") or {})
+        state = self.workflow.state(self.id)
+        return state.result if state is not None and state.result is not None else RunResult()
 
-    def _result_codes(self) -> list[dict[str, Any]]:
-        return list(self._result().get("codes", []))
-
-    def _entry(self, code: str) -> dict[str, Any]:
-        return next(c for c in self.codes() if c["code"] == code)
+    def _entry(self, code: str) -> ReviewRow:
+        return next(c for c in self.codes() if c.code == code)
 
     def _listed(self, code: str) -> str:
         """A code in the session's list, as the coder typed it (`e1165` finds E11.65)."""
         for c in self.codes():
-            onto = self.workflow.kb.ontology(c["system"])
+            onto = self.workflow.kb.ontology(c.system)
             try:
-                if onto.resolve(code) == c["code"]:
-                    return c["code"]
+                if onto.resolve(code) == c.code:
+                    return c.code
             except UnknownCodeError:
                 continue
         raise SessionError(f"{code} is not in this session's codes; `codes` lists them, `add {code}` adds it")
@@ -413,23 +381,17 @@ class Session:
         return self.workflow.kb.ontology(system).label(code)
 
     def _accepted_result(self) -> CodingResult:
-        items = {(c["system"], c["code"]): c for c in self._result_codes()}
+        items = {(c.system, c.code): c for c in self._result().codes}
         codes = []
         for c in self.accepted():
-            src = items.get((c["system"], c["code"]))
+            src = items.get((c.system, c.code))
             if src:
-                codes.append(CodedItem.from_dict(src))
+                codes.append(src)
             else:
+                added = Verdict(code=c.code, system=c.system, decision="accept", reasons=["added by coder"])
                 codes.append(
                     CodedItem(
-                        c["code"],
-                        c["system"],
-                        c["label"],
-                        1.0,
-                        [],
-                        [],
-                        {"decision": "added by coder"},
-                        c.get("reason", ""),
+                        code=c.code, system=c.system, label=c.label, confidence=1.0, verdict=added, mention=c.reason
                     )
                 )
         base = self.result
@@ -478,7 +440,7 @@ def _system_of(code: str) -> str:
     return guess_system(code)
 
 
-def _workflow(workflow: str | Any, model: str | None, kwargs: dict[str, Any]) -> Any:
+def _workflow(workflow: str | Workflow, model: str | None, kwargs: dict[str, Any]) -> Workflow:
     if not isinstance(workflow, str):
         return workflow
 

@@ -6,12 +6,15 @@ it as JSON; the audit page renders `audit_story`, `/api/runs/{id}/audit` returns
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from medcoder.audit.events import DECISION, MODEL_CALL, NODE_END, NODE_START, SESSION_PREFIX, TOOL, kind_of, sentence
 from medcoder.audit.store import AuditStore
 from medcoder.notetext import segments
 from medcoder.records import CODE_STATUSES
+
+if TYPE_CHECKING:
+    from medcoder.session import ReviewState, Session
 
 
 def code_key(system: str, code: str) -> str:
@@ -19,9 +22,10 @@ def code_key(system: str, code: str) -> str:
     return f"{system}:{code}"
 
 
-def status_counts(codes: list[dict[str, Any]]) -> dict[str, int]:
+def status_counts(statuses: Iterable[str]) -> dict[str, int]:
     """How many codes are proposed, accepted, rejected."""
-    return {status: sum(1 for c in codes if c["status"] == status) for status in CODE_STATUSES}
+    seen = list(statuses)
+    return {status: seen.count(status) for status in CODE_STATUSES}
 
 
 def _segments(note: str, spans: list[tuple[int, int, str, bool]]) -> list[dict[str, Any]]:
@@ -39,53 +43,44 @@ def _segments(note: str, spans: list[tuple[int, int, str, bool]]) -> list[dict[s
     ]
 
 
-def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
+def review_view(session: "Session", item: dict[str, Any]) -> dict[str, Any]:
     """Everything the review page shows: the note cut into highlighted segments, the codes ranked by
-    confidence with their evidence and status, the suggestions below the threshold, the decisions."""
+    confidence with their evidence and status, the suggestions below the threshold, the decisions; the
+    rows are the session's `ReviewRow`s and the run's `CodedItem`s and `Suggestion`s, as JSON."""
     result = session.result
     note = result.note or session.note
     proposed = {(c.system, c.code): c for c in result.codes}
     codes = []
     review = session.review()  # one read of the review's checkpoint
-    for entry in review["codes"]:
-        src = proposed.get((entry["system"], entry["code"]))
-        evidence = [{"start": e.start, "end": e.end, "text": e.text} for e in src.evidence] if src else []
+    for row in review.codes:
+        src = proposed.get((row.system, row.code))
         codes.append(
             {
-                "key": code_key(entry["system"], entry["code"]),
-                "code": entry["code"],
-                "system": entry["system"],
-                "label": entry["label"],
-                "confidence": float(src.confidence if src else entry.get("confidence", 1.0)),
-                "status": entry["status"],
-                "reason": entry.get("reason", ""),
-                "origin": entry.get("origin", "medcoder"),
-                "evidence": evidence,
-                "critic": (src.verdict.get("decision", "") if src else ""),
+                **row.model_dump(mode="json", exclude={"evidence"}),
+                "key": code_key(row.system, row.code),
+                "confidence": float(src.confidence if src else row.confidence),
+                "evidence": [e.to_state() for e in src.evidence] if src else [],
+                "critic": src.verdict.decision if src else "",
             }
         )
     codes.sort(key=lambda c: (c["origin"] != "medcoder", -c["confidence"]))
     listed = {c["key"] for c in codes}
     suggestions = []
     for s in result.suggestions:
-        key = code_key(s["system"], s["code"])
+        key = code_key(s.system, s.code)
         if key in listed:
             continue  # the coder added it: it is in the list now
         suggestions.append(
             {
+                **s.model_dump(mode="json", include={"code", "system", "label", "confidence", "evidence"}),
                 "key": key,
-                "code": s["code"],
-                "system": s["system"],
-                "label": s.get("label", ""),
-                "confidence": float(s.get("confidence", 0.0)),
-                "reason": s.get("reason") or "",
-                "evidence": [{"start": e["start"], "end": e["end"], "text": e["text"]} for e in s.get("evidence", [])],
+                "reason": s.reason or "",
             }
         )
     suggestions.sort(key=lambda s: -s["confidence"])
     spans = [(e["start"], e["end"], c["key"], True) for c in codes for e in c["evidence"]]
     spans += [(e["start"], e["end"], s["key"], False) for s in suggestions for e in s["evidence"]]
-    decisions = review["decisions"]
+    decisions = review.decisions
     return {
         "id": session.id,
         "item": item,
@@ -95,17 +90,17 @@ def review_view(session: Any, item: dict[str, Any]) -> dict[str, Any]:
         "segments": _segments(note, spans),
         "decisions": decisions,
         "version": len(decisions),
-        "done": review["done"],
-        "counts": status_counts(codes),
+        "done": review.done,
+        "counts": status_counts(c["status"] for c in codes),
         "workflow": result.workflow,
     }
 
 
-def review_status(review: dict[str, Any]) -> str:
+def review_status(review: "ReviewState") -> str:
     """to review (no decision yet), in progress, done (the coder finished the note); from `Session.review()`."""
-    if review["done"]:
+    if review.done:
         return "done"
-    return "in progress" if review["decisions"] else "to review"
+    return "in progress" if review.decisions else "to review"
 
 
 _DETAIL = {MODEL_CALL, TOOL, NODE_START, NODE_END}  # one click away on the audit page

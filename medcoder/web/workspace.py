@@ -126,7 +126,7 @@ class Workspace:
         browser then reviews the same session the REPL and the SDK see."""
         if not self.workflow.finished(session_id):
             raise NotFound(f"no finished run {session_id!r} in this workspace's checkpoints")
-        note = str(self.workflow.state(session_id).get("note", ""))
+        note = self.workflow.note_of(session_id)
         return self.worklist.add(session_id, "session", _title(title, note, session_id), READY, chars=len(note))
 
     def items(self, query: str = "", status: str = "") -> list[dict[str, Any]]:
@@ -139,9 +139,9 @@ class Workspace:
                 review = session.review()
                 row["status"] = review_status(review)
                 row["counts"] = status_counts(
-                    review["codes"]
-                    if review["started"]
-                    else [{"status": CodeStatus.PROPOSED.value} for _ in session.result.codes]
+                    [c.status for c in review.codes]
+                    if review.session_id  # the review is open
+                    else [CodeStatus.PROPOSED.value for _ in session.result.codes]
                 )
             else:
                 row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
@@ -173,14 +173,14 @@ class Workspace:
         return row
 
     def _note(self, row: dict[str, Any]) -> str:
-        return str(self.workflow.state(row["id"]).get("note", "")) if row["state"] != QUEUED else ""
+        return self.workflow.note_of(row["id"]) if row["state"] != QUEUED else ""
 
     # -- coding (the background thread) ----------------------------------------------------------
     def _code(self, item_id: str, on_node: Callable[[str], None]) -> None:
         wf = self.workflow
         try:
             if not wf.finished(item_id):
-                text = None if wf.state(item_id).get("note") else self.worklist.pending(item_id)
+                text = None if wf.note_of(item_id) else self.worklist.pending(item_id)
                 self.worklist.set_state(item_id, CODING)
                 for update in wf.stream(text, item_id):
                     if text is not None:  # the run's checkpoint holds the note now; the worklist lets it go
@@ -267,19 +267,19 @@ class Workspace:
             return session.why(code)
         except SessionError:
             for s in session.result.suggestions:
-                if s["code"].lower() == code.lower():
+                if s.code.lower() == code.lower():
                     return {
-                        "code": s["code"],
-                        "system": s["system"],
-                        "label": s.get("label", ""),
+                        "code": s.code,
+                        "system": s.system,
+                        "label": s.label,
                         "status": "suggestion",
-                        "confidence": s.get("confidence"),
-                        "evidence": [e["text"] for e in s.get("evidence", [])],
+                        "confidence": s.confidence,
+                        "evidence": [e.text for e in s.evidence],
                         "path": [],
                         "ranking": {
-                            "sources": s.get("sources", []),
-                            "features": s.get("features", {}),
-                            "ranker_probability": s.get("ranker_probability"),
+                            "sources": s.sources,
+                            "features": s.features,
+                            "ranker_probability": s.ranker_probability,
                         },
                         "explanation": "below the acceptance threshold: kept as a suggestion for review",
                     }

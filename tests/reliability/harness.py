@@ -181,7 +181,7 @@ try:
 except Exception:
     s = Session.start(note, workflow="full", model="fake", session_id=sid)
 for c in s.codes("proposed"):
-    s.accept(c["code"])
+    s.accept(c.code)
 if not s.done:
     s.finish()
 s.close()

@@ -1,0 +1,39 @@
+"""Runs recorded by an older medcoder still read, resume and replay: the checkpoint of a crashed run whose
+state was plain dicts resumes to the codes it gave then, and a recorded run replays to the same codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from medcoder import load_workflow
+from medcoder.audit.store import SQLiteAuditStore
+from medcoder.engine.replay import replay_run
+from medcoder.llm import FakeLLM
+from tests import flaky_agent
+from tests.data.legacy.make_fixtures import crash_spec
+from tests.test_workflow_logic import agree, extractor
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
+EXPECTED = json.loads((LEGACY / "expected.json").read_text())
+
+
+def test_a_crashed_run_checkpointed_by_an_older_version_resumes_to_the_same_codes(tmp_path: Path) -> None:
+    shutil.copy(LEGACY / "checkpoints.sqlite", tmp_path / "c.sqlite")
+    flaky_agent.CALLS["n"] = 1  # the crash happened; the node passes now
+    fake = FakeLLM(extractor, chooser=agree)
+    with load_workflow(text=crash_spec(), llms={"default": fake}, checkpoint_path=tmp_path / "c.sqlite",
+                       audit=None) as wf:
+        result = wf.run(None, run_id="crash-1")
+        assert fake.calls == 0  # nothing was coded again: the old state carried everything
+        assert sorted(f"{c.system}:{c.code}" for c in result.codes) == EXPECTED["crash-1"]
+        assert all(c.evidence and c.evidence[0].text for c in result.codes)
+        entity = result.entities[0]
+        assert entity.mention and entity.end > entity.start  # old dicts read back as records
+
+
+def test_a_run_recorded_by_an_older_version_replays_to_the_same_codes(tmp_path: Path) -> None:
+    shutil.copy(LEGACY / "audit.sqlite", tmp_path / "a.sqlite")
+    report = replay_run(SQLiteAuditStore(tmp_path / "a.sqlite"), "recorded-1")
+    assert report.match and report.replayed == EXPECTED["recorded-1"]
