@@ -11,6 +11,7 @@ from medcoder import load_workflow
 from medcoder.audit.store import SQLiteAuditStore
 from medcoder.engine.replay import replay_run
 from medcoder.llm import FakeLLM
+from medcoder.session import Session
 from tests import flaky_agent
 from tests.data.legacy.make_fixtures import crash_spec
 from tests.test_workflow_logic import agree, extractor
@@ -37,3 +38,21 @@ def test_a_run_recorded_by_an_older_version_replays_to_the_same_codes(tmp_path: 
     shutil.copy(LEGACY / "audit.sqlite", tmp_path / "a.sqlite")
     report = replay_run(SQLiteAuditStore(tmp_path / "a.sqlite"), "recorded-1")
     assert report.match and report.replayed == EXPECTED["recorded-1"]
+
+
+def test_a_review_saved_by_an_older_version_opens_with_its_rows_and_takes_new_decisions(tmp_path: Path) -> None:
+    shutil.copy(LEGACY / "session.sqlite", tmp_path / "c.sqlite")
+    expected = json.loads((LEGACY / "session-expected.json").read_text())
+    wf = load_workflow("full-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
+                       checkpoint_path=tmp_path / "c.sqlite", audit=None)
+    with Session.open("s-legacy", wf) as session:
+        rows = session.codes()
+        assert len(rows) == len(expected)
+        for row, old in zip(rows, expected):  # every key the old row had reads back the same
+            assert {k: v for k, v in row.model_dump(mode="json").items() if k in old} == old
+        proposed = session.codes("proposed")[0].code
+        session.accept(proposed)
+        assert {r.code for r in session.accepted()} == {expected[0]["code"], "J45.909", proposed}
+        assert session.why(expected[0]["code"])["evidence"]
+        exported = json.loads(session.export(fmt="json"))
+        assert {c["code"] for c in exported["codes"]} == {expected[0]["code"], "J45.909", proposed}
