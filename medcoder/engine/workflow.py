@@ -24,7 +24,7 @@ from medcoder.audit.events import NOTE_READ, SUSPECT_TEXT
 from medcoder.audit.store import SQLiteAuditStore
 from medcoder.engine.compiler import build_graph
 from medcoder.engine.spec import WorkflowSpec, code_identity, code_nodes, load_spec, parse_spec
-from medcoder.engine.state import CodingState, JsonRecordSerializer
+from medcoder.engine.state import CodingState, JsonRecordSerializer, StateUpdate
 from medcoder.errors import MedcoderError
 from medcoder.injection import suspects
 from medcoder.knowledge import KnowledgeBase, default_kb
@@ -181,7 +181,8 @@ class Workflow:
         # one branch at a time: branches share one model, and interleaving them would evict the cached prefix
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 200, "max_concurrency": 1}
 
-    def _start(self, text: str | bytes | None, run_id: str | None) -> tuple[str, dict[str, Any] | None]:
+    def _start(self, text: str | bytes | None, run_id: str | None) -> tuple[str, dict[str, str] | None]:
+        """The run id and the graph's input (`run_id`, `note`; None: resume from the checkpoint)."""
         run_id = run_id or uuid.uuid4().hex[:16]
         snapshot = self._snapshot(run_id)
         if snapshot.values and snapshot.next:  # an interrupted run: resume where it stopped
@@ -197,8 +198,9 @@ class Workflow:
 
     def stream(
         self, text: str | bytes | None = None, run_id: str | None = None, log: RunLog | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Yield each node's state update as it happens; the final state is in the checkpointer."""
+    ) -> Iterator[dict[str, StateUpdate]]:
+        """Yield each node's state update as it happens (node id -> its update); the final state is in the
+        checkpointer."""
         run_id, inputs = self._start(text, run_id)
         log = log or RunLog(run_id)
         log.run_id = run_id
