@@ -31,12 +31,26 @@ version = "0.1.0"
 
 [project.entry-points."medcoder.agents"]
 keyword_spotter = "medcoder_keyword_spotter:keyword_spotter"
+
+[project.entry-points."medcoder.llm_backends"]
+tallied = "medcoder_keyword_spotter:load_tallied"
 """
 
 PLUGIN_MODULE = '''\
-"""A plugin agent: propose a code wherever a word occurs (evidence offsets included)."""
+"""A plugin agent: propose a code wherever a word occurs (evidence offsets included); and a plugin model
+backend, the package's deterministic model under a name of its own."""
 from medcoder.agents import AgentParams, register_agent
+from medcoder.llm import FakeLLM
 from medcoder.records import Proposal, Span
+
+
+class TalliedLLM(FakeLLM):
+    """Answers every question with the chapter it tallies most words for (here: always endocrine)."""
+    backend = "tallied"
+
+
+def load_tallied(settings):
+    return TalliedLLM(lambda messages, schema: {"system": "endocrine"} if schema else "endocrine")
 
 
 class SpotParams(AgentParams):
@@ -95,6 +109,12 @@ def test_a_plugin_distribution_installed_with_pip_provides_an_agent(tmp_path: Pa
     assert out.returncode == 0, out.stderr
     codes = json.loads(out.stdout)["codes"]
     assert [(c["code"], c["evidence"][0]["text"]) for c in codes] == [("J45.909", "asthma")]
+    # the plugin's backend passes the contract suite medcoder ships for backends (medcoder.testing)
+    suite = ("from medcoder.llm import load_llm\nfrom medcoder.testing import check_llm_backend\n"
+             "llm = load_llm('any', backend='tallied')\nassert llm.backend == 'tallied'\n"
+             "check_llm_backend(llm)\nprint('contract passed')\n")
+    checked = subprocess.run([sys.executable, "-c", suite], capture_output=True, text=True, env=env)
+    assert checked.returncode == 0 and "contract passed" in checked.stdout, checked.stderr
     # without the plugin on the path, the same workflow names what is missing
     env.pop("PYTHONPATH")
     bad = subprocess.run([sys.executable, "-m", "medcoder", "code", str(tmp_path / "note.txt"), "-w",
