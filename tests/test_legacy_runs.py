@@ -56,3 +56,17 @@ def test_a_review_saved_by_an_older_version_opens_with_its_rows_and_takes_new_de
         assert session.why(expected[0]["code"])["evidence"]
         exported = json.loads(session.export(fmt="json"))
         assert {c["code"] for c in exported["codes"]} == {expected[0]["code"], "J45.909", proposed}
+
+
+def test_a_version_1_state_whose_code_lost_its_entity_reads_with_no_evidence() -> None:
+    """v1's finalize gave a code whose entity was gone a span without offsets; the migration drops it."""
+    from medcoder.state import STATE_VERSION, CodingState
+
+    code = {"code": "E11.9", "system": "icd10cm", "label": "Type 2 diabetes", "confidence": 0.8, "path": ["E11.9"],
+            "steps": [], "mention": "", "entity_ids": ["e9"],
+            "evidence": [{"start": None, "end": None, "text": ""}],
+            "verdict": {"code": "E11.9", "system": "icd10cm", "decision": "accept", "reasons": []}}
+    state = CodingState.model_validate({"run_id": "old", "note": "x", "result": {"codes": [code], "rejected": [],
+                                                                                 "suggestions": []}})
+    assert state.version == STATE_VERSION and state.result is not None
+    assert state.result.codes[0].evidence == [] and state.result.codes[0].verdict.decision == "accept"
