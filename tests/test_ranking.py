@@ -178,3 +178,40 @@ def test_the_ranked_workflow_verifies_all_candidates_in_one_score_call(tmp_path:
     assert store.verify(result.run_id).ok
     ranked = [e for e in store.events(result.run_id) if e.kind == "ranked"]
     assert ranked and ranked[0].payload["verified"] > 0
+
+
+def test_a_learned_ranker_has_a_card_and_once_in_use_its_digest_is_in_every_run(
+    learned: Path, small_jsonl: Path, tmp_path: Path
+) -> None:
+    """Ranker versions on the real stack: the card `learn` writes, `rankers use` in a fresh home, the audit
+    trail of the next note naming the ranker that coded it, and going back to the shipped ranker."""
+    import os
+
+    from medcoder.audit.store import SQLiteAuditStore
+    from medcoder.ranking.cards import ranker_card
+
+    card = ranker_card(learned)
+    assert card.system == "icd10cm" and card.learned_at[:2] == "20" and len(card.digest) == 16
+    assert card.data and all(len(d["digest"]) == 16 and d["notes"] == 16 for d in card.data)
+    assert card.cv["map"] is not None and card.cv["notes"] == 16
+    assert card.auto_accept["cv_share"] is not None
+    env = {**os.environ, "MEDCODER_HOME": str(tmp_path / "home")}
+
+    def medcoder(*args: str) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run([sys.executable, "-m", "medcoder", *args], capture_output=True, text=True, env=env,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out
+
+    assert card.digest in medcoder("rankers", "use", str(learned)).stdout
+    listed = json.loads(medcoder("rankers", "list", "--json").stdout)
+    assert [c["digest"] for c in listed if c["active"] and c["system"] == "icd10cm"] == [card.digest]
+    note = tmp_path / "note.txt"
+    note.write_text(json.loads(small_jsonl.read_text().splitlines()[0])["text"])
+    run_id = json.loads(medcoder("code", str(note), "-w", "icd10cm-nomodel", "--format", "json").stdout)["run_id"]
+    store = SQLiteAuditStore(tmp_path / "home" / "audit.sqlite")
+    coded_by = [ev.payload["ranker"] for ev in store.events(run_id) if ev.kind == "ranked"]
+    assert [r["digest"] for r in coded_by] == [card.digest]
+    medcoder("rankers", "use", "builtin", "--system", "icd10cm")
+    listed = json.loads(medcoder("rankers", "list", "--json").stdout)
+    assert [c["name"] for c in listed if c["active"] and c["system"] == "icd10cm"] == ["codiesp-icd10cm"]

@@ -26,6 +26,7 @@ from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 from medcoder.llm import LLM, Option
+from medcoder.ranking.cards import ranker_card
 from medcoder.ranking.coder import RankedCode, RankedCoder
 from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.verify import verify_context, verify_question
@@ -85,6 +86,8 @@ def _load_coder(folder: str, kb: KnowledgeBase, retriever: Retriever | None) -> 
 def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
     """Candidates from every source, model verification, learned ranking, threshold and rules."""
     folder = str(ranker_folder(params.system, params.ranker).resolve())
+    card = ranker_card(folder)
+    version = {"system": card.system, "name": card.name, "folder": card.folder, "digest": card.digest}
 
     def run(state: CodingState) -> StateUpdate:
         coder = _load_coder(folder, ctx.kb, ctx.retriever)
@@ -180,6 +183,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         ctx.emit(
             "ranked",
             {
+                "ranker": version,  # which ranker version coded the note
                 "candidates": len(cands.codes),
                 "verified": len(odds),
                 "accepted": len(proposals),

@@ -64,10 +64,24 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 def _register() -> None:
     # deferred: CLI start-up (`medcoder --help` < 1 s)
-    from medcoder.cli import audit, batch, chat, coding, doctor, evaluate, kb, learn, models, serve, serve_model
+    from medcoder.cli import (
+        audit,
+        batch,
+        chat,
+        coding,
+        doctor,
+        evaluate,
+        kb,
+        learn,
+        models,
+        rankers,
+        serve,
+        serve_model,
+    )
 
     main.add_command(kb.kb)
     main.add_command(models.models)
+    main.add_command(rankers.rankers)
     for command in (
         coding.code,
         batch.batch,

@@ -22,6 +22,7 @@ from medcoder.errors import MedcoderError
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.notesections import section_at, section_kind, split_by_rules
+from medcoder.ranking.cards import active_ranker
 from medcoder.ranking.drug_features import (
     DRUG_FEATURES,
     NOT_CODED,
@@ -57,8 +58,10 @@ BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent / "data" / "dpd-atc"
 
 
 def drug_ranker_folder(name: str = "builtin") -> Path:
-    """The drug ranker a workflow names: a folder from `medcoder learn --system atc`, or the shipped one."""
-    folder = BUILTIN_DRUG_RANKER if name == "builtin" else Path(name).expanduser()
+    """The drug ranker a workflow names: a folder from `medcoder learn --system atc`; `builtin`, the one this home
+    uses (`rankers use`; the shipped one until then); `shipped`, the one in the package."""
+    chosen = active_ranker("atc") if name == "builtin" else None
+    folder = chosen or (BUILTIN_DRUG_RANKER if name in ("builtin", "shipped") else Path(name).expanduser())
     if not (folder / "ranker.json").is_file():
         raise MedcoderError(f"{folder}: no drug ranker there; learn one with `medcoder learn DATA --system atc`")
     return folder

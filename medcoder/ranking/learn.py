@@ -300,7 +300,7 @@ def learn(
     cv["f1_at_threshold"] = cv["micro"]["f1"]
     cv["by_kind"] = by_kind
     cv["ece"] = round(expected_calibration_error(np.concatenate(cal), np.concatenate(labels)), 4)
-    cv["auto_accept_threshold"] = auto_accept_threshold(np.concatenate(cal), np.concatenate(labels))
+    cv.update(auto_accept_figures(cal, labels, pred_thr))
     x_all = np.vstack([np.asarray(c.features, dtype=np.float64) for c in cands if c.codes])
     by_kind_trees = fit_by_kind(cands, labels, range(len(cands)), kinds, seed)
     classifier: Any = by_kind_trees if len(by_kind_trees) > 1 else next(iter(by_kind_trees.values()))
@@ -412,6 +412,24 @@ def memory_similarity_floor(cands: list[NoteCandidates], percentile: float = 5.0
     col = FEATURES.index("note_top_sim")
     sims = [c.features[0][col] for c in cands if c.features]
     return round(float(np.percentile(sims, percentile)), 4) if sims else None
+
+
+def auto_accept_figures(
+    cal: Sequence[np.ndarray], labels: Sequence[np.ndarray], accept_at: Sequence[float]
+) -> dict[str, float | None]:
+    """The auto-accept threshold out of fold, with the precision of the codes above it and their share of the
+    codes the ranker accepted (what a ranker's card reports)."""
+    p, y = np.concatenate(cal), np.concatenate(labels)
+    cut = auto_accept_threshold(p, y)
+    if cut is None:
+        return {"auto_accept_threshold": None, "auto_accept_precision": None, "auto_accept_share": 0.0}
+    above = p >= cut
+    accepted = sum(int((c >= t).sum()) for c, t in zip(cal, accept_at))
+    return {
+        "auto_accept_threshold": cut,
+        "auto_accept_precision": round(float(y[above].mean()), 4),
+        "auto_accept_share": round(int(above.sum()) / max(accepted, 1), 4),
+    }
 
 
 def auto_accept_threshold(p: np.ndarray, y: np.ndarray, precision: float = 0.95, min_support: int = 20) -> float | None:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -128,6 +129,7 @@ class RankerModel:
         kind = next((k for k, f in FEATURE_SETS.items() if f == tuple(self.features)), "diagnosis")
         meta = {
             **self.meta,
+            "learned_at": self.meta.get("learned_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "format": FORMAT_VERSION,
             "kind": kind,
             "system": self.system,

@@ -13,6 +13,7 @@ from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.llm import load_llm
+from medcoder.ranking.cards import examples_digest
 from medcoder.ranking.datasets import Example, load_dataset
 from medcoder.ranking.drug_learn import learn_drugs
 from medcoder.ranking.feedback import feedback_examples
@@ -65,6 +66,7 @@ def learn_drugs_from(
                 "dataset": data.name,
                 "layout": data.layout,
                 "items": len(data),
+                "digest": examples_digest(data.examples),
                 "attribution": DPD_ATTRIBUTION if data.layout == "dpd" else ACI_ATTRIBUTION,
             }
         )
@@ -102,7 +104,12 @@ def learn_from(
         if data.system != system:
             raise MedcoderError(f"{path}: coded in {data.system}, not {system}")
         examples += data.examples
-        item = {"dataset": data.name, "layout": data.layout, "notes": len(data)}
+        item = {
+            "dataset": data.name,
+            "layout": data.layout,
+            "notes": len(data),
+            "digest": examples_digest(data.examples),
+        }
         if data.layout == "codiesp":
             item["attribution"] = CODIESP_ATTRIBUTION
         elif "aci" in str(path).lower():

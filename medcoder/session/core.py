@@ -405,6 +405,14 @@ class Session:
             stats={"review": {"accepted": len(codes), "rejected": len(self.codes(CodeStatus.REJECTED))}},
         )
 
+    def rankers(self) -> list[dict[str, str]]:
+        """The ranker versions that coded this note (system, name, folder, digest), from its audit trail."""
+        audit = self.workflow.audit
+        if audit is None:
+            return []
+        seen = [ev.payload["ranker"] for ev in audit.events(self.id) if isinstance(ev.payload.get("ranker"), dict)]
+        return list({(r.get("system"), r.get("digest")): r for r in seen}.values())
+
     def _events_about(self, code: str) -> list[dict[str, Any]]:
         audit = self.workflow.audit
         if audit is None:

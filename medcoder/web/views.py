@@ -92,6 +92,7 @@ def review_view(session: "Session", item: dict[str, Any]) -> dict[str, Any]:
         "version": len(decisions),
         "done": review.done,
         "counts": status_counts(c["status"] for c in codes),
+        "rankers": session.rankers(),
         "workflow": result.workflow,
     }
 

@@ -1,0 +1,183 @@
+"""Ranker versions: what each learned ranker is (its card) and which one a site codes with.
+
+A card is read from the ranker's folder (`ranker.json`, written by `learn`): the data it learned from with
+their digests, when, its cross-validated figures and its auto-accept threshold with the precision measured
+out of fold. Its digest (of the model files) names the exact version; every coding run records it in the
+audit trail. `use_ranker` makes a folder the one `ranker: builtin` resolves to in this `MEDCODER_HOME`
+(`rankers.json` there); the shipped ranker is used until then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from medcoder import paths
+from medcoder.errors import MedcoderError
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_RANKERS = Path(__file__).resolve().parent / "data"  # the rankers shipped in the package
+_MODEL_FILES = ("ranker.joblib", "memory.joblib", "priors.json")
+_DIGESTS: dict[tuple[str, int], str] = {}  # (folder, newest mtime) -> digest, per process
+
+
+@dataclass
+class RankerCard:
+    """One ranker version as a person reads it."""
+
+    name: str
+    system: str
+    folder: str
+    digest: str
+    learned_at: str = ""  # ISO date-time ("" for a ranker learned before cards)
+    data: list[dict[str, Any]] = field(default_factory=list)  # dataset, layout, notes/products, digest
+    cv: dict[str, Any] = field(default_factory=dict)  # map, micro_f1 (cross-validated)
+    auto_accept: dict[str, Any] = field(default_factory=dict)  # threshold, cv_precision, cv_share
+    shipped: bool = False
+    active: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def folder_digest(folder: str | Path) -> str:
+    """The digest of a ranker's model files: the same bytes, the same digest (first 16 hex of sha256)."""
+    root = Path(folder)
+    files = [root / f for f in _MODEL_FILES if (root / f).is_file()]
+    if not files:
+        raise MedcoderError(f"{root}: not a ranker folder (no {' or '.join(_MODEL_FILES)})")
+    key = (str(root.resolve()), max(f.stat().st_mtime_ns for f in files))
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode())
+            h.update(paths.file_digest(f).encode())
+        _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
+
+
+def examples_digest(items: Sequence[Any]) -> str:
+    """The digest of what a ranker learned from: each example's id, text and codes (not the file layout)."""
+    h = hashlib.sha256()
+    for ex in items:
+        h.update(json.dumps([ex.id, ex.text, sorted(ex.codes)], ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
+
+
+def ranker_card(folder: str | Path, name: str = "") -> RankerCard:
+    """The card of the ranker in `folder`."""
+    root = Path(folder).expanduser()
+    meta_path = root / "ranker.json"
+    if not meta_path.is_file():
+        raise MedcoderError(f"{root}: not a ranker folder (no ranker.json); learn one with `medcoder learn`")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    cv = meta.get("cv") or {}
+    report = meta.get("report") or {}
+    system = str(meta.get("system", ""))
+    auto = {
+        "threshold": cv.get("auto_accept_threshold"),
+        "cv_precision": cv.get("auto_accept_precision"),
+        "cv_share": cv.get("auto_accept_share"),
+    }
+    data = [
+        {k: v for k, v in d.items() if k != "attribution"} for d in (meta.get("learned_from") or {}).get("datasets", [])
+    ]
+    if (meta.get("learned_from") or {}).get("feedback_sessions"):
+        data.append({"dataset": "feedback", "sessions": meta["learned_from"]["feedback_sessions"]})
+    figures = {"map": cv.get("map"), "micro_f1": (cv.get("micro") or {}).get("f1")}
+    if "products" in cv:  # the drug ranker: the share of products coded right to the substance (level 5)
+        figures = {f"level5_by_{k}": v.get("level5") for k, v in cv["products"].items() if isinstance(v, dict)}
+    return RankerCard(
+        name=name or root.name,
+        system=system,
+        folder=str(root.resolve()),
+        digest=folder_digest(root),
+        learned_at=str(meta.get("learned_at", "")),
+        data=data,
+        cv={**figures, "notes": report.get("notes", meta.get("notes"))},
+        auto_accept=auto,
+        shipped=_is_shipped(root),
+    )
+
+
+def _is_shipped(root: Path) -> bool:
+    return root.resolve().parent == BUILTIN_RANKERS.resolve()
+
+
+def _registry_path() -> Path:
+    return paths.home() / "rankers.json"
+
+
+def _registry() -> dict[str, Any]:
+    path = _registry_path()
+    if not path.is_file():
+        return {"active": {}, "known": []}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise MedcoderError(f"{path}: not valid JSON ({exc}); delete it to go back to the shipped rankers") from exc
+    return {"active": dict(data.get("active") or {}), "known": list(data.get("known") or [])}
+
+
+def _write_registry(data: dict[str, Any]) -> None:
+    path = _registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)  # a reader sees the old registry or the new one, never half of one
+
+
+def active_ranker(system: str) -> Path | None:
+    """The folder `rankers use` chose for `system` in this home (None: the shipped ranker)."""
+    chosen = _registry()["active"].get(system)
+    if not chosen:
+        return None
+    folder = Path(chosen)
+    if not (folder / "ranker.json").is_file():
+        logger.warning("the ranker in use for %s (%s) is gone; using the shipped one", system, folder)
+        return None
+    return folder
+
+
+def use_ranker(folder: str | Path) -> RankerCard:
+    """Code with the ranker in `folder` from now on (for its system), or `builtin`: go back to the shipped one."""
+    data = _registry()
+    if str(folder) == "builtin":
+        raise MedcoderError("say which system goes back to its shipped ranker: `rankers use builtin --system S`")
+    card = ranker_card(folder)
+    if not card.system:
+        raise MedcoderError(f"{folder}: its ranker.json names no code system")
+    data["active"][card.system] = card.folder
+    if card.folder not in data["known"]:
+        data["known"].append(card.folder)
+    _write_registry(data)
+    card.active = True
+    logger.info("ranker for %s: %s (%s)", card.system, card.folder, card.digest)
+    return card
+
+
+def use_shipped(system: str) -> None:
+    """Go back to the shipped ranker for `system`."""
+    data = _registry()
+    data["active"].pop(system, None)
+    _write_registry(data)
+
+
+def list_rankers(extra: Sequence[str | Path] = ()) -> list[RankerCard]:
+    """The shipped rankers, every ranker `use` has seen in this home, and `extra` folders; the active marked."""
+    data = _registry()
+    folders = [p for p in sorted(BUILTIN_RANKERS.iterdir()) if (p / "ranker.json").is_file()]
+    folders += [Path(p) for p in [*data["known"], *map(str, extra)] if (Path(p) / "ranker.json").is_file()]
+    cards: dict[str, RankerCard] = {}
+    for folder in folders:
+        card = ranker_card(folder)
+        cards.setdefault(card.folder, card)
+    for card in cards.values():
+        chosen = data["active"].get(card.system)
+        card.active = card.folder == chosen if chosen else card.shipped
+    return list(cards.values())
