@@ -307,3 +307,50 @@ def test_a_chat_or_sdk_session_is_reviewed_in_the_browser_as_the_same_session(no
     assert [(d["action"], d["code"]) for d in Session(wf, s.id).decisions()] == [("accept", codes[0]),
                                                                                   ("reject", codes[1])]
     assert client.post("/api/items/adopt", json={"session_id": "nosuchsession"}).status_code == 404
+
+
+def test_auto_accept_marks_codes_a_coder_can_still_reject_and_the_worklist_orders_by_need(tmp_path: Path) -> None:
+    """A workspace with auto-accept on, over a copy of the shipped ranker whose card says 0.5: the codes at or
+    above it are accepted as each note is coded (marked in the audit trail with the threshold and the ranker's
+    digest), the coder rejects one, and the "needs review" order puts the nearest-to-threshold note first."""
+    import shutil
+
+    import medcoder
+    from medcoder.ranking.cards import ranker_card
+    from medcoder.ranking.folders import ranker_folder
+    from medcoder.web import Workspace
+    from medcoder.web.worklist import Worklist
+
+    mine = tmp_path / "ranker"
+    shutil.copytree(ranker_folder("icd10cm", "shipped"), mine)
+    meta = json.loads((mine / "ranker.json").read_text())
+    meta["cv"]["auto_accept_threshold"] = 0.5
+    (mine / "ranker.json").write_text(json.dumps(meta))
+    card = ranker_card(mine)
+    spec = (Path(medcoder.__file__).parent / "engine" / "builtin" / "icd10cm-nomodel.yaml").read_text()
+    (tmp_path / "wf.yaml").write_text(spec.replace("ranker: builtin", f"ranker: {mine}"))
+    ws = Workspace(str(tmp_path / "wf.yaml"), worklist=Worklist(tmp_path / "w.sqlite"), auto_accept=True)
+    try:
+        client = _client(ws)
+        notes = [(ROOT / "examples" / f"aci_bench_D2N06{n}.txt").read_text(encoding="utf-8") for n in (8, 9)]
+        ids = [_coded(client, ws, text) for text in notes]
+        view = client.get(f"/api/sessions/{ids[1]}").json()
+        assert [r["digest"] for r in view["rankers"]] == [card.digest]  # the page says which ranker coded it
+        auto = [c for c in view["codes"] if c["reason"].startswith("auto-accepted")]
+        assert auto and all(c["status"] == "accepted" and c["confidence"] >= 0.5 for c in auto)
+        assert all(c["confidence"] < 0.5 for c in view["codes"] if c["status"] == "proposed")
+        marked = [p for p in _decisions(ws, ids[1]) if p.get("auto_accepted")]
+        assert sorted(p["code"] for p in marked) == sorted(c["code"] for c in auto)
+        assert {(p["auto_accepted"]["threshold"], p["auto_accepted"]["ranker"]) for p in marked} == {(0.5, card.digest)}
+        first = auto[0]["code"]
+        after = client.post(f"/api/sessions/{ids[1]}/decisions",
+                            json={"action": "reject", "code": first, "reason": "not documented"}).json()
+        assert next(c for c in after["codes"] if c["code"] == first)["status"] == "rejected"
+        rows = [r for r in client.get("/api/items", params={"order": "needs review"}).json() if r["state"] == "ready"]
+        margins = [r["margin"] for r in rows]
+        assert len(rows) == 2 and None not in margins and margins == sorted(margins)
+        assert all(r["auto_acceptable"] >= 1 for r in rows)
+        page = client.get("/", params={"order": "needs review"}).text
+        assert "auto-acceptable" in page and "nearest the threshold" in page
+    finally:
+        ws.close()

@@ -49,6 +49,12 @@ import click
     is_flag=True,
     help="Run a workflow YAML that names Python callables (module:callable), not only installed agents.",
 )
+@click.option(
+    "--auto-accept",
+    is_flag=True,
+    help="Accept the codes at or above the ranker's auto-accept threshold as each note is coded (the audit trail "
+    "marks them auto-accepted; a coder can still reject them).",
+)
 def serve(
     host: str,
     port: int,
@@ -59,6 +65,7 @@ def serve(
     notes: tuple[Path, ...],
     sessions: tuple[str, ...],
     allow_code: bool,
+    auto_accept: bool,
 ) -> None:
     """Serve the review workspace until Ctrl-C: paste or upload notes, review their codes, read the audit trail.
 
@@ -75,7 +82,7 @@ def serve(
     if token is None and not is_loopback(host):
         token, generated = new_secret(), True
     click.echo(f"loading workflow {workflow}{f' with model {model}' if model else ''} ...", err=True)
-    workspace = Workspace(workflow, model=model, batches=list(batches))
+    workspace = Workspace(workflow, model=model, batches=list(batches), auto_accept=auto_accept)
     try:
         for session_id in sessions:
             workspace.adopt(session_id)

@@ -35,6 +35,7 @@ class RankerCard:
     folder: str
     digest: str
     learned_at: str = ""  # ISO date-time ("" for a ranker learned before cards)
+    threshold: float | None = None  # the probability at which it accepts a code
     data: list[dict[str, Any]] = field(default_factory=list)  # dataset, layout, notes/products, digest
     cv: dict[str, Any] = field(default_factory=dict)  # map, micro_f1 (cross-validated)
     auto_accept: dict[str, Any] = field(default_factory=dict)  # threshold, cv_precision, cv_share
@@ -98,6 +99,7 @@ def ranker_card(folder: str | Path, name: str = "") -> RankerCard:
         folder=str(root.resolve()),
         digest=folder_digest(root),
         learned_at=str(meta.get("learned_at", "")),
+        threshold=meta.get("threshold"),
         data=data,
         cv={**figures, "notes": report.get("notes", meta.get("notes"))},
         auto_accept=auto,

@@ -405,6 +405,41 @@ class Session:
             stats={"review": {"accepted": len(codes), "rejected": len(self.codes(CodeStatus.REJECTED))}},
         )
 
+    def thresholds(self) -> dict[str, dict[str, Any]]:
+        """system -> the thresholds of the ranker that coded this note: `accept` (it accepts a code at this
+        probability), `auto` (above this, codes are precise enough to accept unseen; None: never), `ranker`."""
+        from medcoder.ranking.cards import ranker_card  # deferred: only the workspace's order and auto-accept ask
+
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.rankers():
+            try:
+                card = ranker_card(r["folder"])
+            except MedcoderError:
+                continue  # the ranker's folder is gone: no thresholds to go by
+            if card.digest != r.get("digest"):
+                continue  # another version sits there now: its thresholds are not the ones that coded the note
+            out[card.system] = {"accept": card.threshold, "auto": card.auto_accept.get("threshold"), "ranker": r}
+        return out
+
+    def auto_accept(self) -> list[str]:
+        """Accept every proposed code at or above the auto-accept threshold of the ranker that coded it; each is
+        a decision in the audit trail marked `auto_accepted` with the threshold and the ranker's digest, and the
+        coder can still reject it. Returns the codes accepted."""
+        done = []
+        limits = self.thresholds()
+        for row in self.codes(CodeStatus.PROPOSED):
+            auto = (limits.get(row.system) or {}).get("auto")
+            if auto is None or row.confidence < auto:
+                continue
+            ranker = limits[row.system]["ranker"]
+            reason = (
+                f"auto-accepted: p {row.confidence:.2f} >= {auto} (ranker {ranker.get('name')} {ranker.get('digest')})"
+            )
+            marker = {"threshold": auto, "ranker": ranker.get("digest"), "probability": row.confidence}
+            self._decide(CoderAction.ACCEPT.value, row.code, system=row.system, reason=reason, auto_accepted=marker)
+            done.append(row.code)
+        return done
+
     def rankers(self) -> list[dict[str, str]]:
         """The ranker versions that coded this note (system, name, folder, digest), from its audit trail."""
         audit = self.workflow.audit

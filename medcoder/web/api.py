@@ -66,8 +66,9 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 
 @router.get("/items", summary="The worklist: notes with their review status, counts and coding progress")
-def list_items(request: Request, status: str = "") -> list[dict[str, Any]]:
-    return _ws(request).items(status=status)
+def list_items(request: Request, status: str = "", order: str = "arrival") -> list[dict[str, Any]]:
+    """`order`: arrival, or `needs review` (the notes whose codes sit nearest the ranker's threshold first)."""
+    return _ws(request).items(status=status, order=order)
 
 
 @router.post(

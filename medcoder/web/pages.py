@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from medcoder.knowledge.systems import system_class, system_names
 from medcoder.notetext import NoteError
 from medcoder.web.security import check_form_csrf
-from medcoder.web.workspace import Workspace
+from medcoder.web.workspace import ARRIVAL, ORDERS, Workspace
 
 router = APIRouter(include_in_schema=False)
 STATUSES = ("to review", "in progress", "done", "queued", "coding", "failed")
@@ -44,9 +44,11 @@ def _ws(request: Request) -> Workspace:
     return request.app.state.workspace
 
 
-def _worklist(request: Request, query: str = "", status: str = "", message: str = "") -> HTMLResponse:
+def _worklist(
+    request: Request, query: str = "", status: str = "", message: str = "", order: str = ARRIVAL
+) -> HTMLResponse:
     ws = _ws(request)
-    everything = ws.items()
+    everything = ws.items(order=order if order in ORDERS else ARRIVAL)
     counts = {s: sum(1 for i in everything if i["status"] == s) for s in STATUSES}
     items = ws.select(everything, query, status)
     return render(
@@ -57,6 +59,8 @@ def _worklist(request: Request, query: str = "", status: str = "", message: str 
         query=query,
         status=status,
         statuses=STATUSES,
+        order=order,
+        orders=ORDERS,
         message=message,
         total=len(everything),
         workflow=ws.workflow.spec.name,
@@ -64,8 +68,8 @@ def _worklist(request: Request, query: str = "", status: str = "", message: str 
 
 
 @router.get("/", response_class=HTMLResponse)
-def worklist(request: Request, status: str = "") -> HTMLResponse:
-    return _worklist(request, status=status if status in STATUSES else "")
+def worklist(request: Request, status: str = "", order: str = ARRIVAL) -> HTMLResponse:
+    return _worklist(request, status=status if status in STATUSES else "", order=order)
 
 
 @router.post("/search", response_class=HTMLResponse, dependencies=[Depends(check_form_csrf)])

@@ -18,7 +18,7 @@ from medcoder.errors import MedcoderError, StorageError
 from medcoder.jsonl import numbered_rows
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.notetext import read_note
-from medcoder.records import CODER_ACTIONS, CoderAction, CodeStatus
+from medcoder.records import CODER_ACTIONS, CoderAction, CodeStatus, ReviewRow, Suggestion
 from medcoder.session import Session, SessionError
 from medcoder.tools import functions as fn
 from medcoder.web.coder import BackgroundCoder
@@ -54,6 +54,31 @@ class Decision:
     version: int | None = None
 
 
+ARRIVAL, NEEDS_REVIEW = "arrival", "needs review"
+ORDERS = (ARRIVAL, NEEDS_REVIEW)
+
+
+def _uncertainty(
+    rows: list[ReviewRow], limits: dict[str, dict[str, Any]], suggestions: list[Suggestion]
+) -> dict[str, Any]:
+    """How near the threshold the note's nearest open code or suggestion sits, and how many codes are
+    auto-acceptable."""
+    listed = {(r.system, r.code) for r in rows}
+    margins = [
+        abs(s.confidence - limits[s.system]["accept"])
+        for s in suggestions
+        if (s.system, s.code) not in listed and (limits.get(s.system) or {}).get("accept") is not None
+    ]
+    auto = 0
+    for r in rows:
+        limit = limits.get(r.system) or {}
+        if limit.get("auto") is not None and r.confidence >= limit["auto"] and r.origin == "medcoder":
+            auto += 1
+        if r.status == CodeStatus.PROPOSED and limit.get("accept") is not None:
+            margins.append(abs(r.confidence - limit["accept"]))
+    return {"margin": round(min(margins), 4) if margins else None, "auto_acceptable": auto}
+
+
 class Workspace:
     """A worklist, one workflow, a background coder and the review sessions; thread-safe."""
 
@@ -63,8 +88,10 @@ class Workspace:
         model: str | None = None,
         worklist: Worklist | None = None,
         batches: list[str | Path] | None = None,
+        auto_accept: bool = False,
     ) -> None:
         self.workflow = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, model=model)
+        self.auto_accept = auto_accept  # accept codes above the ranker's auto-accept threshold once coded
         self.worklist = worklist or Worklist()
         self._sessions: dict[str, Session] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -129,8 +156,12 @@ class Workspace:
         note = self.workflow.note_of(session_id)
         return self.worklist.add(session_id, "session", _title(title, note, session_id), READY, chars=len(note))
 
-    def items(self, query: str = "", status: str = "") -> list[dict[str, Any]]:
-        """The worklist with each item's review status and counts; `query` matches id, title or note text."""
+    def items(self, query: str = "", status: str = "", order: str = ARRIVAL) -> list[dict[str, Any]]:
+        """The worklist with each item's review status and counts; `query` matches id, title or note text.
+
+        `order` NEEDS_REVIEW puts first the notes whose open codes sit nearest the ranker's threshold (where a
+        coder's look changes most); each row says how many of its codes are at or above the auto-accept
+        threshold (`auto_acceptable`) and how near the threshold its nearest open code is (`margin`)."""
         rows = []
         for item in self.worklist.items():
             row = self._row(item)
@@ -138,14 +169,21 @@ class Workspace:
                 session = self._peek(item.id)
                 review = session.review()
                 row["status"] = review_status(review)
-                row["counts"] = status_counts(
-                    [c.status for c in review.codes]
-                    if review.session_id  # the review is open
-                    else [CodeStatus.PROPOSED.value for _ in session.result.codes]
+                opened = bool(review.session_id)
+                rows_now = (
+                    review.codes
+                    if opened
+                    else [
+                        ReviewRow(code=c.code, system=c.system, confidence=c.confidence) for c in session.result.codes
+                    ]
                 )
+                row["counts"] = status_counts(c.status for c in rows_now)
+                row.update(_uncertainty(rows_now, session.thresholds(), session.result.suggestions))
             else:
                 row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
             rows.append(row)
+        if order == NEEDS_REVIEW:
+            rows.sort(key=lambda r: (r.get("margin") is None, r.get("margin") or 0.0))
         return self.select(rows, query, status)
 
     def select(self, rows: list[dict[str, Any]], query: str = "", status: str = "") -> list[dict[str, Any]]:
@@ -190,6 +228,8 @@ class Workspace:
                         on_node(node)
             with self._lock_for(item_id):
                 Session.start(None, wf, session_id=item_id)  # type: ignore[arg-type]  # opens the review
+                if self.auto_accept:
+                    self._peek(item_id).auto_accept()
         except StorageError:
             raise  # not the note's fault: the item stays queued and is coded again when the server restarts
         except Exception as exc:
