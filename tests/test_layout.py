@@ -91,7 +91,7 @@ LAYERS: dict[str, set[str]] = {
     "__init__": {"engine", "result"},
     "cli": {"web", "session", "evaluation", "batch", "engine", "ranking", "tools", "knowledge", "llm", "audit",
             "doctor"},
-    "web": {"session", "engine", "tools", "knowledge", "llm", "audit"},
+    "web": {"session", "evaluation", "engine", "tools", "knowledge", "llm", "audit"},
     "session": {"engine", "tools", "knowledge", "audit"},
     "evaluation": {"batch", "engine", "ranking", "knowledge", "llm", "audit"},
     "batch": set(),  # drives any workflow through its recipe: never the engine's modules

@@ -44,6 +44,13 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
 @click.option("--cache", "cache_path", default=None, help="Retrieval cache file (default: OUT/retrieval-cache.jsonl).")
 @click.option("--verifier-model", default=None, help="Also learn how much this model's yes/no judgement should count.")
 @click.option("--verifier-notes", default=40, show_default=True, help="Training notes the verifier judges.")
+@click.option(
+    "--from-workspace",
+    is_flag=True,
+    help="Learn from the notes coders decided on in this home's web workspace (DATASETS, if given, too); hold a "
+    "slice back and write a before/after report (report.html) comparing the ranker in use with the new one.",
+)
+@click.option("--adopt", is_flag=True, help="With --from-workspace: use the new ranker if it is not worse.")
 def learn_command(
     datasets: tuple[str, ...],
     system: str,
@@ -55,6 +62,8 @@ def learn_command(
     cache_path: str | None,
     verifier_model: str | None,
     verifier_notes: int,
+    from_workspace: bool,
+    adopt: bool,
 ) -> None:
     """Learn a ranker from DATASETS (CodiEsp folder, JSONL {id, text, codes, system}, or for --system atc
     drug-product tables) and/or feedback files."""
@@ -63,8 +72,10 @@ def learn_command(
     from medcoder.errors import MedcoderError  # deferred: CLI start-up (`medcoder --help` < 1 s)
     from medcoder.ranking.service import learn_from  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
+    if from_workspace:
+        return _learn_from_workspace(datasets, system, out_dir, folds, adopt)
     if not datasets and not feedback:
-        raise MedcoderError("give a DATASET, --feedback files, or both")
+        raise MedcoderError("give a DATASET, --feedback files, --from-workspace, or several")
     from medcoder.knowledge.systems import system_class  # deferred: CLI start-up (`medcoder --help` < 1 s)
 
     if system_class(system).entity_kind == "medication":  # drugs: learned from products and notes (`--system atc`)
@@ -161,3 +172,53 @@ def _learn_drugs(datasets: tuple[str, ...], out_dir: str, folds: int, limit: int
         f"threshold {report.threshold:.2f}, ECE {cv['ece']:.4f}; wrote {out_dir} "
         "(ranker.json, ranker.joblib, priors.json, learn-report.json)"
     )
+
+
+def _learn_from_workspace(datasets: tuple[str, ...], system: str, out_dir: str, folds: int, adopt: bool) -> None:
+    """`learn --from-workspace`: the site's decided notes (plus DATASETS), a held-back slice, the report."""
+    # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.engine.workflow import load_workflow
+    from medcoder.evaluation.relearn import relearn, site_examples
+    from medcoder.session import Session
+    from medcoder.web.relearning import decided_notes
+    from medcoder.web.worklist import READY, Worklist
+
+    worklist = Worklist()
+    try:
+        ready = [item.id for item in worklist.items() if item.state == READY]
+    finally:
+        worklist.close()
+    with load_workflow("icd10cm-nomodel") as wf:  # only for the home's checkpoints: the sessions live there
+        notes = decided_notes([Session(wf, i) for i in ready], system)
+    click.echo(f"{len(notes)} decided notes in the workspace ({len(ready)} coded)", err=True)
+    with stage_progress() as advance:
+        report = relearn(
+            site_examples(notes, system),
+            None,
+            out_dir,
+            base=datasets,
+            system=system,
+            folds=folds,
+            adopt=adopt,
+            progress=advance,
+        )
+    b, a = report.before, report.after
+    emit_table(
+        [
+            {
+                "ranker": f"current {report.current['digest']}",
+                "MAP": b["map"],
+                "micro F1": b["micro"]["f1"],
+                "auto-accept precision": b["calibration"].get("auto_accept_precision"),
+            },
+            {
+                "ranker": f"new {report.new['digest']}",
+                "MAP": a["map"],
+                "micro F1": a["micro"]["f1"],
+                "auto-accept precision": a["calibration"].get("auto_accept_precision"),
+            },
+        ],
+        ["ranker", "MAP", "micro F1", "auto-accept precision"],
+        title=f"on {len(report.held_back)} held-back decided notes",
+    )
+    click.echo(f"{report.verdict}\nreport: {report.html}")

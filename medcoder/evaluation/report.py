@@ -182,3 +182,9 @@ def write_html(report: dict[str, Any], path: str | Path) -> Path:
     p = Path(path)
     p.write_text(render(report), encoding="utf-8")
     return p
+
+
+# the pieces other reports draw with (the re-learn report's before/after page)
+reliability_svg = _reliability
+bars_svg = _bars
+html_table = _table

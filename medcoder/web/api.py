@@ -144,3 +144,17 @@ def search(request: Request, body: SearchIn) -> list[dict[str, Any]]:
 @router.get("/runs/{run_id}/audit", summary="A run's audit events as a story, with the hash chain's verdict")
 def audit(request: Request, run_id: str) -> dict[str, Any]:
     return _ws(request).audit(run_id)
+
+
+class RelearnIn(_In):
+    adopt: bool = Field(False, description="use the new ranker from now on if it is not worse on the held-back notes")
+
+
+@router.post("/relearn", status_code=202, summary="Start re-learning the ranker from the site's decided notes")
+def relearn_start(request: Request, body: RelearnIn) -> dict[str, Any]:
+    return _ws(request).relearn(adopt=body.adopt).to_dict()
+
+
+@router.get("/relearn", summary="Where the re-learn stands: stage, progress, verdict, the report's folder")
+def relearn_status(request: Request) -> dict[str, Any]:
+    return _ws(request).relearner.job.to_dict()

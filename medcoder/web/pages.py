@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from medcoder.errors import MedcoderError
 from medcoder.knowledge.systems import system_class, system_names
 from medcoder.notetext import NoteError
 from medcoder.web.security import check_form_csrf
@@ -156,3 +158,29 @@ def api_docs(request: Request) -> HTMLResponse:
                 }
             )
     return render(request, "docs.html", routes=routes, title=spec["info"]["title"], version=spec["info"]["version"])
+
+
+@router.post("/relearn", dependencies=[Depends(check_form_csrf)])
+def relearn_start(request: Request, adopt: str = Form("")) -> Response:
+    """Start re-learning the ranker from the site's decided notes (the workspace's token holder only, when it
+    has one); the job's page shows its progress and report."""
+    try:
+        _ws(request).relearn(adopt=adopt == "yes")
+    except MedcoderError as exc:
+        return _worklist(request, message=f"not started: {exc}")
+    return RedirectResponse("/relearn", status_code=303)
+
+
+@router.get("/relearn", response_class=HTMLResponse)
+def relearn_page(request: Request) -> HTMLResponse:
+    return render(request, "relearn.html", job=_ws(request).relearner.job.to_dict())
+
+
+@router.get("/relearn/report", response_class=HTMLResponse)
+def relearn_report(request: Request) -> HTMLResponse:
+    """The before/after report of the last re-learn."""
+    job = _ws(request).relearner.job
+    report = Path(job.folder) / "report.html" if job.folder else None
+    if report is None or not report.is_file():
+        return render(request, "relearn.html", status_code=404, job=job.to_dict())
+    return HTMLResponse(report.read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from medcoder.engine.workflow import Workflow, load_workflow
 from medcoder.errors import MedcoderError, StorageError
@@ -22,6 +22,7 @@ from medcoder.records import CODER_ACTIONS, CoderAction, CodeStatus, ReviewRow, 
 from medcoder.session import Session, SessionError
 from medcoder.tools import functions as fn
 from medcoder.web.coder import BackgroundCoder
+from medcoder.web.relearning import Relearner, RelearnJob, decided_notes
 from medcoder.web.views import audit_story, review_status, review_view, status_counts
 from medcoder.web.worklist import CODING, FAILED, QUEUED, READY, WorkItem, Worklist
 
@@ -89,9 +90,12 @@ class Workspace:
         worklist: Worklist | None = None,
         batches: list[str | Path] | None = None,
         auto_accept: bool = False,
+        learn_base: Sequence[str | Path] = (),
     ) -> None:
         self.workflow = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, model=model)
         self.auto_accept = auto_accept  # accept codes above the ranker's auto-accept threshold once coded
+        self.learn_base = list(learn_base)  # the datasets a re-learn starts from, besides the site's decisions
+        self.relearner = Relearner()
         self.worklist = worklist or Worklist()
         self._sessions: dict[str, Session] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -324,6 +328,17 @@ class Workspace:
                         "explanation": "below the acceptance threshold: kept as a suggestion for review",
                     }
             raise
+
+    # -- learning from the site's decisions ----------------------------------------------------------
+    def decided_notes(self, system: str = DEFAULT_SYSTEM) -> list[tuple[str, str, list[str]]]:
+        """(id, note, codes kept) of every coded note a coder decided on (what a re-learn learns from)."""
+        ready = [item.id for item in self.worklist.items() if item.state == READY]
+        return decided_notes([self._peek(i) for i in ready], system)
+
+    def relearn(self, system: str = DEFAULT_SYSTEM, adopt: bool = False, out: str | Path | None = None) -> RelearnJob:
+        """Start learning a new ranker from the base datasets and the site's decided notes (a thread); the job's
+        page shows progress and, when done, the before/after report."""
+        return self.relearner.start(lambda: self.decided_notes(system), system, self.learn_base, adopt, out)
 
     def export(self, item_id: str, fmt: str) -> str:
         return self.session(item_id).export(fmt=fmt)
