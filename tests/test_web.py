@@ -334,22 +334,28 @@ def test_auto_accept_marks_codes_a_coder_can_still_reject_and_the_worklist_order
         client = _client(ws)
         notes = [(ROOT / "examples" / f"aci_bench_D2N06{n}.txt").read_text(encoding="utf-8") for n in (8, 9)]
         ids = [_coded(client, ws, text) for text in notes]
-        view = client.get(f"/api/sessions/{ids[1]}").json()
+        # D2N068: I34.0 and I50.20 at p 0.81, each found directly three times; D2N069: I48.91 at 0.81, found
+        # directly once (too thin to accept unseen, whatever its probability)
+        view = client.get(f"/api/sessions/{ids[0]}").json()
         assert [r["digest"] for r in view["rankers"]] == [card.digest]  # the page says which ranker coded it
         auto = [c for c in view["codes"] if c["reason"].startswith("auto-accepted")]
         assert auto and all(c["status"] == "accepted" and c["confidence"] >= 0.5 for c in auto)
-        assert all(c["confidence"] < 0.5 for c in view["codes"] if c["status"] == "proposed")
-        marked = [p for p in _decisions(ws, ids[1]) if p.get("auto_accepted")]
+        thin = client.get(f"/api/sessions/{ids[1]}").json()
+        for c in thin["codes"]:  # a code left open is below the threshold or was not found directly twice
+            if c["status"] == "proposed" and c["confidence"] >= 0.5:
+                why = client.get(f"/api/sessions/{ids[1]}/why/{c['code']}").json()
+                assert why["ranking"]["features"]["direct"] < 2
+        marked = [p for p in _decisions(ws, ids[0]) if p.get("auto_accepted")]
         assert sorted(p["code"] for p in marked) == sorted(c["code"] for c in auto)
         assert {(p["auto_accepted"]["threshold"], p["auto_accepted"]["ranker"]) for p in marked} == {(0.5, card.digest)}
         first = auto[0]["code"]
-        after = client.post(f"/api/sessions/{ids[1]}/decisions",
+        after = client.post(f"/api/sessions/{ids[0]}/decisions",
                             json={"action": "reject", "code": first, "reason": "not documented"}).json()
         assert next(c for c in after["codes"] if c["code"] == first)["status"] == "rejected"
         rows = [r for r in client.get("/api/items", params={"order": "needs review"}).json() if r["state"] == "ready"]
         margins = [r["margin"] for r in rows]
         assert len(rows) == 2 and None not in margins and margins == sorted(margins)
-        assert all(r["auto_acceptable"] >= 1 for r in rows)
+        assert sorted(r["auto_acceptable"] for r in rows) == [0, 2]
         page = client.get("/", params={"order": "needs review"}).text
         assert "auto-acceptable" in page and "nearest the threshold" in page
     finally:

@@ -19,7 +19,7 @@ from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_age
 from medcoder.injection import coding_text
 from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.ontology import CodeSystem
-from medcoder.ranking.cards import ranker_card
+from medcoder.ranking.cards import ranker_card, version_of
 from medcoder.ranking.drug_questions import ModelReading, choose_close, judge_status
 from medcoder.ranking.drugs import DrugCode, DrugCoder, drug_ranker_folder
 from medcoder.records import Proposal, Span, Suggestion, Verdict
@@ -78,8 +78,7 @@ def _item(coder: DrugCoder, d: DrugCode) -> dict[str, Any]:
 def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
     """Drugs from the lexicon, ATC codes chosen by the learned drug ranker, status rules, optional model questions."""
     folder = drug_ranker_folder(params.ranker)
-    card = ranker_card(folder)
-    version = {"system": card.system, "name": card.name, "folder": card.folder, "digest": card.digest}
+    version = version_of(ranker_card(folder))
 
     def run(state: CodingState) -> StateUpdate:
         onto = ctx.kb.ontology(ATC.system)

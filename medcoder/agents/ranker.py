@@ -26,7 +26,7 @@ from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 from medcoder.llm import LLM, Option
-from medcoder.ranking.cards import ranker_card
+from medcoder.ranking.cards import ranker_card, version_of
 from medcoder.ranking.coder import RankedCode, RankedCoder
 from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.verify import verify_context, verify_question
@@ -86,8 +86,7 @@ def _load_coder(folder: str, kb: KnowledgeBase, retriever: Retriever | None) -> 
 def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
     """Candidates from every source, model verification, learned ranking, threshold and rules."""
     folder = str(ranker_folder(params.system, params.ranker).resolve())
-    card = ranker_card(folder)
-    version = {"system": card.system, "name": card.name, "folder": card.folder, "digest": card.digest}
+    version = version_of(ranker_card(folder))
 
     def run(state: CodingState) -> StateUpdate:
         coder = _load_coder(folder, ctx.kb, ctx.retriever)

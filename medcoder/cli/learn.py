@@ -176,12 +176,11 @@ def _learn_drugs(datasets: tuple[str, ...], out_dir: str, folds: int, limit: int
 
 def _learn_from_workspace(datasets: tuple[str, ...], system: str, out_dir: str, folds: int, adopt: bool) -> None:
     """`learn --from-workspace`: the site's decided notes (plus DATASETS), a held-back slice, the report."""
-    # deferred: CLI start-up (`medcoder --help` < 1 s)
-    from medcoder.engine.workflow import load_workflow
-    from medcoder.evaluation.relearn import relearn, site_examples
-    from medcoder.session import Session
-    from medcoder.web.relearning import decided_notes
-    from medcoder.web.worklist import READY, Worklist
+    from medcoder.engine.workflow import load_workflow  # deferred: CLI start-up (`medcoder --help` < 1 s)
+    from medcoder.evaluation.relearn import relearn, site_examples  # deferred: CLI start-up
+    from medcoder.session import Session  # deferred: CLI start-up
+    from medcoder.web.relearning import decided_notes  # deferred: CLI start-up
+    from medcoder.web.worklist import READY, Worklist  # deferred: CLI start-up
 
     worklist = Worklist()
     try:

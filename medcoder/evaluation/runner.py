@@ -46,6 +46,7 @@ from medcoder.llm import LLM
 from medcoder.paths import file_digest
 from medcoder.ranking import drug_features, metrics
 from medcoder.ranking import drugs as drugs_module
+from medcoder.ranking.cards import AUTO_ACCEPT_MIN_DIRECT
 from medcoder.ranking.coder import RankedCoder, RetrievalCache
 from medcoder.ranking.datasets import Dataset, Example, jsonl_systems, load_dataset
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
@@ -346,11 +347,11 @@ def _nomodel_outputs(
         holder: dict[str, Any] = {}
 
         def run() -> list[Prediction]:
-            holder["accepted"], holder["every"] = ranked_nomodel_codes(coder, text, searched)
+            holder["accepted"], holder["every"], holder["auto"] = ranked_nomodel_codes(coder, text, searched)
             return holder["accepted"]
 
         _timed(out, None, run)
-        out.ranking = holder["every"]
+        out.ranking, out.auto = holder["every"], holder["auto"]
         outputs["ranked-nomodel"] = out
     return outputs
 
@@ -552,6 +553,15 @@ def _score_icd(
                     if p >= auto_threshold and c in r["strategies"][name]["ranked"]
                 )
                 m["calibration"]["auto_accept_share_of_predicted"] = round(above / predicted, 4)
+            if predicted and all("auto" in r["strategies"][name] for r in ok_rows):
+                # the policy that auto-accepts: above the threshold and found directly twice (ranking/cards.py)
+                unseen = [(c, c in g) for r, g in zip(ok_rows, gold) for c in r["strategies"][name]["auto"]]
+                m["calibration"]["auto_accept_policy"] = {
+                    "min_direct": AUTO_ACCEPT_MIN_DIRECT,
+                    "codes": len(unseen),
+                    "precision": round(sum(ok for _, ok in unseen) / len(unseen), 4) if unseen else None,
+                    "share_of_predicted": round(len(unseen) / predicted, 4),
+                }
         m["per_chapter"] = metrics.per_group_f1(gold, pred, chapter)
         errs: Counter[str] = Counter()
         fixes: Counter[str] = Counter()

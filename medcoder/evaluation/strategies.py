@@ -23,6 +23,7 @@ from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever, SearchFilter
 from medcoder.llm import LLM, Option
 from medcoder.notetext import excerpt
+from medcoder.ranking.cards import auto_acceptable
 from medcoder.ranking.coder import RankedCoder, RetrievalCache
 from medcoder.records import Entity, entity_query
 
@@ -51,6 +52,7 @@ class StrategyOutput:
     cached_tokens: int = 0
     ranking: list[Prediction] | None = None  # every candidate best first (MAP), when more than the predictions
     calibrated: bool = False  # confidences are probabilities (reliability diagram, ECE)
+    auto: list[str] | None = None  # the codes the ranker's auto-accept policy would accept unseen
 
     def to_row(self) -> dict[str, Any]:
         """What the eval stores per item and strategy: codes best first, the full ranking, and the cost."""
@@ -65,6 +67,8 @@ class StrategyOutput:
             row["ranking"] = [p.code for p in self.ranking][:200]
         if self.calibrated:
             row["scores"] = [[p.code, p.confidence] for p in (self.ranking or self.predictions)][:200]
+        if self.auto is not None:
+            row["auto"] = self.auto
         return row
 
     def ranked(self) -> list[str]:
@@ -188,8 +192,11 @@ def memory_codes(coder: RankedCoder, text: str) -> list[Prediction]:
 
 def ranked_nomodel_codes(
     coder: RankedCoder, text: str, cache: RetrievalCache | None = None
-) -> tuple[list[Prediction], list[Prediction]]:
-    """The learned ranker over sentence retrieval and memory: (codes above the threshold, every candidate ranked)."""
+) -> tuple[list[Prediction], list[Prediction], list[str]]:
+    """The learned ranker over sentence retrieval and memory: (codes above the threshold, every candidate ranked,
+    the accepted codes its auto-accept policy would accept unseen)."""
     ranked = coder.rank(coder.candidates(text, None, cache=cache), note=text)
     every = [Prediction(r.code, round(r.probability, 6)) for r in ranked]
-    return [p for p, r in zip(every, ranked) if r.accepted], every
+    auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold")
+    unseen = [r.code for r in ranked if r.accepted and auto_acceptable(r.probability, r.features, auto)]
+    return [p for p, r in zip(every, ranked) if r.accepted], every, unseen

@@ -406,31 +406,43 @@ class Session:
         )
 
     def thresholds(self) -> dict[str, dict[str, Any]]:
-        """system -> the thresholds of the ranker that coded this note: `accept` (it accepts a code at this
-        probability), `auto` (above this, codes are precise enough to accept unseen; None: never), `ranker`."""
-        from medcoder.ranking.cards import ranker_card  # deferred: only the workspace's order and auto-accept ask
-
+        """system -> the policy of the ranker that coded this note, as its run recorded it: `accept` (it accepts a
+        code at this probability), `auto` (above this, a code found directly `min_direct` times may be accepted
+        unseen; None: never), `min_direct`, `ranker`."""
         out: dict[str, dict[str, Any]] = {}
         for r in self.rankers():
-            try:
-                card = ranker_card(r["folder"])
-            except MedcoderError:
-                continue  # the ranker's folder is gone: no thresholds to go by
-            if card.digest != r.get("digest"):
-                continue  # another version sits there now: its thresholds are not the ones that coded the note
-            out[card.system] = {"accept": card.threshold, "auto": card.auto_accept.get("threshold"), "ranker": r}
+            auto = r.get("auto_accept") or {}
+            out[str(r.get("system"))] = {
+                "accept": r.get("threshold"),
+                "auto": auto.get("threshold"),
+                "min_direct": auto.get("min_direct", 1),
+                "ranker": r,
+            }
+        return out
+
+    def auto_acceptable(self) -> list[tuple[str, str]]:
+        """(system, code) of the run's codes that its ranker's policy lets be accepted unseen."""
+        limits = self.thresholds()
+        out = []
+        for item in self._result().codes:
+            limit = limits.get(item.system) or {}
+            features = item.ranking.features if item.ranking else {}
+            direct = features.get("direct") or 0
+            if limit.get("auto") is not None and item.confidence >= limit["auto"] and direct >= limit["min_direct"]:
+                out.append((item.system, item.code))
         return out
 
     def auto_accept(self) -> list[str]:
-        """Accept every proposed code at or above the auto-accept threshold of the ranker that coded it; each is
-        a decision in the audit trail marked `auto_accepted` with the threshold and the ranker's digest, and the
+        """Accept every proposed code the ranker's auto-accept policy allows (`auto_acceptable`); each is a
+        decision in the audit trail marked `auto_accepted` with the threshold and the ranker's digest, and the
         coder can still reject it. Returns the codes accepted."""
         done = []
         limits = self.thresholds()
+        allowed = set(self.auto_acceptable())
         for row in self.codes(CodeStatus.PROPOSED):
-            auto = (limits.get(row.system) or {}).get("auto")
-            if auto is None or row.confidence < auto:
+            if (row.system, row.code) not in allowed:
                 continue
+            auto = limits[row.system]["auto"]
             ranker = limits[row.system]["ranker"]
             reason = (
                 f"auto-accepted: p {row.confidence:.2f} >= {auto} (ranker {ranker.get('name')} {ranker.get('digest')})"
@@ -440,7 +452,7 @@ class Session:
             done.append(row.code)
         return done
 
-    def rankers(self) -> list[dict[str, str]]:
+    def rankers(self) -> list[dict[str, Any]]:
         """The ranker versions that coded this note (system, name, folder, digest), from its audit trail."""
         audit = self.workflow.audit
         if audit is None:

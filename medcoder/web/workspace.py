@@ -60,7 +60,10 @@ ORDERS = (ARRIVAL, NEEDS_REVIEW)
 
 
 def _uncertainty(
-    rows: list[ReviewRow], limits: dict[str, dict[str, Any]], suggestions: list[Suggestion]
+    rows: list[ReviewRow],
+    limits: dict[str, dict[str, Any]],
+    suggestions: list[Suggestion],
+    acceptable: list[tuple[str, str]],
 ) -> dict[str, Any]:
     """How near the threshold the note's nearest open code or suggestion sits, and how many codes are
     auto-acceptable."""
@@ -70,11 +73,9 @@ def _uncertainty(
         for s in suggestions
         if (s.system, s.code) not in listed and (limits.get(s.system) or {}).get("accept") is not None
     ]
-    auto = 0
+    auto = len(acceptable)
     for r in rows:
         limit = limits.get(r.system) or {}
-        if limit.get("auto") is not None and r.confidence >= limit["auto"] and r.origin == "medcoder":
-            auto += 1
         if r.status == CodeStatus.PROPOSED and limit.get("accept") is not None:
             margins.append(abs(r.confidence - limit["accept"]))
     return {"margin": round(min(margins), 4) if margins else None, "auto_acceptable": auto}
@@ -182,7 +183,9 @@ class Workspace:
                     ]
                 )
                 row["counts"] = status_counts(c.status for c in rows_now)
-                row.update(_uncertainty(rows_now, session.thresholds(), session.result.suggestions))
+                row.update(
+                    _uncertainty(rows_now, session.thresholds(), session.result.suggestions, session.auto_acceptable())
+                )
             else:
                 row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
             rows.append(row)
