@@ -207,3 +207,67 @@ def test_review_page_load_for_a_long_note_with_30_codes(nomodel_workspace: Any, 
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print("\nreview page load:", json.dumps(result))
     assert result["browser_load_ms"] > 0 and result["server_ms"] > 0
+
+
+def test_needs_review_order_an_auto_accepted_code_rejected_and_the_relearn_report(tmp_path: Path) -> None:
+    """The learning loop in the browser: the worklist in "needs review" order, an auto-accepted code shown as
+    such and rejected by the coder, and the re-learn button leading to the before/after report."""
+    import shutil
+
+    import medcoder
+    from medcoder.ranking.folders import ranker_folder
+    from medcoder.web import Workspace
+    from medcoder.web.worklist import Worklist
+    from tests.test_relearn import _note
+
+    mine = tmp_path / "ranker"
+    shutil.copytree(ranker_folder("icd10cm", "shipped"), mine)
+    meta = json.loads((mine / "ranker.json").read_text())
+    meta["cv"]["auto_accept_threshold"] = 0.5
+    (mine / "ranker.json").write_text(json.dumps(meta))
+    spec = (Path(medcoder.__file__).parent / "engine" / "builtin" / "icd10cm-nomodel.yaml").read_text()
+    (tmp_path / "wf.yaml").write_text(spec.replace("ranker: builtin", f"ranker: {mine}"))
+    ws = Workspace(str(tmp_path / "wf.yaml"), worklist=Worklist(tmp_path / "w.sqlite"), auto_accept=True)
+    try:
+        sample = ws.submit((ROOT / "examples" / "aci_bench_D2N068.txt").read_text(encoding="utf-8"), "D2N068").id
+        visits = [ws.submit(_note(i), f"visit {i}").id for i in range(8)]
+        for item_id in [sample, *visits]:
+            assert ws.coder.wait(item_id, timeout=600).state == "ready"
+        for item_id in visits:  # the coder has been through these: every open code accepted, the note done
+            for c in ws.review(item_id)["codes"]:
+                if c["status"] == "proposed":
+                    ws.decide(item_id, Decision(action="accept", code=c["code"]))
+            ws.finish(item_id)
+        expected = [r["id"] for r in ws.items(order="needs review")]
+        with LiveServer(create_app(ws)) as server, chrome(tmp_path) as driver:
+            driver.get(server.url + "/")
+            driver.find_element(By.CSS_SELECTOR, '#order a[data-order="needs review"]').click()
+            _wait(driver).until(lambda d: "order=needs" in d.current_url)
+            shown = [tr.get_attribute("data-item") for tr in driver.find_elements(By.CSS_SELECTOR, "tr[data-item]")]
+            assert shown == expected
+            assert "auto-acceptable" in _text(driver, f'tr[data-item="{sample}"]')
+
+            driver.find_element(By.CSS_SELECTOR, f'tr[data-item="{sample}"] a').click()
+            auto = _wait(driver).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#codes li.code.auto")))
+            code = auto.get_attribute("data-code")
+            assert auto.find_element(By.CSS_SELECTOR, ".status").text == "accepted"
+            assert auto.find_element(By.CSS_SELECTOR, ".reason").text.startswith("auto-accepted")
+            auto.find_element(By.CSS_SELECTOR, ".reject").click()
+            reason = _code_row(driver, code).find_element(By.CSS_SELECTOR, ".reject-form input")
+            reason.send_keys("not this patient's problem")
+            reason.submit()
+            _wait(driver).until(lambda d: _text(d, f'#codes li.code[data-code="{code}"] .status') == "rejected")
+
+            driver.get(server.url + "/")
+            driver.find_element(By.ID, "relearn-button").click()
+            _wait(driver, 900).until(lambda d: _attribute(d, "#relearn", "data-state") in ("done", "failed"))
+            assert _attribute(driver, "#relearn", "data-state") == "done", _text(driver, "#relearn")
+            assert "not adopted" in _text(driver, "#relearn-verdict")
+            driver.find_element(By.ID, "report-link").click()
+            _wait(driver).until(lambda d: "before and after" in d.find_element(By.TAG_NAME, "h1").text)
+            assert driver.find_elements(By.CSS_SELECTOR, 'svg[aria-label^="reliability diagram"]')
+        decisions = [ev.payload for ev in ws.workflow.audit.events(sample) if ev.kind == DECISION]
+        assert [d["action"] for d in decisions if d["code"] == code] == ["accept", "reject"]
+        assert decisions[0]["auto_accepted"]["threshold"] == 0.5
+    finally:
+        ws.close()
