@@ -65,7 +65,7 @@ def test_cli_code_json_on_the_example() -> None:
     for c in data["codes"]:
         assert c["code"] in load_ontology(c["system"])
         for e in c["evidence"]:
-            assert note[e.start:e.end] == e.text
+            assert note[e["start"]:e["end"]] == e["text"]
 
 
 def test_cli_rejects_bad_notes(tmp_path) -> None:
