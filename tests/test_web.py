@@ -360,3 +360,16 @@ def test_auto_accept_marks_codes_a_coder_can_still_reject_and_the_worklist_order
         assert "auto-acceptable" in page and "nearest the threshold" in page
     finally:
         ws.close()
+
+
+def test_a_relearn_that_fails_says_why_and_leaves_the_ranker_in_use(tmp_path: Path) -> None:
+    from medcoder.ranking.cards import active_ranker
+    from medcoder.web.relearning import Relearner
+
+    relearner = Relearner()
+    job = relearner.start(lambda: [("a", "Hypertension.", ["I10"]), ("b", "Asthma.", ["J45.909"])], "icd10cm",
+                          [], adopt=True, out=tmp_path / "new")
+    assert job.state == "learning"
+    job = relearner.wait(300)
+    assert job.state == "failed" and "at least 6 decided notes" in job.error
+    assert active_ranker("icd10cm") is None and not (tmp_path / "new").exists()
