@@ -23,6 +23,7 @@ from medcoder.errors import MedcoderError
 from medcoder.evaluation.report import bars_svg, html_table, reliability_svg
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import HybridRetriever, Retriever
+from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.ranking import metrics
 from medcoder.ranking.cards import RankerCard, ranker_card, use_ranker
 from medcoder.ranking.coder import RankedCoder
@@ -114,7 +115,7 @@ def relearn(
     current: str | Path | None,
     out: str | Path,
     base: Sequence[str | Path] = (),
-    system: str = "icd10cm",
+    system: str = DEFAULT_SYSTEM,
     folds: int = 4,
     adopt: bool = False,
     progress: Progress | None = None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from medcoder.errors import MedcoderError
+from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.notesections import section_at, section_kind, split_by_rules
@@ -60,7 +61,7 @@ BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent / "data" / "dpd-atc"
 def drug_ranker_folder(name: str = "builtin") -> Path:
     """The drug ranker a workflow names: a folder from `medcoder learn --system atc`; `builtin`, the one this home
     uses (`rankers use`; the shipped one until then); `shipped`, the one in the package."""
-    chosen = active_ranker("atc") if name == "builtin" else None
+    chosen = active_ranker(ATC.system) if name == "builtin" else None
     folder = chosen or (BUILTIN_DRUG_RANKER if name in ("builtin", "shipped") else Path(name).expanduser())
     if not (folder / "ranker.json").is_file():
         raise MedcoderError(f"{folder}: no drug ranker there; learn one with `medcoder learn DATA --system atc`")
