@@ -176,9 +176,11 @@ def test_review_page_load_for_a_long_note_with_30_codes(nomodel_workspace: Any, 
         assert browser[-1]["codes"] >= 30 and browser[-1]["marks"] > 0
         # the README's review screenshot: a code selected, its evidence lit, the why panel open
         first = driver.find_element(By.CSS_SELECTOR, "#codes li.code")
+        code = first.get_attribute("data-code")
         first.find_element(By.CSS_SELECTOR, ".pick").click()
         first.find_element(By.CSS_SELECTOR, ".why").click()
-        _wait(driver).until(lambda d: "Evidence" in d.find_element(By.ID, "why").text)
+        # the panel has read the audit trail (a code only the coded-notes memory proposed has no evidence span)
+        _wait(driver, 60).until(lambda d: (_text(d, "#why-body h2") or "").startswith(code))
         time.sleep(0.5)  # the smooth scroll to the evidence
         driver.save_screenshot(str(screenshot_dir() / "review.png"))
         # the README's worklist screenshot: notes to review, in progress and done
