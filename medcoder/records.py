@@ -211,6 +211,12 @@ class ReviewRow(_Record):
     evidence: str = ""  # what the coder cited when adding the code
 
 
+def auto_acceptable(probability: float, features: dict[str, Any], threshold: float | None, min_direct: int) -> bool:
+    """The auto-accept policy: a ranked code may be accepted unseen at or above `threshold` when it was found as
+    itself (not only through a parent code) by at least `min_direct` searches."""
+    return threshold is not None and probability >= threshold and (features.get("direct") or 0) >= min_direct
+
+
 def entity_query(entity: Entity) -> str:
     """What an entity is searched by: its mention, plus its type where the extractor gave one."""
     return " ".join(x for x in (entity.mention, entity.type or "") if x and x != "none").strip()

@@ -25,7 +25,7 @@ from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.ranking import metrics
-from medcoder.ranking.cards import RankerCard, ranker_card, use_ranker
+from medcoder.ranking.cards import RankerCard, auto_acceptable, policy_figures, ranker_card, use_ranker
 from medcoder.ranking.coder import RankedCoder
 from medcoder.ranking.datasets import Example, load_dataset
 from medcoder.ranking.folders import ranker_folder
@@ -83,7 +83,7 @@ def compare(
     coder = RankedCoder.from_folder(folder, kb, retriever)
     onto = kb.ontology(system)
     auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold")
-    gold, pred, ranked, scored = [], [], [], []
+    gold, pred, ranked, scored, unseen = [], [], [], [], []
     for ex in examples:
         g = canonical_codes(onto, ex.codes)
         codes = coder.rank(coder.candidates(ex.text), note=ex.text)
@@ -91,21 +91,12 @@ def compare(
         pred.append({r.code for r in codes if r.accepted})
         ranked.append([r.code for r in codes])
         scored += [(r.probability, r.code in g) for r in codes if r.accepted]
+        unseen += [r.code in g for r in codes if r.accepted and auto_acceptable(r.probability, r.features, auto)]
     out = metrics.icd_report(gold, pred, ranked)
-
-    def chapter(code: str) -> str:
-        try:
-            return onto.path(code)[0].code
-        except Exception:  # noqa: BLE001 - a code missing from this ICD-10-CM
-            return "unknown"
-
-    out["per_chapter"] = metrics.per_group_f1(gold, pred, chapter)
-    cal = metrics.calibration(scored, auto_threshold=auto)
-    if auto is not None:
-        cal["auto_accept_share_of_predicted"] = (
-            round(sum(1 for p, _ in scored if p >= auto) / len(scored), 4) if scored else 0.0
-        )
-    out["calibration"] = cal
+    out["per_chapter"] = metrics.per_group_f1(gold, pred, metrics.chapter_of(onto))
+    out["calibration"] = metrics.calibration(scored, auto_threshold=auto)
+    # what the workspace applies: the threshold and the found-directly gate (ranking/cards.py)
+    out["calibration"]["auto_accept_policy"] = policy_figures(unseen, len(scored))
     out["notes"] = len(examples)
     return out
 
@@ -202,13 +193,13 @@ def render(report: RelearnReport, current: RankerCard, new: RankerCard) -> str:
         ["recall", b["micro"]["recall"], a["micro"]["recall"]],
         [
             "auto-accept precision",
-            b["calibration"].get("auto_accept_precision"),
-            a["calibration"].get("auto_accept_precision"),
+            b["calibration"]["auto_accept_policy"]["precision"],
+            a["calibration"]["auto_accept_policy"]["precision"],
         ],
         [
             "auto-accept coverage",
-            b["calibration"].get("auto_accept_share_of_predicted"),
-            a["calibration"].get("auto_accept_share_of_predicted"),
+            b["calibration"]["auto_accept_policy"]["share_of_predicted"],
+            a["calibration"]["auto_accept_policy"]["share_of_predicted"],
         ],
         ["ECE", b["calibration"].get("ece"), a["calibration"].get("ece")],
     ]

@@ -46,7 +46,7 @@ from medcoder.llm import LLM
 from medcoder.paths import file_digest
 from medcoder.ranking import drug_features, metrics
 from medcoder.ranking import drugs as drugs_module
-from medcoder.ranking.cards import AUTO_ACCEPT_MIN_DIRECT
+from medcoder.ranking.cards import policy_figures
 from medcoder.ranking.coder import RankedCoder, RetrievalCache
 from medcoder.ranking.datasets import Dataset, Example, jsonl_systems, load_dataset
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
@@ -518,11 +518,7 @@ def _score_icd(
     ok_rows = [r for r in rows if "error" not in r]
     gold = [{_canon(icd, c) for c in r["gold"]} for r in ok_rows]
 
-    def chapter(code: str) -> str:
-        try:
-            return icd.path(code)[0].code
-        except Exception:  # noqa: BLE001 - a gold code missing from ICD-10-CM 2026
-            return "unknown"
+    chapter = metrics.chapter_of(icd)
 
     def is_ancestor(a: str, b: str) -> bool:
         try:
@@ -555,13 +551,8 @@ def _score_icd(
                 m["calibration"]["auto_accept_share_of_predicted"] = round(above / predicted, 4)
             if predicted and all("auto" in r["strategies"][name] for r in ok_rows):
                 # the policy that auto-accepts: above the threshold and found directly twice (ranking/cards.py)
-                unseen = [(c, c in g) for r, g in zip(ok_rows, gold) for c in r["strategies"][name]["auto"]]
-                m["calibration"]["auto_accept_policy"] = {
-                    "min_direct": AUTO_ACCEPT_MIN_DIRECT,
-                    "codes": len(unseen),
-                    "precision": round(sum(ok for _, ok in unseen) / len(unseen), 4) if unseen else None,
-                    "share_of_predicted": round(len(unseen) / predicted, 4),
-                }
+                unseen = [c in g for r, g in zip(ok_rows, gold) for c in r["strategies"][name]["auto"]]
+                m["calibration"]["auto_accept_policy"] = policy_figures(unseen, predicted)
         m["per_chapter"] = metrics.per_group_f1(gold, pred, chapter)
         errs: Counter[str] = Counter()
         fixes: Counter[str] = Counter()

@@ -87,6 +87,7 @@ class ATC(CodeSystem):
     capabilities = frozenset({NOTES, COMBINATIONS, TERM_INDEX})
     code_pattern = r"[A-Z](\d\d[A-Z]([A-Z](\d\d)?)?)?"  # A, A10B, A10BA, A10BA02 (A10 reads as ICD-10-CM)
     default_workflow = "atc"
+    builtin_ranker = "dpd-atc"  # the drug ranker shipped in medcoder/ranking/data
     tree_workflow = "atc-tree"  # the model walking the levels (the `tree` strategy of `medcoder eval`)
     guess_priority = 1  # A10BA02 also has the shape of an ICD-10-CM code
 

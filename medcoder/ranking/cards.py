@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from medcoder import paths
+from medcoder import paths, records
 from medcoder.errors import MedcoderError
 
 logger = logging.getLogger(__name__)
@@ -34,8 +34,18 @@ AUTO_ACCEPT_MIN_DIRECT = 2
 
 def auto_acceptable(probability: float, features: dict[str, Any], threshold: float | None) -> bool:
     """Whether a ranked code may be accepted without a coder: above the threshold, and found directly twice."""
-    direct = features.get("direct") or 0
-    return threshold is not None and probability >= threshold and direct >= AUTO_ACCEPT_MIN_DIRECT
+    return records.auto_acceptable(probability, features, threshold, AUTO_ACCEPT_MIN_DIRECT)
+
+
+def policy_figures(correct: Sequence[bool], predicted: int) -> dict[str, Any]:
+    """How the auto-accept policy did on coded notes: the codes it accepted unseen (`correct`: each right or
+    not), their precision, and their share of the `predicted` codes."""
+    return {
+        "min_direct": AUTO_ACCEPT_MIN_DIRECT,
+        "codes": len(correct),
+        "precision": round(sum(correct) / len(correct), 4) if correct else None,
+        "share_of_predicted": round(len(correct) / predicted, 4) if predicted else 0.0,
+    }
 
 
 def version_of(card: "RankerCard") -> dict[str, Any]:

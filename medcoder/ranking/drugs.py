@@ -23,7 +23,6 @@ from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.notesections import section_at, section_kind, split_by_rules
-from medcoder.ranking.cards import active_ranker
 from medcoder.ranking.drug_features import (
     DRUG_FEATURES,
     NOT_CODED,
@@ -33,6 +32,7 @@ from medcoder.ranking.drug_features import (
     feature_row,
     read_context,
 )
+from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.model import RankerModel
 from medcoder.records import Section
 
@@ -55,14 +55,12 @@ _CLASS_FILLER = frozenset(
         "incl",
     )
 )
-BUILTIN_DRUG_RANKER = Path(__file__).resolve().parent / "data" / "dpd-atc"
 
 
 def drug_ranker_folder(name: str = "builtin") -> Path:
     """The drug ranker a workflow names: a folder from `medcoder learn --system atc`; `builtin`, the one this home
-    uses (`rankers use`; the shipped one until then); `shipped`, the one in the package."""
-    chosen = active_ranker(ATC.system) if name == "builtin" else None
-    folder = chosen or (BUILTIN_DRUG_RANKER if name in ("builtin", "shipped") else Path(name).expanduser())
+    uses (`rankers use`; the shipped one until then); `shipped`, the one in the package (`ranker_folder`)."""
+    folder = ranker_folder(ATC.system, name)
     if not (folder / "ranker.json").is_file():
         raise MedcoderError(f"{folder}: no drug ranker there; learn one with `medcoder learn DATA --system atc`")
     return folder

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    from medcoder.knowledge.ontology import CodeSystem
 
 ATC_LEVEL_LENGTHS = (1, 3, 4, 5, 7)
 
@@ -124,6 +127,19 @@ def icd_report(gold: Sequence[set[str]], pred: Sequence[set[str]], ranked: Seque
         "category_macro": macro(cat_gold, cat_pred).to_dict(),
         "map": round(mean_average_precision(gold, ranked), 4),
     }
+
+
+def chapter_of(onto: "CodeSystem") -> Callable[[str], str]:
+    """A code's top-level group (ICD chapter) by `CodeSystem.top_level`, "unknown" for a code the system lacks
+    (a gold code of another year): what `per_group_f1` groups by."""
+
+    def chapter(code: str) -> str:
+        try:
+            return onto.top_level(code)
+        except Exception:  # noqa: BLE001 - any code the system cannot place is grouped as unknown
+            return "unknown"
+
+    return chapter
 
 
 def per_group_f1(

@@ -23,7 +23,17 @@ from medcoder.audit.events import DECISION, describe, mentions
 from medcoder.engine.workflow import Workflow, load_workflow
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, guess_system
-from medcoder.records import CodedItem, CoderAction, CodeStatus, ReviewRow, RunResult, Span, Suggestion, Verdict
+from medcoder.records import (
+    CodedItem,
+    CoderAction,
+    CodeStatus,
+    ReviewRow,
+    RunResult,
+    Span,
+    Suggestion,
+    Verdict,
+    auto_acceptable,
+)
 from medcoder.result import CodingResult
 from medcoder.session.review import ReviewState, build_review_graph
 from medcoder.tools import functions as fn
@@ -58,6 +68,7 @@ class Session:
         self.workflow = workflow
         self.id = session_id
         self._graph = build_review_graph(workflow.checkpointer)
+        self._rankers: list[dict[str, Any]] | None = None  # read from the audit trail on first use
         self._config = {"configurable": {"thread_id": f"review-{session_id}"}}
 
     # -- life cycle -----------------------------------------------------------------------
@@ -420,15 +431,15 @@ class Session:
             }
         return out
 
-    def auto_acceptable(self) -> list[tuple[str, str]]:
-        """(system, code) of the run's codes that its ranker's policy lets be accepted unseen."""
-        limits = self.thresholds()
+    def auto_acceptable(self, limits: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, str]]:
+        """(system, code) of the run's codes that its ranker's policy lets be accepted unseen (`limits`: the
+        `thresholds()` the caller already read)."""
+        limits = self.thresholds() if limits is None else limits
         out = []
         for item in self._result().codes:
             limit = limits.get(item.system) or {}
             features = item.ranking.features if item.ranking else {}
-            direct = features.get("direct") or 0
-            if limit.get("auto") is not None and item.confidence >= limit["auto"] and direct >= limit["min_direct"]:
+            if auto_acceptable(item.confidence, features, limit.get("auto"), limit.get("min_direct", 1)):
                 out.append((item.system, item.code))
         return out
 
@@ -438,7 +449,7 @@ class Session:
         coder can still reject it. Returns the codes accepted."""
         done = []
         limits = self.thresholds()
-        allowed = set(self.auto_acceptable())
+        allowed = set(self.auto_acceptable(limits))
         for row in self.codes(CodeStatus.PROPOSED):
             if (row.system, row.code) not in allowed:
                 continue
@@ -453,12 +464,17 @@ class Session:
         return done
 
     def rankers(self) -> list[dict[str, Any]]:
-        """The ranker versions that coded this note (system, name, folder, digest), from its audit trail."""
-        audit = self.workflow.audit
-        if audit is None:
-            return []
-        seen = [ev.payload["ranker"] for ev in audit.events(self.id) if isinstance(ev.payload.get("ranker"), dict)]
-        return list({(r.get("system"), r.get("digest")): r for r in seen}.values())
+        """The ranker versions that coded this note (system, name, folder, digest), from its audit trail; read
+        once per session object (a coded note's rankers do not change), none when no audit store is kept."""
+        if self._rankers is None:
+            audit = self.workflow.audit
+            events = audit.events(self.id) if audit is not None else []
+            seen = [ev.payload["ranker"] for ev in events if isinstance(ev.payload.get("ranker"), dict)]
+            found = list({(r.get("system"), r.get("digest")): r for r in seen}.values())
+            if not found:
+                return []  # not coded yet (or by no ranker): look again next time
+            self._rankers = found
+        return self._rankers
 
     def _events_about(self, code: str) -> list[dict[str, Any]]:
         audit = self.workflow.audit

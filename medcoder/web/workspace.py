@@ -174,18 +174,14 @@ class Workspace:
                 session = self._peek(item.id)
                 review = session.review()
                 row["status"] = review_status(review)
-                opened = bool(review.session_id)
+                result, limits = session.result, session.thresholds()
                 rows_now = (
                     review.codes
-                    if opened
-                    else [
-                        ReviewRow(code=c.code, system=c.system, confidence=c.confidence) for c in session.result.codes
-                    ]
+                    if review.session_id  # the review is open
+                    else [ReviewRow(code=c.code, system=c.system, confidence=c.confidence) for c in result.codes]
                 )
                 row["counts"] = status_counts(c.status for c in rows_now)
-                row.update(
-                    _uncertainty(rows_now, session.thresholds(), session.result.suggestions, session.auto_acceptable())
-                )
+                row.update(_uncertainty(rows_now, limits, result.suggestions, session.auto_acceptable(limits)))
             else:
                 row["status"], row["counts"] = {QUEUED: "queued", CODING: "coding", FAILED: "failed"}[item.state], {}
             rows.append(row)
