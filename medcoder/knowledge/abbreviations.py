@@ -41,4 +41,11 @@ def expand(text: str) -> str:
     return _pattern().sub(lambda m: f"{m.group(1)} ({table[m.group(1)]})", text)
 
 
-__all__ = ["abbreviations", "expand"]
+def spell_out(text: str) -> str:
+    """`text` with each known abbreviation replaced by its expansion ("CHF" -> "congestive heart failure"):
+    for reading a phrase through the Index, where the short form is a word no entry has."""
+    table = abbreviations()
+    return _pattern().sub(lambda m: table[m.group(1)], text)
+
+
+__all__ = ["abbreviations", "expand", "spell_out"]

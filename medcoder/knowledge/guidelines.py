@@ -22,6 +22,7 @@ STATUSES = ("present", "negated", "normal", "uncertain", "family")
 _NEG_BEFORE = cue_pattern(cues.NEGATION)
 _NORMAL = cue_pattern(cues.NORMAL)
 _UNCERTAIN = cue_pattern(cues.UNCERTAIN)
+UNCERTAIN_CUE = _UNCERTAIN  # "probable", "most likely", "rule out" ...: what follows is not a confirmed diagnosis
 _FAMILY = cue_pattern(cues.FAMILY)
 _RESOLVED = cue_pattern(cues.RESOLVED)
 _SCOPE_END = re.compile(rf"\b({cues.SCOPE_END})\b|[;:.]", re.IGNORECASE)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,7 +18,8 @@ from typing import Any, Sequence
 from medcoder.jsonl import numbered_rows
 from medcoder.knowledge import KnowledgeBase
 from medcoder.knowledge import guidelines as gl
-from medcoder.knowledge.abbreviations import expand
+from medcoder.knowledge.abbreviations import expand, spell_out
+from medcoder.knowledge.index_phrase import billable_for, read_phrase
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
@@ -30,6 +32,7 @@ from medcoder.ranking.candidates import (
     collect,
     mention_spans,
     note_spans,
+    problem_spans,
     sentence_spans,
 )
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
@@ -238,6 +241,7 @@ def _best_first(r: RankedCode) -> tuple[float, float, str]:
 
 
 ASSESSED_SHARE = 0.5  # a problem the assessment names is coded when its best code reaches this share of the threshold
+INDEXED_PROBABILITY = 0.74  # a problem line the Index reads whole: its code's measured precision (ACI train lines)
 
 
 def _names(onto: CodeSystem, code: str, line: str, index_cache: dict[str, list[str]]) -> bool:
@@ -251,12 +255,30 @@ def _names(onto: CodeSystem, code: str, line: str, index_cache: dict[str, list[s
     return any(code.startswith(h) for h in index_cache[read])
 
 
-def _code_assessed_problems(onto: CodeSystem, ranked: list[RankedCode], threshold: float) -> None:
-    """Every problem the assessment names is coded (Section IV: code what was assessed or treated at the visit):
-    a problem line of the assessment/plan that no accepted code rests on gets its likeliest present code that
-    the line names (`_names`), when that code is at least half as likely as the threshold asks."""
+def _certain_part(line: str) -> str:
+    """The words of a problem line before its first uncertainty cue: "Left shoulder pain, most likely due to
+    rotator cuff tendinopathy" states the pain, not the tendinopathy (Section IV.H)."""
+    cue = gl.UNCERTAIN_CUE.search(line)
+    if not cue:
+        return line
+    return re.sub(r"\b(?:most|more|very|quite|is|are|was)\s*$", "", line[: cue.start()].strip(" ,;-")).strip(" ,;-")
+
+
+def _code_assessed_problems(
+    onto: CodeSystem, ranked: list[RankedCode], threshold: float, problems: Sequence[SearchSpan]
+) -> list[RankedCode]:
+    """Every problem the assessment names is coded (Section IV: code what was assessed or treated at the visit).
+    A problem line of the assessment/plan that no accepted code rests on gets, in order:
+    - the code the Alphabetic Index reads from the whole line's certain words (`index_phrase.read_phrase`,
+      then the laterality and 7th character the line states), at its measured precision `INDEXED_PROBABILITY`;
+    - else its likeliest present candidate that the line names (`_names`), when that one is at least
+      `ASSESSED_SHARE` of the threshold.
+    Returns the codes the Index added that were not candidates."""
     covered = {(e.start, e.end) for r in ranked if r.accepted for e in r.evidence if e.source == "problem"}
-    best: dict[tuple[int, int], RankedCode] = {}
+    coded_categories = {r.code[:3] for r in ranked if r.accepted}
+    lines = {(s.start, s.end): s for s in problems if s.section == "plan" and (s.start, s.end) not in covered}
+    certain = {key: part for key, s in lines.items() if (part := _certain_part(s.text))}
+    named: dict[tuple[int, int], RankedCode] = {}  # the likeliest candidate each line names
     index_cache: dict[str, list[str]] = {}
     for r in ranked:  # best first
         if r.probability < ASSESSED_SHARE * threshold:
@@ -265,18 +287,42 @@ def _code_assessed_problems(onto: CodeSystem, ranked: list[RankedCode], threshol
             key = (e.start, e.end)
             if (
                 e.source == "problem"
-                and e.section == "plan"
                 and e.status == "present"
-                and key not in covered
-                and key not in best
+                and key in certain
+                and key not in named
                 and r.code in onto
-                and _names(onto, r.code, e.text, index_cache)
+                and _names(onto, r.code, certain[key], index_cache)
             ):
-                best[key] = r
-    for r in best.values():  # each at least ASSESSED_SHARE of the threshold (the loop above stops below it)
-        if not r.accepted:
-            r.accepted, r.rule = True, "assessed-problem"
-            r.reason = f'the assessment names it ("{next(e.text for e in r.evidence if e.source == "problem")[:80]}")'
+                named[key] = r
+    by_code = {r.code: r for r in ranked}
+    added: list[RankedCode] = []
+    for key, part in certain.items():
+        span = lines[key]
+        reading = read_phrase(onto, spell_out(part))
+        codes = (
+            billable_for(onto, reading.code, span.text)
+            if reading and reading.complete and gl.finding_status(span.text, reading.covered) == "present"
+            else []
+        )
+        indexed = max((by_code[c].probability for c in codes if c in by_code), default=-1.0)
+        if key in named and named[key].probability >= indexed:  # the ranker, which reads the whole note, is surer
+            r = named[key]
+            if not r.accepted and r.code[:3] not in coded_categories:  # a sibling already codes the problem
+                r.accepted, r.rule, r.reason = True, "assessed-problem", f'the assessment names it ("{part[:80]}")'
+            continue
+        for code in [c for c in codes if c[:3] not in coded_categories or (c in by_code and by_code[c].accepted)]:
+            r = by_code.get(code) or RankedCode(
+                code, 0.0, [Sighting("problem", span.text, span.start, span.end, 1, 1.0, section="plan")], ["index"]
+            )
+            if code not in by_code:
+                by_code[code] = r
+                added.append(r)
+            if not r.accepted:
+                r.accepted, r.rule = True, "assessed-problem"
+                r.probability = max(r.probability, INDEXED_PROBABILITY)
+                r.reason = f'the assessment names it ("{span.text[:80]}"; Index: {reading.path() if reading else ""})'
+        coded_categories |= {c[:3] for c in codes if c in by_code and by_code[c].accepted}
+    return added
 
 
 def apply_guidelines(onto: CodeSystem, ranked: list[RankedCode], note: str, threshold: float = 0.5) -> list[RankedCode]:
@@ -286,7 +332,7 @@ def apply_guidelines(onto: CodeSystem, ranked: list[RankedCode], note: str, thre
     parts = visit_parts(note)
     if not is_visit_note(parts):  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
         return ranked  # reports they cost dev micro-F1 0.473 -> 0.418, see README)
-    _code_assessed_problems(onto, ranked, threshold)
+    ranked = ranked + _code_assessed_problems(onto, ranked, threshold, problem_spans(note, parts))
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}
