@@ -10,37 +10,15 @@ from typing import Any
 import pytest
 
 from medcoder.knowledge import guidelines as gl
-
-VISIT = """CHIEF COMPLAINT
-
-{cc}
-
-HISTORY OF PRESENT ILLNESS
-
-{hpi}
-
-PHYSICAL EXAMINATION
-
-{exam}
-
-ASSESSMENT AND PLAN
-
-{plan}
-"""
+from tests.visit_notes import VISIT, code_note, shipped_coder
 
 
 @pytest.fixture(scope="module")
 def coder(kb: Any) -> Any:
-    from medcoder.ranking.folders import ranker_folder
-    from medcoder.knowledge.retrieval import HybridRetriever
-    from medcoder.ranking.coder import RankedCoder
-
-    return RankedCoder.from_folder(ranker_folder("icd10cm"), kb, HybridRetriever(kb))
+    return shipped_coder(kb)
 
 
-def _code(coder: Any, note: str) -> tuple[set[str], dict[str, Any]]:
-    ranked = coder.rank(coder.candidates(note), note=note)
-    return {r.code for r in ranked if r.accepted}, {r.code: r for r in ranked}
+_code = code_note
 
 
 # ---- rule by rule -----------------------------------------------------------------------------------------------

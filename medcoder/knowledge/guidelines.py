@@ -226,6 +226,7 @@ class CodedFinding:
     evidence: list[str] = field(default_factory=list)  # sentences (or problem lines) that support it
     statuses: list[str] = field(default_factory=list)  # finding_status of each evidence
     in_plan: bool = False  # named in the assessment or plan
+    sections: list[str] = field(default_factory=list)  # the visit part of each evidence (cc, hpi, plan ...)
 
 
 @dataclass
@@ -269,14 +270,27 @@ def status_drop(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOut
     if all(s == "family" for s in f.statuses):
         return RuleOutcome(f.code, "drop", "family-history", "named only as family history")
     if "uncertain" in f.statuses and not is_symptom(f.code):
-        return RuleOutcome(
-            f.code,
-            "drop",
-            "uncertain-diagnosis",
-            f'the diagnosis is not confirmed ("{f.evidence[f.statuses.index("uncertain")][:80]}"); '
-            "its signs and symptoms are coded instead",
-        )
+        return _uncertain(f)
     return None
+
+
+def _uncertain(f: CodedFinding) -> RuleOutcome:
+    return RuleOutcome(
+        f.code,
+        "drop",
+        "uncertain-diagnosis",
+        f'the diagnosis is not confirmed ("{f.evidence[f.statuses.index("uncertain")][:80]}"); '
+        "its signs and symptoms are coded instead",
+    )
+
+
+def referral_question(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> RuleOutcome | None:
+    """A diagnosis that only the chief complaint states, which the note calls suspected elsewhere ("Esophagitis."
+    as the reason for a referral "for suspected esophagitis"), is the question of the visit, not its answer."""
+    if is_symptom(f.code) or "uncertain" not in f.statuses or len(f.sections) != len(f.statuses):
+        return None
+    present = {sec for st, sec in zip(f.statuses, f.sections) if st == "present"}
+    return _uncertain(f) if present == {"cc"} else None
 
 
 def symptom_of_diagnosis(f: CodedFinding, others: Sequence[CodedFinding]) -> RuleOutcome | None:
@@ -411,6 +425,7 @@ def history_or_status(f: CodedFinding, others: Sequence[CodedFinding] = ()) -> R
 
 OUTPATIENT_RULES = (
     status_drop,
+    referral_question,
     past_condition,
     history_or_status,
     symptom_of_diagnosis,
@@ -525,6 +540,18 @@ def with_hyperglycemia(code: str, sentences: Iterable[str]) -> tuple[str, str]:
             if _GLUCOSE.search(clause) and _HIGH.search(clause) and not _NOT_HIGH.search(clause):
                 return code[:3] + ".65", s.strip()
     return code, ""
+
+
+_DIABETES_HYPERGLYCEMIA = re.compile(r"^(E0[89]|E1[013])\.65$")
+
+
+def without_hyperglycemia(code: str, sentences: Iterable[str]) -> str:
+    """E11.65 (with hyperglycemia) becomes E11.9 when no sentence says the sugars are high: the code needs
+    documented hyperglycemia or poor control, which the ranker cannot see from "diabetes" alone."""
+    if not _DIABETES_HYPERGLYCEMIA.match(code):
+        return code
+    uncomplicated = code[:3] + ".9"
+    return code if with_hyperglycemia(uncomplicated, sentences)[0] != uncomplicated else uncomplicated
 
 
 def sentence_words(label: str) -> set[str]:

@@ -109,7 +109,9 @@ class _Walker:
                 out.extend(self.index.entries[g] for g in child.children)
         return out
 
-    def descend(self, entry: IndexEntry, left: frozenset[str], depth: int = 0) -> list[tuple[IndexEntry, frozenset[str]]]:
+    def descend(
+        self, entry: IndexEntry, left: frozenset[str], depth: int = 0
+    ) -> list[tuple[IndexEntry, frozenset[str]]]:
         """The chain of subterms below `entry` that uses most of the phrase's words left, each with the words it
         used; when no subterm is named, one level it does not name may be passed ("Pain › joint › knee")."""
         if depth >= 5:
@@ -118,7 +120,10 @@ class _Walker:
         for child in self.children(entry):
             w = _term_words(child.term)
             if w and w <= left:
-                chain = [(child, w | (frozenset(tokenize(child.nonessential)) & left)), *self.descend(child, left - w, depth + 1)]
+                chain = [
+                    (child, w | (frozenset(tokenize(child.nonessential)) & left)),
+                    *self.descend(child, left - w, depth + 1),
+                ]
                 if _used(chain) > _used(best):
                     best = chain
         if best or depth:
@@ -172,9 +177,7 @@ class _Walker:
                     break
                 code = self.index.follow(entry) or ""
                 if code and code in self.onto:
-                    out.append(
-                        IndexReading(code, trail, frozenset().union(*(w for _, w in chain[:depth])), self.words)
-                    )
+                    out.append(IndexReading(code, trail, frozenset().union(*(w for _, w in chain[:depth])), self.words))
                     break
         return out
 

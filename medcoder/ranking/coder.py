@@ -244,15 +244,11 @@ ASSESSED_SHARE = 0.5  # a problem the assessment names is coded when its best co
 INDEXED_PROBABILITY = 0.74  # a problem line the Index reads whole: its code's measured precision (ACI train lines)
 
 
-def _names(onto: CodeSystem, code: str, line: str, index_cache: dict[str, list[str]]) -> bool:
-    """Whether a problem line leads to the code by its words: a word of the code's label, or an Alphabetic
-    Index entry the line matches that the code sits under ("Bitemporal hemianopia" is not paresthesia)."""
-    read = expand(line)
-    if gl.sentence_words(onto.label(code)) & set(tokenize(read)):
-        return True
-    if read not in index_cache:
-        index_cache[read] = [h.code for h in onto.term_hits(read)[:5]]
-    return any(code.startswith(h) for h in index_cache[read])
+def _names(onto: CodeSystem, code: str, line: str) -> bool:
+    """Whether a problem line names the code by a word of its label (the Index's reading of the line is tried
+    first, by `read_phrase`; a candidate only the Index search links to is not named: "Tick bite" is not
+    spotted fever, "Painful swallowing" beside "Denies dysphagia" is not dysphagia)."""
+    return bool(gl.sentence_words(onto.label(code)) & set(tokenize(expand(line))))
 
 
 def _certain_part(line: str) -> str:
@@ -279,7 +275,6 @@ def _code_assessed_problems(
     lines = {(s.start, s.end): s for s in problems if s.section == "plan" and (s.start, s.end) not in covered}
     certain = {key: part for key, s in lines.items() if (part := _certain_part(s.text))}
     named: dict[tuple[int, int], RankedCode] = {}  # the likeliest candidate each line names
-    index_cache: dict[str, list[str]] = {}
     for r in ranked:  # best first
         if r.probability < ASSESSED_SHARE * threshold:
             break
@@ -291,7 +286,7 @@ def _code_assessed_problems(
                 and key in certain
                 and key not in named
                 and r.code in onto
-                and _names(onto, r.code, certain[key], index_cache)
+                and _names(onto, r.code, certain[key])
             ):
                 named[key] = r
     by_code = {r.code: r for r in ranked}
@@ -305,7 +300,12 @@ def _code_assessed_problems(
             else []
         )
         indexed = max((by_code[c].probability for c in codes if c in by_code), default=-1.0)
-        if key in named and named[key].probability >= indexed:  # the ranker, which reads the whole note, is surer
+        if (
+            key in named
+            and (  # the Index names the category; within it the ranker, which reads the whole note
+                not codes or (named[key].code[:3] in {c[:3] for c in codes} and named[key].probability >= indexed)
+            )
+        ):
             r = named[key]
             if not r.accepted and r.code[:3] not in coded_categories:  # a sibling already codes the problem
                 r.accepted, r.rule, r.reason = True, "assessed-problem", f'the assessment names it ("{part[:80]}")'
@@ -358,6 +358,7 @@ def apply_guidelines(onto: CodeSystem, ranked: list[RankedCode], note: str, thre
             [e.text for e in r.evidence if e.source in ("sentence", "problem")],
             [e.status for e in r.evidence if e.source in ("sentence", "problem") and e.status],
             any(e.section == "plan" for e in r.evidence),
+            [e.section for e in r.evidence if e.source in ("sentence", "problem") and e.status],
         )
         for r in accepted
     ]
@@ -385,6 +386,17 @@ def _specify_by_words(
             _recode(by_code, r, site, "specified", f"the evidence names the site ({onto.label(site)})")
         elif site:
             r.accepted, r.rule, r.reason = False, "specified", f"the text supports {site}, coded instead"
+        if gl.without_hyperglycemia(r.code, sentences) != r.code and r.code in by_code:
+            plain = gl.without_hyperglycemia(r.code, sentences)
+            if plain in by_code and by_code[plain].accepted and by_code[plain] is not r:
+                r.accepted, r.rule, r.reason = (
+                    False,
+                    "specified",
+                    f"{plain} is coded: no sentence says the sugars are high",
+                )
+            elif plain in onto:
+                _recode(by_code, r, plain, "specified", "no sentence says the sugars are high (hyperglycemia needs it)")
+            continue
         new, sentence = gl.with_hyperglycemia(r.code, sentences)
         if new != r.code and new in onto:
             if new in by_code and by_code[new].accepted and by_code[new] is not r:
