@@ -206,12 +206,15 @@ STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # what `kill`, `systemctl stop`, `docker s
 
 
 def stop_on_signals() -> None:
-    """Turn SIGTERM and SIGHUP into an orderly exit (SystemExit, so `finally` blocks stop the slots), the way
-    Ctrl-C (SIGINT) already is a KeyboardInterrupt. Call it from the main thread."""
+    """Turn SIGTERM and SIGHUP into an orderly exit (SystemExit, so `finally` blocks stop the slots), and make
+    Ctrl-C (SIGINT) a KeyboardInterrupt even where the parent started us with SIGINT ignored (a script's
+    `cmd &`: Python then leaves it ignored, and Ctrl-C or `kill -INT` would do nothing). Call it from the
+    main thread."""
 
     def _exit(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for name in STOP_SIGNALS:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _exit)
