@@ -101,3 +101,34 @@ def test_an_abbreviated_heart_failure_beside_hypertension_is_the_combination_cod
     accepted, _ = code_note(coder, note)
     assert "I11.0" in accepted and "I10" not in accepted, accepted
     assert {c for c in accepted if c.startswith("I50")}, accepted
+
+
+def test_a_code_the_index_reads_that_no_source_proposed_is_coded_with_its_line_as_evidence(
+    coder: Any, medcoder_home: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """The Index can lead to a code that retrieval and the memory never proposed: it has no ranker features, and
+    the workflow's ranker node still codes it, with the problem line as its evidence and the rule in its verdict."""
+    import medcoder
+    from medcoder.ranking.candidates import NoteCandidates
+    from medcoder.ranking.coder import RankedCoder
+
+    real = RankedCoder.candidates
+
+    def without_colles(self: RankedCoder, *args: Any, **kwargs: Any) -> NoteCandidates:
+        c = real(self, *args, **kwargs)
+        keep = [i for i, code in enumerate(c.codes) if not code.startswith("S52.5")]
+        return NoteCandidates([c.codes[i] for i in keep], [c.features[i] for i in keep], c.evidence, c.sources)
+
+    monkeypatch.setattr(RankedCoder, "candidates", without_colles)
+    note = VISIT.format(cc="Right wrist injury.", hpi="She fell on an outstretched hand yesterday.",
+                        exam="Dinner fork deformity of the right wrist.",
+                        plan="Right wrist Colles fracture.\nShe will be placed in a splint.")
+    _, by_code = code_note(coder, note)
+    r = by_code["S52.531A"]
+    assert r.accepted and r.features == {} and r.sources == ["index"]
+    assert r.evidence[0].text == "Right wrist Colles fracture" and note[r.evidence[0].start:r.evidence[0].end] == r.evidence[0].text
+    result = medcoder.load_workflow("icd10cm-nomodel").run(note)
+    coded = {c.code: c for c in result.codes}
+    assert "S52.531A" in coded, list(coded)
+    assert coded["S52.531A"].evidence[0].text == "Right wrist Colles fracture"
+    assert any("assessed-problem" in reason and "Index" in reason for reason in coded["S52.531A"].verdict.reasons)

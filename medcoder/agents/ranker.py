@@ -139,8 +139,9 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
             }
             if r.accepted:
                 eid = f"rank:{params.system}:{r.code}"
-                why = coder.ranker.contributions([r.features[f] for f in coder.ranker.features])
-                steps: list[dict[str, Any]] = [{"ranker": why}]
+                steps: list[dict[str, Any]] = []
+                if r.features:  # a code the Index read from a problem line, not a candidate, has no features
+                    steps.append({"ranker": coder.ranker.contributions([r.features[f] for f in coder.ranker.features])})
                 if r.specified_from:
                     steps.append({"guideline": "specified", "from": r.specified_from, "reason": r.reason})
                 proposals[eid] = Proposal(**item, entity_id=eid, steps=steps)

@@ -312,13 +312,13 @@ def _code_assessed_problems(
                 r.accepted, r.rule, r.reason = True, "assessed-problem", f'the assessment names it ("{part[:80]}")'
             continue
         for code in [c for c in codes if c[:3] not in coded_categories or (c in by_code and by_code[c].accepted)]:
-            r = by_code.get(code) or RankedCode(
-                code, 0.0, [Sighting("problem", span.text, span.start, span.end, 1, 1.0, section="plan")], ["index"]
-            )
+            line = Sighting("problem", span.text, span.start, span.end, 1, 1.0, section="plan", status="present")
+            r = by_code.get(code) or RankedCode(code, 0.0, [], ["index"])
             if code not in by_code:
                 by_code[code] = r
                 added.append(r)
-            if not r.accepted:
+            if not r.accepted:  # the line it was coded from is its first evidence
+                r.evidence = [line] + [e for e in r.evidence if (e.source, e.start, e.end) != ("problem", *key)]
                 r.accepted, r.rule = True, "assessed-problem"
                 r.probability = max(r.probability, INDEXED_PROBABILITY)
                 r.reason = f'the assessment names it ("{span.text[:80]}"; Index: {reading.path() if reading else ""})'
