@@ -126,7 +126,8 @@ def test_a_code_the_index_reads_that_no_source_proposed_is_coded_with_its_line_a
     _, by_code = code_note(coder, note)
     r = by_code["S52.531A"]
     assert r.accepted and r.features == {} and r.sources == ["index"]
-    assert r.evidence[0].text == "Right wrist Colles fracture" and note[r.evidence[0].start:r.evidence[0].end] == r.evidence[0].text
+    line = r.evidence[0]
+    assert line.text == "Right wrist Colles fracture" and note[line.start:line.end] == line.text
     result = medcoder.load_workflow("icd10cm-nomodel").run(note)
     coded = {c.code: c for c in result.codes}
     assert "S52.531A" in coded, list(coded)
