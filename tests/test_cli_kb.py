@@ -78,3 +78,11 @@ def test_console_script() -> None:
         pytest.skip("medcoder console script not installed next to this Python")
     proc = subprocess.run([exe, "kb", "show", "zz"], capture_output=True, text=True, env=os.environ)
     assert proc.returncode == 1 and proc.stderr.strip() == "error: unknown icd10cm code: 'zz'"
+
+
+def test_kb_read_reads_a_diagnosis_through_the_index_like_a_coder() -> None:
+    data = json.loads(run("kb", "read", "Non-cardiac", "chest", "pain", "--json")[1])
+    assert data["trail"] == ["Pain", "chest", "non-cardiac"] and data["complete"]
+    assert [b["code"] for b in data["billable"]] == ["R07.89"]
+    code, out, _ = run("kb", "read", "Bitemporal", "hemianopia")
+    assert code == 0 and "H53.47" in out and "bitemporal not read" in out

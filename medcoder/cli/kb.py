@@ -157,6 +157,25 @@ def build_index(systems: tuple[str, ...], force: bool, as_json: bool) -> None:
     emit_table(infos, ["system", "docs", "codes", "seconds", "bytes", "path"])
 
 
+@kb.command()
+@click.argument("phrase", nargs=-1, required=True)
+@json_option
+def read(phrase: tuple[str, ...], as_json: bool) -> None:
+    """Read a diagnosis phrase through the Alphabetic Index as a coder does ('non-cardiac chest pain')."""
+    data = fn.read_diagnosis(" ".join(phrase))
+    if as_json:
+        return emit_json(data)
+    emit_pairs(
+        [
+            ("trail", " > ".join(data["trail"]) or "(no main term of the Index in the phrase)"),
+            ("code", data["code"] or ""),
+            ("billable", ", ".join(f"{b['code']} {b['label']}" for b in data["billable"])),
+            ("complete", "yes" if data["complete"] else f"no: {', '.join(data['unread'])} not read"),
+        ],
+        title=f"index reading: {data['phrase']}",
+    )
+
+
 def _table_command(name: str, func: Callable[..., Any], help_text: str) -> Any:
     @kb.command(name=name, help=help_text)
     @click.argument("term", nargs=-1, required=True)

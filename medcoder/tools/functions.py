@@ -10,7 +10,9 @@ from typing import Any
 
 from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge import KnowledgeBase, default_kb
+from medcoder.knowledge.abbreviations import spell_out
 from medcoder.knowledge.index import TermIndex, entries_with_trails
+from medcoder.knowledge.index_phrase import billable_for, read_phrase
 from medcoder.knowledge.retrieval import RANKERS, HybridRetriever, SearchFilter
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 
@@ -149,6 +151,25 @@ def neoplasm_lookup(term: str, k: int = 5, kb: KnowledgeBase | None = None) -> d
     return _table_lookup(_kb(kb).neoplasm_table, term, k)
 
 
+def read_diagnosis(phrase: str, kb: KnowledgeBase | None = None) -> dict[str, Any]:
+    """A diagnosis phrase read through the Alphabetic Index as a coder reads it ("Right wrist Colles fracture"):
+    the trail, the code it leads to, the billable code(s) for the side and 7th character it states, and the
+    words the Index did not read (a reading with none left is complete, and is what visit notes are coded by)."""
+    onto = _kb(kb).ontology("icd10cm")
+    reading = read_phrase(onto, spell_out(phrase))
+    if reading is None:
+        return {"phrase": phrase, "trail": [], "code": None, "billable": [], "complete": False, "unread": []}
+    billable = billable_for(onto, reading.code, phrase)
+    return {
+        "phrase": phrase,
+        "trail": list(reading.trail),
+        "code": reading.code,
+        "billable": [{"code": c, "label": onto.label(c)} for c in billable],
+        "complete": reading.complete,
+        "unread": sorted(reading.words - reading.covered),
+    }
+
+
 __all__ = [
     "UnknownCodeError",
     "children",
@@ -159,6 +180,7 @@ __all__ = [
     "lookup_code",
     "neoplasm_lookup",
     "path_to_root",
+    "read_diagnosis",
     "search_codes",
     "validate_code",
     "validate_codes",
