@@ -150,7 +150,9 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
                     system=params.system,
                     decision="accept",
                     reasons=(
-                        [f"ranker p={r.probability:.2f} ≥ threshold {threshold:.2f}"]
+                        [f"ranker p={r.ranker_probability:.2f}"]  # coded by the rule, at the rule's measured rate
+                        if r.rule == "assessed-problem" and r.ranker_probability < threshold
+                        else [f"ranker p={r.probability:.2f} ≥ threshold {threshold:.2f}"]
                         if r.probability >= threshold
                         else [f"ranker p={r.probability:.2f}"]
                     )
