@@ -155,7 +155,7 @@ def read_diagnosis(phrase: str, kb: KnowledgeBase | None = None) -> dict[str, An
     """A diagnosis phrase read through the Alphabetic Index as a coder reads it ("Right wrist Colles fracture"):
     the trail, the code it leads to, the billable code(s) for the side and 7th character it states, and the
     words the Index did not read (a reading with none left is complete, and is what visit notes are coded by)."""
-    onto = _kb(kb).ontology("icd10cm")
+    onto = _kb(kb).ontology(DEFAULT_SYSTEM)  # the Alphabetic Index is ICD-10-CM's
     reading = read_phrase(onto, spell_out(phrase))
     if reading is None:
         return {"phrase": phrase, "trail": [], "code": None, "billable": [], "complete": False, "unread": []}
