@@ -10,7 +10,6 @@ problems added or removed per note, model calls, tokens and seconds per note).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,21 +19,14 @@ from unittest import mock
 from pydantic import BaseModel, Field
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import visit_notes_setup, write_result  # noqa: E402
 
 import medcoder.ranking.coder as coder_module  # noqa: E402
 from medcoder.agents.extractor import locate  # noqa: E402
-from medcoder.knowledge import default_kb  # noqa: E402
-from medcoder.knowledge.retrieval import HybridRetriever  # noqa: E402
 from medcoder.llm import load_llm  # noqa: E402
 from medcoder.notesections import visit_parts  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
 from medcoder.ranking.candidates import SearchSpan, problem_spans  # noqa: E402
-from medcoder.ranking.coder import RankedCoder, RetrievalCache  # noqa: E402
-from medcoder.ranking.datasets import load_dataset  # noqa: E402
-from medcoder.ranking.folders import ranker_folder  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 SYSTEM = (
     "You read the assessment and plan of a clinical visit note for an outpatient medical coder. The note is "
@@ -89,16 +81,9 @@ def model_problems(llm: Any, note: str) -> tuple[list[SearchSpan], dict[str, Any
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(SHARED / "aci-bench-coded" / "valid.jsonl"))
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--cache", default="", help="retrieval cache (JSONL) to reuse between runs")
-    ap.add_argument("--out", default="visit_model_problems.json")
-    args = ap.parse_args()
-    data = load_dataset(args.data, system="icd10cm")
-    kb = default_kb()
-    coder = RankedCoder.from_folder(ranker_folder("icd10cm", "shipped"), kb, HybridRetriever(kb))
-    cache = RetrievalCache(args.cache or None)
+    args, data, coder, cache = visit_notes_setup(
+        __doc__.splitlines()[0], "visit_model_problems.json", lambda ap: ap.add_argument("--model", default="default")
+    )
     llm = load_llm(args.model)
     gold = [set(ex.codes) for ex in data.examples]
     without, with_model, per_note = [], [], {}

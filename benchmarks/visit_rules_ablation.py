@@ -12,7 +12,6 @@ whose codes each variant changes).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from contextlib import ExitStack
@@ -21,20 +20,13 @@ from typing import Any, Callable
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import visit_notes_setup, write_result  # noqa: E402
 
 import medcoder.ranking.coder as coder_module  # noqa: E402
-from medcoder.knowledge import default_kb  # noqa: E402
 from medcoder.knowledge import guidelines as gl  # noqa: E402
 from medcoder.knowledge.abbreviations import expand  # noqa: E402
 from medcoder.knowledge.lexical import tokenize  # noqa: E402
-from medcoder.knowledge.retrieval import HybridRetriever  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
-from medcoder.ranking.coder import RankedCoder, RetrievalCache  # noqa: E402
-from medcoder.ranking.datasets import load_dataset  # noqa: E402
-from medcoder.ranking.folders import ranker_folder  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _names_by_index_search_too(onto: Any, code: str, line: str) -> bool:
@@ -65,15 +57,7 @@ VARIANTS: dict[str, Callable[[ExitStack], None]] = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(SHARED / "aci-bench-coded" / "valid.jsonl"))
-    ap.add_argument("--cache", default="", help="retrieval cache (JSONL) to reuse between runs")
-    ap.add_argument("--out", default="visit_rules_ablation.json")
-    args = ap.parse_args()
-    data = load_dataset(args.data, system="icd10cm")
-    kb = default_kb()
-    coder = RankedCoder.from_folder(ranker_folder("icd10cm", "shipped"), kb, HybridRetriever(kb))
-    cache = RetrievalCache(args.cache or None)
+    args, data, coder, cache = visit_notes_setup(__doc__.splitlines()[0], "visit_rules_ablation.json")
     t0 = time.perf_counter()
     cands = []
     for i, ex in enumerate(data.examples, 1):

@@ -84,6 +84,12 @@ def _matches(part: str, term: str) -> float:
     return overlap / max(len(q), len(t)) if overlap == len(q) else 0.5 * overlap / len(q | t)
 
 
+def tabular_code(raw: str, ontology: Ontology) -> str:
+    """The tabular code an index entry or table cell names ("S52.53-" -> S52.53), "" when it names none here."""
+    canon = normalize_icd(raw) if raw and raw not in ("-", "--") else ""
+    return canon if canon and canon in ontology.graph else ""
+
+
 class TermIndex:
     """A tree of index entries with walking, lookup by comma-separated path, and search."""
 
@@ -115,8 +121,8 @@ class TermIndex:
         """Point each entry at the tabular node its code names, where one exists."""
         for e in self.entries:
             for code in [e.code, *e.cells.values()]:
-                canon = normalize_icd(code) if code and code not in ("-", "--") else ""
-                if canon and canon in ontology.graph:
+                canon = tabular_code(code, ontology)
+                if canon:
                     e.linked = canon
                     break
 

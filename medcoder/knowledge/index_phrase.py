@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medcoder.knowledge import guidelines as gl
-from medcoder.knowledge.icdcodes import normalize_icd
-from medcoder.knowledge.index import IndexEntry, TermIndex, load_neoplasm_table
+from medcoder.knowledge.index import IndexEntry, TermIndex, load_neoplasm_table, tabular_code
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.words import tokenize
 
@@ -57,11 +56,6 @@ def _words(text: str) -> frozenset[str]:
 
 def _term_words(term: str) -> frozenset[str]:
     return frozenset(tokenize(re.sub(r"\([^)]*\)", " ", term)))
-
-
-def _code_of(onto: CodeSystem, raw: str) -> str:
-    code = normalize_icd(raw.rstrip("-.")) if raw and raw not in ("-", "--") else ""
-    return code if code and code in onto else ""
 
 
 def _heads(term: str) -> list[frozenset[str]]:
@@ -153,7 +147,7 @@ class _Walker:
         if best is None:  # no site the phrase names: the table's "unspecified site" row is not a reading
             return None
         entry, used = best[2], best[3]
-        code = _code_of(self.onto, entry.cells.get(column, ""))
+        code = tabular_code(entry.cells.get(column, ""), self.onto)
         return (code, ("Neoplasm", column.lower(), entry.term), used) if code else None
 
     def walks(self) -> list[IndexReading]:
@@ -166,10 +160,10 @@ class _Walker:
             used = max(heads, key=len)
             used |= frozenset(tokenize(main.nonessential)) & self.words
             chain = [(main, used), *self.descend(main, self.words - used)]
-            covered = frozenset().union(*(w for _, w in chain))
             for depth in range(len(chain), 0, -1):  # the deepest entry of the chain that leads to a code
                 entry = chain[depth - 1][0]
                 trail = tuple(e.term for e, _ in chain[:depth])
+                covered = frozenset().union(*(w for _, w in chain[:depth]))  # the words of the trail read
                 got = self.neoplasm(entry.see or entry.see_also, self.words - used)
                 if got:
                     code, table_trail, site_words = got
@@ -177,7 +171,7 @@ class _Walker:
                     break
                 code = self.index.follow(entry) or ""
                 if code and code in self.onto:
-                    out.append(IndexReading(code, trail, frozenset().union(*(w for _, w in chain[:depth])), self.words))
+                    out.append(IndexReading(code, trail, covered, self.words))
                     break
         return out
 

@@ -345,11 +345,8 @@ def apply_guidelines(onto: CodeSystem, ranked: list[RankedCode], note: str, thre
         new, why = gl.specify(
             onto, r.code, side_text + " " + context if onto.node(r.code).kind == "extension" else side_text
         )
-        if new != r.code:
-            if new in by_code and by_code[new].accepted:  # already coded: this one adds nothing
-                r.accepted, r.rule, r.reason = False, "specified", f"the text supports {new} ({why})"
-                continue
-            _recode(by_code, r, new, "specified", why)
+        if new != r.code:  # already coded, this one adds nothing and is set aside
+            _respecify(by_code, r, new, why, f"the text supports {new} ({why})")
     accepted = [r for r in by_code.values() if r.accepted]
     findings = [
         gl.CodedFinding(
@@ -383,29 +380,41 @@ def _specify_by_words(
             continue
         evidence = " ".join(e.text for e in r.evidence if e.status in ("", "present"))
         site = gl.specify_site(onto.label(r.code), evidence, [c for c in labelled if c[0] != r.code])
-        if site and not (site in by_code and by_code[site].accepted and by_code[site] is not r):
-            _recode(by_code, r, site, "specified", f"the evidence names the site ({onto.label(site)})")
-        elif site:
-            r.accepted, r.rule, r.reason = False, "specified", f"the text supports {site}, coded instead"
-        if gl.without_hyperglycemia(r.code, sentences) != r.code and r.code in by_code:
-            plain = gl.without_hyperglycemia(r.code, sentences)
-            if plain in by_code and by_code[plain].accepted and by_code[plain] is not r:
-                r.accepted, r.rule, r.reason = (
-                    False,
-                    "specified",
-                    f"{plain} is coded: no sentence says the sugars are high",
-                )
-            elif plain in onto:
-                _recode(by_code, r, plain, "specified", "no sentence says the sugars are high (hyperglycemia needs it)")
-            continue
+        if site:
+            _respecify(
+                by_code,
+                r,
+                site,
+                f"the evidence names the site ({onto.label(site)})",
+                f"the text supports {site}, coded instead",
+            )
+        plain = gl.without_hyperglycemia(r.code, sentences)
+        if plain != r.code and plain in onto:
+            _respecify(
+                by_code,
+                r,
+                plain,
+                "no sentence says the sugars are high (hyperglycemia needs it)",
+                f"{plain} is coded: no sentence says the sugars are high",
+            )
         new, sentence = gl.with_hyperglycemia(r.code, sentences)
         if new != r.code and new in onto:
-            if new in by_code and by_code[new].accepted and by_code[new] is not r:
-                r.accepted, r.rule, r.reason = False, "specified", f'{new} says more ("{sentence[:80]}")'
-            else:
-                _recode(
-                    by_code, r, new, "specified", f'"uncontrolled" / high sugars mean hyperglycemia ("{sentence[:80]}")'
-                )
+            _respecify(
+                by_code,
+                r,
+                new,
+                f'"uncontrolled" / high sugars mean hyperglycemia ("{sentence[:80]}")',
+                f'{new} says more ("{sentence[:80]}")',
+            )
+
+
+def _respecify(by_code: dict[str, RankedCode], r: RankedCode, new: str, why: str, set_aside: str) -> None:
+    """`r` becomes `new` for `why`; when another accepted code already is `new`, `r` is set aside instead, for
+    `set_aside`: the one outcome of every word the Index gives a meaning (a site, high or no high sugars)."""
+    if new in by_code and by_code[new].accepted and by_code[new] is not r:
+        r.accepted, r.rule, r.reason = False, "specified", set_aside
+    else:
+        _recode(by_code, r, new, "specified", why)
 
 
 def _recode(by_code: dict[str, RankedCode], r: RankedCode, new: str, rule: str, reason: str) -> None:
