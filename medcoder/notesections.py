@@ -10,16 +10,25 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from medcoder.notetext import same_length_text
 from medcoder.records import Section
 
 # canonical section name -> header spellings (lower case, without the trailing colon)
 HEADERS: dict[str, tuple[str, ...]] = {
-    "chief_complaint": ("chief complaint", "cc", "reason for visit", "reason for consultation", "presenting complaint"),
+    "chief_complaint": (
+        "chief complaint",
+        "chief complaints",
+        "cc",
+        "reason for visit",
+        "reason for consultation",
+        "presenting complaint",
+    ),
     "history_of_present_illness": (
         "history of present illness",
         "hpi",
         "history of the present illness",
         "present illness",
+        "interval history",
         "history",
     ),
     "past_medical_history": (
@@ -30,6 +39,9 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "past surgical history",
         "psh",
         "surgical history",
+        "pmhx",
+        "pshx",
+        "medical and surgical history",
     ),
     "medications": (
         "medications",
@@ -40,21 +52,49 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "discharge medications",
         "medications on admission",
     ),
-    "allergies": ("allergies", "allergy"),
-    "family_history": ("family history", "fh", "family medical history"),
-    "social_history": ("social history", "sh"),
-    "review_of_systems": ("review of systems", "ros"),
-    "physical_examination": ("physical examination", "physical exam", "exam", "examination", "vital signs", "vitals"),
-    "results": ("results", "labs", "laboratory", "imaging", "laboratory data", "studies", "diagnostic studies"),
+    "allergies": ("allergies", "allergy", "all", "drug allergies"),
+    "family_history": ("family history", "fh", "fhx", "family medical history"),
+    "social_history": ("social history", "sh", "shx"),
+    "review_of_systems": ("review of systems", "ros", "review of symptoms"),
+    "physical_examination": (
+        "physical examination",
+        "physical exam",
+        "exam",
+        "examination",
+        "vital signs",
+        "vitals",
+        "pe",
+        "exam findings",
+    ),
+    "results": (
+        "results",
+        "labs",
+        "laboratory",
+        "imaging",
+        "laboratory data",
+        "studies",
+        "diagnostic studies",
+        "data",
+        "lab results",
+        "labs/imaging",
+    ),
     "assessment_and_plan": (
         "assessment and plan",
         "assessment & plan",
         "a/p",
+        "a&p",
+        "a & p",
         "assessment/plan",
         "impression and plan",
+        "impression & plan",
+        "impression/plan",
+        "assessment and recommendations",
     ),
-    "assessment": ("assessment", "impression", "diagnosis", "diagnoses"),
-    "plan": ("plan", "recommendations"),
+    "assessment": ("assessment", "impression", "diagnosis", "diagnoses", "dx", "a", "clinical impression"),
+    "plan": ("plan", "recommendations", "p", "treatment plan", "plan of care"),
+    # SOAP's coarse headers: which visit part each sentence under them is, the sentence's own words say
+    "subjective": ("subjective", "s"),
+    "objective": ("objective", "o"),
     "discharge_diagnoses": (
         "discharge diagnoses",
         "discharge diagnosis",
@@ -67,20 +107,38 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "instructions": ("instructions", "patient instructions", "follow-up", "follow up"),
 }
 _BY_SPELLING = {s: name for name, spellings in HEADERS.items() for s in spellings}
-_LINE_HEADER = re.compile(r"^[ \t]*(?P<title>[A-Za-z][A-Za-z /&\-']{1,60}?)[ \t]*(?::|$)", re.MULTILINE)
+_LINE_HEADER = re.compile(r"^[ \t]*(?P<title>[A-Za-z][A-Za-z /&\-']{0,60}?)[ \t]*(?::|$)", re.MULTILINE)
+_JOINED = re.compile(r"\s*(?:/|&|\band\b)\s*")
+
+
+def _canonical(key: str) -> str | None:
+    """The canonical name of a header as written (lower case): a known spelling, or spellings joined by "/", "&"
+    or "and" ("PMH/PSH/FH/SH" is history, "Impression/Plan" the assessment and plan); None when unknown."""
+    name = _BY_SPELLING.get(key)
+    if name is not None:
+        return name
+    names = [_BY_SPELLING.get(p) for p in _JOINED.split(key) if p]
+    if len(names) < 2 or None in names:
+        return None
+    if {"assessment", "plan"} <= set(names):
+        return "assessment_and_plan"
+    return names[0]
 
 
 def find_headers(note: str) -> list[tuple[int, int, str, str]]:
     """(start of header, start of body, canonical name, title as written) for each known header."""
     found = []
+    note = same_length_text(note)
     for m in _LINE_HEADER.finditer(note):
         title = m.group("title").strip()
         key = title.lower().strip(" -")
-        name = _BY_SPELLING.get(key)
+        name = _canonical(key)
         line_end = note.find("\n", m.start())
         line_end = len(note) if line_end < 0 else line_end
         has_colon = note[m.end() - 1 : m.end()] == ":"
         alone = not note[m.end() : line_end].strip()
+        if len(key) == 1 and not has_colon:  # "S:" is SOAP's header; a lone letter on its line is not
+            continue
         if name is None and alone and title.isupper() and len(title.split()) <= 6 and len(title) > 3:
             name = re.sub(r"[^a-z]+", "_", key).strip("_")  # an unknown ALL-CAPS header line
         if name is None or not (has_colon or alone):
@@ -134,47 +192,3 @@ def section_at(sections: Sequence[Section], offset: int) -> str:
         if s.start <= offset < s.end or header <= offset < s.end:
             return s.name
     return ""
-
-
-# section name -> where in a visit note it sits: finer than `section_kind`, for the diagnosis ranker
-VISIT_PARTS = ("cc", "hpi", "history", "meds", "ros", "exam", "results", "plan", "other")
-_VISIT = {
-    "chief_complaint": "cc",
-    "history_of_present_illness": "hpi",
-    "past_medical_history": "history",
-    "family_history": "history",
-    "social_history": "history",
-    "medications": "meds",
-    "allergies": "meds",
-    "review_of_systems": "ros",
-    "physical_examination": "exam",
-    "results": "results",
-    "assessment_and_plan": "plan",
-    "assessment": "plan",
-    "plan": "plan",
-    "discharge_diagnoses": "plan",
-    "instructions": "plan",
-}
-
-
-def visit_part(name: str) -> str:
-    """cc | hpi | history | meds | ros | exam | results | plan | other, from a section's canonical name."""
-    return _VISIT.get(name, "other")
-
-
-def visit_parts(note: str) -> list[tuple[int, int, str]]:
-    """(start, end, part) of each section of the note by its headers; empty when the note has none."""
-    return [(s.start, s.end, visit_part(s.name)) for s in split_by_rules(note)]
-
-
-def part_at(parts: list[tuple[int, int, str]], offset: int) -> str:
-    """The visit part holding a character offset ("other" outside every section)."""
-    for start, end, part in parts:
-        if start <= offset < end:
-            return part
-    return "other"
-
-
-def is_visit_note(parts: list[tuple[int, int, str]]) -> bool:
-    """A visit note: at least three of its sections are the parts of a visit (HPI, exam, plan ...)."""
-    return len({p for _, _, p in parts if p != "other"}) >= 3

@@ -65,6 +65,30 @@ def read_note(data: str | bytes, max_chars: int) -> str:
     return data
 
 
+def locate(text: str, needle: str) -> tuple[int, int] | None:
+    """Where `needle` occurs in `text`: exactly, ignoring case, or ignoring runs of whitespace."""
+    needle = needle.strip().strip('"').strip()
+    if len(needle) < 2:
+        return None
+    i = text.find(needle)
+    if i >= 0:
+        return i, i + len(needle)
+    i = text.lower().find(needle.lower())
+    if i >= 0:
+        return i, i + len(needle)
+    words = [re.escape(w) for w in needle.split()]
+    if not words:
+        return None
+    m = re.search(r"\s+".join(words), text, re.IGNORECASE)
+    return (m.start(), m.end()) if m else None
+
+
+def same_length_text(note: str) -> str:
+    """The note with Windows (CRLF) and old Mac (CR) line endings read as line ends, every offset unchanged (a
+    "\r" before "\n" becomes a space): the layout rules read lines, and evidence offsets must stay the file's."""
+    return note.replace("\r\n", " \n").replace("\r", "\n") if "\r" in note else note
+
+
 def excerpt(note: str, start: int, end: int, chars: int) -> str:
     """The note around a span, cut at line or sentence ends where possible."""
     lo = max(0, start - chars // 2)
@@ -131,7 +155,8 @@ def segments(note: str, spans: Iterable[tuple[int | None, int | None, T]]) -> li
 
 
 # a sentence ends at . ! ? before a capital, but not after a title ("Mr. Walker reports ...")
-_SENTENCE = re.compile(r"\S.*?(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?](?=\s+[A-Z])|$)")
+# (or before an inline bullet: a note flattened to one paragraph keeps its "•" items)
+_SENTENCE = re.compile(r"\S.*?(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?](?=\s+[A-Z•])|$)")
 
 
 def sentences(text: str) -> Iterator[tuple[int, int, str]]:

@@ -89,16 +89,17 @@ SHARED = {"errors", "faults", "paths", "storage", "jsonl", "notetext", "words", 
 LAYERS: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"engine", "result"},
-    "cli": {"web", "session", "evaluation", "batch", "engine", "ranking", "tools", "knowledge", "llm", "audit",
-            "doctor"},
+    "cli": {"web", "session", "evaluation", "batch", "engine", "ranking", "visit", "tools", "knowledge", "llm",
+            "audit", "doctor"},
     "web": {"session", "evaluation", "engine", "tools", "knowledge", "llm", "audit"},
     "session": {"engine", "tools", "knowledge", "audit"},
-    "evaluation": {"batch", "engine", "ranking", "knowledge", "llm", "audit"},
+    "evaluation": {"batch", "engine", "ranking", "visit", "knowledge", "llm", "audit"},
     "batch": set(),  # drives any workflow through its recipe: never the engine's modules
     "doctor": {"knowledge", "llm", "audit"},
     "engine": {"agents", "knowledge", "llm", "audit"},
-    "agents": {"ranking", "knowledge", "llm"},
-    "ranking": {"knowledge", "llm", "audit"},  # the library: no agent, engine or evaluation module
+    "agents": {"ranking", "visit", "knowledge", "llm"},
+    "ranking": {"visit", "knowledge", "llm", "audit"},  # the library: no agent, engine or evaluation module
+    "visit": set(),  # how a visit is read (parts, conversation): text in, layout out
     "tools": {"knowledge"},
     "knowledge": set(),
     "llm": set(),

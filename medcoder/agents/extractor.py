@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -22,6 +21,7 @@ from medcoder.agents.sections import paragraphs
 from medcoder.cues import cue_pattern
 from medcoder.errors import MedcoderError
 from medcoder.injection import coding_text
+from medcoder.notetext import locate
 from medcoder.records import Entity, NodeError, Section
 from medcoder.state import CodingState, StateUpdate
 
@@ -88,24 +88,6 @@ def salvage(text: str) -> Extraction | None:
         except ValueError:
             end = text.rfind("}", start, end)
     return None
-
-
-def locate(text: str, needle: str) -> tuple[int, int] | None:
-    """Where `needle` occurs in `text`: exactly, ignoring case, or ignoring runs of whitespace."""
-    needle = needle.strip().strip('"').strip()
-    if len(needle) < 2:
-        return None
-    i = text.find(needle)
-    if i >= 0:
-        return i, i + len(needle)
-    i = text.lower().find(needle.lower())
-    if i >= 0:
-        return i, i + len(needle)
-    words = [re.escape(w) for w in needle.split()]
-    if not words:
-        return None
-    m = re.search(r"\s+".join(words), text, re.IGNORECASE)
-    return (m.start(), m.end()) if m else None
 
 
 def sentence_before(note: str, start: int) -> str:

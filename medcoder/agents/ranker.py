@@ -18,6 +18,7 @@ from pydantic import Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.agents.critic import drop_excludes1_conflicts
 from medcoder.agents.notecontext import JUDGE_TASK, note_messages
+from medcoder.agents.problem_lister import list_problems, wants_model
 from medcoder.errors import MedcoderError
 from medcoder.injection import coding_text
 from medcoder.knowledge import KnowledgeBase
@@ -26,12 +27,14 @@ from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
 from medcoder.llm import LLM, Option
+from medcoder.ranking.candidates import SearchSpan
 from medcoder.ranking.cards import ranker_card, version_of
 from medcoder.ranking.coder import RankedCode, RankedCoder
 from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.verify import verify_context, verify_question
 from medcoder.records import Proposal, Suggestion, Verdict
 from medcoder.state import CodingState, StateUpdate
+from medcoder.visit.layout import read_layout
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +65,18 @@ class RankParams(AgentParams):
         "billable siblings the one its evidence supports (measured on the coded "
         "visit notes: see README; off by default)",
     )
+    model_problems: bool = Field(
+        False,
+        description="on a conversation or a note with no assessment header, let the model list the problems the "
+        "clinician assesses (one call), each read through the Alphabetic Index like a problem line (measured by "
+        "benchmarks/note_formats.py --model-problems: see README; off by default)",
+    )
     model: str = "default"
     floor: float | None = Field(None, ge=0, le=1, description="suggestions kept down to this probability")
     note_chars: int = Field(6000, ge=200, description="how much of the note the verifier reads")
 
     def models_needed(self) -> list[str]:
-        return [] if self.verify is False and not self.specify else [self.model]
+        return [] if self.verify is False and not self.specify and not self.model_problems else [self.model]
 
 
 _CODERS: dict[tuple[str, int, int], RankedCoder] = {}
@@ -92,9 +101,16 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         coder = _load_coder(folder, ctx.kb, ctx.retriever)
         note = coding_text(state.note)
         cands = coder.candidates(note, state.entities, sentences=params.sentences)
-        ranked = coder.rank(cands, note=note)
-        odds: dict[str, float] = {}
         llm = ctx.llms.get(params.model)
+        layout = read_layout(note)
+        listed: list[SearchSpan] = []
+        read: dict[str, Any] = layout.summary()
+        if params.model_problems and llm is not None and wants_model(layout):
+            listed, info = list_problems(llm, note, layout)
+            read["model_problems"] = info.get("kept", [])
+        ctx.emit("layout", read)
+        ranked = coder.rank(cands, note=note, problems=listed)
+        odds: dict[str, float] = {}
         if ranked and llm is not None and _should_verify(params.verify, coder, llm):
             top = ranked[: params.verify_top]
             questions = [
@@ -112,7 +128,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
             )
             judged = llm.judge(context, questions)
             odds = {r.code: round(o, 4) for r, o in zip(top, judged.log_odds)}
-            ranked = coder.rank(cands, odds, llm.sha256, note=note)
+            ranked = coder.rank(cands, odds, llm.sha256, note=note, problems=listed)
         if llm is not None and params.specify:
             for r in ranked:
                 if r.accepted:

@@ -18,13 +18,18 @@ from medcoder.llm import Option
 from medcoder.notesections import HEADERS, split_by_rules
 from medcoder.records import Section
 from medcoder.state import CodingState, StateUpdate
+from medcoder.visit.layout import read_layout
 
 logger = logging.getLogger(__name__)
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 
 
 class SectionParams(AgentParams):
-    model_fallback: bool = Field(True, description="label paragraphs with the model when no header is found")
+    model_fallback: bool = Field(
+        False,
+        description="label paragraphs with the model when no header is found (off: the visit layout classifier "
+        "reads headerless notes without a model; this step was never shown to help)",
+    )
     max_chunk_chars: int = Field(1500, ge=200, description="paragraph size for headerless notes")
     model: str = "default"
 
@@ -56,8 +61,11 @@ def section_splitter(params: SectionParams, ctx: AgentContext) -> NodeFn:
 
     def run(state: CodingState) -> StateUpdate:
         note = coding_text(state.note)
+        layout = read_layout(note)
         sections = split_by_rules(note)
         method = "rules"
+        if not layout.from_headers and not params.model_fallback:
+            sections, method = layout.sections(note), f"layout ({layout.kind})"
         if not sections:
             spans = paragraphs(note, params.max_chunk_chars)
             if params.model_fallback and len(spans) > 1:

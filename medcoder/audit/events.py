@@ -26,6 +26,7 @@ SECTIONS, ENTITIES, DROPPED, PROPOSAL, CRITIC, RANKED, RESULT = (
     "ranked",
     "result",
 )
+LAYOUT = "layout"  # how the note's layout was read: visit, case report or conversation, and the problems it states
 # what a review session records (`session_<turn>`)
 SUSPECT_TEXT = "suspect_text"  # text in the note that instructs instead of describing (blanked for agents)
 NOTE_READ = "note_read"  # how the note's bytes were read (encoding) and its size
@@ -122,6 +123,17 @@ CATALOGUE: dict[str, EventKind] = {
             SECTIONS,
             "the note's sections and how they were found",
             lambda p: f"{p.get('method')}: " + ", ".join(s["name"] for s in p.get("sections", [])),
+        ),
+        EventKind(
+            LAYOUT,
+            "how the note was read: visit note, case report or conversation, how each sentence's visit part was "
+            "found, the problems stated, and the model's problem list when it was asked",
+            lambda p: (
+                f"{p.get('kind')} (P(visit) {p.get('visit_probability', 0):.2f}); parts by "
+                + ", ".join(f"{k} {v}" for k, v in (p.get("sentences_by_source") or {}).items())
+                + (f"; problems: {', '.join(p['problems'][:6])}" if p.get("problems") else "")
+                + (f"; model listed: {', '.join(p['model_problems'][:6])}" if p.get("model_problems") else "")
+            ),
         ),
         EventKind(
             ENTITIES,

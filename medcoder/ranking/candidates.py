@@ -20,11 +20,12 @@ from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import RANKERS
-from medcoder.notesections import VISIT_PARTS, is_visit_note, part_at, visit_parts
-from medcoder.notetext import sentences
+from medcoder.notetext import same_length_text
 from medcoder.ranking.memory import MemoryView
 from medcoder.ranking.metrics import category
 from medcoder.records import Entity, Span
+from medcoder.visit.layout import VisitLayout, read_layout
+from medcoder.visit.parts import RANKER_PARTS, coarse
 
 MISSING_RANK = 200.0
 
@@ -82,6 +83,7 @@ class SearchSpan:
     source: str = "sentence"
     assertion: str = "present"
     section: str = ""
+    read: str = ""  # the text to read when it is not the quoted text (a question the patient answered "no")
 
 
 def billable_targets(onto: CodeSystem, code: str, limit: int = 12) -> list[str]:
@@ -166,7 +168,7 @@ FEATURES: tuple[str, ...] = (
 )
 # where in a visit note the evidence sits, how it is stated, and what the outpatient guidelines say of the code
 VISIT_FEATURES = (
-    *(f"sec_{p}" for p in VISIT_PARTS),
+    *(f"sec_{p}" for p in RANKER_PARTS),
     "only_findings",
     "prob_best_rank",
     "prob_max_score",
@@ -232,12 +234,12 @@ def collect(
     has_mentions = any(s.source == "mention" for s in spans)
     targets_cache: dict[str, list[str]] = {}
     note_words = set(tokenize(expand(note))) if note else {w for s in spans for w in tokenize(expand(s.text))}
-    visit = is_visit_note(visit_parts(note)) if note else False
+    visit = read_layout(note).is_visit if note else False
     cat_plan: dict[str, int] = {}
     for span, span_hits in zip(spans, hits):
-        read = expand(span.text)  # "CHF" is read as "CHF (congestive heart failure)"
+        read = expand(span.read or span.text)  # "CHF" is read as "CHF (congestive heart failure)"
         span_words = set(tokenize(read))
-        cues = [bool(rx.search(span.text)) for rx in (_NEGATION, _FAMILY, _UNCERTAIN)]
+        cues = [bool(rx.search(span.read or span.text)) for rx in (_NEGATION, _FAMILY, _UNCERTAIN)]
         reader = gl.SentenceReader(read)
         side = gl.side_of(span.text)
         for rank, hit in enumerate(span_hits, start=1):
@@ -401,7 +403,7 @@ def _visit_row(onto: CodeSystem, code: str, acc: _Acc, visit: bool, cat_plan: di
     else:
         side_match = 1.0 if side in acc.sides else -1.0
     return [
-        *(float(acc.parts.get(p, 0)) for p in VISIT_PARTS),
+        *(float(acc.parts.get(p, 0)) for p in RANKER_PARTS),
         float(bool(found_in) and found_in <= _FINDINGS_ONLY),
         min(acc.prob_ranks, default=MISSING_RANK),
         max(acc.prob_scores, default=0.0),
@@ -424,36 +426,56 @@ def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURE
     return "visit" if rows[0][list(features).index("visit_note")] > 0.5 else "case"
 
 
-def sentence_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[SearchSpan]:
-    """The note's sentences with their offsets (`notetext.sentences`) and the visit part each sits in."""
-    parts = visit_parts(text) if parts is None else parts
+def sentence_spans(text: str, layout: VisitLayout | None = None) -> list[SearchSpan]:
+    """The note's sentences with their offsets and the visit part each sits in (`visit.read_layout`); of a
+    conversation, what was said that is not small talk or an instruction to the recording assistant."""
+    layout = read_layout(text) if layout is None else layout
+    spoken = layout.kind == "conversation"
     return [
-        SearchSpan(s, start, end, section=part_at(parts, start))
-        for start, end, s in sentences(text)
-        if re.search(r"[A-Za-z]{3}", s)
+        SearchSpan(s.text, s.start, s.end, section=coarse(s.part), read=s.read)
+        for s in layout.sentences
+        if len(s.text) > 3
+        and re.search(r"[A-Za-z]{3}", s.text)
+        and not (spoken and (s.part == "other" or len(s.text.split()) < 3))
     ]
 
 
-_BULLET = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)]|[a-z][.)])\s*")
+_BULLET = re.compile(r"^\s*(?:[-*•·#]|\d{1,2}[.)]|[a-z][.)])\s*")
+_LISTED = re.compile(r"^\s*(?:#|\d{1,2}[.)])\s*")  # a numbered or "#" problem list item
+_ITEM_END = re.compile(r"\s+[–—-]\s+|\s*[:;]\s+|\s*[:;]?$|,\s+(?=(?:continue|start|stop|increase|decrease|f/u)\b)")
 _NOT_A_PROBLEM = re.compile(
     r"\b(i|we|he|she|they|you|will|would|should|recommend\w*|discuss\w*|advis\w*|"
     r"continue|order\w*|follow|return|call|schedule\w*|refer\w*|prescrib\w*|start\w*|"
     r"medical reasoning|patient education|additional testing|medical treatment)\b",
     re.IGNORECASE,
 )
+_VERB = re.compile(r"\b(is|are|was|were|has|have|had|does|did|reports?|states?|shows?|presents?|agrees?)\b", re.I)
 
 
-def problem_spans(text: str, parts: list[tuple[int, int, str]] | None = None) -> list[SearchSpan]:
+def problem_spans(text: str, layout: VisitLayout | None = None) -> list[SearchSpan]:
     """The problems a visit note names: the short lines of its assessment/plan and its chief complaint
-    ("Congestive heart failure.", "1. Right knee sprain.", "IMPRESSION: ..."), searched on their own."""
-    out = []
-    for start, end, part in visit_parts(text) if parts is None else parts:
+    ("Congestive heart failure.", "1. Right knee sprain.", "IMPRESSION: ..."), the problem of a numbered or "#"
+    list item ("1. HTN – continue lisinopril", "#Type 2 DM: A1c 8.1"), the short verbless sentences of an
+    assessment run into one paragraph, and the problems a clinician states in a conversation; each searched on
+    its own."""
+    layout = read_layout(text) if layout is None else layout
+    text = same_length_text(text)
+    out = [SearchSpan(p, a, b, "problem", section="plan") for a, b, p in layout.problems]
+    for start, end, part in layout.parts() if layout.kind != "conversation" else []:
         if part not in ("plan", "cc"):
             continue
+        line_start = text.rfind("\n", 0, start) + 1
+        if _BULLET.fullmatch(text[line_start:start] + " ") or not text[line_start:start].strip():
+            start = line_start  # the line's list number ("1.") belongs to its problem
         for line in re.finditer(r"[^\n]+", text[start:end]):
             raw = line.group()
             body = _BULLET.sub("", raw).strip().rstrip(".:")
+            if _LISTED.match(raw):  # a list item: its problem is what comes before a dash or colon
+                cut = _ITEM_END.search(body)
+                body = body[: cut.start()].strip().rstrip(".") if cut else body
             words = body.split()
+            if len(words) > 12 and part == "plan":
+                out += _run_in_problems(text, start + line.start(), raw)
             if not (1 <= len(words) <= 12) or _NOT_A_PROBLEM.search(body) or not re.search(r"[A-Za-z]{3}", body):
                 continue
             offset = start + line.start() + raw.index(body[:1])
@@ -461,10 +483,22 @@ def problem_spans(text: str, parts: list[tuple[int, int, str]] | None = None) ->
     return out
 
 
+def _run_in_problems(text: str, base: int, line: str) -> list[SearchSpan]:
+    """The problem headings of an assessment run into one line ("... problems. Congestive heart failure. • Medical
+    Reasoning: ..."): short sentences without a verb, each followed by more text."""
+    out = []
+    for m in re.finditer(r"(?:^|(?<=[.!?]\s)|(?<=•\s))([A-Z][^.!?•]{2,80}?)\.(?=\s+[A-Z•])", line):
+        body = m.group(1).strip()
+        words = body.split()
+        if 1 <= len(words) <= 8 and not _NOT_A_PROBLEM.search(body) and not _VERB.search(body):
+            out.append(SearchSpan(body, base + m.start(1), base + m.start(1) + len(body), "problem", section="plan"))
+    return out
+
+
 def note_spans(text: str) -> list[SearchSpan]:
     """What the ranker searches in a note: every sentence and every problem the note names."""
-    parts = visit_parts(text)
-    return sentence_spans(text, parts) + problem_spans(text, parts)
+    layout = read_layout(text)
+    return sentence_spans(text, layout) + problem_spans(text, layout)
 
 
 def mention_spans(entities: Iterable[Entity], kind: str) -> list[SearchSpan]:

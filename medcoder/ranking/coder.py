@@ -23,7 +23,6 @@ from medcoder.knowledge.index_phrase import billable_for, read_phrase
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
-from medcoder.notesections import is_visit_note, visit_parts
 from medcoder.ranking.candidates import (
     FEATURES,
     NoteCandidates,
@@ -38,6 +37,7 @@ from medcoder.ranking.candidates import (
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
 from medcoder.ranking.model import RankerModel, load_memory
 from medcoder.records import Entity
+from medcoder.visit.layout import read_layout
 
 logger = logging.getLogger(__name__)
 
@@ -189,9 +189,11 @@ class RankedCoder:
         verifier: dict[str, float] | None = None,
         verifier_sha256: str = "",
         note: str | None = None,
+        problems: Sequence[SearchSpan] = (),
     ) -> list[RankedCode]:
         """Calibrated probabilities, best first; `accepted` marks those above the threshold and, when the
-        `note` is given, kept by the outpatient guidelines (`apply_guidelines`)."""
+        `note` is given, kept by the outpatient guidelines (`apply_guidelines`), which also read the `problems`
+        a model listed like the assessment's problem lines."""
         if not cands.codes:
             return []
         kind = self.ranker.note_kind(cands.features)
@@ -231,7 +233,7 @@ class RankedCoder:
             ):
                 r.accepted = False
         if note is not None:
-            out = apply_guidelines(self.onto, out, note, threshold)
+            out = apply_guidelines(self.onto, out, note, threshold, problems)
         return out
 
 
@@ -326,18 +328,26 @@ def _code_assessed_problems(
     return added
 
 
-def apply_guidelines(onto: CodeSystem, ranked: list[RankedCode], note: str, threshold: float = 0.5) -> list[RankedCode]:
-    """The outpatient coding guidelines over a visit note's accepted codes: the assessment's problems are coded,
+def apply_guidelines(
+    onto: CodeSystem,
+    ranked: list[RankedCode],
+    note: str,
+    threshold: float = 0.5,
+    problems: Sequence[SearchSpan] = (),
+) -> list[RankedCode]:
+    """The outpatient coding guidelines over a visit note's accepted codes: the assessment's problems (and any
+    `problems` a model listed) are coded,
     each code is specified to the laterality and 7th character its evidence states, then the hard rules of
     `guidelines.OUTPATIENT_RULES` set codes aside or combine them, each with its rule and reason."""
-    parts = visit_parts(note)
-    if not is_visit_note(parts):  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
+    layout = read_layout(note)
+    if not layout.is_visit:  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
         return ranked  # reports they cost dev micro-F1 0.473 -> 0.418, see README)
-    ranked = ranked + _code_assessed_problems(onto, ranked, threshold, problem_spans(note, parts))
+    parts = layout.parts()
+    ranked = ranked + _code_assessed_problems(onto, ranked, threshold, problem_spans(note, layout) + list(problems))
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}
-    _specify_by_words(onto, by_code, ranked, [s.text for s in sentence_spans(note, parts)])
+    _specify_by_words(onto, by_code, ranked, [s.text for s in sentence_spans(note, layout)])
     accepted = [r for r in by_code.values() if r.accepted]
     for r in accepted:
         texts = " ".join(e.text for e in r.evidence if e.status in ("", "present"))

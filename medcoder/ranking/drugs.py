@@ -22,7 +22,7 @@ from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
 from medcoder.knowledge.ontology import CodeSystem
-from medcoder.notesections import section_at, section_kind, split_by_rules
+from medcoder.notesections import section_at, section_kind
 from medcoder.ranking.drug_features import (
     DRUG_FEATURES,
     NOT_CODED,
@@ -35,6 +35,7 @@ from medcoder.ranking.drug_features import (
 from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.model import RankerModel
 from medcoder.records import Section
+from medcoder.visit.layout import read_layout
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +206,9 @@ class DrugCoder:
 
     # -- reading ---------------------------------------------------------------------------------
     def read(self, text: str, sections: Sequence[Section] | None = None) -> list[tuple[DrugMention, DrugContext]]:
-        """The note's drug mentions with the context of each (sections by rule when not given)."""
-        sections = split_by_rules(text) if sections is None else sections
+        """The note's drug mentions with the context of each (the note's own sections when not given: its headers,
+        else its visit layout)."""
+        sections = read_layout(text).sections(text) if sections is None else sections
         found = self.lex.find(text)
         out = []
         for i, m in enumerate(found):

@@ -1,0 +1,235 @@
+"""Codes that do not depend on the note's layout: headers of every vocabulary, the learned sentence classifier
+where no header speaks, problem lists, Windows line endings, and the visit's conversation; the layouts through
+the real stack (the shipped rankers over real retrieval) give the sample note's codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medcoder.evaluation.layouts import VARIANTS, crlf, no_headers, one_paragraph, soap
+from medcoder.notesections import find_headers
+from medcoder.ranking.candidates import problem_spans, sentence_spans
+from medcoder.visit import read_layout
+from medcoder.visit.classifier import card, shipped_model
+from medcoder.visit.conversation import turns
+from medcoder.visit.parts import PARTS
+from tests.visit_notes import code_note, shipped_coder
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "aci_bench_D2N069.txt"
+SAMPLE = EXAMPLE.read_text()
+
+TRANSCRIPT = """Doctor: hi , ms. lee . what brings you in today ?
+Patient: my right knee has been hurting since i twisted it on the stairs yesterday .
+Doctor: okay . any chest pain ?
+Patient: no .
+Doctor: any fever or chills ?
+Patient: no , none .
+Doctor: do you take any medications ?
+Patient: just ibuprofen , and digoxin for my atrial fibrillation .
+Doctor: okay . let's do your exam . on exam you have tenderness over the medial joint line .
+Patient: ouch , yes .
+Doctor: so looking at the x-ray , there is no fracture .
+Doctor: so for your first problem , your right knee pain , i think you have an acute medial meniscus sprain .
+Doctor: i want you to use a knee brace and take motrin 800 mg every 6 hours with food .
+Doctor: for your atrial fibrillation , continue the digoxin .
+Patient: sounds good .
+"""
+
+
+def _part_of(layout: Any, words: str) -> str:
+    return next(s.part for s in layout.sentences if words in s.text)
+
+
+# ---- headers of every vocabulary ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line, name",
+    [
+        ("S:", "subjective"),
+        ("Subjective:", "subjective"),
+        ("O:", "objective"),
+        ("A:", "assessment"),
+        ("P:", "plan"),
+        ("A/P:", "assessment_and_plan"),
+        ("Assessment & Plan:", "assessment_and_plan"),
+        ("Impression/Plan:", "assessment_and_plan"),
+        ("Dx: Type 2 diabetes.", "assessment"),
+        ("PMH/PSH/FH/SH:", "past_medical_history"),
+        ("history of present illness", "history_of_present_illness"),
+        ("HPI: 54-year-old man with cough.", "history_of_present_illness"),
+        ("PE: Lungs clear.", "physical_examination"),
+    ],
+)
+def test_header_vocabularies_real_notes_use(line: str, name: str) -> None:
+    found = find_headers(f"{line}\nSomething here.\n")
+    assert [h[2] for h in found] == [name], found
+
+
+def test_a_lone_letter_is_not_a_header_and_a_problem_label_is_not_either() -> None:
+    assert find_headers("A\nHypertension: well controlled.\n") == []
+
+
+# ---- the learned classifier and visit-note detection ---------------------------------------------------------------
+
+
+def test_the_shipped_layout_model_has_its_card_with_accuracy_per_part() -> None:
+    model, info = shipped_model(), card()
+    assert model.parts == PARTS
+    assert info["accuracy"] >= 0.9 and info["note_kind_accuracy"] >= 0.95  # type: ignore[operator]
+    assert {"hpi", "exam", "assessment", "plan"} <= set(info["per_part"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("variant", ["no headers", "one paragraph", "SOAP"])
+def test_without_headers_the_sentences_still_get_their_visit_parts(variant: str) -> None:
+    layout = read_layout(VARIANTS[variant](SAMPLE))
+    assert layout.kind == "visit"
+    assert _part_of(layout, "Right knee acute medial meniscus sprain") == "assessment"
+    assert _part_of(layout, "Sensation is intact") == "exam"
+    assert _part_of(layout, "She will use crutches") == "plan"
+    assert _part_of(layout, "Ms. Thompson is a 43-year-old") == "hpi"
+    assert any(s.source == "classifier" for s in layout.sentences)
+
+
+def test_a_header_wins_over_the_classifier() -> None:
+    layout = read_layout("PLAN\nRight knee acute medial meniscus sprain.\nFollow up in a week.\n")
+    assert all(s.part == "plan" and s.source == "header" for s in layout.sentences if not s.header_line)
+
+
+def test_a_case_report_is_not_a_visit_and_a_one_paragraph_dictation_is(shared_data: Path) -> None:
+    report = next((shared_data / "codiesp" / "dev" / "text_files_en").glob("*.txt")).read_text()
+    assert read_layout(report).kind == "case"
+    assert read_layout(one_paragraph(SAMPLE)).kind == "visit"
+
+
+def test_windows_line_endings_read_as_lines_with_the_same_offsets() -> None:
+    written, windows = read_layout(SAMPLE), read_layout(crlf(SAMPLE))
+    assert [s.part for s in written.sentences] == [s.part for s in windows.sentences]
+    note = crlf(SAMPLE)
+    for s in windows.sentences:
+        assert note[s.start : s.end].replace("\r", " ").strip() == s.text
+
+
+# ---- problem lists ---------------------------------------------------------------------------------------------
+
+
+def test_numbered_and_hash_problem_lists_give_one_problem_a_line() -> None:
+    note = (
+        "S: 62-year-old man here for follow-up of his chronic problems. He reports good adherence to his "
+        "medications. No chest pain.\nO: BP 150/90. Lungs clear. A1c 8.1.\n"
+        "A/P:\n"
+        "1. HTN – continue lisinopril 20 mg daily.\n"
+        "2. Hyperlipidemia - continue atorvastatin.\n"
+        "#Type 2 DM: A1c 8.1, increase metformin.\n"
+    )
+    problems = [p.text for p in problem_spans(note)]
+    assert problems == ["HTN", "Hyperlipidemia", "Type 2 DM"], problems
+    for p in problem_spans(note):
+        assert note[p.start : p.end] == p.text
+
+
+def test_an_assessment_run_into_one_paragraph_still_names_its_problems() -> None:
+    note = one_paragraph(SAMPLE)
+    assert "Right knee acute medial meniscus sprain" in [p.text for p in problem_spans(note)]
+
+
+# ---- the conversation ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        TRANSCRIPT,
+        TRANSCRIPT.replace("Doctor:", "[doctor]").replace("Patient:", "[patient]"),
+        TRANSCRIPT.replace("Doctor:", "Speaker 1:").replace("Patient:", "Speaker 2:"),
+    ],
+)
+def test_a_transcript_is_recognised_with_who_speaks(text: str) -> None:
+    said = turns(text)
+    assert len(said) == 15
+    assert said[0].speaker == "clinician" and said[1].speaker == "patient"
+    assert read_layout(text).kind == "conversation"
+
+
+def test_the_clinician_states_the_problems_and_a_question_answered_no_is_denied() -> None:
+    layout = read_layout(TRANSCRIPT)
+    assert [p for _, _, p in layout.problems][:3] == [
+        "right knee pain",
+        "acute medial meniscus sprain",
+        "atrial fibrillation",
+    ]
+    for a, b, p in layout.problems:
+        assert TRANSCRIPT[a:b] == p
+    chest = next(s for s in layout.sentences if "chest pain" in s.text)
+    assert chest.read.startswith("denies")
+    assert _part_of(layout, "on exam you have tenderness") == "exam"
+    assert _part_of(layout, "i want you to use a knee brace") == "plan"
+    spans = sentence_spans(TRANSCRIPT, layout)
+    assert not any(s.text.strip() in ("no .", "sounds good .") for s in spans)
+
+
+def test_a_note_that_merely_has_colons_is_not_a_transcript() -> None:
+    assert turns(SAMPLE) == []
+    assert turns(soap(SAMPLE)) == []
+
+
+# ---- through the real stack -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def coder(kb: Any) -> Any:
+    return shipped_coder(kb)
+
+
+@pytest.fixture(scope="module")
+def drugs(kb: Any) -> Any:
+    from medcoder.knowledge.atc import ATC
+    from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
+
+    return DrugCoder.from_folder(drug_ranker_folder("builtin"), kb.ontology(ATC.system))
+
+
+@pytest.mark.parametrize("variant", ["SOAP", "no headers", "one paragraph", "CRLF line endings"])
+def test_the_sample_note_in_other_layouts_keeps_its_codes(variant: str, coder: Any, drugs: Any) -> None:
+    note = VARIANTS[variant](SAMPLE)
+    accepted, ranked = code_note(coder, note)
+    assert {"S83.8X1A", "I48.91"} <= accepted, accepted
+    assert not {c for c in accepted if c.startswith("R20")}, accepted  # "Sensation is intact" is normal
+    assert {"M01AE01", "C01AA05"} <= {d.code for d in drugs.code_note(note) if d.accepted}
+    sprain = ranked["S83.8X1A"]
+    assert any(note[e.start : e.end].replace("\r", " ").strip() == e.text.strip() for e in sprain.evidence)
+
+
+def test_a_transcript_codes_its_assessed_problems_and_not_a_denied_symptom(coder: Any) -> None:
+    accepted, ranked = code_note(coder, TRANSCRIPT)
+    assert {c for c in accepted if c.startswith("S83")}, accepted
+    assert {c for c in accepted if c.startswith("I48")}, accepted
+    assert not {c for c in accepted if c.startswith(("R07", "R50"))}, accepted  # chest pain, fever: denied
+    for r in ranked.values():
+        for e in r.evidence:
+            assert TRANSCRIPT[e.start : e.end].strip() == e.text.strip() or e.source == "mention"
+
+
+def test_a_case_report_keeps_the_case_report_path(coder: Any, shared_data: Path) -> None:
+    report = next((shared_data / "codiesp" / "dev" / "text_files_en").glob("*.txt")).read_text()
+    cands = coder.candidates(report)
+    assert coder.ranker.note_kind(cands.features) == "case"
+    ranked = coder.rank(cands, note=report)
+    assert not any(r.rule for r in ranked)  # the outpatient rules are for visits only
+
+
+def test_the_cli_shows_how_a_note_is_read(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from medcoder.cli import main
+
+    path = tmp_path / "visit.txt"
+    path.write_text(no_headers(SAMPLE))
+    out = CliRunner().invoke(main, ["layout", str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["kind"] == "visit" and data["sentences_by_source"]["classifier"] > 10
