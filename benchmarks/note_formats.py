@@ -24,7 +24,7 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_result  # noqa: E402
 
-from medcoder.evaluation.drugs import score_note  # noqa: E402
+from medcoder.evaluation.drugs import STRATEGY, score_note  # noqa: E402
 from medcoder.evaluation.layouts import VARIANTS  # noqa: E402
 from medcoder.knowledge import default_kb  # noqa: E402
 from medcoder.knowledge.atc import ATC  # noqa: E402
@@ -69,7 +69,7 @@ def _code(
     for text in texts:
         icd.append({r.code for r in coder.rank(coder.candidates(text), note=text) if r.accepted})
         row = score_note(drugs, Example("x", text, [], ATC.system))
-        atc.append(set(row["strategies"]["drug-ranker"]["ranked"]))
+        atc.append(set(row["strategies"][STRATEGY]["ranked"]))
     return icd, atc, (time.perf_counter() - t0) / max(1, len(texts))
 
 

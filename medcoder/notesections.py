@@ -148,6 +148,15 @@ def find_headers(note: str) -> list[tuple[int, int, str, str]]:
     return found
 
 
+def header_end(line: str) -> int:
+    """Where a line's text begins after an inline header it starts with ("Assessment: Left shoulder pain" -> 12);
+    0 when it starts with none."""
+    m = _LINE_HEADER.match(line)
+    if not m or line[m.end() - 1 : m.end()] != ":" or _canonical(m.group("title").strip().lower().strip(" -")) is None:
+        return 0
+    return m.end() + len(line[m.end() :]) - len(line[m.end() :].lstrip())
+
+
 def split_by_rules(note: str) -> list[Section]:
     """The note's sections by their headers, numbered s0, s1 ... (none when it has no header)."""
     headers = find_headers(note)

@@ -16,10 +16,11 @@ from typing import Any, Iterable, Sequence
 from medcoder import cues
 from medcoder.cues import cue_pattern
 from medcoder.knowledge import guidelines as gl
-from medcoder.knowledge.abbreviations import expand
+from medcoder.knowledge.abbreviations import abbreviations, expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import RANKERS
+from medcoder.notesections import header_end
 from medcoder.notetext import same_length_text
 from medcoder.ranking.memory import MemoryView
 from medcoder.ranking.metrics import category
@@ -446,7 +447,8 @@ _ITEM_END = re.compile(r"\s+[–—-]\s+|\s*[:;]\s+|\s*[:;]?$|,\s+(?=(?:continue
 _NOT_A_PROBLEM = re.compile(
     r"\b(i|we|he|she|they|you|will|would|should|recommend\w*|discuss\w*|advis\w*|"
     r"continue|order\w*|follow|return|call|schedule\w*|refer\w*|prescrib\w*|start\w*|"
-    r"medical reasoning|patient education|additional testing|medical treatment)\b",
+    r"medical reasoning|patient education|additional testing|medical treatment|"
+    r"monitor\w*|notify|agree\w*|explain\w*|understand\w*|the patient)\b",
     re.IGNORECASE,
 )
 _VERB = re.compile(r"\b(is|are|was|were|has|have|had|does|did|reports?|states?|shows?|presents?|agrees?)\b", re.I)
@@ -460,7 +462,7 @@ def problem_spans(text: str, layout: VisitLayout | None = None) -> list[SearchSp
     its own."""
     layout = read_layout(text) if layout is None else layout
     text = same_length_text(text)
-    out = [SearchSpan(p, a, b, "problem", section="plan") for a, b, p in layout.problems]
+    out = [SearchSpan(text[a:b], a, b, "problem", section="plan", read=_spoken(p)) for a, b, p in layout.problems]
     for start, end, part in layout.parts() if layout.kind != "conversation" else []:
         if part not in ("plan", "cc"):
             continue
@@ -469,29 +471,52 @@ def problem_spans(text: str, layout: VisitLayout | None = None) -> list[SearchSp
             start = line_start  # the line's list number ("1.") belongs to its problem
         for line in re.finditer(r"[^\n]+", text[start:end]):
             raw = line.group()
-            body = _BULLET.sub("", raw).strip().rstrip(".:")
+            here = start + line.start()
+            ls = text.rfind("\n", 0, here) + 1
+            le = text.find("\n", here)
+            le = len(text) if le < 0 else le
+            lead = text[ls:here][header_end(text[ls:le]) :]  # what stands before it on its line, past a header
+            if (lead.strip() and not _BULLET.fullmatch(lead + " ")) or text[start + line.end() : le].strip():
+                # a stretch of a longer line (a note run into one paragraph): its problem headings only
+                out += [
+                    p for p in _run_in_problems(text, ls, text[ls:le], part) if here <= p.start < start + line.end()
+                ]
+                continue
+            body = _BULLET.sub("", raw[header_end(raw) :]).strip().rstrip(".:")
             if _LISTED.match(raw):  # a list item: its problem is what comes before a dash or colon
                 cut = _ITEM_END.search(body)
                 body = body[: cut.start()].strip().rstrip(".") if cut else body
             words = body.split()
             if len(words) > 12 and part == "plan":
-                out += _run_in_problems(text, start + line.start(), raw)
+                out += _run_in_problems(text, here, raw)
             if not (1 <= len(words) <= 12) or _NOT_A_PROBLEM.search(body) or not re.search(r"[A-Za-z]{3}", body):
                 continue
-            offset = start + line.start() + raw.index(body[:1])
+            offset = here + raw.index(body[:1])
             out.append(SearchSpan(body, offset, offset + len(body), "problem", section=part))
     return out
 
 
-def _run_in_problems(text: str, base: int, line: str) -> list[SearchSpan]:
+_RUN_IN = re.compile(
+    r"(?:^|(?<=[.!?]\s)|(?<=•\s))(?!(?:Mrs?|Ms|Dr|St)\.)([A-Z][^.!?•]{2,80}?)\.(?=\s+(?:[A-Z•]|[-*]\s|\d{1,2}[.)]\s))"
+)
+
+
+def _spoken(phrase: str) -> str:
+    """A spoken problem phrase with its abbreviations written as a note writes them ("chf" -> "CHF"), so they are
+    spelled out like a note's: a transcript is in lower case."""
+    table = abbreviations()
+    return " ".join(w.upper() if len(w) >= 3 and w.upper() in table else w for w in phrase.split())
+
+
+def _run_in_problems(text: str, base: int, line: str, section: str = "plan") -> list[SearchSpan]:
     """The problem headings of an assessment run into one line ("... problems. Congestive heart failure. • Medical
     Reasoning: ..."): short sentences without a verb, each followed by more text."""
     out = []
-    for m in re.finditer(r"(?:^|(?<=[.!?]\s)|(?<=•\s))([A-Z][^.!?•]{2,80}?)\.(?=\s+[A-Z•])", line):
-        body = m.group(1).strip()
+    for m in _RUN_IN.finditer(line):
+        body = re.sub(r"\s+(?:Mrs?|Ms|Dr)$", "", m.group(1).strip())  # "• Iron deficiency anemia Mrs. Cooper is"
         words = body.split()
-        if 1 <= len(words) <= 8 and not _NOT_A_PROBLEM.search(body) and not _VERB.search(body):
-            out.append(SearchSpan(body, base + m.start(1), base + m.start(1) + len(body), "problem", section="plan"))
+        if 1 <= len(words) <= 12 and not _NOT_A_PROBLEM.search(body) and not _VERB.search(body):
+            out.append(SearchSpan(body, base + m.start(1), base + m.start(1) + len(body), "problem", section=section))
     return out
 
 

@@ -276,7 +276,7 @@ def _code_assessed_problems(
     covered = {(e.start, e.end) for r in ranked if r.accepted for e in r.evidence if e.source == "problem"}
     coded_categories = {r.code[:3] for r in ranked if r.accepted}
     lines = {(s.start, s.end): s for s in problems if s.section == "plan" and (s.start, s.end) not in covered}
-    certain = {key: part for key, s in lines.items() if (part := _certain_part(s.text))}
+    certain = {key: part for key, s in lines.items() if (part := _certain_part(s.read or s.text))}
     named: dict[tuple[int, int], RankedCode] = {}  # the likeliest candidate each line names
     for r in ranked:  # best first
         if r.probability < ASSESSED_SHARE * threshold:
@@ -298,8 +298,8 @@ def _code_assessed_problems(
         span = lines[key]
         reading = read_phrase(onto, spell_out(part))
         codes = (
-            billable_for(onto, reading.code, span.text)
-            if reading and reading.complete and gl.finding_status(span.text, reading.covered) == "present"
+            billable_for(onto, reading.code, span.read or span.text)
+            if reading and reading.complete and gl.finding_status(span.read or span.text, reading.covered) == "present"
             else []
         )
         indexed = max((by_code[c].probability for c in codes if c in by_code), default=-1.0)

@@ -105,7 +105,13 @@ _NO_ANSWER = re.compile(
     r"i have n't|i haven't|i do n't|i don't|not at all)\b",
     re.IGNORECASE,
 )
-_TO_ASSISTANT = re.compile(r"\b(?:hey|okay|ok),? (?:dragon|dax)\b|\bdax\b", re.IGNORECASE)
+_YES_ANSWER = re.compile(r"^\W*(?:yes|yeah|yep|i do|i have|i did|sometimes|a little|definitely)\b", re.IGNORECASE)
+# what the clinician says to the recording assistant ("hey dragon, show me the x-ray"), not to the patient
+_TO_ASSISTANT = re.compile(
+    r"\b(?:hey|okay|ok),? (?:dragon|dax)\b|\bdax\b|^\W*(?:show me|order|finalize|pull up|open)\b", re.IGNORECASE
+)
+_TAG_QUESTION = re.compile(r"[,.]\s*(?:okay|ok|right|alright|all right|yeah|you know)\s*\?$", re.IGNORECASE)
+_FILL = re.compile(r"(?:\s,)?\s(?:uh|um|er|ah|erm|hmm|you know)\b(?:\s,)?|-(?=\s)", re.IGNORECASE)
 _FILLER = re.compile(
     r"^\W*(?:okay|ok|all right|alright|mm-?hmm|uh-?huh|yeah|yes|sure|right|great|good|perfect|thanks?"
     r"|thank you|um|uh|so|and|hi|hello|bye)\W*$",
@@ -127,8 +133,8 @@ _RESULTS_TALK = re.compile(
 # a strong cue that the assessment and plan begins; weaker ones ("i think you have") count late in the visit only
 _ASSESSMENT_TALK = re.compile(
     r"\b(?:my assessment|assessment and (?:my )?plan|my impression|in summary|impression is|"
-    r"(?:first|second|third|next|last|final|other) (?:problem|issue)|problem number|"
-    r"diagnosis (?:is|will be|of))\b",
+    r"(?:first|second|third|next|last|final|other) (?:problem|issue)|problem number|in (?:the )?assessment|"
+    r"diagnosis (?:is|will be|would be|of))\b",
     re.IGNORECASE,
 )
 _LATE_ASSESSMENT_TALK = re.compile(
@@ -143,19 +149,25 @@ _PLAN_TALK = re.compile(
 # a clinician's statement of a problem: the phrase it names
 _ORDINAL = r"(?:first|second|third|fourth|fifth|next|last|final|other)"
 _PROBLEM_INTRO = re.compile(
-    rf"\b(?:for|regarding|as far as|in terms of|with regards? to) (?:(?:your|the|this) )?"
+    rf"\b(?:for|regarding|as far as|in terms of|with regards? to) (?:your|the|this|(?=problem))\s?"
     rf"(?:(?:{_ORDINAL} )?(?:problem|issue)(?: number \w+)?[\s,]*(?:so |which is |of |is |that's )?)?"
     r"(?:your |the |a |an |this |his |her )?(?P<problem>[a-z][a-z0-9 '/-]{2,80})"
-    r"|\bi think (?:that )?(?:you (?:have|had|'ve got|'ve|are having)|this is|it's|it is|she has|he has)"
+    r"|\b(?:i think|i suspect|suspect|it (?:looks|sounds) like|looks like|sounds like) (?:that )?"
+    r"(?:you (?:just |probably |likely |may )?(?:have|had|'ve got|'ve|are having|have got)|you've got|you've|"
+    r"this is|it's|it is|she (?:has|had)|he (?:has|had))"
     r"(?: probably| likely| most likely| possibly)?(?: got)?(?: a| an)?(?: little bit of)?"
     r" (?P<thought>[a-z][a-z0-9 '/-]{2,80})"
-    r"|\b(?:you have (?:a|an)|you've got (?:a|an)|consistent with|diagnosis (?:is|of|will be)|diagnosed (?:you )?with)"
+    r"|\b(?:(?:you have|you've got|this is) (?:what (?:we|they) call|what's called|what is called)(?: a| an)?|"
+    r"(?:so|and|now) your(?= \w+ (?:pain|problem|issue|disease|syndrome))|"
+    r"you have (?:a|an)|you've got (?:a|an)|consistent with|diagnosis (?:is|of|will be|would be)|"
+    r"diagnosed (?:you |her |him )?with)"
     r"(?: a| an)? (?P<stated>[a-z][a-z0-9 '/-]{2,80})",
     re.IGNORECASE,
 )
 _PROBLEM_END = re.compile(
     r"\s(?:and (?:i|we|you|it|that|then|so)|that|which|who|right now|so|from|because|but|or|as|at|since|"
     r"today|again|here|there|now|um|uh|you know|i|we|is|are|was|has|have|it|for|okay|alright|in|on|to|"
+    r"right (?:here|there|now)|left (?:here|there)|"
     r"with your|you're|you|if|when|what)\b|\s*[,.;?!]",
     re.IGNORECASE,
 )
@@ -165,7 +177,14 @@ _NOT_PROBLEM = re.compile(
     r"question|questions|plan|appointment|results?|exam|labs?|x-?rays?|mri|ct|medications?|medicine|problem|"
     r"issue|visit|next|first|last|couple|few|days?|weeks?|months?|years?|now|today|what|not|under|out|pretty|"
     r"very|really|just|going|doing|gon|wan|nice|normal|same|rest|most|surgery|test|tests|work|help|sure|one|two|"
-    r"three|four|five|more|much|all|well|kind|sort|number|me|us|them|him|her|those|these)$",
+    r"three|four|five|more|much|all|well|kind|sort|number|me|us|them|him|her|those|these|or|been|approximately|"
+    r"long|overnight|full|further|pre|additional|walking|assessment|negative|scale|procedure|fluid|symptoms?)$",
+    re.IGNORECASE,
+)
+# a phrase naming a test, a procedure or a length of time is not a problem ("an egd", "six weeks")
+_NOT_PROBLEM_ANYWHERE = re.compile(
+    r"\d|\b(?:minutes?|hours?|days?|weeks?|months?|times?|tests?|scans?|x-?rays?|mri|ct|echo\w*|ultrasound|egd|"
+    r"colonoscopy|endoscopy|surgery|procedures?|prep|appointment|exam|labs?|blood work|molecular|plan)\b",
     re.IGNORECASE,
 )
 
@@ -190,25 +209,35 @@ def read_conversation(text: str, all_turns: list[Turn]) -> tuple[list[SpokenSent
     last = max((t.end for t in all_turns), default=1)
     for k, turn in enumerate(all_turns):
         answer = next((t for t in all_turns[k + 1 : k + 2] if t.speaker == PATIENT), None)
-        denied = answer is not None and bool(_NO_ANSWER.match(text[answer.start : answer.end]))
+        replied = text[answer.start : answer.end] if answer else ""
         for start, end, s in spoken_sentences(text, turn):
+            asked = s.endswith("?") and not _TAG_QUESTION.search(s)
+            read = ""
             if turn.speaker == CLINICIAN:
                 phase = _next_phase(phase, s, start / last)
                 if _TO_ASSISTANT.search(s) or _FILLER.match(s):
                     part = "other"
-                elif s.endswith("?"):
+                elif asked:
                     part = "ros" if phase == "hpi" else "other"
+                    # a question states nothing: the answer says whether it is denied, present or open
+                    read = (
+                        f"denies {s}"
+                        if _NO_ANSWER.match(replied)
+                        else s
+                        if _YES_ANSWER.match(replied)
+                        else f"question of {s}"
+                    )
                 elif phase == "assessment":
                     part = "plan" if _PLAN_TALK.search(s) and not _PROBLEM_INTRO.search(s) else "assessment"
                 else:
                     part = phase
-                if phase == "assessment" and not s.endswith("?"):
+                if (phase == "assessment" or start / last > 0.6) and not asked and part != "other":
                     problems += _stated_problems(text, start, end)
             else:
                 part = "other" if _FILLER.match(s) or len(s.split()) < 3 else ("hpi" if phase == "hpi" else "other")
-            read = f"denies {s}" if turn.speaker == CLINICIAN and denied and s.endswith("?") else ""
             out.append(SpokenSentence(start, end, s, part, turn.speaker, read))
-    return out, problems
+    # a phrase inside another one the clinician said ("contusion" in "right hand index finger contusion") adds nothing
+    return out, [p for p in problems if not any(set(p[2].split()) < set(q[2].split()) for q in problems)]
 
 
 def _next_phase(phase: str, sentence: str, where: float) -> str:
@@ -226,16 +255,35 @@ def _next_phase(phase: str, sentence: str, where: float) -> str:
 
 
 def _stated_problems(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
-    """The problem phrases a clinician's sentence names ("for your first problem, your back pain" -> back pain)."""
-    found = []
-    for m in _PROBLEM_INTRO.finditer(text, start, end):
+    """The problem phrases a clinician's sentence names ("for your first problem, your back pain" -> back pain),
+    as (start, end, phrase): the phrase without the speaker's fillers ("right hand, uh, index finger contusion"
+    -> "right hand index finger contusion"), the offsets those of its words in the transcript."""
+    clean = _FILL.sub(lambda m: " " * len(m.group()), text[start:end])  # same length: offsets hold
+    found: list[tuple[int, int, str]] = []
+    pos = 0
+    while m := _PROBLEM_INTRO.search(clean, pos):  # overlapping: a phrase may hold the next statement's intro
         group = next(g for g in ("problem", "thought", "stated") if m.group(g))
+        pos = m.start(group) + 1
         a = m.start(group)
-        stop = _PROBLEM_END.search(text, a, min(end, m.end(group) + 1))
+        stop = _PROBLEM_END.search(clean, a, min(len(clean), m.end(group) + 1))
         b = stop.start() if stop else m.end(group)
-        phrase = text[a:b].strip()
-        words = phrase.split()
-        if not words or len(words) > 8 or _NOT_PROBLEM.match(words[0]) or all(_NOT_PROBLEM.match(w) for w in words):
+        words = clean[a:b].split()
+        while words and _LEADING.match(words[0]):
+            words = words[1:]
+        if words and words[0] in ("your", "my"):
             continue
-        found.append((a, a + len(phrase), phrase))
+        cut = next((i for i, w in enumerate(words) if w in ("your", "my", "his", "her")), len(words))
+        words = words[:cut]
+        while words and words[-1] in ("right", "left", "and", "or", "of", "with"):  # a side comes before its noun
+            words = words[:-1]
+        if words == ["pain"] or (words and words[0] == "pain" and len(words) > 2):
+            continue  # "pain" alone, or a finding ("pain with resistance against flexion"), is not a problem
+        if not words or len(words) > 8 or _NOT_PROBLEM.match(words[0]) or _NOT_PROBLEM_ANYWHERE.search(" ".join(words)):
+            continue
+        a = start + clean.index(words[0], a)
+        b = start + clean.index(words[-1], a - start) + len(words[-1])
+        found.append((a, b, " ".join(words)))
     return found
+
+
+_LEADING = re.compile(r"^(?:of|with|about|a|an|the|some|this|that|probably|likely|just|like|little|bit)$", re.I)

@@ -56,21 +56,23 @@ class VisitLayout:
         return self.kind in ("visit", "conversation")
 
     def parts(self) -> list[tuple[int, int, str]]:
-        """(start, end, ranker part) of the note's stretches, neighbouring sentences of one part merged (from the
-        first sentence's start to the next stretch's start, so a header's lines and blank lines are covered)."""
+        """(start, end, ranker part) of the note's stretches: neighbouring sentences of one part merged, each
+        stretch running to the next one's first sentence or to the next header line, whichever comes first."""
         out: list[tuple[int, int, str]] = []
+        open_ = False  # whether the last stretch still takes sentences
         for s in self.sentences:
-            part = coarse(s.part)
-            if s.header_line:
+            if s.header_line or (out and open_ and out[-1][2] != coarse(s.part)):
+                if open_:
+                    out[-1] = (out[-1][0], s.start, out[-1][2])
+                    open_ = False
+                if s.header_line:
+                    continue
+            if open_:
                 continue
-            if out and out[-1][2] == part:
-                continue
-            if out:
-                out[-1] = (out[-1][0], s.start, out[-1][2])
-            out.append((s.start, s.end, part))
-        if out:
-            last = self.sentences[-1].end
-            out[-1] = (out[-1][0], max(out[-1][1], last), out[-1][2])
+            out.append((s.start, s.end, coarse(s.part)))
+            open_ = True
+        if out and open_:
+            out[-1] = (out[-1][0], max(out[-1][1], self.sentences[-1].end), out[-1][2])
         return out
 
     @property
@@ -155,13 +157,19 @@ def _read_written(text: str) -> VisitLayout:
         if title_only:
             out.append(LayoutSentence(a, b, s, "other", "header", header_line=True))
             continue
+        if section is not None and section.header_start is not None and a < section.start < b:
+            # an inline header ("HPI: Ms. Thompson is ..."): its title is a line of its own, the sentence the rest
+            body = section.start + len(text[section.start : b]) - len(text[section.start : b].lstrip())
+            out.append(
+                LayoutSentence(a, section.start, text[a : section.start].strip(), "other", "header", header_line=True)
+            )
+            a, s = body, text[body:b]
         if len(options) == 1:
             out.append(LayoutSentence(a, b, s, options[0], "header" if section else "none"))
         else:
             out.append(LayoutSentence(a, b, s, "other", "classifier"))
         content.append(len(out) - 1)
-        inline = section is not None and section.header_start is not None and a < section.start <= b
-        texts.append(text[section.start : b].strip() if inline and section else s)
+        texts.append(s)
         allowed.append(options)
     if any(out[i].source == "classifier" for i in content):
         decoded = model.decode(texts, allowed)
