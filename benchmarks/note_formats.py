@@ -7,15 +7,22 @@ numbered problem list, lower-case headers, CRLF line endings, bullets; then the 
 note as written. Sentences repeat across layouts, so retrieval is memoised per sentence: every layout sees
 exactly the hits it would see alone.
 
+With --model-problems MODEL, the model step (`agents.problem_lister`: the model lists the problems the clinician
+assesses, each read through the Alphabetic Index like a problem line) is measured on the layouts it is meant
+for (no headers, the conversation), with and without, same notes, same candidates, same run; its answers are
+cached per note (`results/note_formats.model_cache.jsonl`), so a stopped run resumes.
+
 Run: python benchmarks/note_formats.py [--data ../shared/data/aci-bench-coded/valid.jsonl]
-         [--dialogue ../shared/data/aci-bench-coded/valid-dialogue.jsonl] [--model-problems default]
+         [--dialogue ../shared/data/aci-bench-coded/valid-dialogue.jsonl] [--model-problems default [--limit N]]
 Writes benchmarks/results/note_formats.json and note_formats.html (a bar per layout and system).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +31,7 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_result  # noqa: E402
 
+from medcoder.agents.problem_lister import list_problems, wants_model  # noqa: E402
 from medcoder.evaluation.drugs import STRATEGY, score_note  # noqa: E402
 from medcoder.evaluation.layouts import VARIANTS  # noqa: E402
 from medcoder.knowledge import default_kb  # noqa: E402
@@ -31,10 +39,12 @@ from medcoder.knowledge.atc import ATC  # noqa: E402
 from medcoder.knowledge.lexical import SearchHit  # noqa: E402
 from medcoder.knowledge.retrieval import HybridRetriever, Retriever, SearchFilter  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
+from medcoder.ranking.candidates import SearchSpan  # noqa: E402
 from medcoder.ranking.coder import RankedCoder  # noqa: E402
 from medcoder.ranking.datasets import Example, load_dataset  # noqa: E402
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder  # noqa: E402
 from medcoder.ranking.folders import ranker_folder  # noqa: E402
+from medcoder.visit import read_layout  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "aci-bench-coded"
 
@@ -73,6 +83,57 @@ def _code(
     return icd, atc, (time.perf_counter() - t0) / max(1, len(texts))
 
 
+def _model_ablation(
+    coder: RankedCoder, model: str, layouts: dict[str, list[str]], gold: dict[str, list[set[str]]]
+) -> list[dict[str, Any]]:
+    """The model step with and without on each layout's notes: the same candidates, ranked twice."""
+    from medcoder.llm import load_llm  # deferred: only this option loads a model
+
+    llm = load_llm(model)
+    cache_path = RESULTS / "note_formats.model_cache.jsonl"
+    cache = {}
+    if cache_path.is_file():
+        for line in cache_path.read_text().splitlines():
+            row = json.loads(line)
+            cache[row["key"]] = row
+    out = []
+    for name, texts in layouts.items():
+        without, with_model, seconds, asked = [], [], [], 0
+        for i, text in enumerate(texts, 1):
+            cands = coder.candidates(text)
+            without.append({r.code for r in coder.rank(cands, note=text) if r.accepted})
+            layout = read_layout(text)
+            spans: list[SearchSpan] = []
+            if wants_model(layout):
+                asked += 1
+                key = hashlib.sha256(f"{llm.sha256}|{text}".encode()).hexdigest()
+                if key not in cache:
+                    found, info = list_problems(llm, text, layout)
+                    cache[key] = {"key": key, "spans": [[s.read, s.start, s.end] for s in found], "info": info}
+                    with cache_path.open("a") as fh:
+                        fh.write(json.dumps(cache[key]) + "\n")
+                spans = [SearchSpan(text[a:b], a, b, "problem", "present", "plan", t) for t, a, b in cache[key]["spans"]]
+                seconds.append(float(cache[key]["info"].get("seconds", 0.0)))
+            with_model.append({r.code for r in coder.rank(cands, note=text, problems=spans) if r.accepted})
+            print(f"\rmodel step, {name}: {i}/{len(texts)}", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        row = {
+            "layout": name,
+            "notes": len(texts),
+            "asked": asked,
+            "without": _prf(gold[name], without),
+            "with_model_problems": _prf(gold[name], with_model),
+            "model_seconds_per_note": round(sum(seconds) / max(1, len(seconds)), 1),
+        }
+        out.append(row)
+        print(
+            f"{name:24s} without {row['without']['f1']:.3f}  with the model's problems "
+            f"{row['with_model_problems']['f1']:.3f}  ({row['model_seconds_per_note']} s a call)",
+            file=sys.stderr,
+        )
+    return out
+
+
 def _html(rows: list[dict[str, Any]]) -> str:
     bars = []
     for r in rows:
@@ -99,6 +160,8 @@ def main() -> None:
     ap.add_argument("--layouts", nargs="*", default=list(VARIANTS), help="which layouts (default: all)")
     ap.add_argument("--limit", type=int, default=None, help="first N notes only")
     ap.add_argument("--out", default="note_formats.json")
+    ap.add_argument("--model-problems", default="", help="measure the model step with this model (e.g. default)")
+    ap.add_argument("--model-limit", type=int, default=None, help="the model step on the first N notes only")
     args = ap.parse_args()
     kb = default_kb()
     retriever = _MemoRetriever(HybridRetriever(kb))
@@ -141,7 +204,24 @@ def main() -> None:
         for s in ("icd10cm", "atc"):
             r[s]["gap"] = round(r[s]["f1"] - base[s], 3)
         r["seconds_per_note"] = round(r["seconds_per_note"], 2)
-    path = write_result(args.out, {"data": Path(args.data).name, "notes": len(ids), "rows": rows})
+    model_rows: list[dict[str, Any]] = []
+    if args.model_problems:
+        n = args.model_limit
+        layouts = {"no headers": [VARIANTS["no headers"](ex.text) for ex in icd_data.examples][:n]}
+        gold = {"no headers": icd_gold[:n]}
+        if args.dialogue and Path(args.dialogue).is_file():
+            layouts["conversation"] = [d_icd[i].text for i in keep][:n]
+            gold["conversation"] = [set(d_icd[i].codes) for i in keep][:n]
+        model_rows = _model_ablation(coder, args.model_problems, layouts, gold)
+    path = write_result(
+        args.out,
+        {
+            "data": Path(args.data).name,
+            "notes": len(ids),
+            "rows": rows,
+            "model_problems": {"model": args.model_problems, "rows": model_rows} if model_rows else None,
+        },
+    )
     (RESULTS / Path(args.out).with_suffix(".html").name).write_text(_html(rows))
     print("| layout | ICD-10-CM micro-F1 (gap) | ATC micro-F1 (gap) | s / note |")
     print("|---|---|---|---|")

@@ -233,3 +233,68 @@ def test_the_cli_shows_how_a_note_is_read(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert data["kind"] == "visit" and data["sentences_by_source"]["classifier"] > 10
+
+
+# ---- the model where a rule cannot see ---------------------------------------------------------------------------
+
+CONVERSATION_ONLY = """Doctor: hi , how are you doing ?
+Patient: not great , my wrist hurts since i fell on it on the ice .
+Doctor: any numbness or tingling ?
+Patient: no .
+Doctor: okay . let me take a look . on exam there is swelling and tenderness over the distal radius .
+Patient: ouch .
+Doctor: looking at the x-ray there is a break at the end of the radius , the colles type .
+Doctor: we'll put you in a splint and see you in a week .
+Patient: okay , thank you .
+"""
+
+
+def test_the_model_lists_the_problems_and_each_is_read_through_the_index(coder: Any) -> None:
+    from medcoder.agents.problem_lister import list_problems, wants_model
+    from medcoder.llm.fake import FakeLLM
+
+    def answer(messages: Any, schema: Any) -> dict[str, Any]:
+        assert "break at the end of the radius" in messages[-1]["content"]  # the visit's text comes first
+        return {
+            "problems": [
+                {
+                    "problem": "Right Colles fracture",
+                    "evidence": "a break at the end of the radius",
+                    "certainty": "confirmed",
+                },
+                {"problem": "numbness", "evidence": "numbness or tingling", "certainty": "suspected"},
+            ]
+        }
+
+    layout = read_layout(CONVERSATION_ONLY)
+    assert wants_model(layout) and not layout.problems  # no problem stated in words the rules know
+    spans, info = list_problems(FakeLLM(answer), CONVERSATION_ONLY, layout)
+    assert [s.read for s in spans] == ["Right Colles fracture"] and info["calls"] == 1
+    assert CONVERSATION_ONLY[spans[0].start : spans[0].end] == spans[0].text == "a break at the end of the radius"
+    without = {r.code for r in coder.rank(coder.candidates(CONVERSATION_ONLY), note=CONVERSATION_ONLY) if r.accepted}
+    ranked = coder.rank(coder.candidates(CONVERSATION_ONLY), note=CONVERSATION_ONLY, problems=spans)
+    added = {r.code for r in ranked if r.accepted} - without
+    assert any(c.startswith("S52.53") for c in added), added
+
+
+def test_a_junk_answer_adds_no_problem() -> None:
+    from medcoder.agents.problem_lister import list_problems
+    from medcoder.llm.fake import FakeLLM
+
+    spans, info = list_problems(
+        FakeLLM(lambda m, s: "not json at all"), CONVERSATION_ONLY, read_layout(CONVERSATION_ONLY)
+    )
+    assert spans == [] and "error" in info
+
+
+@pytest.mark.slow
+def test_the_model_step_runs_on_the_real_test_model_in_a_workflow(tmp_path: Path) -> None:
+    from medcoder.engine.workflow import load_workflow
+
+    with load_workflow("icd10cm", model="test", checkpoint_path=tmp_path / "c.sqlite") as wf:
+        result = wf.run(TRANSCRIPT)
+    assert {c.code for c in result.codes if c.code.startswith("S83")}
+    for c in result.codes:
+        for e in c.evidence:
+            assert TRANSCRIPT[e.start : e.end] == e.text
+    assert result.stats["model_calls"] >= 1  # the conversation asked the model for its problems

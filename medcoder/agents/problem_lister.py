@@ -61,8 +61,8 @@ def assessment_text(note: str, layout: VisitLayout) -> tuple[int, int]:
 
 
 def list_problems(llm: LLM, note: str, layout: VisitLayout) -> tuple[list[SearchSpan], dict[str, Any]]:
-    """The confirmed problems the model lists, as problem spans (the model's name for the problem, at the offsets
-    of its words in the note), and what the call did (for the audit trail and the benchmark)."""
+    """The confirmed problems the model lists, as problem spans (the note's words that state each, read as the
+    model names the problem), and what the call did (for the audit trail and the benchmark)."""
     start, end = assessment_text(note, layout)
     text = note[start:end]
     messages = [
@@ -82,11 +82,12 @@ def list_problems(llm: LLM, note: str, layout: VisitLayout) -> tuple[list[Search
         key = p.problem.lower().strip()
         if p.certainty == "confirmed" and where and key not in seen:
             seen.add(key)
-            spans.append(SearchSpan(p.problem, start + where[0], start + where[1], "problem", section="plan"))
+            a, b = start + where[0], start + where[1]  # quoted as the note's words, read as the model names it
+            spans.append(SearchSpan(note[a:b], a, b, "problem", section="plan", read=p.problem))
     info = {
         "calls": 1,
         "seconds": round(time.perf_counter() - t0, 1),
         "listed": [p.model_dump() for p in found],
-        "kept": [s.text for s in spans],
+        "kept": [s.read for s in spans],
     }
     return spans, info

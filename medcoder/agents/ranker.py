@@ -65,18 +65,19 @@ class RankParams(AgentParams):
         "billable siblings the one its evidence supports (measured on the coded "
         "visit notes: see README; off by default)",
     )
-    model_problems: bool = Field(
-        False,
-        description="on a conversation or a note with no assessment header, let the model list the problems the "
-        "clinician assesses (one call), each read through the Alphabetic Index like a problem line (measured by "
-        "benchmarks/note_formats.py --model-problems: see README; off by default)",
+    model_problems: bool | Literal["auto"] = Field(
+        "auto",
+        description="let the model list the problems the clinician assesses (one call), each read through the "
+        "Alphabetic Index like a problem line; auto: on a conversation, when the workflow has the model (measured "
+        "by benchmarks/note_formats.py --model-problems: conversations +0.03 micro-F1, notes without headers "
+        "-0.02 to 0.00; see README); true: also on notes without an assessment header",
     )
     model: str = "default"
     floor: float | None = Field(None, ge=0, le=1, description="suggestions kept down to this probability")
     note_chars: int = Field(6000, ge=200, description="how much of the note the verifier reads")
 
     def models_needed(self) -> list[str]:
-        return [] if self.verify is False and not self.specify and not self.model_problems else [self.model]
+        return [] if self.verify is False and not self.specify and self.model_problems is not True else [self.model]
 
 
 _CODERS: dict[tuple[str, int, int], RankedCoder] = {}
@@ -105,7 +106,11 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
         layout = read_layout(note)
         listed: list[SearchSpan] = []
         read: dict[str, Any] = layout.summary()
-        if params.model_problems and llm is not None and wants_model(layout):
+        if (
+            llm is not None
+            and wants_model(layout)
+            and (params.model_problems is True or (params.model_problems == "auto" and layout.kind == "conversation"))
+        ):
             listed, info = list_problems(llm, note, layout)
             read["model_problems"] = info.get("kept", [])
         ctx.emit("layout", read)

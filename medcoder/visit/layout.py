@@ -39,6 +39,7 @@ class LayoutSentence:
     confidence: float = 1.0
     read: str = ""
     header_line: bool = False  # the sentence is a header's title only ("EXAM")
+    header: str = ""  # the canonical name of the header it sits under ("" when none)
 
 
 @dataclass
@@ -77,8 +78,12 @@ class VisitLayout:
 
     @property
     def from_headers(self) -> bool:
-        """Every sentence's part is what a header says (no classifier, no conversation)."""
-        return all(s.source in ("header", "none") for s in self.sentences)
+        """Every sentence sits under a header that names its section (not SOAP's coarse "S:" / "O:", not text
+        before the first header): the note's sections are its headers' (the classifier may still have told the
+        assessment from the plan under an "ASSESSMENT AND PLAN")."""
+        return self.kind != "conversation" and all(
+            s.header and s.header not in ("subjective", "objective", "preamble") for s in self.sentences
+        )
 
     def sections(self, note: str) -> list[Section]:
         """The note's sections: by its headers where they say every part, else one per stretch of a visit part
@@ -153,21 +158,32 @@ def _read_written(text: str) -> VisitLayout:
             options = header_parts(section.name)
             if len(options) > 1 and kind != "visit":  # a case report keeps its headers' parts only
                 options = options[:1] if len({coarse(p) for p in options}) == 1 else ("other",)
-        title_only = section is not None and section.header_start is not None and b <= section.start + 1
-        if title_only:
-            out.append(LayoutSentence(a, b, s, "other", "header", header_line=True))
+        if section is not None and section.header_start is not None and b <= section.start + 1:  # a title alone
+            out.append(LayoutSentence(a, b, s, "other", "header", header_line=True, header=section.name))
             continue
         if section is not None and section.header_start is not None and a < section.start < b:
             # an inline header ("HPI: Ms. Thompson is ..."): its title is a line of its own, the sentence the rest
             body = section.start + len(text[section.start : b]) - len(text[section.start : b].lstrip())
             out.append(
-                LayoutSentence(a, section.start, text[a : section.start].strip(), "other", "header", header_line=True)
+                LayoutSentence(
+                    a,
+                    section.start,
+                    text[a : section.start].strip(),
+                    "other",
+                    "header",
+                    header_line=True,
+                    header=section.name,
+                )
             )
             a, s = body, text[body:b]
         if len(options) == 1:
-            out.append(LayoutSentence(a, b, s, options[0], "header" if section else "none"))
+            out.append(
+                LayoutSentence(
+                    a, b, s, options[0], "header" if section else "none", header=section.name if section else ""
+                )
+            )
         else:
-            out.append(LayoutSentence(a, b, s, "other", "classifier"))
+            out.append(LayoutSentence(a, b, s, "other", "classifier", header=section.name if section else ""))
         content.append(len(out) - 1)
         texts.append(s)
         allowed.append(options)
@@ -176,5 +192,7 @@ def _read_written(text: str) -> VisitLayout:
         for i, (part, p) in zip(content, decoded):
             old = out[i]
             if old.source == "classifier":
-                out[i] = LayoutSentence(old.start, old.end, old.text, part, "classifier", round(p, 3))
+                out[i] = LayoutSentence(
+                    old.start, old.end, old.text, part, "classifier", round(p, 3), header=old.header
+                )
     return VisitLayout(kind, probability, out, [], header_count)
