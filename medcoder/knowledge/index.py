@@ -14,6 +14,7 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -72,10 +73,22 @@ def _open_text(path: Path) -> io.TextIOBase:
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
+@lru_cache(maxsize=1 << 18)
+def _words_of(text: str) -> frozenset[str]:
+    """A term's or query part's words, computed once: a note's look-ups compare the same entries many times."""
+    return frozenset(tokenize(text, keep_stopwords=True))
+
+
+@lru_cache(maxsize=1 << 17)
+def _heads_of(term: str) -> list[str]:
+    """A main term's comma parts ("Fracture, traumatic" -> Fracture, traumatic), split once."""
+    return [h.strip() for h in term.split(",")]
+
+
 def _matches(part: str, term: str) -> float:
     """How well a query part names an index term (0: not at all, 1: exactly)."""
-    q = set(tokenize(part, keep_stopwords=True))
-    t = set(tokenize(term, keep_stopwords=True))
+    q = _words_of(part)
+    t = _words_of(term)
     if not q or not t:
         return 0.0
     if q == t:
@@ -198,7 +211,7 @@ class TermIndex:
 
     def _main_score(self, part: str, entry_id: int) -> float:
         term = self.entries[entry_id].term
-        first, *others = [h.strip() for h in term.split(",")]
+        first, *others = _heads_of(term)
         return max(
             _matches(part, term),
             _matches(part, first) - 0.01,
