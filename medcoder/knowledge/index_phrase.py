@@ -58,6 +58,19 @@ def _term_words(term: str) -> frozenset[str]:
     return frozenset(tokenize(re.sub(r"\([^)]*\)", " ", term)))
 
 
+def _named(term: str, left: frozenset[str]) -> frozenset[str]:
+    """The words of a subterm the phrase names: all of them, or all of one alternative of a subterm written as
+    alternatives ("atrial or auricular" is named by "atrial fibrillation"); empty when the phrase does not."""
+    whole = _term_words(term)
+    if whole and whole <= left:
+        return whole
+    for alternative in re.split(r"\s+or\s+", term) if " or " in term else ():
+        w = _term_words(alternative)
+        if w and w <= left:
+            return w
+    return frozenset()
+
+
 def _heads(term: str) -> list[frozenset[str]]:
     """A main term's heads: its first part, and later parts that are forms of the same word ("Hemianopia,
     hemianopsia"), not its modifiers ("Erection, painful")."""
@@ -112,8 +125,8 @@ class _Walker:
             return []
         best: list[tuple[IndexEntry, frozenset[str]]] = []
         for child in self.children(entry):
-            w = _term_words(child.term)
-            if w and w <= left:
+            w = _named(child.term, left)
+            if w:
                 chain = [
                     (child, w | (frozenset(tokenize(child.nonessential)) & left)),
                     *self.descend(child, left - w, depth + 1),
@@ -124,8 +137,8 @@ class _Walker:
             return best
         for child in self.children(entry):  # nothing named at this level: look one level further down
             for grand in self.children(child):
-                w = _term_words(grand.term)
-                if w and w <= left:
+                w = _named(grand.term, left)
+                if w:
                     chain = [(child, frozenset()), (grand, w), *self.descend(grand, left - w, depth + 2)]
                     if _used(chain) > _used(best):
                         best = chain

@@ -505,7 +505,15 @@ def _spoken(phrase: str) -> str:
     """A spoken problem phrase with its abbreviations written as a note writes them ("chf" -> "CHF"), so they are
     spelled out like a note's: a transcript is in lower case."""
     table = abbreviations()
-    return " ".join(w.upper() if len(w) >= 3 and w.upper() in table else w for w in phrase.split())
+    words = [w.upper() if len(w) >= 3 and w.upper() in table else w for w in phrase.split()]
+    for i in range(1, len(words)):  # "type two diabetes", "stage three": the Index writes the number
+        if words[i - 1].lower() in _NUMBERED and words[i].lower() in _NUMBERS:
+            words[i] = str(_NUMBERS.index(words[i].lower()) + 1)
+    return " ".join(words)
+
+
+_NUMBERED = {"type", "stage", "grade", "class", "level", "degree", "phase"}
+_NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
 def _run_in_problems(text: str, base: int, line: str, section: str = "plan") -> list[SearchSpan]:

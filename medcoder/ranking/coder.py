@@ -347,7 +347,8 @@ def apply_guidelines(
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}
-    _specify_by_words(onto, by_code, ranked, [s.text for s in sentence_spans(note, layout)])
+    # what the note states (not a conversation's questions) says whether the sugars are high
+    _specify_by_words(onto, by_code, ranked, [s.text for s in sentence_spans(note, layout) if not s.read])
     accepted = [r for r in by_code.values() if r.accepted]
     for r in accepted:
         texts = " ".join(e.text for e in r.evidence if e.status in ("", "present"))

@@ -167,7 +167,7 @@ _PROBLEM_INTRO = re.compile(
 _PROBLEM_END = re.compile(
     r"\s(?:and (?:i|we|you|it|that|then|so)|that|which|who|right now|so|from|because|but|or|as|at|since|"
     r"today|again|here|there|now|um|uh|you know|i|we|is|are|was|has|have|it|for|okay|alright|in|on|to|"
-    r"right (?:here|there|now)|left (?:here|there)|"
+    r"right (?:here|there|now)|left (?:here|there)|let's|let|going|gon|wan|"
     r"with your|you're|you|if|when|what)\b|\s*[,.;?!]",
     re.IGNORECASE,
 )
@@ -178,12 +178,14 @@ _NOT_PROBLEM = re.compile(
     r"issue|visit|next|first|last|couple|few|days?|weeks?|months?|years?|now|today|what|not|under|out|pretty|"
     r"very|really|just|going|doing|gon|wan|nice|normal|same|rest|most|surgery|test|tests|work|help|sure|one|two|"
     r"three|four|five|more|much|all|well|kind|sort|number|me|us|them|him|her|those|these|or|been|approximately|"
-    r"long|overnight|full|further|pre|additional|walking|assessment|negative|scale|procedure|fluid|symptoms?)$",
+    r"long|overnight|full|further|pre|additional|walking|assessment|negative|scale|procedure|fluid|symptoms?|to|"
+    r"decent|somebody|someone|secondary|bad|job|current|function|diagnosis|concern|for)$",
     re.IGNORECASE,
 )
 # a phrase naming a test, a procedure or a length of time is not a problem ("an egd", "six weeks")
 _NOT_PROBLEM_ANYWHERE = re.compile(
-    r"\d|\b(?:minutes?|hours?|days?|weeks?|months?|times?|tests?|scans?|x-?rays?|mri|ct|echo\w*|ultrasound|egd|"
+    r"(?<!type )(?<!stage )(?<!grade )\d|\b(?:minutes?|hours?|days?|weeks?|months?|times?|tests?|scans?|x-?rays?|"
+    r"mri|ct|echo\w*|ultrasound|egd|"
     r"colonoscopy|endoscopy|surgery|procedures?|prep|appointment|exam|labs?|blood work|molecular|plan)\b",
     re.IGNORECASE,
 )
@@ -259,6 +261,7 @@ def _stated_problems(text: str, start: int, end: int) -> list[tuple[int, int, st
     as (start, end, phrase): the phrase without the speaker's fillers ("right hand, uh, index finger contusion"
     -> "right hand index finger contusion"), the offsets those of its words in the transcript."""
     clean = _FILL.sub(lambda m: " " * len(m.group()), text[start:end])  # same length: offsets hold
+    clean = _ROMAN_TYPE.sub(lambda m: f"type {len(m.group(1))}".ljust(len(m.group())), clean)  # "type i" is type 1
     found: list[tuple[int, int, str]] = []
     pos = 0
     while m := _PROBLEM_INTRO.search(clean, pos):  # overlapping: a phrase may hold the next statement's intro
@@ -286,4 +289,5 @@ def _stated_problems(text: str, start: int, end: int) -> list[tuple[int, int, st
     return found
 
 
-_LEADING = re.compile(r"^(?:of|with|about|a|an|the|some|this|that|probably|likely|just|like|little|bit)$", re.I)
+_ROMAN_TYPE = re.compile(r"\btype (i{1,2})\b", re.IGNORECASE)
+_LEADING = re.compile(r"^(?:of|with|about|a|an|the|some|this|that|probably|likely|just|like|little|bit|for)$", re.I)
