@@ -111,6 +111,11 @@ _LINE_HEADER = re.compile(r"^[ \t]*(?P<title>[A-Za-z][A-Za-z /&\-']{0,60}?)[ \t]
 _JOINED = re.compile(r"\s*(?:/|&|\band\b)\s*")
 
 
+def _key(title: str) -> str:
+    """A header's title as the vocabulary spells it: lower case, without surrounding dashes or spaces."""
+    return title.strip().lower().strip(" -")
+
+
 def _canonical(key: str) -> str | None:
     """The canonical name of a header as written (lower case): a known spelling, or spellings joined by "/", "&"
     or "and" ("PMH/PSH/FH/SH" is history, "Impression/Plan" the assessment and plan); None when unknown."""
@@ -131,7 +136,7 @@ def find_headers(note: str) -> list[tuple[int, int, str, str]]:
     note = same_length_text(note)
     for m in _LINE_HEADER.finditer(note):
         title = m.group("title").strip()
-        key = title.lower().strip(" -")
+        key = _key(title)
         name = _canonical(key)
         line_end = note.find("\n", m.start())
         line_end = len(note) if line_end < 0 else line_end
@@ -152,7 +157,7 @@ def header_end(line: str) -> int:
     """Where a line's text begins after an inline header it starts with ("Assessment: Left shoulder pain" -> 12);
     0 when it starts with none."""
     m = _LINE_HEADER.match(line)
-    if not m or line[m.end() - 1 : m.end()] != ":" or _canonical(m.group("title").strip().lower().strip(" -")) is None:
+    if not m or line[m.end() - 1 : m.end()] != ":" or _canonical(_key(m.group("title"))) is None:
         return 0
     return m.end() + len(line[m.end() :]) - len(line[m.end() :].lstrip())
 

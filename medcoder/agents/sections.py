@@ -62,10 +62,9 @@ def section_splitter(params: SectionParams, ctx: AgentContext) -> NodeFn:
     def run(state: CodingState) -> StateUpdate:
         note = coding_text(state.note)
         layout = read_layout(note)
-        sections = split_by_rules(note)
-        method = "rules"
-        if not layout.from_headers and not params.model_fallback:
-            sections, method = layout.sections(note), f"layout ({layout.kind})"
+        # the headers' sections where they name every part; else the layout's (or, asked for, the model's below)
+        sections = split_by_rules(note) if params.model_fallback else layout.sections(note)
+        method = "rules" if params.model_fallback or layout.from_headers else f"layout ({layout.kind})"
         if not sections:
             spans = paragraphs(note, params.max_chunk_chars)
             if params.model_fallback and len(spans) > 1:

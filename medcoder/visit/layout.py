@@ -62,15 +62,13 @@ class VisitLayout:
         out: list[tuple[int, int, str]] = []
         open_ = False  # whether the last stretch still takes sentences
         for s in self.sentences:
-            if s.header_line or (out and open_ and out[-1][2] != coarse(s.part)):
-                if open_:
-                    out[-1] = (out[-1][0], s.start, out[-1][2])
-                    open_ = False
-                if s.header_line:
-                    continue
-            if open_:
+            part = coarse(s.part)
+            if open_ and (s.header_line or out[-1][2] != part):
+                out[-1] = (out[-1][0], s.start, out[-1][2])
+                open_ = False
+            if s.header_line or open_:
                 continue
-            out.append((s.start, s.end, coarse(s.part)))
+            out.append((s.start, s.end, part))
             open_ = True
         if out and open_:
             out[-1] = (out[-1][0], max(out[-1][1], self.sentences[-1].end), out[-1][2])
@@ -144,8 +142,7 @@ def _read_written(text: str) -> VisitLayout:
     probability = model.visit_probability(text)
     kind = "visit" if header_count >= 3 or probability >= VISIT_THRESHOLD else "case"
     out: list[LayoutSentence] = []
-    content: list[int] = []  # indexes of the sentences the classifier reads (not header titles)
-    texts: list[str] = []  # what it reads of each: the sentence without an inline header
+    content: list[int] = []  # indexes of the sentences the classifier reads (not header titles, not inline ones)
     allowed: list[tuple[str, ...]] = []
     for a, b, s in found:
         section = next(
@@ -185,10 +182,9 @@ def _read_written(text: str) -> VisitLayout:
         else:
             out.append(LayoutSentence(a, b, s, "other", "classifier", header=section.name if section else ""))
         content.append(len(out) - 1)
-        texts.append(s)
         allowed.append(options)
     if any(out[i].source == "classifier" for i in content):
-        decoded = model.decode(texts, allowed)
+        decoded = model.decode([out[i].text for i in content], allowed)
         for i, (part, p) in zip(content, decoded):
             old = out[i]
             if old.source == "classifier":
