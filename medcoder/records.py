@@ -116,6 +116,7 @@ class Proposal(_Record):
     sources: list[str] | None = None
     features: dict[str, float | None] | None = None
     ranker_probability: float | None = None
+    decision: str | None = None  # what decided a ranked code (`ranking.decisions.DECISIONS`)
 
 
 class Verdict(_Record):
@@ -153,6 +154,7 @@ class Suggestion(_Record):
     features: dict[str, float | None] = {}
     ranker_probability: float | None = None
     reason: str | None = None  # why a rule set it aside (a guideline, a drug's status), when one did
+    decision: str | None = None
 
 
 class Ranking(_Record):
@@ -162,6 +164,7 @@ class Ranking(_Record):
     features: dict[str, float | None] = {}
     ranker_probability: float | None = None
     contributions: list[Any] = []
+    decision: str | None = None  # a visit note's final decision: its probability is that decision's calibration
 
 
 class CodedItem(_Record):

@@ -49,6 +49,7 @@ def build_result(state: CodingState, include_rejected: bool = False) -> RunResul
                 sources=prop.sources or [],
                 features=prop.features,
                 ranker_probability=prop.ranker_probability,
+                decision=prop.decision,
                 contributions=(prop.steps or [{}])[0].get("ranker", []),
             )
         item.evidence.extend(spans)

@@ -139,7 +139,9 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
                 if r.accepted:
                     _specify_with_model(llm, coder.onto, r)
         floor = params.floor if params.floor is not None else coder.ranker.floor
-        threshold = coder.ranker.threshold_for(coder.ranker.note_kind(cands.features))
+        kind = coder.ranker.note_kind(cands.features)
+        threshold = coder.ranker.accept_threshold(kind)  # a visit note's: on the final calibrated probability
+        final = kind == "visit" and coder.ranker.meta.get("final") is not None
         onto = coder.onto
         proposals: dict[str, Proposal] = {}
         verdicts: dict[str, Verdict] = {}
@@ -157,6 +159,7 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
                 "sources": r.sources,
                 "features": r.feature_dict(),
                 "ranker_probability": round(r.ranker_probability, 4),
+                "decision": r.decision if final else None,
             }
             if r.accepted:
                 eid = f"rank:{params.system}:{r.code}"
@@ -170,13 +173,12 @@ def ranker(params: RankParams, ctx: AgentContext) -> NodeFn:
                     code=r.code,
                     system=params.system,
                     decision="accept",
-                    reasons=(
-                        [f"ranker p={r.ranker_probability:.2f}"]  # coded by the rule, at the rule's measured rate
-                        if r.rule == "assessed-problem" and r.ranker_probability < threshold
-                        else [f"ranker p={r.probability:.2f} ≥ threshold {threshold:.2f}"]
+                    reasons=[
+                        f"p={r.probability:.2f} ≥ threshold {threshold:.2f}"
+                        + (f" ({r.decision} decision, calibrated)" if final else "")
                         if r.probability >= threshold
-                        else [f"ranker p={r.probability:.2f}"]
-                    )
+                        else f"ranker p={r.ranker_probability:.2f}"  # a rule's code without a final calibration
+                    ]
                     + (
                         [f"{r.rule}" + (f" from {r.specified_from}" if r.specified_from else "") + f": {r.reason}"]
                         if r.rule

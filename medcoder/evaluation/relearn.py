@@ -25,7 +25,7 @@ from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.ranking import metrics
-from medcoder.ranking.cards import RankerCard, auto_acceptable, policy_figures, ranker_card, use_ranker
+from medcoder.ranking.cards import RankerCard, policy_figures, ranker_card, use_ranker
 from medcoder.ranking.coder import RankedCoder
 from medcoder.ranking.datasets import Example, load_dataset
 from medcoder.ranking.folders import ranker_folder
@@ -91,7 +91,7 @@ def compare(
         pred.append({r.code for r in codes if r.accepted})
         ranked.append([r.code for r in codes])
         scored += [(r.probability, r.code in g) for r in codes if r.accepted]
-        unseen += [r.code in g for r in codes if r.accepted and auto_acceptable(r.probability, r.features, auto)]
+        unseen += [r.code in g for r in codes if r.auto]
     out = metrics.icd_report(gold, pred, ranked)
     out["per_chapter"] = metrics.per_group_f1(gold, pred, metrics.chapter_of(onto))
     out["calibration"] = metrics.calibration(scored, auto_threshold=auto)

@@ -168,6 +168,8 @@ def render(report: dict[str, Any]) -> str:
         for s in strategies:
             if m[s].get("calibration"):
                 out.append(_reliability(s, m[s]["calibration"]))
+                for kind, cal in (m[s]["calibration"].get("by_decision") or {}).items():
+                    out.append(_reliability(f"{s}: {kind} decisions ({cal.get('pairs', 0)} codes)", cal))
     errors = [r for r in report.get("items", []) if r.get("error")]
     if errors:
         out.append("<h2>Items that failed</h2>" + _table(["id", "error"], [[r["id"], r["error"]] for r in errors]))

@@ -549,6 +549,9 @@ def _score_icd(
                     if p >= auto_threshold and c in r["strategies"][name]["ranked"]
                 )
                 m["calibration"]["auto_accept_share_of_predicted"] = round(above / predicted, 4)
+            by_decision = _by_decision(ok_rows, gold, name)
+            if by_decision:  # a reliability diagram per kind of decision (ranker, Index reading, re-specified ...)
+                m["calibration"]["by_decision"] = by_decision
             if predicted and all("auto" in r["strategies"][name] for r in ok_rows):
                 # the policy that auto-accepts: above the threshold and found directly twice (ranking/cards.py)
                 unseen = [c in g for r, g in zip(ok_rows, gold) for c in r["strategies"][name]["auto"]]
@@ -565,6 +568,18 @@ def _score_icd(
         m["cost_per_note"] = metrics.mean_cost([r["strategies"][name] for r in ok_rows])
         out["metrics"][name] = m
     return out
+
+
+def _by_decision(rows: list[dict[str, Any]], gold: list[set[str]], name: str) -> dict[str, Any]:
+    """Calibration of the codes shown (p >= 0.05) for each kind of decision that made them."""
+    kinds: dict[str, list[tuple[float, bool]]] = {}
+    for r, g in zip(rows, gold):
+        out = r["strategies"][name]
+        decisions = out.get("decisions") or {}
+        for c, p in out.get("scores", []):
+            if p >= 0.05 and c in decisions:
+                kinds.setdefault(decisions[c], []).append((p, c in g))
+    return {k: metrics.calibration(v) for k, v in sorted(kinds.items())}
 
 
 def _canon(icd: Any, code: str) -> str:

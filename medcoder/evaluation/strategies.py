@@ -23,7 +23,6 @@ from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever, SearchFilter
 from medcoder.llm import LLM, Option
 from medcoder.notetext import excerpt
-from medcoder.ranking.cards import auto_acceptable
 from medcoder.ranking.coder import RankedCoder, RetrievalCache
 from medcoder.records import Entity, entity_query
 
@@ -41,6 +40,7 @@ class Prediction:
     code: str
     confidence: float
     entity_id: str = ""
+    decision: str = ""  # what decided a ranked code (`ranking.decisions.DECISIONS`): its own reliability diagram
 
 
 @dataclass
@@ -67,6 +67,9 @@ class StrategyOutput:
             row["ranking"] = [p.code for p in self.ranking][:200]
         if self.calibrated:
             row["scores"] = [[p.code, p.confidence] for p in (self.ranking or self.predictions)][:200]
+            decided = {p.code: p.decision for p in (self.ranking or self.predictions)[:200] if p.decision}
+            if decided:
+                row["decisions"] = decided
         if self.auto is not None:
             row["auto"] = self.auto
         return row
@@ -196,7 +199,6 @@ def ranked_nomodel_codes(
     """The learned ranker over sentence retrieval and memory: (codes above the threshold, every candidate ranked,
     the accepted codes its auto-accept policy would accept unseen)."""
     ranked = coder.rank(coder.candidates(text, None, cache=cache), note=text)
-    every = [Prediction(r.code, round(r.probability, 6)) for r in ranked]
-    auto = (coder.ranker.meta.get("cv") or {}).get("auto_accept_threshold")
-    unseen = [r.code for r in ranked if r.accepted and auto_acceptable(r.probability, r.features, auto)]
+    every = [Prediction(r.code, round(r.probability, 6), decision=r.decision) for r in ranked]
+    unseen = [r.code for r in ranked if r.auto]
     return [p for p, r in zip(every, ranked) if r.accepted], every, unseen

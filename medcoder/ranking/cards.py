@@ -56,7 +56,11 @@ def version_of(card: "RankerCard") -> dict[str, Any]:
         "folder": card.folder,
         "digest": card.digest,
         "threshold": card.threshold,
-        "auto_accept": {"threshold": card.auto_accept.get("threshold"), "min_direct": AUTO_ACCEPT_MIN_DIRECT},
+        "auto_accept": {
+            "threshold": card.auto_accept.get("threshold"),
+            "min_direct": AUTO_ACCEPT_MIN_DIRECT,
+            "visit_threshold": card.auto_accept.get("visit_threshold"),
+        },
     }
 
 
@@ -114,11 +118,19 @@ def ranker_card(folder: str | Path, name: str = "") -> RankerCard:
     cv = meta.get("cv") or {}
     report = meta.get("report") or {}
     system = str(meta.get("system", ""))
+    final = meta.get("final") or {}
     auto = {
         "threshold": cv.get("auto_accept_threshold"),
         "cv_precision": cv.get("auto_accept_precision"),
         "cv_share": cv.get("auto_accept_share"),
     }
+    if final:  # a visit note's final codes: their own threshold, any decision (`decisions.FinalCalibration`)
+        report = final.get("report") or {}
+        auto.update(
+            visit_threshold=final.get("auto_threshold"),
+            visit_cv_precision=report.get("auto_accept_precision"),
+            visit_cv_share=report.get("auto_accept_share"),
+        )
     data = [
         {k: v for k, v in d.items() if k != "attribution"} for d in (meta.get("learned_from") or {}).get("datasets", [])
     ]

@@ -13,8 +13,11 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
+import numpy as np
+
+from medcoder import records
 from medcoder.jsonl import numbered_rows
 from medcoder.knowledge import KnowledgeBase
 from medcoder.knowledge import guidelines as gl
@@ -34,10 +37,12 @@ from medcoder.ranking.candidates import (
     problem_spans,
     sentence_spans,
 )
+from medcoder.ranking.decisions import AUTO_ACCEPT_MIN_DIRECT, FinalCalibration
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
 from medcoder.ranking.model import RankerModel, load_memory
 from medcoder.records import Entity
-from medcoder.visit.layout import read_layout
+from medcoder.visit.conventions import CONVENTIONS, Coded, NoteSentence, apply_conventions
+from medcoder.visit.layout import VisitLayout, read_layout
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ class RankedCode:
     reason: str = ""  # what the rule found, in words
     specified_from: str = ""  # the code the ranker chose before the text's laterality / 7th character
     score: float = 0.0  # the trees' raw score: orders codes the calibrator's steps put at the same probability
+    decision: str = "ranker"  # what decided the code last (`ranking.decisions.DECISIONS`): its calibration
+    auto: bool = False  # the auto-accept policy lets it be accepted without a coder
 
     def feature_dict(self) -> dict[str, Any]:
         """The features as JSON values (NaN, a signal that was not computed, becomes null)."""
@@ -75,6 +82,8 @@ class RankedCode:
             "rule": self.rule,
             "reason": self.reason,
             "specified_from": self.specified_from,
+            "decision": self.decision,
+            "auto": self.auto,
             "evidence": [asdict(e) for e in self.evidence],
             "features": self.feature_dict(),
         }
@@ -161,6 +170,7 @@ class RankedCoder:
         self.system = ranker.system
         self.onto = kb.ontology(self.system)
         self.retriever = retriever
+        self.conventions: Collection[str] = CONVENTIONS  # the coding conventions applied (all; fewer to ablate)
 
     @classmethod
     def from_folder(cls, folder: str | Path, kb: KnowledgeBase, retriever: Retriever | None) -> "RankedCoder":
@@ -200,41 +210,58 @@ class RankedCoder:
         raw = self.ranker.raw(cands.features)
         probs = self.ranker.calibrate(raw, kind)
         blend = self.ranker.blend
-        out = []
-        for code, row, p, score in zip(cands.codes, cands.features, probs, raw):
-            feats = dict(zip(FEATURES, row))
-            final = float(p)
-            if verifier and code in verifier:
-                feats["verifier_log_odds"] = verifier[code]
-                if blend and blend.model_sha256 == verifier_sha256:
-                    final = blend.apply(final, verifier[code])
-            out.append(
-                RankedCode(
-                    code,
-                    final,
-                    cands.evidence.get(code, []),
-                    cands.sources.get(code, []),
-                    feats,
-                    ranker_probability=float(p),
-                    score=float(score),
-                )
-            )
-        out.sort(key=_best_first)
-        floor = self.ranker.meta.get("memory_similarity_floor")
-        threshold = self.ranker.threshold_for(kind)
+        before = dict(zip(cands.codes, probs))
+        if verifier and blend and blend.model_sha256 == verifier_sha256:
+            probs = np.asarray([blend.apply(float(p), verifier[c]) if c in verifier else p for c, p in before.items()])
+        out = ranked_codes(
+            cands, probs, raw, self.ranker.threshold_for(kind), self.ranker.meta.get("memory_similarity_floor")
+        )
         for r in out:
-            r.accepted = r.probability >= threshold
-            # a note unlike anything the memory holds: its codes must rest on the note's own words
-            if (
-                r.accepted
-                and floor is not None
-                and not ({"sentence", "problem", "mention"} & set(r.sources))
-                and r.features.get("note_top_sim", 1.0) < floor
-            ):
-                r.accepted = False
+            r.ranker_probability = float(before[r.code])  # before the verifier's blend
+            if verifier and r.code in verifier:
+                r.features["verifier_log_odds"] = verifier[r.code]
         if note is not None:
-            out = apply_guidelines(self.onto, out, note, threshold, problems)
-        return out
+            out = apply_guidelines(self.onto, out, note, self.ranker.threshold_for(kind), problems, self.conventions)
+        return finish(out, self.ranker, kind)
+
+
+def ranked_codes(
+    cands: NoteCandidates,
+    probs: Sequence[float] | np.ndarray,
+    raw: Sequence[float] | np.ndarray,
+    threshold: float,
+    floor: float | None = None,
+) -> list[RankedCode]:
+    """The candidates as ranked codes, best first, `accepted` at or above the `threshold`; a note unlike anything
+    the memory holds (below the `floor` of similarity) accepts no code that rests on the memory alone."""
+    out = [
+        RankedCode(code, float(p), cands.evidence.get(code, []), cands.sources.get(code, []), dict(zip(FEATURES, row)))
+        for code, row, p in zip(cands.codes, cands.features, probs)
+    ]
+    for r, p, score in zip(out, probs, raw):
+        r.ranker_probability, r.score = float(p), float(score)
+        r.accepted = r.probability >= threshold
+        if (
+            r.accepted
+            and floor is not None
+            and not ({"sentence", "problem", "mention"} & set(r.sources))
+            and r.features.get("note_top_sim", 1.0) < floor
+        ):
+            r.accepted = False
+    return sorted(out, key=_best_first)
+
+
+def finish(ranked: list[RankedCode], ranker: RankerModel, kind: str) -> list[RankedCode]:
+    """The probability each code is shown with and the auto-accept policy: a visit note's final codes through the
+    calibration of their decisions (`decisions.FinalCalibration`, learned with the rules in the loop); a case
+    report's as the ranker gave them, auto-accepted above its threshold when found directly twice."""
+    final = FinalCalibration.of(ranker) if kind == "visit" else None
+    if final is not None:
+        return final.apply(ranked)
+    auto = (ranker.meta.get("cv") or {}).get("auto_accept_threshold")
+    for r in ranked:
+        r.auto = r.accepted and records.auto_acceptable(r.probability, r.features, auto, AUTO_ACCEPT_MIN_DIRECT)
+    return ranked
 
 
 def _best_first(r: RankedCode) -> tuple[float, float, str]:
@@ -312,6 +339,7 @@ def _code_assessed_problems(
             r = named[key]
             if not r.accepted and r.code[:3] not in coded_categories:  # a sibling already codes the problem
                 r.accepted, r.rule, r.reason = True, "assessed-problem", f'the assessment names it ("{part[:80]}")'
+                r.decision = "named"
             continue
         for code in [c for c in codes if c[:3] not in coded_categories or (c in by_code and by_code[c].accepted)]:
             line = Sighting("problem", span.text, span.start, span.end, 1, 1.0, section="plan", status="present")
@@ -321,7 +349,7 @@ def _code_assessed_problems(
                 added.append(r)
             if not r.accepted:  # the line it was coded from is its first evidence
                 r.evidence = [line] + [e for e in r.evidence if (e.source, e.start, e.end) != ("problem", *key)]
-                r.accepted, r.rule = True, "assessed-problem"
+                r.accepted, r.rule, r.decision = True, "assessed-problem", "index"
                 r.probability = max(r.probability, INDEXED_PROBABILITY)
                 r.reason = f'the assessment names it ("{span.text[:80]}"; Index: {reading.path() if reading else ""})'
         coded_categories |= {c[:3] for c in codes if c in by_code and by_code[c].accepted}
@@ -334,6 +362,7 @@ def apply_guidelines(
     note: str,
     threshold: float = 0.5,
     problems: Sequence[SearchSpan] = (),
+    conventions: Collection[str] = CONVENTIONS,
 ) -> list[RankedCode]:
     """The outpatient coding guidelines over a visit note's accepted codes: the assessment's problems (and any
     `problems` a model listed) are coded,
@@ -373,10 +402,48 @@ def apply_guidelines(
     ]
     for r, outcome in zip(accepted, gl.apply_outpatient_rules(findings)):
         if outcome.action == "drop":
-            r.accepted, r.rule, r.reason = False, outcome.rule, outcome.reason
+            r.accepted, r.rule, r.reason, r.decision = False, outcome.rule, outcome.reason, "set-aside"
         elif outcome.action == "replace" and outcome.new_code in onto:
             _recode(by_code, r, outcome.new_code, outcome.rule, outcome.reason)
+    _apply_conventions(onto, by_code, layout, threshold, conventions)
     return sorted(by_code.values(), key=_best_first)
+
+
+def _apply_conventions(
+    onto: CodeSystem, by_code: dict[str, RankedCode], layout: VisitLayout, threshold: float, use: Collection[str]
+) -> None:
+    """The coding conventions (`visit.conventions`) over the accepted codes: a code re-specified or added by one
+    is decided by it ("convention"), resting on the sentence that supports it."""
+    if not use:
+        return
+    coded = [
+        Coded(r.code, onto.label(r.code), tuple(e.text for e in r.evidence if e.status in ("", "present")))
+        for r in by_code.values()
+        if r.accepted and r.code in onto
+    ]
+    sentences = [NoteSentence(s.start, s.end, s.read or s.text, s.part) for s in layout.sentences if not s.header_line]
+    for ch in apply_conventions(coded, sentences, onto, use):
+        if ch.action == "replace" and ch.code in by_code:
+            r = by_code[ch.code]
+            if ch.new in by_code and by_code[ch.new].accepted:
+                r.accepted, r.rule, r.reason, r.decision = (
+                    False,
+                    ch.rule,
+                    f"{ch.new} is coded ({ch.reason})",
+                    "set-aside",
+                )
+            else:
+                _recode(by_code, r, ch.new, ch.rule, ch.reason)
+                r.decision = "convention"
+        elif ch.action == "add":
+            r = by_code.get(ch.new) or RankedCode(ch.new, 0.0, [], ["convention"])
+            by_code[ch.new] = r
+            if ch.sentence is not None:
+                s = ch.sentence
+                line = Sighting("sentence", s.text, s.start, s.end, 1, 1.0, section=s.part, status="present")
+                r.evidence = [line] + [e for e in r.evidence if (e.start, e.end) != (s.start, s.end)]
+            r.accepted, r.rule, r.reason, r.decision = True, ch.rule, ch.reason, "convention"
+            r.probability = max(r.probability, threshold)
 
 
 def _specify_by_words(
@@ -423,7 +490,7 @@ def _respecify(by_code: dict[str, RankedCode], r: RankedCode, new: str, why: str
     """`r` becomes `new` for `why`; when another accepted code already is `new`, `r` is set aside instead, for
     `set_aside`: the one outcome of every word the Index gives a meaning (a site, high or no high sugars)."""
     if new in by_code and by_code[new].accepted and by_code[new] is not r:
-        r.accepted, r.rule, r.reason = False, "specified", set_aside
+        r.accepted, r.rule, r.reason, r.decision = False, "specified", set_aside, "set-aside"
     else:
         _recode(by_code, r, new, "specified", why)
 
@@ -434,5 +501,7 @@ def _recode(by_code: dict[str, RankedCode], r: RankedCode, new: str, rule: str, 
     taken = by_code.pop(new, None)
     by_code.pop(r.code, None)
     r.specified_from, r.code, r.rule, r.reason = r.code, new, rule, reason
+    if r.decision in ("ranker", "named"):  # an Index reading stays one: the Index gave its specificity
+        r.decision = "specified"
     r.probability = max(r.probability, taken.probability if taken else 0.0)
     by_code[new] = r

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 
@@ -24,8 +24,9 @@ from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.llm import LLM
 from medcoder.ranking import metrics
 from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_kind, note_spans
-from medcoder.ranking.coder import RetrievalCache, search_spans
+from medcoder.ranking.coder import RetrievalCache, apply_guidelines, ranked_codes, search_spans
 from medcoder.ranking.datasets import Example
+from medcoder.ranking.decisions import Decided, decided, fit_final
 from medcoder.ranking.memory import CodedNotesMemory
 from medcoder.ranking.model import (  # noqa: F401 - re-exported
     RankerModel,
@@ -35,6 +36,7 @@ from medcoder.ranking.model import (  # noqa: F401 - re-exported
     new_classifier,
 )
 from medcoder.ranking.verify import verify_context, verify_question
+from medcoder.visit.conventions import CONVENTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +303,24 @@ def learn(
     cv["by_kind"] = by_kind
     cv["ece"] = round(expected_calibration_error(np.concatenate(cal), np.concatenate(labels)), 4)
     cv.update(auto_accept_figures(cal, labels, pred_thr))
+    floor = memory_similarity_floor(cands)
+    final = None
+    if "visit" in thresholds:  # the rules decide a visit note's codes: calibrate what they decide
+        visit = [i for i, k in enumerate(kinds) if k == "visit"]
+        vgolds, vfolds = [golds[i] for i in visit], [int(fold[i]) for i in visit]
+        args = (examples, cands, cal, oof, golds, kinds, onto, thresholds["visit"], floor)
+        final = fit_final(visit_decisions(*args), vgolds, vfolds)
+        cv["final"] = final.report
+        cv["final"]["without"] = {}  # each coding convention measured by leaving it out (same notes, same folds)
+        for name in CONVENTIONS:
+            without = fit_final(visit_decisions(*args, [c for c in CONVENTIONS if c != name]), vgolds, vfolds)
+            cv["final"]["without"][name] = {
+                "micro_f1": without.report["cv"]["micro"]["f1"],
+                "precision": without.report["cv"]["micro"]["precision"],
+                "recall": without.report["cv"]["micro"]["recall"],
+                "ece": without.report["ece"],
+            }
+        by_kind["visit"]["final"] = {k: final.report[k] for k in ("threshold", "ece", "auto_accept_threshold")}
     x_all = np.vstack([np.asarray(c.features, dtype=np.float64) for c in cands if c.codes])
     by_kind_trees = fit_by_kind(cands, labels, range(len(cands)), kinds, seed)
     classifier: Any = by_kind_trees if len(by_kind_trees) > 1 else next(iter(by_kind_trees.values()))
@@ -330,8 +350,10 @@ def learn(
         "cv": cv,
         "feature_medians": medians,
         "report": report.to_dict(),
-        "memory_similarity_floor": memory_similarity_floor(cands),
+        "memory_similarity_floor": floor,
     }
+    if final is not None:
+        meta["final"] = final.to_dict()
     model = RankerModel(system, classifier, calibrator, float(threshold), meta=meta)
     if verifier is not None:
         t0 = time.perf_counter()
@@ -343,6 +365,29 @@ def learn(
         report.folder = str(out)
         Path(out, "learn-report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return model, memory, report
+
+
+def visit_decisions(
+    examples: Sequence[Example],
+    cands: Sequence[NoteCandidates],
+    cal: Sequence[np.ndarray],
+    raw: Sequence[np.ndarray],
+    golds: Sequence[set[str]],
+    kinds: Sequence[str],
+    onto: CodeSystem,
+    threshold: float,
+    floor: float | None,
+    conventions: Collection[str] = CONVENTIONS,
+) -> list[list[Decided]]:
+    """Every visit note's final codes out of fold, ranked and then decided by the outpatient rules (`coder`), each
+    with its decision and whether it is a reference code: what the final calibration learns from."""
+    out = []
+    for i, kind in enumerate(kinds):
+        if kind != "visit":
+            continue
+        ranked = ranked_codes(cands[i], cal[i], raw[i], threshold, floor)
+        out.append(decided(apply_guidelines(onto, ranked, examples[i].text, threshold, (), conventions), golds[i]))
+    return out
 
 
 def learn_blend(

@@ -102,6 +102,12 @@ class RankerModel:
         """The acceptance threshold learned for this kind of note (the overall one when none was)."""
         return float((self.meta.get("thresholds") or {}).get(kind, self.threshold))
 
+    def accept_threshold(self, kind: str = "") -> float:
+        """The threshold a shown probability was accepted at: a visit note's final calibration's when the ranker
+        learned one (`decisions.FinalCalibration`), else the ranker's own for the kind."""
+        final = self.meta.get("final") if kind == "visit" else None
+        return float(final["threshold"]) if final else self.threshold_for(kind)
+
     def contributions(self, row: Sequence[float], top: int = 6) -> list[dict[str, Any]]:
         """The features that moved this candidate's score most (by replacing each with its typical value)."""
         base = self.meta.get("feature_medians") or [0.0] * len(self.features)

@@ -427,6 +427,7 @@ class Session:
                 "accept": r.get("threshold"),
                 "auto": auto.get("threshold"),
                 "min_direct": auto.get("min_direct", 1),
+                "auto_visit": auto.get("visit_threshold"),
                 "ranker": r,
             }
         return out
@@ -434,13 +435,22 @@ class Session:
     def auto_acceptable(self, limits: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, str]]:
         """(system, code) of the run's codes that its ranker's policy lets be accepted unseen (`limits`: the
         `thresholds()` the caller already read)."""
+        return list(self._auto_thresholds(limits))
+
+    def _auto_thresholds(self, limits: dict[str, dict[str, Any]] | None = None) -> dict[tuple[str, str], float]:
+        """The auto-acceptable codes with the threshold each passed: a visit note's final code (calibrated for its
+        decision) at the ranker's visit threshold, any other where it was also found directly `min_direct` times."""
         limits = self.thresholds() if limits is None else limits
-        out = []
+        out = {}
         for item in self._result().codes:
             limit = limits.get(item.system) or {}
+            if item.ranking and item.ranking.decision:
+                if limit.get("auto_visit") is not None and item.confidence >= limit["auto_visit"]:
+                    out[(item.system, item.code)] = float(limit["auto_visit"])
+                continue
             features = item.ranking.features if item.ranking else {}
             if auto_acceptable(item.confidence, features, limit.get("auto"), limit.get("min_direct", 1)):
-                out.append((item.system, item.code))
+                out[(item.system, item.code)] = float(limit["auto"])
         return out
 
     def auto_accept(self) -> list[str]:
@@ -449,11 +459,11 @@ class Session:
         coder can still reject it. Returns the codes accepted."""
         done = []
         limits = self.thresholds()
-        allowed = set(self.auto_acceptable(limits))
+        allowed = self._auto_thresholds(limits)
         for row in self.codes(CodeStatus.PROPOSED):
             if (row.system, row.code) not in allowed:
                 continue
-            auto = limits[row.system]["auto"]
+            auto = allowed[(row.system, row.code)]
             ranker = limits[row.system]["ranker"]
             reason = (
                 f"auto-accepted: p {row.confidence:.2f} >= {auto} (ranker {ranker.get('name')} {ranker.get('digest')})"

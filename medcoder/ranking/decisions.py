@@ -1,0 +1,248 @@
+"""What the confidence of a visit note's final code means: the rules decide, and each kind of decision has its
+own measured precision.
+
+The ranker's probability is the chance that a candidate is a code of the note *before* the outpatient rules. The
+rules then code a problem line through the Alphabetic Index, accept a candidate the assessment names, re-specify a
+code to what its text supports, or set a code aside. Each final code carries one of `DECISIONS`. A
+`FinalCalibration` maps its ranker probability through the curve learned for its decision on out-of-fold rankings
+of coded visit notes with the rules in the loop (`fit_final`), accepts at one threshold on that probability and
+auto-accepts above the lowest probability that was at least 0.95 precise out of fold. So the probability shown is
+the one the code was accepted by, and a code is never shown below the threshold that accepted it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from medcoder.ranking.coder import RankedCode
+    from medcoder.ranking.model import RankerModel
+
+logger = logging.getLogger(__name__)
+
+# ranker: the ranker's own acceptance (or rejection), unchanged by the rules; named: a candidate below the threshold
+# accepted because the assessment names it; index: the code the Alphabetic Index reads from a problem line;
+# specified: a ranker's code re-specified (laterality, 7th character, site, combination); convention: a code a coding
+# convention added or re-specified (`visit.conventions`); set-aside: a rule removed it
+DECISIONS = ("ranker", "named", "index", "specified", "convention", "set-aside")
+AUTO_ACCEPT_MIN_DIRECT = 2  # a case report's code is auto-accepted only when found as itself by two searches
+AUTO_PRECISION = 0.95  # the out-of-fold precision the auto-accept threshold is chosen for
+MIN_BIN = 25  # codes per bin before pooling: a curve step rests on at least this many decisions
+AUTO_MIN_SUPPORT = 20
+
+
+@dataclass
+class Curve:
+    """A monotone map from the ranker's probability to the precision of one kind of decision (linear between the
+    pooled bins' centres, flat beyond them)."""
+
+    xs: list[float]
+    ys: list[float]
+    n: int = 0
+    precision: float = 0.0
+
+    def __call__(self, x: float) -> float:
+        if not self.xs:
+            return self.precision
+        return float(np.interp(x, self.xs, self.ys))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"xs": [round(v, 5) for v in self.xs], "ys": [round(v, 5) for v in self.ys], "n": self.n,
+                "precision": round(self.precision, 4)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Curve":
+        return cls([float(v) for v in d["xs"]], [float(v) for v in d["ys"]], int(d["n"]), float(d["precision"]))
+
+
+def fit_curve(x: Sequence[float], y: Sequence[bool], min_bin: int = MIN_BIN, prior: float = 2.0) -> Curve:
+    """Binned isotonic regression: codes in bins of at least `min_bin` by probability, adjacent bins pooled until
+    precision never falls as the probability rises; each bin's precision is shrunk toward the decision's overall
+    precision by `prior` pseudo-codes, so a small kind of decision gets its own rate, not a noisy staircase."""
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not len(xa):
+        return Curve([], [], 0, 0.0)
+    overall = float((ya.sum() + 1) / (len(ya) + 2))
+    order = np.argsort(xa, kind="stable")
+    blocks = [
+        [float(ya[b].sum()), float(len(b)), float(xa[b].sum())]
+        for b in np.array_split(order, max(1, len(xa) // min_bin))
+    ]
+    pooled: list[list[float]] = []
+    for blk in blocks:  # pool adjacent violators
+        pooled.append(blk)
+        while len(pooled) > 1 and pooled[-2][0] / pooled[-2][1] >= pooled[-1][0] / pooled[-1][1]:
+            last = pooled.pop()
+            pooled[-1] = [a + b for a, b in zip(pooled[-1], last)]
+    xs = [s_x / n for _, n, s_x in pooled]
+    ys = [(s_y + prior * overall) / (n + prior) for s_y, n, _ in pooled]
+    for i in range(1, len(ys)):  # shrinkage keeps the order of well-filled bins, not always of thin ones
+        ys[i] = max(ys[i], ys[i - 1])
+    return Curve(xs, ys, len(xa), float(ya.mean()))
+
+
+@dataclass
+class FinalCalibration:
+    """Curves per decision, the acceptance threshold on their probability and the auto-accept threshold."""
+
+    curves: dict[str, Curve]
+    threshold: float
+    auto_threshold: float | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, ranker: "RankerModel") -> "FinalCalibration | None":
+        """The final calibration a ranker learned for visit notes (None for one learned before it existed)."""
+        data = ranker.meta.get("final")
+        return cls.from_dict(data) if data else None
+
+    def probability(self, r: "RankedCode") -> float:
+        curve = self.curves.get(r.decision) or self.curves["ranker"]
+        return curve(r.ranker_probability)
+
+    def apply(self, ranked: list["RankedCode"]) -> list["RankedCode"]:
+        """Each code's probability becomes its decision's calibrated one; a code the rules accepted below the
+        threshold is left as a suggestion (so saying); the auto-accept policy marks the rest. Best first."""
+        for r in ranked:
+            r.probability = self.probability(r)
+            if r.accepted and r.probability < self.threshold:
+                r.accepted = False
+                r.reason = (r.reason + "; " if r.reason else "") + (
+                    f"its calibrated probability {r.probability:.2f} is below the threshold {self.threshold:.2f}"
+                )
+            elif not r.accepted and r.decision == "ranker" and r.probability >= self.threshold:
+                r.probability = min(r.probability, np.nextafter(self.threshold, 0.0))  # the ranker did not accept it
+            r.auto = bool(r.accepted and self.auto_threshold is not None and r.probability >= self.auto_threshold)
+        return sorted(ranked, key=lambda r: (-r.probability, -r.score, r.code))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "curves": {k: c.to_dict() for k, c in self.curves.items()},
+            "threshold": round(self.threshold, 4),
+            "auto_threshold": self.auto_threshold,
+            "report": self.report,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FinalCalibration":
+        return cls(
+            {k: Curve.from_dict(c) for k, c in d["curves"].items()},
+            float(d["threshold"]),
+            d.get("auto_threshold"),
+            d.get("report") or {},
+        )
+
+
+@dataclass
+class Decided:
+    """One final code of a training note, for fitting: its decision, ranker probability, whether the rules
+    accepted it, and whether it is a reference code of the note."""
+
+    decision: str
+    x: float
+    accepted: bool
+    right: bool
+    code: str = ""
+
+
+def decided(ranked: Sequence["RankedCode"], gold: set[str]) -> list[Decided]:
+    return [Decided(r.decision, r.ranker_probability, r.accepted, r.code in gold, r.code) for r in ranked]
+
+
+def fit_curves(rows: Sequence[Decided]) -> dict[str, Curve]:
+    """A curve per decision seen (rules-accepted codes and every candidate the ranker left, by decision)."""
+    out = {}
+    for kind in DECISIONS:
+        sel = [d for d in rows if d.decision == kind]
+        if sel or kind == "ranker":
+            out[kind] = fit_curve([d.x for d in sel], [d.right for d in sel])
+    return out
+
+
+def best_threshold(probs: Sequence[float], accepted: Sequence[bool], right: Sequence[bool], gold: int) -> float:
+    """The cut on the calibrated probability with the best micro-F1 over the rules-accepted codes."""
+    pairs = sorted(((p, y) for p, a, y in zip(probs, accepted, right) if a), key=lambda t: -t[0])
+    tp = fp = 0
+    best = (-1.0, 0.5)
+    for i, (p, y) in enumerate(pairs):
+        tp, fp = tp + y, fp + (not y)
+        if i + 1 < len(pairs) and pairs[i + 1][0] == p:
+            continue
+        f1 = 2 * tp / (tp + fp + gold) if gold else 0.0
+        if f1 > best[0]:
+            best = (f1, p)
+    return float(best[1])
+
+
+def auto_threshold(
+    p: np.ndarray, y: np.ndarray, precision: float = AUTO_PRECISION, min_support: int = AUTO_MIN_SUPPORT
+) -> float | None:
+    """The lowest probability above which out-of-fold predictions were at least `precision` precise."""
+    order = np.argsort(-p, kind="stable")
+    prec = np.cumsum(y[order]) / np.arange(1, len(order) + 1)
+    ok = [i for i in range(min_support - 1, len(order)) if prec[i] >= precision]
+    return round(float(p[order][max(ok)]), 4) if ok else None
+
+
+def reliability(p: Sequence[float], y: Sequence[bool], bins: int = 10, floor: float = 0.05) -> dict[str, Any]:
+    """Per-bin confidence vs accuracy and the expected calibration error, over codes shown (p >= `floor`)."""
+    from medcoder.ranking.metrics import calibration
+
+    return calibration([(float(a), bool(b)) for a, b in zip(p, y) if a >= floor], bins)
+
+
+def fit_final(notes: Sequence[Sequence[Decided]], golds: Sequence[set[str]], folds: Sequence[int]) -> FinalCalibration:
+    """Learn the final calibration from out-of-fold rankings with the rules in the loop, and measure it honestly:
+    each fold's codes are calibrated by curves fitted on the other folds (cross-fitting), the thresholds are chosen
+    on those probabilities, and the report gives micro-F1, ECE, the auto-accept share and a reliability table per
+    decision."""
+    from medcoder.ranking import metrics
+
+    probs: list[list[float]] = [[0.0] * len(n) for n in notes]
+    for f in sorted(set(folds)):
+        curves = fit_curves([d for n, g in zip(notes, folds) if g != f for d in n])
+        for i, n in enumerate(notes):
+            if folds[i] == f:
+                probs[i] = [(curves.get(d.decision) or curves["ranker"])(d.x) for d in n]
+    flat = [(p, d) for ps, n in zip(probs, notes) for p, d in zip(ps, n)]
+    gold_total = sum(len(g) for g in golds)
+    threshold = best_threshold(
+        [p for p, _ in flat], [d.accepted for _, d in flat], [d.right for _, d in flat], gold_total
+    )
+    pred = [{d.code for p, d in zip(ps, n) if d.accepted and p >= threshold} for ps, n in zip(probs, notes)]
+    ranking = [[d.code for _, d in sorted(zip(ps, n), key=lambda t: -t[0])] for ps, n in zip(probs, notes)]
+    acc = np.asarray([p for p, d in flat if d.accepted and p >= threshold])
+    acc_y = np.asarray([d.right for p, d in flat if d.accepted and p >= threshold], dtype=float)
+    auto = auto_threshold(acc, acc_y) if len(acc) else None
+    shown = flat
+    report: dict[str, Any] = {
+        "notes": len(notes),
+        "cv": metrics.icd_report([set(g) for g in golds], pred, ranking),
+        "ece": reliability([p for p, _ in shown], [d.right for _, d in shown])["ece"],
+        "threshold": round(threshold, 4),
+        "auto_accept_threshold": auto,
+        "auto_accept_share": round(float((acc >= auto).mean()), 4) if auto is not None and len(acc) else 0.0,
+        "auto_accept_precision": round(float(acc_y[acc >= auto].mean()), 4) if auto is not None and len(acc) else None,
+        "by_decision": {},
+    }
+    for kind in DECISIONS:
+        sel = [(p, d) for p, d in shown if d.decision == kind]
+        if sel:
+            acc_kind = [d.right for p, d in sel if d.accepted and p >= threshold]
+            report["by_decision"][kind] = {
+                "codes": len(sel),
+                "accepted": len(acc_kind),
+                "precision": round(sum(acc_kind) / len(acc_kind), 4) if acc_kind else None,
+                "reliability": reliability([p for p, _ in sel], [d.right for _, d in sel]),
+            }
+    curves = fit_curves([d for n in notes for d in n])
+    logger.info("final calibration: threshold %.3f, auto-accept %s, cv micro-F1 %s", threshold, auto,
+                report["cv"]["micro"]["f1"])  # fmt: skip
+    return FinalCalibration(curves, threshold, auto, report)
+
+
+__all__ = ["DECISIONS", "Curve", "Decided", "FinalCalibration", "decided", "fit_curve", "fit_final"]

@@ -1,0 +1,249 @@
+"""ICD-10-CM conventions a careful coder applies to a visit note's codes after the ranker and the outpatient rules.
+
+Each convention reads the codes accepted so far and the note's sentences, and proposes changes (`Change`): add a
+code, re-specify one, with the sentence that supports it. They run in `CONVENTIONS` order:
+
+1. `heart-failure-type`: heart failure is coded by the type and acuity the note states (reduced / preserved
+   ejection fraction, systolic, diastolic; acute, chronic), and as unspecified (I50.9) when it states neither.
+2. `diabetes-complications` (Section I.C.4.a, the "with" convention): a complication of diabetes documented
+   anywhere in the note (neuropathy, chronic kidney disease, peripheral vascular disease, retinopathy,
+   gastroparesis) is coded with the diabetes as its combination code; E11.9 ("without complications") becomes it.
+3. `specificity`: an "unspecified" code becomes the sibling whose distinguishing words (eye, stage, lobe, tendon,
+   acuity) its own evidence states, every one of them.
+4. `aftercare`: the follow-up visit of a joint replacement is coded as aftercare (Z47.1) with the joint's status
+   (Z96.6-, by joint and side).
+
+Each is measured by leaving it out (`medcoder learn` reports the cross-validated figures without each;
+`benchmarks/conventions.py` on held-out notes), and any can be turned off by name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Collection, Sequence
+
+from medcoder.knowledge.guidelines import finding_status, side_of
+from medcoder.knowledge.lexical import tokenize
+
+CONVENTIONS = ("heart-failure-type", "diabetes-complications", "specificity", "aftercare")
+
+
+@dataclass(frozen=True)
+class Coded:
+    """An accepted code as the conventions see it: the sentences it rests on."""
+
+    code: str
+    label: str
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoteSentence:
+    start: int
+    end: int
+    text: str
+    part: str  # the visit part (cc, hpi, history, assessment, plan ...)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a convention does: `add` `new` beside the codes, or `replace` `code` by `new`, for `reason`, resting
+    on `sentence` (None: on the code's own evidence)."""
+
+    rule: str
+    action: str  # add | replace
+    code: str
+    new: str
+    reason: str
+    sentence: NoteSentence | None = None
+
+
+# ---- 1. heart failure: the type and acuity the note states -----------------------------------------------------
+
+_HF = re.compile(r"^I50\.")
+_REDUCED = re.compile(
+    r"\b(reduced|low|decreased)\s+(left ventricular\s+)?ejection fraction|\bhfref\b|\bsystolic\b", re.I
+)
+_PRESERVED = re.compile(r"\bpreserved\s+(left ventricular\s+)?ejection fraction|\bhfpef\b|\bdiastolic\b", re.I)
+_ACUTE_ON_CHRONIC = re.compile(r"\bacute on chronic\b", re.I)
+_ACUTE = re.compile(r"\bacute\b|\bexacerbation\b|\bdecompensated\b", re.I)
+_CHRONIC = re.compile(r"\bchronic\b", re.I)
+_HF_WORDS = re.compile(r"\b(heart failure|chf|hfref|hfpef|ejection fraction|cardiomyopathy)\b", re.I)
+
+
+def heart_failure_type(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any) -> list[Change]:
+    """I50.x by what the note states of the heart failure: its type (reduced or preserved ejection fraction,
+    systolic or diastolic) and, with a type, its acuity; no type stated is I50.9."""
+    out = []
+    about = [s for s in sentences if _HF_WORDS.search(s.text) and s.part not in ("ros",)]
+    for c in coded:
+        if not _HF.match(c.code) or c.code == "I50.1":
+            continue
+        texts = [s.text for s in about] + list(c.evidence)
+        kind = next((k for k, pat in (("2", _REDUCED), ("3", _PRESERVED)) if any(pat.search(t) for t in texts)), "")
+        if not kind:
+            new, why = "I50.9", "the note does not state the type of heart failure"
+        else:
+            acuity = (
+                "3"
+                if any(_ACUTE_ON_CHRONIC.search(t) for t in texts)
+                else "1"
+                if any(_ACUTE.search(t) for t in texts)
+                else "2"
+                if any(_CHRONIC.search(t) for t in texts)
+                else "0"
+            )
+            new = f"I50.{kind}{acuity}"
+            why = f"the note states {'systolic (reduced EF)' if kind == '2' else 'diastolic (preserved EF)'} failure"
+        if new != c.code and new in onto:
+            out.append(Change("heart-failure-type", "replace", c.code, new, why))
+    return out
+
+
+# ---- 2. diabetes with its complications (I.C.4.a) --------------------------------------------------------------
+
+_DIABETES = re.compile(r"^E(0[89]|1[013])\.")
+_COMPLICATIONS = (  # (what the note says, the 4th-5th characters of the combination code, what it is)
+    (re.compile(r"\bpolyneuropath\w*", re.I), "42", "polyneuropathy"),
+    (re.compile(r"\bneuropath\w*", re.I), "40", "neuropathy"),
+    (re.compile(r"\b(chronic kidney disease|ckd|diabetic nephropathy|diabetic kidney disease)\b", re.I), "22", "CKD"),
+    (
+        re.compile(r"\b(peripheral (vascular|arterial) disease|pvd|pad|peripheral angiopathy)\b", re.I),
+        "51",
+        "peripheral angiopathy",
+    ),
+    (re.compile(r"\bgastroparesis\b", re.I), "43", "gastroparesis"),
+    (re.compile(r"\bretinopath\w*", re.I), "319", "retinopathy"),
+)
+
+
+def diabetes_complications(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any) -> list[Change]:
+    """A diabetes code with each complication a sentence of the note states as present (not in the family
+    history, not denied): E11.9 becomes the first, the others are added beside it."""
+    diabetes = [c for c in coded if _DIABETES.match(c.code)]
+    if not diabetes:
+        return []
+    family = diabetes[0].code[:3]
+    have = {c.code for c in coded}
+    found: list[tuple[str, str, NoteSentence]] = []
+    for pattern, tail, what in _COMPLICATIONS:
+        if any(f[1] == what or (what == "neuropathy" and f[1] == "polyneuropathy") for f in found):
+            continue
+        for s in sentences:
+            m = pattern.search(s.text)
+            if not m or s.part == "ros" or finding_status(s.text, tokenize(m.group(0))) != "present":
+                continue
+            code = f"{family}.{tail}"
+            if code in onto and onto.node(code).billable and code not in have:
+                found.append((code, what, s))
+            break
+    out = []
+    plain = next((c for c in diabetes if c.code.endswith(".9")), None)
+    for i, (code, what, s) in enumerate(found):
+        why = f'diabetes with {what} is coded as the combination {code} (the link is presumed): "{s.text[:80]}"'
+        if i == 0 and plain is not None:
+            out.append(Change("diabetes-complications", "replace", plain.code, code, why, s))
+        else:
+            out.append(Change("diabetes-complications", "add", "", code, why, s))
+    return out
+
+
+# ---- 3. the specificity the evidence states --------------------------------------------------------------------
+
+_VAGUE = {"unspecified", "other", "of", "the", "and", "or", "with", "without", "in", "to", "not", "elsewhere"}
+_IMPLIED = {"age", "related"}  # macular degeneration in an adult's note is the age-related kind (the Index's default)
+_SYNONYMS = {"dry": "nonexudative", "wet": "exudative", "tendonitis": "tendinitis", "tendinopathy": "tendinitis"}
+
+
+def _words(text: str) -> set[str]:
+    return {_SYNONYMS.get(w, w) for w in tokenize(text)}
+
+
+def specificity(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any) -> list[Change]:
+    """An unspecified code becomes the billable code of its category whose words beyond its own (the eye, the
+    stage, the lobe, the tendon) its evidence all states; the one that states most wins, none when two tie."""
+    out = []
+    have = {c.code for c in coded}
+    for c in coded:
+        if "unspecified" not in c.label.lower() or not c.evidence or c.code not in onto:
+            continue
+        said = _words(" ".join(c.evidence))
+        own = _words(c.label)
+        best: list[tuple[int, str]] = []
+        for node in onto.descendants(c.code[:3]) if hasattr(onto, "descendants") else []:
+            if not node.billable or node.code == c.code or node.code in have:
+                continue
+            extra = _words(node.label) - own - _VAGUE - _IMPLIED
+            if extra and extra <= said:
+                best.append((len(extra), node.code))
+        best.sort(reverse=True)
+        if best and (len(best) == 1 or best[0][0] > best[1][0]):
+            new = best[0][1]
+            out.append(Change("specificity", "replace", c.code, new, f"its evidence states {onto.label(new)}"))
+    return out
+
+
+# ---- 4. aftercare of a joint replacement ---------------------------------------------------------------------
+
+_JOINT_REPLACEMENT = re.compile(
+    r"\b(?:(?:total|partial|reverse)\s+)?(knee|hip|shoulder)\s+(?:replacement|arthroplasty)|"
+    r"\b(tka|tkr|tha|thr)\b",
+    re.I,
+)
+_POST_OP = re.compile(r"\b(post[- ]?op(?:erative)?|status post|s/p|follow[- ]?up|after (?:his|her|the))\b", re.I)
+_JOINT_STATUS = {"shoulder": "Z96.61", "hip": "Z96.64", "knee": "Z96.65"}
+_ABBREVIATED = {"tka": "knee", "tkr": "knee", "tha": "hip", "thr": "hip"}
+
+
+def aftercare(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any) -> list[Change]:
+    """A visit that follows up a joint replacement (its chief complaint or history says so) is aftercare, Z47.1,
+    with the replaced joint's status by side (Z96.651 right knee ...)."""
+    have = {c.code for c in coded}
+    for s in sentences:
+        if s.part not in ("cc", "hpi", "assessment", "plan"):
+            continue
+        m = _JOINT_REPLACEMENT.search(s.text)
+        if not m or not _POST_OP.search(s.text) or finding_status(s.text, tokenize(m.group(0))) != "present":
+            continue
+        joint = (m.group(1) or _ABBREVIATED.get((m.group(2) or "").lower(), "")).lower()
+        side = side_of(s.text)
+        digit = {"right": "1", "left": "2", "bilateral": "3"}.get(side, "9")
+        status = _JOINT_STATUS[joint] + digit
+        why = f'the visit follows up a {joint} replacement: "{s.text[:80]}"'
+        out = []
+        for code in ("Z47.1", status):
+            if code in onto and code not in have:
+                out.append(Change("aftercare", "add", "", code, why, s))
+        return out
+    return []
+
+
+_RULES = {
+    "heart-failure-type": heart_failure_type,
+    "diabetes-complications": diabetes_complications,
+    "specificity": specificity,
+    "aftercare": aftercare,
+}
+
+
+def apply_conventions(
+    coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any, use: Collection[str] = CONVENTIONS
+) -> list[Change]:
+    """The changes of every convention in `use`, in `CONVENTIONS` order, each over the codes the earlier ones left."""
+    codes = list(coded)
+    out: list[Change] = []
+    for name in CONVENTIONS:
+        if name not in use:
+            continue
+        changes = _RULES[name](codes, sentences, onto)
+        for ch in changes:
+            if ch.action == "replace":
+                codes = [Coded(ch.new, onto.label(ch.new), c.evidence) if c.code == ch.code else c for c in codes]
+            else:
+                codes.append(Coded(ch.new, onto.label(ch.new), (ch.sentence.text,) if ch.sentence else ()))
+        out += changes
+    return out
+
+
+__all__ = ["CONVENTIONS", "Change", "Coded", "NoteSentence", "apply_conventions"]
