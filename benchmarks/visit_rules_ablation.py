@@ -3,7 +3,10 @@
 
 Variants: all rules (what ships); without the Index reading of problem lines (`index_phrase`); naming a
 problem's code by the Index search as well as by its label words (the previous behaviour); without E11.65 →
-E11.9 when no sentence says the sugars are high; without the chief-complaint-only "referral question" rule.
+E11.9 when no sentence says the sugars are high; without the chief-complaint-only "referral question" rule;
+without each coding convention (`visit.conventions`); without the final calibration of the decisions
+(`ranking.decisions`: the ranker's threshold and probabilities as they were). Each variant also reports the
+calibration (ECE over the codes shown) and the auto-accept policy's precision and share.
 
 Run: python benchmarks/visit_rules_ablation.py [--data ../shared/data/aci-bench-coded/valid.jsonl] [--out F]
 Writes benchmarks/results/visit_rules_ablation.json (micro P/R/F1, category F1 per variant, and the notes
@@ -27,6 +30,7 @@ from medcoder.knowledge import guidelines as gl  # noqa: E402
 from medcoder.knowledge.abbreviations import expand  # noqa: E402
 from medcoder.knowledge.lexical import tokenize  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
+from medcoder.visit.conventions import CONVENTIONS  # noqa: E402
 
 
 def _names_by_index_search_too(onto: Any, code: str, line: str) -> bool:
@@ -37,21 +41,32 @@ def _names_by_index_search_too(onto: Any, code: str, line: str) -> bool:
     return any(code.startswith(h.code) for h in onto.term_hits(read)[:5])
 
 
-VARIANTS: dict[str, Callable[[ExitStack], None]] = {
-    "all rules (shipped)": lambda stack: None,
-    "without the Index reading of problem lines": lambda stack: stack.enter_context(
+VARIANTS: dict[str, Callable[[ExitStack, Any], None]] = {
+    "all rules (shipped)": lambda stack, coder: None,
+    "without the Index reading of problem lines": lambda stack, coder: stack.enter_context(
         mock.patch.object(coder_module, "read_phrase", lambda onto, text: None)
     ),
-    "naming by the Index search too (before)": lambda stack: stack.enter_context(
+    "naming by the Index search too (before)": lambda stack, coder: stack.enter_context(
         mock.patch.object(coder_module, "_names", _names_by_index_search_too)
     ),
-    "without E11.65 -> E11.9 (no high sugars)": lambda stack: stack.enter_context(
+    "without E11.65 -> E11.9 (no high sugars)": lambda stack, coder: stack.enter_context(
         mock.patch.object(gl, "without_hyperglycemia", lambda code, sentences: code)
     ),
-    "without the referral-question rule": lambda stack: stack.enter_context(
+    "without the referral-question rule": lambda stack, coder: stack.enter_context(
         mock.patch.object(
             gl, "OUTPATIENT_RULES", tuple(r for r in gl.OUTPATIENT_RULES if r is not gl.referral_question)
         )
+    ),
+    **{
+        f"without the {name} convention": (
+            lambda name: lambda stack, coder: stack.enter_context(
+                mock.patch.object(coder, "conventions", [c for c in CONVENTIONS if c != name])
+            )
+        )(name)
+        for name in CONVENTIONS
+    },
+    "without the final calibration": lambda stack, coder: stack.enter_context(
+        mock.patch.dict(coder.ranker.meta, {"final": None})
     ),
 }
 
@@ -71,8 +86,11 @@ def main() -> None:
     for name, patch in VARIANTS.items():
         t1 = time.perf_counter()
         with ExitStack() as stack:
-            patch(stack)
-            pred = [{r.code for r in coder.rank(c, note=ex.text) if r.accepted} for c, ex in zip(cands, data.examples)]
+            patch(stack, coder)
+            ranked = [coder.rank(c, note=ex.text) for c, ex in zip(cands, data.examples)]
+        pred = [{r.code for r in rs if r.accepted} for rs in ranked]
+        shown = [(r.probability, r.code in g) for rs, g in zip(ranked, gold) for r in rs if r.probability >= 0.05]
+        auto = [r.code in g for rs, g in zip(ranked, gold) for r in rs if r.auto]
         shipped = shipped or pred
         cat = metrics.micro(
             [{metrics.category(c) for c in g} for g in gold], [{metrics.category(c) for c in p} for p in pred]
@@ -80,6 +98,12 @@ def main() -> None:
         results[name] = {
             "micro": metrics.micro(gold, pred).to_dict(),
             "category_f1": round(cat.f1, 4),
+            "ece": metrics.calibration(shown)["ece"],
+            "auto_accept": {
+                "codes": len(auto),
+                "precision": round(sum(auto) / len(auto), 4) if auto else None,
+                "share_of_accepted": round(len(auto) / max(1, sum(len(p) for p in pred)), 4),
+            },
             "notes_changed": {
                 ex.id: {"added": sorted(p - s), "removed": sorted(s - p)}
                 for ex, p, s in zip(data.examples, pred, shipped)
@@ -87,7 +111,12 @@ def main() -> None:
             },
             "rank_seconds": round(time.perf_counter() - t1, 2),
         }
-        print(f"{name:45s} micro-F1 {results[name]['micro']['f1']:.3f}  category F1 {cat.f1:.3f}", file=sys.stderr)
+        r = results[name]
+        print(
+            f"{name:50s} micro-F1 {r['micro']['f1']:.3f}  category F1 {cat.f1:.3f}  ECE {r['ece']}  "
+            f"auto {r['auto_accept']['codes']} ({r['auto_accept']['precision']})",
+            file=sys.stderr,
+        )
     path = write_result(
         args.out,
         {"data": str(args.data), "notes": len(data), "search_seconds": round(search_s, 1), "variants": results},

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any, Callable, Sequence
 
 from medcoder.ranking import metrics
+from medcoder.ranking.cards import policy_figures
 from medcoder.ranking.datasets import Dataset, Example
 from medcoder.ranking.drug_features import NOT_CODED
 from medcoder.ranking.drugs import CodedMention, DrugCoder
@@ -71,6 +72,7 @@ def score_note(coder: DrugCoder, ex: Example) -> dict[str, Any]:
         "ranked": [d.code for d in accepted],
         "ranking": [d.code for d in drugs],
         "scores": [[d.code, round(d.probability, 4)] for d in drugs],
+        "auto": [d.code for d in accepted if d.auto],
         "seconds": round(time.perf_counter() - start, 4),
         "model_calls": 0,
         "prompt_tokens": 0,
@@ -140,6 +142,8 @@ def evaluate_drugs(
     scored = [(p, c in g) for r, g in zip(rows, gold) for c, p in r["strategies"][STRATEGY]["scores"]]
     if scored:
         m["calibration"] = metrics.calibration(scored)
+        unseen = [c in g for r, g in zip(rows, gold) for c in r["strategies"][STRATEGY].get("auto", [])]
+        m["calibration"]["auto_accept_policy"] = policy_figures(unseen, sum(len(p) for p in pred))
     m["fixes"] = note_fixes(rows)
     m["per_chapter"] = metrics.per_group_f1(gold, pred, lambda c: c[:1])
     m["error_types"] = {}

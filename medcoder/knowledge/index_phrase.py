@@ -21,6 +21,8 @@ from medcoder.words import tokenize
 # words the Tabular List reads (laterality, the encounter), not the Index: a phrase is complete without them
 _TABULAR_WORDS = frozenset(tokenize("right left bilateral both side sided initial subsequent encounter", True))
 _SITE_WORDS = frozenset(w for site in gl.SITES for w in tokenize(site))
+# how bad or how long: a phrase is complete without them where the Index's entry does not distinguish them
+_ACUITY = frozenset(tokenize("acute chronic subacute mild moderate severe recent new", True))
 _NEOPLASM_COLUMNS = (  # the words of a "see Neoplasm, ..., by site" reference -> the table's column
     ("secondary", "Malignant Secondary"),
     ("in situ", "Ca in situ"),
@@ -44,7 +46,7 @@ class IndexReading:
     def complete(self) -> bool:
         """Every word of the phrase is a term of the trail, but laterality and encounter words (the Tabular
         List reads those) and body sites an entry implies ("Right wrist Colles fracture")."""
-        return not {w for w in self.words - self.covered if w not in _SITE_WORDS}
+        return not {w for w in self.words - self.covered if w not in _SITE_WORDS and w not in _ACUITY}
 
     def path(self) -> str:
         return " › ".join(self.trail)
@@ -198,11 +200,38 @@ def read_phrase(onto: CodeSystem, text: str) -> IndexReading | None:
     if index is None or not words:
         return None
     walks = _Walker(onto, index, _neoplasm_table(onto), words).walks()
-    return max(
+    best = max(
         walks,
         key=lambda r: (len(r.covered), -_modifiers_missing(r.trail[0], words), len(r.trail[0]), len(r.trail)),
         default=None,
     )
+    return _unlisted_site(onto, index, best) if best is not None and not best.complete else best
+
+
+_NEC = re.compile(r"^(?:other )?specified(?: (?:site|part|type|region))? NEC$|^site NEC$", re.IGNORECASE)
+
+
+def _unlisted_site(onto: CodeSystem, index: Any, reading: IndexReading) -> IndexReading:
+    """Where the phrase names a part the Index does not list below the last term but one ("medial meniscus" under
+    Sprain › knee, which lists ligaments), the coder takes that term's "specified site NEC" subterm (S83.8X-)."""
+    missing = reading.words - reading.covered - _SITE_WORDS - _ACUITY
+    if not missing or len(reading.trail) < 2:
+        return reading
+    try:
+        parent = index.lookup(", ".join(reading.trail[:-1]))[-1]
+    except Exception:  # noqa: BLE001 - a trail through a cross-reference is not a plain path: keep the reading
+        return reading
+    if parent.term.lower() != reading.trail[-2].lower():
+        return reading
+    kids = index.children(parent.id)
+    nec = next((k for k in kids if _NEC.match(k.term.strip()) and k.code), None)
+    listed = {w for k in kids for w in _term_words(f"{k.term} {k.nonessential}")}
+    if nec is None or missing & listed:
+        return reading
+    code = tabular_code(nec.code, onto)
+    if not code:
+        return reading
+    return IndexReading(code, (*reading.trail[:-1], nec.term), reading.words, reading.words)
 
 
 def _neoplasm_table(onto: Any) -> TermIndex | None:

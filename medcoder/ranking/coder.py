@@ -356,6 +356,37 @@ def _code_assessed_problems(
     return added
 
 
+def _refines(onto: CodeSystem, code: str, read: str) -> bool:
+    """Whether `code` says more than the Index's reading `read` of the same category: the reading is unspecified
+    or without complications, and the code is not an "other" code the line does not name."""
+    general = onto.label(read).lower()
+    return ("unspecified" in general or "without" in general) and not onto.label(code).lower().startswith("other")
+
+
+def _index_over_sibling(onto: CodeSystem, ranked: list[RankedCode], problems: Sequence[SearchSpan]) -> None:
+    """Within a category, the Alphabetic Index's complete reading of an assessment line wins over the ranker's
+    sibling ("Constipation" is K59.00, not K59.09 "Other constipation"; "Abnormal weight gain" is R63.5, not R63.4),
+    unless the sibling refines it (E11.65 beside a line the Index reads as E11.9)."""
+    by_code = {r.code: r for r in ranked}
+    for span in [s for s in problems if s.section == "plan"]:
+        text = span.read or span.text
+        part = _certain_part(text)
+        reading = read_phrase(onto, spell_out(part)) if part else None
+        if not reading or not reading.complete or gl.finding_status(text, reading.covered) != "present":
+            continue
+        codes = billable_for(onto, reading.code, text)
+        if any(by_code[c].accepted for c in codes if c in by_code) or len(codes) != 1:
+            continue
+        read = codes[0]
+        for r in [r for r in by_code.values() if r.accepted and r.code[:3] == read[:3] and r.code in onto]:
+            if not _refines(onto, r.code, read):
+                why = f'the Index reads the assessment\'s "{span.text[:60]}" as {read} ({reading.path()})'
+                _recode(by_code, r, read, "index-reading", why)
+                r.decision = "index"
+                break
+    ranked[:] = list(by_code.values())
+
+
 def apply_guidelines(
     onto: CodeSystem,
     ranked: list[RankedCode],
@@ -372,7 +403,9 @@ def apply_guidelines(
     if not layout.is_visit:  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
         return ranked  # reports they cost dev micro-F1 0.473 -> 0.418, see README)
     parts = layout.parts()
-    ranked = ranked + _code_assessed_problems(onto, ranked, threshold, problem_spans(note, layout) + list(problems))
+    lines = problem_spans(note, layout) + list(problems)
+    ranked = ranked + _code_assessed_problems(onto, ranked, threshold, lines)
+    _index_over_sibling(onto, ranked, lines)
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}

@@ -109,6 +109,7 @@ class DrugCode:
     mentions: list[CodedMention]
     reason: str = ""
     drug_probability: float = 0.0  # that the drug is coded at all: its codes' probabilities summed (at most 1)
+    auto: bool = False  # accepted at or above the auto-accept threshold learned out of fold (0.95 precise)
 
     @property
     def best_mention(self) -> CodedMention:
@@ -377,4 +378,7 @@ class DrugCoder:
                 prev.drug_probability = max(prev.drug_probability, p_drug)
                 continue
             out[code] = DrugCode(code, p, accepted, mentions, reason, p_drug)
+        auto = ((self.ranker.meta.get("cv") or {}).get("notes") or {}).get("auto_accept_threshold")
+        for d in out.values():
+            d.auto = bool(d.accepted and auto is not None and d.probability >= auto)
         return sorted(out.values(), key=lambda d: (-d.probability, d.code))

@@ -62,14 +62,21 @@ class Change:
 # ---- 1. heart failure: the type and acuity the note states -----------------------------------------------------
 
 _HF = re.compile(r"^I50\.")
+_FAILURE = r"(?:congestive\s+)?(?:heart failure|chf|hf|dysfunction|cardiomyopathy)"
 _REDUCED = re.compile(
-    r"\b(reduced|low|decreased)\s+(left ventricular\s+)?ejection fraction|\bhfref\b|\bsystolic\b", re.I
+    rf"\b(?:reduced|low|decreased|depressed)\s+(?:left ventricular\s+)?ejection fraction|\bhfref\b|"
+    rf"\bsystolic\s+{_FAILURE}|heart failure with reduced",
+    re.I,
 )
-_PRESERVED = re.compile(r"\bpreserved\s+(left ventricular\s+)?ejection fraction|\bhfpef\b|\bdiastolic\b", re.I)
-_ACUTE_ON_CHRONIC = re.compile(r"\bacute on chronic\b", re.I)
-_ACUTE = re.compile(r"\bacute\b|\bexacerbation\b|\bdecompensated\b", re.I)
-_CHRONIC = re.compile(r"\bchronic\b", re.I)
-_HF_WORDS = re.compile(r"\b(heart failure|chf|hfref|hfpef|ejection fraction|cardiomyopathy)\b", re.I)
+_PRESERVED = re.compile(
+    rf"\bhfpef\b|\bdiastolic\s+{_FAILURE}|\b(?:abnormal|impaired)\s+diastolic\s+(?:filling|function)|"
+    rf"heart failure with preserved",
+    re.I,
+)
+_ACUTE_ON_CHRONIC = re.compile(rf"\bacute on chronic\b(?:\s+\w+){{0,2}}\s+{_FAILURE}", re.I)
+_ACUTE = re.compile(rf"\bacute\b(?:\s+\w+){{0,2}}\s+{_FAILURE}|{_FAILURE}\s+exacerbation|decompensated", re.I)
+_CHRONIC = re.compile(rf"\bchronic\b(?:\s+\w+){{0,2}}\s+{_FAILURE}", re.I)
+_HF_WORDS = re.compile(r"\b(heart failure|chf|hfref|hfpef|ejection fraction|diastolic|systolic)\b", re.I)
 
 
 def heart_failure_type(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any) -> list[Change]:
@@ -109,7 +116,7 @@ _COMPLICATIONS = (  # (what the note says, the 4th-5th characters of the combina
     (re.compile(r"\bneuropath\w*", re.I), "40", "neuropathy"),
     (re.compile(r"\b(chronic kidney disease|ckd|diabetic nephropathy|diabetic kidney disease)\b", re.I), "22", "CKD"),
     (
-        re.compile(r"\b(peripheral (vascular|arterial) disease|pvd|pad|peripheral angiopathy)\b", re.I),
+        re.compile(r"\b((?i:peripheral (?:vascular|arterial) disease|peripheral angiopathy)|PVD|PAD)\b"),
         "51",
         "peripheral angiopathy",
     ),
@@ -160,22 +167,39 @@ def _words(text: str) -> set[str]:
     return {_SYNONYMS.get(w, w) for w in tokenize(text)}
 
 
+_OWNED = re.compile(r"^(I50|E0[89]|E1[013])")  # the conventions above decide these codes' specificity
+_NEAR = 6  # a distinguishing word counts within this many words of the condition's own words
+
+
+def _stated_near(extra: set[str], own: set[str], sentences: Sequence[str]) -> bool:
+    """Every word of `extra` stands within `_NEAR` words of one of the condition's `own` words in one sentence
+    ("right upper lobe of the lung", not a "chronic" that qualifies another problem of the sentence)."""
+    for sentence in sentences:
+        words = [_SYNONYMS.get(w, w) for w in tokenize(sentence)]
+        anchors = [i for i, w in enumerate(words) if w in own]
+        near = {w for i, w in enumerate(words) if any(abs(i - a) <= _NEAR for a in anchors)}
+        if extra <= near:
+            return True
+    return False
+
+
 def specificity(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any) -> list[Change]:
     """An unspecified code becomes the billable code of its category whose words beyond its own (the eye, the
-    stage, the lobe, the tendon) its evidence all states; the one that states most wins, none when two tie."""
+    stage, the lobe, the tendon) one sentence of its evidence states beside the condition's words; the one that
+    states most wins, none when two tie."""
     out = []
     have = {c.code for c in coded}
     for c in coded:
-        if "unspecified" not in c.label.lower() or not c.evidence or c.code not in onto:
+        if "unspecified" not in c.label.lower() or not c.evidence or c.code not in onto or _OWNED.match(c.code):
             continue
-        said = _words(" ".join(c.evidence))
         own = _words(c.label)
+        anchor = own - _VAGUE - {"right", "left", "bilateral", "part", "site"}
         best: list[tuple[int, str]] = []
-        for node in onto.descendants(c.code[:3]) if hasattr(onto, "descendants") else []:
+        for node in onto.descendants(c.code[:3]):
             if not node.billable or node.code == c.code or node.code in have:
                 continue
             extra = _words(node.label) - own - _VAGUE - _IMPLIED
-            if extra and extra <= said:
+            if extra and _stated_near(extra, anchor, c.evidence):
                 best.append((len(extra), node.code))
         best.sort(reverse=True)
         if best and (len(best) == 1 or best[0][0] > best[1][0]):
