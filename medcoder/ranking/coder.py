@@ -67,6 +67,7 @@ class RankedCode:
     score: float = 0.0  # the trees' raw score: orders codes the calibrator's steps put at the same probability
     decision: str = "ranker"  # what decided the code last (`ranking.decisions.DECISIONS`): its calibration
     auto: bool = False  # the auto-accept policy lets it be accepted without a coder
+    index_read: bool = False  # an assessment line's complete Alphabetic Index reading is this code
 
     def feature_dict(self) -> dict[str, Any]:
         """The features as JSON values (NaN, a signal that was not computed, becomes null)."""
@@ -349,7 +350,7 @@ def _code_assessed_problems(
                 added.append(r)
             if not r.accepted:  # the line it was coded from is its first evidence
                 r.evidence = [line] + [e for e in r.evidence if (e.source, e.start, e.end) != ("problem", *key)]
-                r.accepted, r.rule, r.decision = True, "assessed-problem", "index"
+                r.accepted, r.rule, r.decision, r.index_read = True, "assessed-problem", "index", True
                 r.probability = max(r.probability, INDEXED_PROBABILITY)
                 r.reason = f'the assessment names it ("{span.text[:80]}"; Index: {reading.path() if reading else ""})'
         coded_categories |= {c[:3] for c in codes if c in by_code and by_code[c].accepted}
@@ -375,6 +376,9 @@ def _index_over_sibling(onto: CodeSystem, ranked: list[RankedCode], problems: Se
         if not reading or not reading.complete or gl.finding_status(text, reading.covered) != "present":
             continue
         codes = billable_for(onto, reading.code, text)
+        for c in codes:
+            if c in by_code:
+                by_code[c].index_read = True
         if any(by_code[c].accepted for c in codes if c in by_code) or len(codes) != 1:
             continue
         read = codes[0]
@@ -382,7 +386,7 @@ def _index_over_sibling(onto: CodeSystem, ranked: list[RankedCode], problems: Se
             if not _refines(onto, r.code, read):
                 why = f'the Index reads the assessment\'s "{span.text[:60]}" as {read} ({reading.path()})'
                 _recode(by_code, r, read, "index-reading", why)
-                r.decision = "index"
+                r.decision, r.index_read = "index", True
                 break
     ranked[:] = list(by_code.values())
 

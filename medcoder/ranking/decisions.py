@@ -13,6 +13,7 @@ the one the code was accepted by, and a code is never shown below the threshold 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -93,6 +94,7 @@ class FinalCalibration:
     threshold: float
     auto_threshold: float | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    accepted_model: AcceptedModel | None = None  # the rules-accepted codes' probability (curves: the rest)
 
     @classmethod
     def of(cls, ranker: "RankerModel") -> "FinalCalibration | None":
@@ -101,6 +103,8 @@ class FinalCalibration:
         return cls.from_dict(data) if data else None
 
     def probability(self, r: "RankedCode") -> float:
+        if r.accepted and self.accepted_model is not None:
+            return self.accepted_model(accepted_row(r))
         curve = self.curves.get(r.decision) or self.curves["ranker"]
         return curve(r.ranker_probability)
 
@@ -125,6 +129,7 @@ class FinalCalibration:
             "threshold": round(self.threshold, 4),
             "auto_threshold": self.auto_threshold,
             "report": self.report,
+            "accepted_model": self.accepted_model.to_dict() if self.accepted_model else None,
         }
 
     @classmethod
@@ -134,6 +139,7 @@ class FinalCalibration:
             float(d["threshold"]),
             d.get("auto_threshold"),
             d.get("report") or {},
+            AcceptedModel.from_dict(d["accepted_model"]) if d.get("accepted_model") else None,
         )
 
 
@@ -147,15 +153,89 @@ class Decided:
     accepted: bool
     right: bool
     code: str = ""
+    row: tuple[float, ...] = ()  # `accepted_row`: what the model over accepted codes reads
 
 
 def decided(ranked: Sequence["RankedCode"], gold: set[str]) -> list[Decided]:
-    return [Decided(r.decision, r.ranker_probability, r.accepted, r.code in gold, r.code) for r in ranked]
+    return [
+        Decided(
+            r.decision, r.ranker_probability, r.accepted, r.code in gold, r.code, accepted_row(r) if r.accepted else ()
+        )
+        for r in ranked
+    ]
 
 
-def fit_curves(rows: Sequence[Decided]) -> dict[str, Curve]:
-    """A curve per decision seen (rules-accepted codes and every candidate the ranker left, by decision)."""
+# what an accepted code's final probability is read from, beside its decision (one-hot, "ranker" the base)
+ROW = (
+    "ranker_log_odds", "score_log_odds", "named", "index", "specified", "convention", "in_plan", "problem_line",
+    "evidence", "direct", "symptom", "pre_rule_probability", "index_read",
+)  # fmt: skip
+
+
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-3), 1 - 1e-3)
+    return math.log(p / (1 - p))
+
+
+def accepted_row(r: "RankedCode") -> tuple[float, ...]:
+    """The accepted code's row (`ROW`): the ranker's view, how it was decided, and where its evidence sits."""
+    ev = [e for e in r.evidence if e.status in ("", "present")]
+    return (
+        _log_odds(r.ranker_probability),
+        _log_odds(r.score) if r.score else 0.0,
+        float(r.decision == "named"),
+        float(r.decision == "index"),
+        float(r.decision == "specified"),
+        float(r.decision == "convention"),
+        float(any(e.section == "plan" for e in ev)),
+        float(any(e.source == "problem" for e in ev)),
+        math.log1p(len(ev)),
+        math.log1p(float(r.features.get("direct") or 0.0)),
+        float(r.code[:1] == "R"),
+        _log_odds(r.probability),
+        float(r.index_read),
+    )
+
+
+@dataclass
+class AcceptedModel:
+    """Logistic regression over `ROW`, fitted on the rules-accepted codes of coded visit notes out of fold."""
+
+    coef: list[float]
+    intercept: float
+    n: int = 0
+
+    def __call__(self, row: Sequence[float]) -> float:
+        z = self.intercept + sum(c * v for c, v in zip(self.coef, row))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(ROW), "coef": [round(c, 6) for c in self.coef], "intercept": round(self.intercept, 6),
+                "n": self.n}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AcceptedModel | None":
+        if list(d.get("features", ())) != list(ROW):
+            return None  # learned over other features: the curves alone
+        return cls([float(c) for c in d["coef"]], float(d["intercept"]), int(d.get("n", 0)))
+
+
+def fit_accepted(rows: Sequence[Decided]) -> AcceptedModel | None:
+    """The model over accepted codes (None with too few, or with one outcome only)."""
+    from sklearn.linear_model import LogisticRegression
+
+    sel = [d for d in rows if d.accepted and d.row]
+    if len(sel) < 40 or len({d.right for d in sel}) < 2:
+        return None
+    clf = LogisticRegression(C=0.5, max_iter=1000).fit(np.asarray([d.row for d in sel]), [d.right for d in sel])
+    return AcceptedModel([float(c) for c in clf.coef_[0]], float(clf.intercept_[0]), len(sel))
+
+
+def fit_curves(rows: Sequence[Decided], rejected_only: bool = False) -> dict[str, Curve]:
+    """A curve per decision seen: over every code of that decision, or (`rejected_only`, when the accepted codes
+    have their own model) over the codes the rules left as suggestions."""
     out = {}
+    rows = [d for d in rows if not d.accepted] if rejected_only else rows
     for kind in DECISIONS:
         sel = [d for d in rows if d.decision == kind]
         if sel or kind == "ranker":
@@ -204,10 +284,12 @@ def fit_final(notes: Sequence[Sequence[Decided]], golds: Sequence[set[str]], fol
 
     probs: list[list[float]] = [[0.0] * len(n) for n in notes]
     for f in sorted(set(folds)):
-        curves = fit_curves([d for n, g in zip(notes, folds) if g != f for d in n])
+        train = [d for n, g in zip(notes, folds) if g != f for d in n]
+        model = fit_accepted(train)
+        curves = fit_curves(train, model is not None)
         for i, n in enumerate(notes):
             if folds[i] == f:
-                probs[i] = [(curves.get(d.decision) or curves["ranker"])(d.x) for d in n]
+                probs[i] = [_probability(d, curves, model) for d in n]
     flat = [(p, d) for ps, n in zip(probs, notes) for p, d in zip(ps, n)]
     gold_total = sum(len(g) for g in golds)
     threshold = best_threshold(
@@ -239,10 +321,18 @@ def fit_final(notes: Sequence[Sequence[Decided]], golds: Sequence[set[str]], fol
                 "precision": round(sum(acc_kind) / len(acc_kind), 4) if acc_kind else None,
                 "reliability": reliability([p for p, _ in sel], [d.right for _, d in sel]),
             }
-    curves = fit_curves([d for n in notes for d in n])
+    every = [d for n in notes for d in n]
+    model = fit_accepted(every)
+    curves = fit_curves(every, model is not None)
     logger.info("final calibration: threshold %.3f, auto-accept %s, cv micro-F1 %s", threshold, auto,
                 report["cv"]["micro"]["f1"])  # fmt: skip
-    return FinalCalibration(curves, threshold, auto, report)
+    return FinalCalibration(curves, threshold, auto, report, model)
+
+
+def _probability(d: Decided, curves: dict[str, Curve], model: AcceptedModel | None) -> float:
+    if d.accepted and d.row and model is not None:
+        return model(d.row)
+    return (curves.get(d.decision) or curves["ranker"])(d.x)
 
 
 __all__ = ["DECISIONS", "Curve", "Decided", "FinalCalibration", "decided", "fit_curve", "fit_final"]
