@@ -30,7 +30,7 @@ from medcoder.knowledge import guidelines as gl  # noqa: E402
 from medcoder.knowledge.abbreviations import expand  # noqa: E402
 from medcoder.knowledge.lexical import tokenize  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
-from medcoder.visit.conventions import CONVENTIONS  # noqa: E402
+from medcoder.visit.conventions import CONVENTIONS, DEFAULT_CONVENTIONS  # noqa: E402
 
 
 def _names_by_index_search_too(onto: Any, code: str, line: str) -> bool:
@@ -58,9 +58,15 @@ VARIANTS: dict[str, Callable[[ExitStack, Any], None]] = {
         )
     ),
     **{
-        f"without the {name} convention": (
+        f"{'without' if name in DEFAULT_CONVENTIONS else 'with'} the {name} convention": (
             lambda name: lambda stack, coder: stack.enter_context(
-                mock.patch.object(coder, "conventions", [c for c in CONVENTIONS if c != name])
+                mock.patch.object(
+                    coder,
+                    "conventions",
+                    [c for c in DEFAULT_CONVENTIONS if c != name]
+                    if name in DEFAULT_CONVENTIONS
+                    else [*DEFAULT_CONVENTIONS, name],
+                )
             )
         )(name)
         for name in CONVENTIONS

@@ -74,7 +74,7 @@ def test_the_follow_up_of_a_joint_replacement_is_aftercare_with_the_joint_status
 def test_a_convention_left_out_changes_nothing(icd: Any) -> None:
     coded = [_c(icd, "E11.9", "Type 2 diabetes."), _c(icd, "I50.22", "CHF.")]
     said = [_s("Type 2 diabetes with neuropathy.", "hpi"), _s("Congestive heart failure.")]
-    every = {c.rule for c in apply_conventions(coded, said, icd)}
+    every = {c.rule for c in apply_conventions(coded, said, icd, cv.CONVENTIONS)}
     assert every == {"diabetes-complications", "heart-failure-type"}
     without = apply_conventions(coded, said, icd, [n for n in cv.CONVENTIONS if n != "diabetes-complications"])
     assert {c.rule for c in without} == {"heart-failure-type"}
@@ -147,9 +147,9 @@ def test_a_documented_complication_of_diabetes_is_coded_through_the_ranker(coder
     accepted, ranked = code_note(coder, note)
     assert "E11.9" not in accepted and {"E11.40", "E11.42"} & accepted, accepted
     assert any(r.rule == "diabetes-complications" for r in ranked.values())
-    coder.conventions = [c for c in cv.CONVENTIONS if c != "diabetes-complications"]
+    coder.conventions = [c for c in cv.DEFAULT_CONVENTIONS if c != "diabetes-complications"]
     try:
         without, _ = code_note(coder, note)
     finally:
-        coder.conventions = cv.CONVENTIONS
+        coder.conventions = cv.DEFAULT_CONVENTIONS
     assert not {"E11.40", "E11.42"} & without

@@ -245,6 +245,15 @@ def test_learn_takes_a_jsonl_coded_in_both_systems_beside_case_reports(shared_da
     assert isinstance(model.classifier, dict) and set(model.classifier) == {"case", "visit"}
     sources = model.meta["learned_from"]["datasets"]
     assert any("ACI-Bench" in d.get("attribution", "") for d in sources)
+    # the visit notes' final codes: calibrated by decision with the rules in the loop, each convention left out once
+    from medcoder.ranking.decisions import FinalCalibration
+    from medcoder.visit.conventions import CONVENTIONS, DEFAULT_CONVENTIONS
+
+    final = FinalCalibration.of(model)
+    assert final is not None and "ranker" in final.curves and 0 < final.threshold < 1
+    assert final.report["notes"] == visits and set(report.cv["final"]["without"]) == set(DEFAULT_CONVENTIONS)
+    assert set(report.cv["final"]["with"]) == set(CONVENTIONS) - set(DEFAULT_CONVENTIONS)
+    assert model.accept_threshold("visit") == final.threshold and model.accept_threshold("case") != final.threshold
 
 
 @pytest.mark.slow

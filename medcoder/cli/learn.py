@@ -134,6 +134,18 @@ def learn_command(
             f"  {kind} notes ({k['notes']}): MAP {k['map']:.4f}, micro F1 {k['micro']['f1']:.4f}, category F1 "
             f"{k['category_micro']['f1']:.4f}, ECE {k['ece']:.4f}, threshold {k['threshold']:.4f}"
         )
+    final = cv.get("final")
+    if final:  # a visit note's codes as the rules decide them, calibrated by decision (cross-fitted)
+        f = final["cv"]["micro"]
+        click.echo(
+            f"  visit notes, final codes (rules in the loop): micro F1 {f['f1']:.4f} (P {f['precision']:.4f}, "
+            f"R {f['recall']:.4f}), ECE {final['ece']:.4f}, threshold {final['threshold']:.4f}, auto-accept "
+            f"{final['auto_accept_threshold']} ({final['auto_accept_share']:.0%} of accepted codes, precision "
+            f"{final['auto_accept_precision']})"
+        )
+        for way in ("without", "with"):
+            for name, w in (final.get(way) or {}).items():
+                click.echo(f"    {way} the {name} convention: micro F1 {w['micro_f1']:.4f}")
     if cv.get("verifier"):
         v = cv["verifier"]
         click.echo(
@@ -168,6 +180,12 @@ def _learn_drugs(datasets: tuple[str, ...], out_dir: str, folds: int, limit: int
         ["items", "level1", "level3", "level5"],
         title=f"learned ATC drug ranker, cross-validated by ingredient set ({report.seconds:.0f} s)",
     )
+    notes = cv.get("notes") or {}
+    if notes.get("auto_accept_threshold") is not None:
+        click.echo(
+            f"auto-accept at {notes['auto_accept_threshold']}: {notes['auto_accept_share']:.0%} of the notes' accepted "
+            f"drug codes, precision {notes['auto_accept_precision']} (out of fold)"
+        )
     click.echo(
         f"threshold {report.threshold:.2f}, ECE {cv['ece']:.4f}; wrote {out_dir} "
         "(ranker.json, ranker.joblib, priors.json, learn-report.json)"

@@ -41,7 +41,7 @@ from medcoder.ranking.decisions import AUTO_ACCEPT_MIN_DIRECT, FinalCalibration
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
 from medcoder.ranking.model import RankerModel, load_memory
 from medcoder.records import Entity
-from medcoder.visit.conventions import CONVENTIONS, Coded, NoteSentence, apply_conventions
+from medcoder.visit.conventions import DEFAULT_CONVENTIONS, Coded, NoteSentence, apply_conventions
 from medcoder.visit.layout import VisitLayout, read_layout
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class RankedCoder:
         self.system = ranker.system
         self.onto = kb.ontology(self.system)
         self.retriever = retriever
-        self.conventions: Collection[str] = CONVENTIONS  # the coding conventions applied (all; fewer to ablate)
+        self.conventions: Collection[str] = DEFAULT_CONVENTIONS  # the coding conventions applied
 
     @classmethod
     def from_folder(cls, folder: str | Path, kb: KnowledgeBase, retriever: Retriever | None) -> "RankedCoder":
@@ -397,7 +397,7 @@ def apply_guidelines(
     note: str,
     threshold: float = 0.5,
     problems: Sequence[SearchSpan] = (),
-    conventions: Collection[str] = CONVENTIONS,
+    conventions: Collection[str] = DEFAULT_CONVENTIONS,
 ) -> list[RankedCode]:
     """The outpatient coding guidelines over a visit note's accepted codes: the assessment's problems (and any
     `problems` a model listed) are coded,

@@ -36,7 +36,7 @@ from medcoder.ranking.model import (  # noqa: F401 - re-exported
     new_classifier,
 )
 from medcoder.ranking.verify import verify_context, verify_question
-from medcoder.visit.conventions import CONVENTIONS
+from medcoder.visit.conventions import CONVENTIONS, DEFAULT_CONVENTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -311,10 +311,13 @@ def learn(
         args = (examples, cands, cal, oof, golds, kinds, onto, thresholds["visit"], floor)
         final = fit_final(visit_decisions(*args), vgolds, vfolds)
         cv["final"] = final.report
-        cv["final"]["without"] = {}  # each coding convention measured by leaving it out (same notes, same folds)
+        # each coding convention turned over (same notes, same folds): left out when on by default, added when off
+        cv["final"]["without"], cv["final"]["with"] = {}, {}
         for name in CONVENTIONS:
-            without = fit_final(visit_decisions(*args, [c for c in CONVENTIONS if c != name]), vgolds, vfolds)
-            cv["final"]["without"][name] = {
+            on = name in DEFAULT_CONVENTIONS
+            use = [c for c in DEFAULT_CONVENTIONS if c != name] if on else [*DEFAULT_CONVENTIONS, name]
+            without = fit_final(visit_decisions(*args, use), vgolds, vfolds)
+            cv["final"]["without" if on else "with"][name] = {
                 "micro_f1": without.report["cv"]["micro"]["f1"],
                 "precision": without.report["cv"]["micro"]["precision"],
                 "recall": without.report["cv"]["micro"]["recall"],
@@ -377,7 +380,7 @@ def visit_decisions(
     onto: CodeSystem,
     threshold: float,
     floor: float | None,
-    conventions: Collection[str] = CONVENTIONS,
+    conventions: Collection[str] = DEFAULT_CONVENTIONS,
 ) -> list[list[Decided]]:
     """Every visit note's final codes out of fold, ranked and then decided by the outpatient rules (`coder`), each
     with its decision and whether it is a reference code: what the final calibration learns from."""
