@@ -58,7 +58,7 @@ def version_of(card: "RankerCard") -> dict[str, Any]:
         "threshold": card.threshold,
         "auto_accept": {
             "threshold": card.auto_accept.get("threshold"),
-            "min_direct": AUTO_ACCEPT_MIN_DIRECT,
+            "min_direct": card.auto_accept.get("min_direct", AUTO_ACCEPT_MIN_DIRECT),
             "visit_threshold": card.auto_accept.get("visit_threshold"),
         },
     }
@@ -119,10 +119,14 @@ def ranker_card(folder: str | Path, name: str = "") -> RankerCard:
     report = meta.get("report") or {}
     system = str(meta.get("system", ""))
     final = meta.get("final") or {}
+    notes = cv.get("notes") if "products" in cv else None  # the drug ranker: its threshold from the coded notes
+    source = notes if isinstance(notes, dict) else cv
     auto = {
-        "threshold": cv.get("auto_accept_threshold"),
-        "cv_precision": cv.get("auto_accept_precision"),
-        "cv_share": cv.get("auto_accept_share"),
+        "threshold": source.get("auto_accept_threshold"),
+        "cv_precision": source.get("auto_accept_precision"),
+        "cv_share": source.get("auto_accept_share"),
+        # a drug code is one substance's code: it is not found "directly" by searches, its probability says it all
+        "min_direct": 0 if isinstance(notes, dict) else AUTO_ACCEPT_MIN_DIRECT,
     }
     if final:  # a visit note's final codes: their own threshold, any decision (`decisions.FinalCalibration`)
         report = final.get("report") or {}

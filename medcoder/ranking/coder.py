@@ -472,6 +472,9 @@ def _apply_conventions(
             else:
                 _recode(by_code, r, ch.new, ch.rule, ch.reason)
                 r.decision = "convention"
+        elif ch.action == "drop" and ch.code in by_code:
+            r = by_code[ch.code]
+            r.accepted, r.rule, r.reason, r.decision = False, ch.rule, ch.reason, "set-aside"
         elif ch.action == "add":
             r = by_code.get(ch.new) or RankedCode(ch.new, 0.0, [], ["convention"])
             by_code[ch.new] = r

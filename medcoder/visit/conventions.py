@@ -12,6 +12,8 @@ code, re-specify one, with the sentence that supports it. They run in `CONVENTIO
    acuity) its own evidence states, every one of them.
 4. `aftercare`: the follow-up visit of a joint replacement is coded as aftercare (Z47.1) with the joint's status
    (Z96.6-, by joint and side).
+5. `hypertension-once` (I.C.9.a): hypertension is coded once; I10 beside a hypertensive heart or kidney disease
+   code (I11-I13, I15, I16) is set aside.
 
 Each is measured by turning it over (`medcoder learn` reports the cross-validated figures without each one that is
 on and with each one that is off; `benchmarks/visit_rules_ablation.py` on the validation notes); those that did
@@ -27,11 +29,11 @@ from typing import Any, Collection, Sequence
 from medcoder.knowledge.guidelines import finding_status, side_of
 from medcoder.knowledge.lexical import tokenize
 
-CONVENTIONS = ("heart-failure-type", "diabetes-complications", "specificity", "aftercare")
+CONVENTIONS = ("heart-failure-type", "diabetes-complications", "specificity", "aftercare", "hypertension-once")
 # on by default: those that helped when left out on the coded visit notes (cross-validated, `medcoder learn`), and
 # aftercare, which no coded note exercises (measured 0: it never fires there) but the guideline asks for;
 # `specificity` cost 0.0007 micro-F1 out of fold and changed nothing on the validation notes: off, say so
-DEFAULT_CONVENTIONS = ("heart-failure-type", "diabetes-complications", "aftercare")
+DEFAULT_CONVENTIONS = ("heart-failure-type", "diabetes-complications", "aftercare", "hypertension-once")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Change:
     on `sentence` (None: on the code's own evidence)."""
 
     rule: str
-    action: str  # add | replace
+    action: str  # add | replace | drop
     code: str
     new: str
     reason: str
@@ -248,11 +250,25 @@ def aftercare(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: A
     return []
 
 
+# ---- 5. hypertension coded once ----------------------------------------------------------------------------
+
+_HYPERTENSIVE_DISEASE = re.compile(r"^I1[1-6]")
+
+
+def hypertension_once(coded: Sequence[Coded], sentences: Sequence[NoteSentence], onto: Any) -> list[Change]:
+    """I10 beside a code of hypertensive heart or kidney disease (which already says hypertension) is dropped."""
+    other = next((c for c in coded if _HYPERTENSIVE_DISEASE.match(c.code)), None)
+    if other is None or not any(c.code == "I10" for c in coded):
+        return []
+    return [Change("hypertension-once", "drop", "I10", "", f"{other.code} already codes the hypertension")]
+
+
 _RULES = {
     "heart-failure-type": heart_failure_type,
     "diabetes-complications": diabetes_complications,
     "specificity": specificity,
     "aftercare": aftercare,
+    "hypertension-once": hypertension_once,
 }
 
 
@@ -269,6 +285,8 @@ def apply_conventions(
         for ch in changes:
             if ch.action == "replace":
                 codes = [Coded(ch.new, onto.label(ch.new), c.evidence) if c.code == ch.code else c for c in codes]
+            elif ch.action == "drop":
+                codes = [c for c in codes if c.code != ch.code]
             else:
                 codes.append(Coded(ch.new, onto.label(ch.new), (ch.sentence.text,) if ch.sentence else ()))
         out += changes
