@@ -99,7 +99,7 @@ LAYERS: dict[str, set[str]] = {
     "engine": {"agents", "knowledge", "llm", "audit"},
     "agents": {"ranking", "visit", "knowledge", "llm"},
     "ranking": {"visit", "knowledge", "llm", "audit"},  # the library: no agent, engine or evaluation module
-    "visit": set(),  # how a visit is read (parts, conversation): text in, layout out
+    "visit": {"knowledge"},  # how a visit is read (parts, conversation) and coded (its conventions read the codes)
     "tools": {"knowledge"},
     "knowledge": set(),
     "llm": set(),

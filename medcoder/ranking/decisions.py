@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from medcoder.ranking import metrics
+
 if TYPE_CHECKING:
     from medcoder.ranking.coder import RankedCode
     from medcoder.ranking.model import RankerModel
@@ -173,7 +175,8 @@ ROW = (
 
 
 def _log_odds(p: float) -> float:
-    p = min(max(p, 1e-3), 1 - 1e-3)
+    """Log-odds, with a code no search proposed (p 0) read like the least likely candidate, not far below it."""
+    p = min(max(p, 0.02), 0.98)
     return math.log(p / (1 - p))
 
 
@@ -182,7 +185,7 @@ def accepted_row(r: "RankedCode") -> tuple[float, ...]:
     ev = [e for e in r.evidence if e.status in ("", "present")]
     return (
         _log_odds(r.ranker_probability),
-        _log_odds(r.score) if r.score else 0.0,
+        _log_odds(r.score),
         float(r.decision == "named"),
         float(r.decision == "index"),
         float(r.decision == "specified"),
@@ -270,9 +273,7 @@ def auto_threshold(
 
 def reliability(p: Sequence[float], y: Sequence[bool], bins: int = 10, floor: float = 0.05) -> dict[str, Any]:
     """Per-bin confidence vs accuracy and the expected calibration error, over codes shown (p >= `floor`)."""
-    from medcoder.ranking.metrics import calibration
-
-    return calibration([(float(a), bool(b)) for a, b in zip(p, y) if a >= floor], bins)
+    return metrics.calibration([(float(a), bool(b)) for a, b in zip(p, y) if a >= floor], bins)
 
 
 def fit_final(notes: Sequence[Sequence[Decided]], golds: Sequence[set[str]], folds: Sequence[int]) -> FinalCalibration:
@@ -280,8 +281,6 @@ def fit_final(notes: Sequence[Sequence[Decided]], golds: Sequence[set[str]], fol
     each fold's codes are calibrated by curves fitted on the other folds (cross-fitting), the thresholds are chosen
     on those probabilities, and the report gives micro-F1, ECE, the auto-accept share and a reliability table per
     decision."""
-    from medcoder.ranking import metrics
-
     probs: list[list[float]] = [[0.0] * len(n) for n in notes]
     for f in sorted(set(folds)):
         train = [d for n, g in zip(notes, folds) if g != f for d in n]
