@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 # specified: a ranker's code re-specified (laterality, 7th character, site, combination); convention: a code a coding
 # convention added or re-specified (`visit.conventions`); set-aside: a rule removed it
 DECISIONS = ("ranker", "named", "index", "specified", "convention", "set-aside")
+MODELLED = ("ranker", "named")  # accepted codes of these decisions get the model's probability, the rest their curve
 AUTO_ACCEPT_MIN_DIRECT = 2  # a case report's code is auto-accepted only when found as itself by two searches
 AUTO_PRECISION = 0.95  # the out-of-fold precision the auto-accept threshold is chosen for
 MIN_BIN = 25  # codes per bin before pooling: a curve step rests on at least this many decisions
@@ -105,7 +106,7 @@ class FinalCalibration:
         return cls.from_dict(data) if data else None
 
     def probability(self, r: "RankedCode") -> float:
-        if r.accepted and self.accepted_model is not None:
+        if r.accepted and r.decision in MODELLED and self.accepted_model is not None:
             return self.accepted_model(accepted_row(r))
         curve = self.curves.get(r.decision) or self.curves["ranker"]
         return curve(r.ranker_probability)
@@ -227,7 +228,7 @@ def fit_accepted(rows: Sequence[Decided]) -> AcceptedModel | None:
     """The model over accepted codes (None with too few, or with one outcome only)."""
     from sklearn.linear_model import LogisticRegression
 
-    sel = [d for d in rows if d.accepted and d.row]
+    sel = [d for d in rows if d.accepted and d.decision in MODELLED and d.row]
     if len(sel) < 40 or len({d.right for d in sel}) < 2:
         return None
     clf = LogisticRegression(C=0.5, max_iter=1000).fit(np.asarray([d.row for d in sel]), [d.right for d in sel])
@@ -235,12 +236,12 @@ def fit_accepted(rows: Sequence[Decided]) -> AcceptedModel | None:
 
 
 def fit_curves(rows: Sequence[Decided], rejected_only: bool = False) -> dict[str, Curve]:
-    """A curve per decision seen: over every code of that decision, or (`rejected_only`, when the accepted codes
-    have their own model) over the codes the rules left as suggestions."""
+    """A curve per decision seen: over every code of that decision, or for the `MODELLED` decisions (`rejected_only`,
+    when their accepted codes have the model) over the codes the rules left as suggestions. An Index reading, a
+    re-specified code and a convention's code keep their own measured rate."""
     out = {}
-    rows = [d for d in rows if not d.accepted] if rejected_only else rows
     for kind in DECISIONS:
-        sel = [d for d in rows if d.decision == kind]
+        sel = [d for d in rows if d.decision == kind and not (rejected_only and kind in MODELLED and d.accepted)]
         if sel or kind == "ranker":
             out[kind] = fit_curve([d.x for d in sel], [d.right for d in sel])
     return out
@@ -329,7 +330,7 @@ def fit_final(notes: Sequence[Sequence[Decided]], golds: Sequence[set[str]], fol
 
 
 def _probability(d: Decided, curves: dict[str, Curve], model: AcceptedModel | None) -> float:
-    if d.accepted and d.row and model is not None:
+    if d.accepted and d.decision in MODELLED and d.row and model is not None:
         return model(d.row)
     return (curves.get(d.decision) or curves["ranker"])(d.x)
 
