@@ -226,6 +226,7 @@ def test_needs_review_order_an_auto_accepted_code_rejected_and_the_relearn_repor
     shutil.copytree(ranker_folder("icd10cm", "shipped"), mine)
     meta = json.loads((mine / "ranker.json").read_text())
     meta["cv"]["auto_accept_threshold"] = 0.5
+    meta["final"]["auto_threshold"] = 0.5  # a visit note's final codes: their own threshold, any decision
     (mine / "ranker.json").write_text(json.dumps(meta))
     spec = (Path(medcoder.__file__).parent / "engine" / "builtin" / "icd10cm-nomodel.yaml").read_text()
     (tmp_path / "wf.yaml").write_text(spec.replace("ranker: builtin", f"ranker: {mine}"))
