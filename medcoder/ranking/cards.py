@@ -129,11 +129,11 @@ def ranker_card(folder: str | Path, name: str = "") -> RankerCard:
         "min_direct": 0 if isinstance(notes, dict) else AUTO_ACCEPT_MIN_DIRECT,
     }
     if final:  # a visit note's final codes: their own threshold, any decision (`decisions.FinalCalibration`)
-        report = final.get("report") or {}
+        final_report = final.get("report") or {}
         auto.update(
             visit_threshold=final.get("auto_threshold"),
-            visit_cv_precision=report.get("auto_accept_precision"),
-            visit_cv_share=report.get("auto_accept_share"),
+            visit_cv_precision=final_report.get("auto_accept_precision"),
+            visit_cv_share=final_report.get("auto_accept_share"),
         )
     data = [
         {k: v for k, v in d.items() if k != "attribution"} for d in (meta.get("learned_from") or {}).get("datasets", [])
