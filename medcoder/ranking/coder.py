@@ -17,12 +17,11 @@ from typing import Any, Collection, Sequence
 
 import numpy as np
 
-from medcoder import records
 from medcoder.jsonl import numbered_rows
 from medcoder.knowledge import KnowledgeBase
 from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand, spell_out
-from medcoder.knowledge.index_phrase import billable_for, read_phrase
+from medcoder.knowledge.index_phrase import IndexReading, billable_for, read_phrase
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
@@ -37,7 +36,8 @@ from medcoder.ranking.candidates import (
     problem_spans,
     sentence_spans,
 )
-from medcoder.ranking.decisions import AUTO_ACCEPT_MIN_DIRECT, FinalCalibration
+from medcoder.ranking.cards import auto_acceptable
+from medcoder.ranking.decisions import FinalCalibration
 from medcoder.ranking.memory import CodedNotesMemory, MemoryView
 from medcoder.ranking.model import RankerModel, load_memory
 from medcoder.records import Entity
@@ -261,7 +261,7 @@ def finish(ranked: list[RankedCode], ranker: RankerModel, kind: str) -> list[Ran
         return final.apply(ranked)
     auto = (ranker.meta.get("cv") or {}).get("auto_accept_threshold")
     for r in ranked:
-        r.auto = r.accepted and records.auto_acceptable(r.probability, r.features, auto, AUTO_ACCEPT_MIN_DIRECT)
+        r.auto = r.accepted and auto_acceptable(r.probability, r.features, auto)
     return ranked
 
 
@@ -291,8 +291,34 @@ def _certain_part(line: str) -> str:
     return re.sub(r"\b(?:most|more|very|quite|is|are|was)\s*$", "", line[: cue.start()].strip(" ,;-")).strip(" ,;-")
 
 
+@dataclass(frozen=True)
+class _LineReading:
+    """An assessment line read through the Index: its certain words, the reading, and the billable codes when the
+    reading is complete and the line states the finding as present (else none)."""
+
+    part: str
+    reading: IndexReading | None
+    codes: tuple[str, ...]
+
+
+def _read_lines(onto: CodeSystem, problems: Sequence[SearchSpan]) -> dict[str, _LineReading]:
+    """Each assessment line's Index reading, by its text: read once for every rule that asks."""
+    out: dict[str, _LineReading] = {}
+    for text in {s.read or s.text for s in problems if s.section == "plan"}:
+        part = _certain_part(text)
+        reading = read_phrase(onto, spell_out(part)) if part else None
+        present = reading and reading.complete and gl.finding_status(text, reading.covered) == "present"
+        codes = tuple(billable_for(onto, reading.code, text)) if reading and present else ()
+        out[text] = _LineReading(part, reading, codes)
+    return out
+
+
 def _code_assessed_problems(
-    onto: CodeSystem, ranked: list[RankedCode], threshold: float, problems: Sequence[SearchSpan]
+    onto: CodeSystem,
+    ranked: list[RankedCode],
+    threshold: float,
+    problems: Sequence[SearchSpan],
+    readings: dict[str, _LineReading],
 ) -> list[RankedCode]:
     """Every problem the assessment names is coded (Section IV: code what was assessed or treated at the visit).
     A problem line of the assessment/plan that no accepted code rests on gets, in order:
@@ -304,7 +330,7 @@ def _code_assessed_problems(
     covered = {(e.start, e.end) for r in ranked if r.accepted for e in r.evidence if e.source == "problem"}
     coded_categories = {r.code[:3] for r in ranked if r.accepted}
     lines = {(s.start, s.end): s for s in problems if s.section == "plan" and (s.start, s.end) not in covered}
-    certain = {key: part for key, s in lines.items() if (part := _certain_part(s.read or s.text))}
+    certain = {key: part for key, s in lines.items() if (part := readings[s.read or s.text].part)}
     named: dict[tuple[int, int], RankedCode] = {}  # the likeliest candidate each line names
     for r in ranked:  # best first
         if r.probability < ASSESSED_SHARE * threshold:
@@ -324,12 +350,7 @@ def _code_assessed_problems(
     added: list[RankedCode] = []
     for key, part in certain.items():
         span = lines[key]
-        reading = read_phrase(onto, spell_out(part))
-        codes = (
-            billable_for(onto, reading.code, span.read or span.text)
-            if reading and reading.complete and gl.finding_status(span.read or span.text, reading.covered) == "present"
-            else []
-        )
+        reading, codes = readings[span.read or span.text].reading, readings[span.read or span.text].codes
         indexed = max((by_code[c].probability for c in codes if c in by_code), default=-1.0)
         if (
             key in named
@@ -364,18 +385,17 @@ def _refines(onto: CodeSystem, code: str, read: str) -> bool:
     return ("unspecified" in general or "without" in general) and not onto.label(code).lower().startswith("other")
 
 
-def _index_over_sibling(onto: CodeSystem, ranked: list[RankedCode], problems: Sequence[SearchSpan]) -> None:
+def _index_over_sibling(
+    onto: CodeSystem, ranked: list[RankedCode], problems: Sequence[SearchSpan], readings: dict[str, _LineReading]
+) -> None:
     """Within a category, the Alphabetic Index's complete reading of an assessment line wins over the ranker's
     sibling ("Constipation" is K59.00, not K59.09 "Other constipation"; "Abnormal weight gain" is R63.5, not R63.4),
     unless the sibling refines it (E11.65 beside a line the Index reads as E11.9)."""
     by_code = {r.code: r for r in ranked}
     for span in [s for s in problems if s.section == "plan"]:
-        text = span.read or span.text
-        part = _certain_part(text)
-        reading = read_phrase(onto, spell_out(part)) if part else None
-        if not reading or not reading.complete or gl.finding_status(text, reading.covered) != "present":
+        reading, codes = readings[span.read or span.text].reading, readings[span.read or span.text].codes
+        if reading is None or not codes:
             continue
-        codes = billable_for(onto, reading.code, text)
         for c in codes:
             if c in by_code:
                 by_code[c].index_read = True
@@ -408,8 +428,9 @@ def apply_guidelines(
         return ranked  # reports they cost dev micro-F1 0.473 -> 0.418, see README)
     parts = layout.parts()
     lines = problem_spans(note, layout) + list(problems)
-    ranked = ranked + _code_assessed_problems(onto, ranked, threshold, lines)
-    _index_over_sibling(onto, ranked, lines)
+    readings = _read_lines(onto, lines)
+    ranked = ranked + _code_assessed_problems(onto, ranked, threshold, lines, readings)
+    _index_over_sibling(onto, ranked, lines, readings)
     context = " ".join(note[a:b] for a, b, p in parts if p in ("cc", "hpi"))[:2000]
     cc = " ".join(note[a:b] for a, b, p in parts if p == "cc")
     by_code = {r.code: r for r in ranked}

@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 # convention added or re-specified (`visit.conventions`); set-aside: a rule removed it
 DECISIONS = ("ranker", "named", "index", "specified", "convention", "set-aside")
 MODELLED = ("ranker", "named")  # accepted codes of these decisions get the model's probability, the rest their curve
-AUTO_ACCEPT_MIN_DIRECT = 2  # a case report's code is auto-accepted only when found as itself by two searches
 AUTO_PRECISION = 0.95  # the out-of-fold precision the auto-accept threshold is chosen for
 MIN_BIN = 25  # codes per bin before pooling: a curve step rests on at least this many decisions
 AUTO_MIN_SUPPORT = 20
@@ -249,27 +248,8 @@ def fit_curves(rows: Sequence[Decided], rejected_only: bool = False) -> dict[str
 
 def best_threshold(probs: Sequence[float], accepted: Sequence[bool], right: Sequence[bool], gold: int) -> float:
     """The cut on the calibrated probability with the best micro-F1 over the rules-accepted codes."""
-    pairs = sorted(((p, y) for p, a, y in zip(probs, accepted, right) if a), key=lambda t: -t[0])
-    tp = fp = 0
-    best = (-1.0, 0.5)
-    for i, (p, y) in enumerate(pairs):
-        tp, fp = tp + y, fp + (not y)
-        if i + 1 < len(pairs) and pairs[i + 1][0] == p:
-            continue
-        f1 = 2 * tp / (tp + fp + gold) if gold else 0.0
-        if f1 > best[0]:
-            best = (f1, p)
-    return float(best[1])
-
-
-def auto_threshold(
-    p: np.ndarray, y: np.ndarray, precision: float = AUTO_PRECISION, min_support: int = AUTO_MIN_SUPPORT
-) -> float | None:
-    """The lowest probability above which out-of-fold predictions were at least `precision` precise."""
-    order = np.argsort(-p, kind="stable")
-    prec = np.cumsum(y[order]) / np.arange(1, len(order) + 1)
-    ok = [i for i in range(min_support - 1, len(order)) if prec[i] >= precision]
-    return round(float(p[order][max(ok)]), 4) if ok else None
+    pairs = [(p, y) for p, a, y in zip(probs, accepted, right) if a]
+    return float(metrics.best_f1_cut(pairs, gold, start=(-1.0, 0.5))[1])
 
 
 def reliability(p: Sequence[float], y: Sequence[bool], bins: int = 10, floor: float = 0.05) -> dict[str, Any]:
@@ -299,7 +279,7 @@ def fit_final(notes: Sequence[Sequence[Decided]], golds: Sequence[set[str]], fol
     ranking = [[d.code for _, d in sorted(zip(ps, n), key=lambda t: -t[0])] for ps, n in zip(probs, notes)]
     acc = np.asarray([p for p, d in flat if d.accepted and p >= threshold])
     acc_y = np.asarray([d.right for p, d in flat if d.accepted and p >= threshold], dtype=float)
-    auto = auto_threshold(acc, acc_y) if len(acc) else None
+    auto = metrics.precision_cut(acc, acc_y, AUTO_PRECISION, AUTO_MIN_SUPPORT) if len(acc) else None
     shown = flat
     report: dict[str, Any] = {
         "notes": len(notes),

@@ -22,7 +22,7 @@ import numpy as np
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.ontology import CodeSystem
-from medcoder.ranking.decisions import auto_threshold
+from medcoder.ranking import metrics
 from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
 from medcoder.ranking.drugs import (
     PRIORS_FILE,
@@ -171,15 +171,21 @@ def product_scores(items: Sequence[DrugItem], products: int) -> dict[str, Any]:
     return out
 
 
-def note_scores(
-    coder: DrugCoder, items: Sequence[DrugItem], golds: dict[str, frozenset[str]], threshold: float
-) -> dict[str, float]:
-    """Micro precision/recall/F1 of the notes' accepted drug codes at a threshold."""
+def _mentions_by_note(items: Sequence[DrugItem], golds: dict[str, frozenset[str]]) -> dict[str, list[CodedMention]]:
+    """Each coded note's drug mentions, their candidates best first (as `DrugCoder.decide` reads them)."""
     by_note: dict[str, list[CodedMention]] = {n: [] for n in golds}
     for it in items:
         if it.note is not None:
             it.coded.candidates.sort(key=rank_key)
             by_note[it.note].append(it.coded)
+    return by_note
+
+
+def note_scores(
+    coder: DrugCoder, items: Sequence[DrugItem], golds: dict[str, frozenset[str]], threshold: float
+) -> dict[str, float]:
+    """Micro precision/recall/F1 of the notes' accepted drug codes at a threshold."""
+    by_note = _mentions_by_note(items, golds)
     tp = fp = fn = 0
     for note, gold in golds.items():
         pred = {d.code for d in coder.decide(by_note[note], threshold) if d.accepted}
@@ -194,10 +200,7 @@ def auto_accept_of_notes(
 ) -> dict[str, Any]:
     """The auto-accept threshold chosen on the notes' out-of-fold accepted codes for 0.95 precision, with the
     precision and the share of accepted codes above it."""
-    by_note: dict[str, list[CodedMention]] = {n: [] for n in golds}
-    for it in items:
-        if it.note is not None:
-            by_note[it.note].append(it.coded)
+    by_note = _mentions_by_note(items, golds)
     pairs = [
         (d.probability, d.code in gold)
         for note, gold in golds.items()
@@ -205,7 +208,7 @@ def auto_accept_of_notes(
         if d.accepted
     ]
     p, y = np.asarray([a for a, _ in pairs]), np.asarray([b for _, b in pairs], dtype=float)
-    cut = auto_threshold(p, y) if len(p) else None
+    cut = metrics.precision_cut(p, y) if len(p) else None
     above = p >= cut if cut is not None else np.zeros(len(p), dtype=bool)
     return {
         "auto_accept_threshold": cut,

@@ -207,18 +207,7 @@ def best_threshold(
 ) -> tuple[float, dict[str, Any]]:
     """The probability cut with the best micro-F1 (gold codes no candidate reached count as misses)."""
     pairs = [(float(p), c in g) for cand, g, ps in zip(cands, golds, probs) for c, p in zip(cand.codes, ps)]
-    total_gold = sum(len(g) for g in golds)
-    pairs.sort(key=lambda x: -x[0])
-    tp = fp = 0
-    best = (0.0, 0.5)
-    for i, (p, hit) in enumerate(pairs):
-        tp += hit
-        fp += not hit
-        if i + 1 < len(pairs) and pairs[i + 1][0] == p:
-            continue
-        f1 = 2 * tp / (tp + fp + total_gold) if total_gold else 0.0
-        if f1 > best[0]:
-            best = (f1, p)
+    best = metrics.best_f1_cut(pairs, sum(len(g) for g in golds))
     return best[1], {"f1_at_threshold": round(best[0], 4)}
 
 
@@ -468,7 +457,7 @@ def auto_accept_figures(
     """The auto-accept threshold out of fold, with the precision of the codes above it and their share of the
     codes the ranker accepted (what a ranker's card reports)."""
     p, y = np.concatenate(cal), np.concatenate(labels)
-    cut = auto_accept_threshold(p, y)
+    cut = metrics.precision_cut(p, y)
     if cut is None:
         return {"auto_accept_threshold": None, "auto_accept_precision": None, "auto_accept_share": 0.0}
     above = p >= cut
@@ -478,15 +467,6 @@ def auto_accept_figures(
         "auto_accept_precision": round(float(y[above].mean()), 4),
         "auto_accept_share": round(int(above.sum()) / max(accepted, 1), 4),
     }
-
-
-def auto_accept_threshold(p: np.ndarray, y: np.ndarray, precision: float = 0.95, min_support: int = 20) -> float | None:
-    """The lowest probability above which out-of-fold predictions were at least `precision` precise."""
-    order = np.argsort(-p)
-    hits = np.cumsum(y[order])
-    prec = hits / np.arange(1, len(order) + 1)
-    ok = [i for i in range(min_support - 1, len(order)) if prec[i] >= precision]
-    return round(float(p[order][max(ok)]), 4) if ok else None
 
 
 __all__ = ["LearnReport", "learn", "canonical_codes", "training_targets", "FEATURES"]

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import numpy as np
+
 if TYPE_CHECKING:
     from medcoder.knowledge.ontology import CodeSystem
 
@@ -225,3 +227,31 @@ def calibration(
             auto_accept_precision=round(sum(above) / len(above), 4) if above else None,
         )
     return out
+
+
+def best_f1_cut(
+    pairs: Sequence[tuple[float, bool]], total_gold: int, start: tuple[float, float] = (0.0, 0.5)
+) -> tuple[float, float]:
+    """(micro-F1, cut) of the probability cut with the best micro-F1 over (probability, right) pairs, against
+    `total_gold` reference codes (those no pair reached count as misses); `start` when no cut beats it."""
+    ordered = sorted(pairs, key=lambda x: -x[0])
+    tp = fp = 0
+    best = start
+    for i, (p, hit) in enumerate(ordered):
+        tp += hit
+        fp += not hit
+        if i + 1 < len(ordered) and ordered[i + 1][0] == p:
+            continue
+        f1 = 2 * tp / (tp + fp + total_gold) if total_gold else 0.0
+        if f1 > best[0]:
+            best = (f1, p)
+    return best
+
+
+def precision_cut(p: np.ndarray, y: np.ndarray, precision: float = 0.95, min_support: int = 20) -> float | None:
+    """The lowest probability above which the predictions were at least `precision` precise (at least
+    `min_support` of them): an auto-accept threshold, chosen on out-of-fold predictions."""
+    order = np.argsort(-p, kind="stable")
+    prec = np.cumsum(y[order]) / np.arange(1, len(order) + 1)
+    ok = [i for i in range(min_support - 1, len(order)) if prec[i] >= precision]
+    return round(float(p[order][max(ok)]), 4) if ok else None
