@@ -127,6 +127,22 @@ def test_fit_final_measures_itself_by_cross_fitting() -> None:
     assert 0.6 < final.curves["index"](0.0) < 0.95
 
 
+
+def test_a_site_whose_accepted_codes_were_all_right_keeps_accepting_codes_a_hair_below_them() -> None:
+    """The relearn regression: 21 notes where every rules-accepted code was right put each at the curve's top, and
+    a threshold on that very value cut off every new code the curve placed a hair lower (micro-F1 0.0)."""
+    notes, golds = [], []
+    for i in range(21):
+        rows = [Decided("ranker", 0.99, True, True, f"R{i}"), Decided("ranker", 0.995, True, True, f"S{i}")]
+        rows += [Decided("ranker", 0.01 * j, False, False, f"N{i}.{j}") for j in range(30)]
+        notes.append(rows)
+        golds.append({f"R{i}", f"S{i}"})
+    final = fit_final(notes, golds, [i % 3 for i in range(21)])
+    assert final.report["cv"]["micro"]["f1"] == 1.0
+    new = [RankedCode("A00.0", 0.9, accepted=True, ranker_probability=0.9)]  # below every learned one
+    assert final.apply(new)[0].accepted, (final.threshold, final.apply(new)[0])
+
+
 # ---- through the shipped ranker --------------------------------------------------------------------------------
 
 def test_the_sample_note_shows_every_accepted_code_at_or_above_the_threshold_that_accepted_it(coder: Any) -> None:

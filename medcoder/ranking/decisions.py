@@ -249,7 +249,7 @@ def fit_curves(rows: Sequence[Decided], rejected_only: bool = False) -> dict[str
 def best_threshold(probs: Sequence[float], accepted: Sequence[bool], right: Sequence[bool], gold: int) -> float:
     """The cut on the calibrated probability with the best micro-F1 over the rules-accepted codes."""
     pairs = [(p, y) for p, a, y in zip(probs, accepted, right) if a]
-    return float(metrics.best_f1_cut(pairs, gold, start=(-1.0, 0.5))[1])
+    return float(metrics.best_f1_cut(pairs, gold, start=(-1.0, 0.5), in_gap=True)[1])
 
 
 def reliability(p: Sequence[float], y: Sequence[bool], bins: int = 10, floor: float = 0.05) -> dict[str, Any]:

@@ -230,10 +230,15 @@ def calibration(
 
 
 def best_f1_cut(
-    pairs: Sequence[tuple[float, bool]], total_gold: int, start: tuple[float, float] = (0.0, 0.5)
+    pairs: Sequence[tuple[float, bool]],
+    total_gold: int,
+    start: tuple[float, float] = (0.0, 0.5),
+    in_gap: bool = False,
 ) -> tuple[float, float]:
     """(micro-F1, cut) of the probability cut with the best micro-F1 over (probability, right) pairs, against
-    `total_gold` reference codes (those no pair reached count as misses); `start` when no cut beats it."""
+    `total_gold` reference codes (those no pair reached count as misses); `start` when no cut beats it. With
+    `in_gap` the cut sits midway to the next lower probability (0 below the last), not on the last one kept, so
+    a new code a hair below the lowest learned probability is not cut off by the threshold's own edge."""
     ordered = sorted(pairs, key=lambda x: -x[0])
     tp = fp = 0
     best = start
@@ -244,7 +249,8 @@ def best_f1_cut(
             continue
         f1 = 2 * tp / (tp + fp + total_gold) if total_gold else 0.0
         if f1 > best[0]:
-            best = (f1, p)
+            below = ordered[i + 1][0] if i + 1 < len(ordered) else 0.0
+            best = (f1, (p + below) / 2 if in_gap else p)
     return best
 
 
