@@ -162,10 +162,11 @@ def main() -> None:
     ap.add_argument("--out", default="note_formats.json")
     ap.add_argument("--model-problems", default="", help="measure the model step with this model (e.g. default)")
     ap.add_argument("--model-limit", type=int, default=None, help="the model step on the first N notes only")
+    ap.add_argument("--ranker", default="", help="an ICD-10-CM ranker folder to measure (default: the shipped one)")
     args = ap.parse_args()
     kb = default_kb()
     retriever = _MemoRetriever(HybridRetriever(kb))
-    coder = RankedCoder.from_folder(ranker_folder("icd10cm", "shipped"), kb, retriever)
+    coder = RankedCoder.from_folder(args.ranker or ranker_folder("icd10cm", "shipped"), kb, retriever)
     drugs = DrugCoder.from_folder(drug_ranker_folder("builtin"), kb.ontology(ATC.system))
     icd_data = load_dataset(args.data, system="icd10cm").head(args.limit)
     atc_gold = {ex.id: set(ex.codes) for ex in load_dataset(args.data, system="atc").examples}

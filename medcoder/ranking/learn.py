@@ -91,12 +91,18 @@ def training_targets(onto: CodeSystem, codes: set[str]) -> set[str]:
     return out
 
 
-def folds_of(n: int, k: int, seed: int = 0) -> np.ndarray:
+def folds_of(n: int, k: int, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
+    """A fold per note; notes of one `groups` key (the same encounter written as a note and as its
+    conversation) share a fold, so no note is scored by a memory or trees that learned its twin. With every key
+    distinct the folds are those of `n` ungrouped notes."""
+    keys = list(groups) if groups is not None else [str(i) for i in range(n)]
+    unique = list(dict.fromkeys(keys))
     rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    fold = np.empty(n, dtype=int)
-    fold[order] = np.arange(n) % k
-    return fold
+    order = rng.permutation(len(unique))
+    of_group = np.empty(len(unique), dtype=int)
+    of_group[order] = np.arange(len(unique)) % k
+    index = {key: i for i, key in enumerate(unique)}
+    return np.asarray([of_group[index[key]] for key in keys], dtype=int)
 
 
 def note_candidates(
@@ -248,7 +254,7 @@ def learn(
     if len(examples) < max(folds, 5):
         raise MedcoderError(f"learning needs at least {max(folds, 5)} coded notes, got {len(examples)}")
     onto = kb.ontology(system)
-    fold = folds_of(len(examples), folds, seed)
+    fold = folds_of(len(examples), folds, seed, [e.id for e in examples])
     cache = RetrievalCache(cache_path)
     golds = [canonical_codes(onto, e.codes) for e in examples]
     targets = [training_targets(onto, g) for g in golds]
