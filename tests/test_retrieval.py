@@ -40,10 +40,10 @@ def small_index(kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DenseInd
 
 
 def test_small_store_builds_reports_and_searches(small_index: DenseIndex) -> None:
-    seen: list[tuple[int, int]] = []
-    info = small_index.build(progress=lambda done, total: seen.append((done, total)))
+    seen: list[tuple[str, int, int]] = []
+    info = small_index.build(progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert info["docs"] > 100 and info["codes"] > 50 and info["bytes"] > 0
-    assert seen[-1][0] == seen[-1][1] == info["docs"]
+    assert seen[-1] == ("embedding", info["docs"], info["docs"])
     assert small_index.is_built()
     assert small_index.search("metformin", k=3)[0].code == "A10BA02"
     # a brand name reaches its substance through the RABBITS brands

@@ -38,6 +38,7 @@ __all__ = [
     "BatchItem",
     "BatchSummary",
     "RayOptions",
+    "SummaryListener",
     "code_item",
     "iter_inputs",
     "run_batch",
@@ -47,7 +48,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[["BatchSummary"], None]
+# told the run's summary once at the start and again after each note is written (a progress line, a log);
+# not `medcoder.progress.Progress`: a batch reports its counts, not one stage's done of total
+SummaryListener = Callable[[BatchSummary], None]
 
 
 def _done_ids(out: Path) -> set[str]:
@@ -90,7 +93,7 @@ def plan(items: Iterable[BatchItem], out: Path) -> tuple[list[BatchItem], BatchS
 
 @contextmanager
 def output_writer(
-    out: Path, summary: BatchSummary, progress: Progress | None, written: set[str]
+    out: Path, summary: BatchSummary, progress: SummaryListener | None, written: set[str]
 ) -> Iterator[Callable[[dict[str, Any]], bool]]:
     """The one writer of `out`: appends each line once (a line whose id is already written is dropped and
     `False` returned, so an engine that retries work cannot duplicate a note), counts it, reports progress.
@@ -125,7 +128,7 @@ def run_batch(
     items: Iterable[BatchItem],
     out: str | Path,
     workers: int = 1,
-    progress: Progress | None = None,
+    progress: SummaryListener | None = None,
     engine: str = "local",
     ray: "RayOptions | None" = None,
 ) -> BatchSummary:

@@ -7,9 +7,9 @@ batched; `medcoder.engine.Workflow` is one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from medcoder.batch.runner import BatchItem, BatchSummary, RayOptions, iter_inputs, run_batch
+from medcoder.batch.runner import BatchItem, BatchSummary, RayOptions, SummaryListener, iter_inputs, run_batch
 
 
 def code_batch(
@@ -17,7 +17,7 @@ def code_batch(
     inputs: str | Path | Iterable[BatchItem],
     out: str | Path,
     workers: int = 1,
-    progress: Callable[[BatchSummary], None] | None = None,
+    progress: SummaryListener | None = None,
     *,
     engine: str = "local",
     ray: RayOptions | None = None,

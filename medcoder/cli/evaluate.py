@@ -54,7 +54,7 @@ def eval_command(
             limit,
             out_dir,
             tuple(strategies) or DEFAULT_STRATEGIES,
-            progress=lambda done, total, _id: advance(done, total),
+            progress=lambda _stage, done, total: advance(done, total),
             ranker=ranker,
             system=system,
         )
@@ -139,7 +139,7 @@ def bench(notes_path: str | None, models: tuple[str, ...], workflow: str, limit:
             workflow,
             limit,
             out_file,
-            progress=lambda done, total: advance(done, total),
+            progress=lambda _stage, done, total: advance(done, total),
         )
     emit_table(
         [{"model": k, **v} for k, v in result["models"].items()],

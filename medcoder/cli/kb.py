@@ -151,7 +151,7 @@ def build_index(systems: tuple[str, ...], force: bool, as_json: bool) -> None:
     for system in systems or system_names():
         index = DenseIndex(default_kb(), system)
         with progress_bar(f"embedding {system}") as advance:
-            infos.append(index.build(progress=advance, force=force))
+            infos.append(index.build(progress=lambda _stage, done, total: advance(done, total), force=force))
     if as_json:
         return emit_json(infos)
     emit_table(infos, ["system", "docs", "codes", "seconds", "bytes", "path"])

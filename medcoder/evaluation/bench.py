@@ -13,12 +13,13 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from medcoder.batch import BatchItem, iter_inputs
 from medcoder.engine.workflow import load_workflow
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, system_class
+from medcoder.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def run_bench(
     workflow: str | None = None,
     limit: int = 2,
     out_file: str | Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     workflow = workflow or system_class(DEFAULT_SYSTEM).default_workflow or DEFAULT_SYSTEM
     items = (list(iter_inputs(notes)) if notes else _default_notes())[:limit]
@@ -66,7 +67,7 @@ def run_bench(
                 )
                 done += 1
                 if progress:
-                    progress(done, total)
+                    progress("notes", done, total)
             model_info = {"name": llm.name, "sha256": llm.sha256, "backend": llm.backend}
         wall = sum(p["wall"] for p in per)
         codes = sum(p["codes"] for p in per)

@@ -9,13 +9,13 @@ import time
 from collections import Counter
 from typing import Any, Callable, Sequence
 
+from medcoder.progress import Progress
 from medcoder.ranking import metrics
 from medcoder.ranking.cards import policy_figures
 from medcoder.ranking.datasets import Dataset, Example
 from medcoder.ranking.drug_features import NOT_CODED
 from medcoder.ranking.drugs import CodedMention, DrugCoder
 
-Progress = Callable[[int, int, str], None]
 STRATEGY = "ranked-nomodel"
 
 
@@ -129,10 +129,10 @@ def evaluate_drugs(
     rows = []
     for i, ex in enumerate(data.examples):
         if progress:
-            progress(i, len(data), ex.id)
+            progress("examples", i, len(data))
         rows.append(cached[ex.id] if ex.id in cached else add(score(coder, ex)))
     if progress:
-        progress(len(data), len(data), "")
+        progress("examples", len(data), len(data))
     if data.layout == "dpd":
         return {"metrics": product_metrics(rows), "misses": product_misses(rows), "items": rows}
     gold = [set(r["gold"]) for r in rows]

@@ -17,13 +17,14 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from medcoder.errors import MedcoderError
 from medcoder.evaluation.report import bars_svg, html_table, reliability_svg
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.progress import Progress
 from medcoder.ranking import metrics
 from medcoder.ranking.cards import RankerCard, policy_figures, ranker_card, use_ranker
 from medcoder.ranking.coder import RankedCoder
@@ -33,7 +34,6 @@ from medcoder.ranking.learn import canonical_codes, learn
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
 MIN_SITE_NOTES = 6  # fewer decided notes leave no slice worth holding back
 
 

@@ -44,6 +44,7 @@ from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import system_class
 from medcoder.llm import LLM
 from medcoder.paths import file_digest
+from medcoder.progress import Progress
 from medcoder.ranking import drug_features, metrics
 from medcoder.ranking import drugs as drugs_module
 from medcoder.ranking.cards import policy_figures
@@ -53,8 +54,6 @@ from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
 from medcoder.ranking.folders import ranker_folder
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -317,10 +316,10 @@ def _each_item(
     rows = []
     for i, ex in enumerate(data.examples):
         if progress:
-            progress(i, len(data), ex.id)
+            progress("examples", i, len(data))
         rows.append(cache.rows[ex.id] if ex.id in cache.rows else cache.add(score(ex)))
     if progress:
-        progress(len(data), len(data), "")
+        progress("examples", len(data), len(data))
     return rows
 
 

@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +31,7 @@ from medcoder.knowledge.lexical import SearchHit
 from medcoder.knowledge.ontology import IndexDoc
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.paths import cache_dir, file_digest
+from medcoder.progress import Progress
 from medcoder.storage import is_write_fault, storage_error
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ _MARKER = "medcoder-index.json"
 # for damaged and rebuilt it (6 minutes for ICD-10-CM) under each other. One opener at a time per process.
 _OPENING = threading.RLock()
 _OPEN_RETRIES = (0.2, 0.5, 1.0)  # seconds between tries before a store that will not open counts as damaged
-Progress = Callable[[int, int], None]
 _ADD_BATCH = 2048  # texts embedded and added per Chroma call
 _SQL_VARIABLES = 16_000  # results per Chroma query, well under SQLite's limit of 32,766 bound variables
 
@@ -141,7 +141,7 @@ class DenseIndex:
                 ],
             )
             if progress:
-                progress(hi, len(docs))
+                progress("embedding", hi, len(docs))
         info = {
             "key": self.key,
             "system": self.system,

@@ -15,13 +15,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.ontology import CodeSystem
+from medcoder.progress import Progress
 from medcoder.ranking import metrics
 from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
 from medcoder.ranking.drugs import (
@@ -36,8 +37,6 @@ from medcoder.ranking.drugs import (
 from medcoder.ranking.model import RankerModel, expected_calibration_error, new_calibrator, new_drug_classifier
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

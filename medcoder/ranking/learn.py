@@ -22,6 +22,7 @@ from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.llm import LLM
+from medcoder.progress import Progress
 from medcoder.ranking import metrics
 from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_kind, note_spans
 from medcoder.ranking.coder import RetrievalCache, apply_guidelines, ranked_codes, search_spans
@@ -39,8 +40,6 @@ from medcoder.ranking.verify import verify_context, verify_question
 from medcoder.visit.conventions import CONVENTIONS, DEFAULT_CONVENTIONS
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from medcoder import audit
 from medcoder.errors import MedcoderError
@@ -13,6 +13,7 @@ from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.retrieval import HybridRetriever, Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
 from medcoder.llm import load_llm
+from medcoder.progress import Progress
 from medcoder.ranking.cards import examples_digest
 from medcoder.ranking.datasets import Example, load_dataset
 from medcoder.ranking.drug_learn import learn_drugs
@@ -48,7 +49,7 @@ def learn_drugs_from(
     *,
     folds: int = 5,
     limit: int | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     kb: KnowledgeBase | None = None,
 ) -> Any:
     """Learn the drug ranker from drug-product tables (DPD layout) and notes coded in ATC (JSONL) into `out`."""
@@ -86,7 +87,7 @@ def learn_from(
     folds: int = 5,
     limit: int | None = None,
     cache_path: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     retriever: Retriever | None = None,
     kb: KnowledgeBase | None = None,
     verifier_model: str | None = None,

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class Progress:
+class CodingProgress:
     """How far the coding of one note has got."""
 
     item_id: str
@@ -56,28 +56,28 @@ class BackgroundCoder:
         self._code = code
         self._total = total_nodes
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self._progress: dict[str, Progress] = {}
+        self._progress: dict[str, CodingProgress] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="medcoder-coder", daemon=True)
         self._thread.start()
 
-    def submit(self, item_id: str) -> Progress:
+    def submit(self, item_id: str) -> CodingProgress:
         with self._lock:
-            progress = self._progress[item_id] = Progress(item_id, total_nodes=self._total)
+            progress = self._progress[item_id] = CodingProgress(item_id, total_nodes=self._total)
         self._queue.put(item_id)
         return progress
 
-    def progress(self, item_id: str) -> Progress | None:
+    def progress(self, item_id: str) -> CodingProgress | None:
         with self._lock:
             return self._progress.get(item_id)
 
-    def wait(self, item_id: str, timeout: float = 600.0) -> Progress:
+    def wait(self, item_id: str, timeout: float = 600.0) -> CodingProgress:
         """Block until an item is coded or failed (for the SDK and tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             p = self.progress(item_id)
             if p is None or p.state in ("ready", "failed"):
-                return p or Progress(item_id, state="failed", error="not queued")
+                return p or CodingProgress(item_id, state="failed", error="not queued")
             time.sleep(0.05)
         raise TimeoutError(f"coding {item_id} did not finish in {timeout:.0f} s")
 
@@ -93,7 +93,7 @@ class BackgroundCoder:
             progress = self._progress[item_id]
             progress.state, progress.started = "coding", time.time()
 
-            def on_node(name: str, progress: Progress = progress) -> None:
+            def on_node(name: str, progress: CodingProgress = progress) -> None:
                 progress.done_nodes.append(name)
                 progress.last_node = name
 
