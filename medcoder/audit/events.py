@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 # the engine's own kinds
+RUN = "run"  # the store's first event of a run: what the run row claims, so the chain covers it
 NODE_START, NODE_END, NODE_ERROR = "node_start", "node_end", "node_error"
 MODEL_CALL, TOOL, ERROR = "model_call", "tool", "error"
 # what agents report
@@ -27,6 +28,8 @@ SECTIONS, ENTITIES, DROPPED, PROPOSAL, CRITIC, RANKED, RESULT = (
     "result",
 )
 LAYOUT = "layout"  # how the note's layout was read: visit, case report or conversation, and the problems it states
+GUIDELINES = "guidelines"  # the outpatient guideline rules the ranker applied to its codes
+DRUGS_RANKED = "drugs_ranked"  # the drug ranker's mentions, their status, and the ATC codes it kept or suggested
 # what a review session records (`session_<turn>`)
 SUSPECT_TEXT = "suspect_text"  # text in the note that instructs instead of describing (blanked for agents)
 NOTE_READ = "note_read"  # how the note's bytes were read (encoding) and its size
@@ -82,6 +85,14 @@ def _session(p: dict[str, Any], turn: str = "") -> str:
 CATALOGUE: dict[str, EventKind] = {
     e.kind: e
     for e in (
+        EventKind(
+            RUN,
+            "the run opened: its workflow, the digests of its spec and note, its settings (the chain's first event)",
+            lambda p: (
+                f"workflow {p.get('workflow')}, spec {str(p.get('spec_hash', ''))[:12]}, "
+                f"note {str(p.get('note_digest', ''))[:12]}"
+            ),
+        ),
         EventKind(
             NODE_START,
             "a node began, with the digest of its input",
@@ -170,6 +181,33 @@ CATALOGUE: dict[str, EventKind] = {
                 + ", ".join(f"{t['code']} {t['p']:.2f}" for t in p.get("top", [])[:5])
             ),
             lambda p: [t["code"] for t in p.get("top", [])],
+        ),
+        EventKind(
+            GUIDELINES,
+            "the outpatient guideline rules applied to the ranked codes (a symptom set aside for its diagnosis, a code "
+            "made more specific, an uncertain diagnosis not coded ...), each with its reason and whether it was kept",
+            lambda p: (
+                "; ".join(
+                    f"{a['code']} {a['rule']}"
+                    + (f" from {a['from']}" if a.get("from") else "")
+                    + (" (accepted)" if a.get("accepted") else "")
+                    + (f": {str(a['reason'])[:60]}" if a.get("reason") else "")
+                    for a in p.get("applied", [])
+                )
+                or "no rule applied"
+            ),
+            lambda p: [c for a in p.get("applied", []) for c in (a.get("code"), a.get("from")) if c],
+        ),
+        EventKind(
+            DRUGS_RANKED,
+            "the drug ranker's reading: each drug mention with its status (taking, stopped, allergy ...), route and "
+            "section, the ATC codes with their probabilities, which were accepted, and the threshold",
+            lambda p: (
+                f"{len(p.get('mentions', []))} drug mentions, "
+                f"{sum(1 for c in p.get('codes', []) if c.get('accepted'))} accepted at {p.get('threshold', 0):.2f}; "
+                + (", ".join(f"{c['code']} {c['p']:.2f}" for c in p.get("codes", [])[:5]) or "no codes")
+            ),
+            lambda p: [c["code"] for c in p.get("codes", [])],
         ),
         EventKind(
             RESULT,

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from medcoder.audit.events import DECISION, MODEL_CALL, NODE_END, NODE_START, SESSION_PREFIX, TOOL, kind_of, sentence
+from medcoder.audit.events import (
+    DECISION,
+    MODEL_CALL,
+    NODE_END,
+    NODE_START,
+    RUN,
+    SESSION_PREFIX,
+    TOOL,
+    kind_of,
+    sentence,
+)
 from medcoder.audit.store import AuditStore
 from medcoder.notetext import segments
 from medcoder.records import CODE_STATUSES
@@ -104,7 +114,7 @@ def review_status(review: "ReviewState") -> str:
     return "in progress" if review.decisions else "to review"
 
 
-_DETAIL = {MODEL_CALL, TOOL, NODE_START, NODE_END}  # one click away on the audit page
+_DETAIL = {RUN, MODEL_CALL, TOOL, NODE_START, NODE_END}  # one click away on the audit page (the header shows the run)
 
 
 def audit_story(store: AuditStore, run_id: str) -> dict[str, Any]:
