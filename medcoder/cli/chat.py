@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from medcoder.cli.output import Cell, print_table
 from medcoder.errors import MedcoderError
 from medcoder.notetext import apart, snippet
 from medcoder.records import CodeStatus, Span
@@ -63,13 +63,6 @@ COMMANDS = [
     "exit",
 ]
 _STATUS_STYLE = {"accepted": "green", "rejected": "red strike", "proposed": "yellow"}
-
-
-def _columns(title: str, cols: tuple[str, ...]) -> Table:
-    table = Table(title=title)
-    for col in cols:
-        table.add_column(col)
-    return table
 
 
 class ChatREPL:
@@ -156,7 +149,7 @@ class ChatREPL:
             self.console.print("no codes yet: add one with `add CODE`, or `search TEXT` to find one")
             return
         note = self.session.note
-        table = _columns(f"session {self.session.id}", ("code", "system", "status", "conf.", "label", "evidence"))
+        rows: list[list[Cell]] = []
         evidence = self.session.evidence()
         for c in codes:
             ev = self._evidence(note, evidence.get((c.system, c.code), []))
@@ -166,8 +159,13 @@ class ChatREPL:
                 c.status.value + (f" ({c.reason})" if c.status == CodeStatus.REJECTED and c.reason else ""),
                 style=_STATUS_STYLE.get(c.status.value, ""),
             )
-            table.add_row(c.code, c.system, status, f"{c.confidence:.2f}", c.label, ev)
-        self.console.print(table)
+            rows.append([c.code, c.system, status, f"{c.confidence:.2f}", c.label, ev])
+        print_table(
+            ("code", "system", "status", "conf.", "label", "evidence"),
+            rows,
+            f"session {self.session.id}",
+            console=self.console,
+        )
 
     def _suggestions(self, args: list[str], rest: str) -> None:
         rows = self.session.suggestions()
@@ -175,20 +173,22 @@ class ChatREPL:
             self.console.print("no suggestions: every code the run found is in `codes`")
             return
         note = self.session.note
-        table = _columns(
-            f"suggestions for session {self.session.id} (add CODE takes one)",
+        print_table(
             ("code", "system", "conf.", "label", "why not coded", "evidence"),
+            [
+                [
+                    r.code,
+                    r.system,
+                    f"{r.confidence:.2f}",
+                    r.label,
+                    r.reason or "below the threshold",
+                    self._evidence(note, r.evidence),
+                ]
+                for r in rows[: int(args[0]) if args and args[0].isdigit() else 15]
+            ],
+            f"suggestions for session {self.session.id} (add CODE takes one)",
+            console=self.console,
         )
-        for r in rows[: int(args[0]) if args and args[0].isdigit() else 15]:
-            table.add_row(
-                r.code,
-                r.system,
-                f"{r.confidence:.2f}",
-                r.label,
-                r.reason or "below the threshold",
-                self._evidence(note, r.evidence),
-            )
-        self.console.print(table)
 
     @staticmethod
     def _evidence(note: str, spans: list[Span]) -> Text:
@@ -304,10 +304,7 @@ class ChatREPL:
         self.console.print(answer.text)
 
     def _table(self, rows: list[dict[str, Any]], cols: list[str], title: str) -> None:
-        table = _columns(title, tuple(cols))
-        for r in rows:
-            table.add_row(*(str(r.get(c, "")) for c in cols))
-        self.console.print(table)
+        print_table(cols, [[str(r.get(c, "")) for c in cols] for r in rows], title, console=self.console)
 
 
 def _install_readline(repl: ChatREPL, history: Path) -> None:

@@ -7,9 +7,9 @@ import sys
 
 import click
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from medcoder.cli.output import Cell, print_table
 from medcoder.engine.spec import code_nodes, load_spec
 from medcoder.notetext import apart, snippet
 from medcoder.result import CodingResult
@@ -29,9 +29,7 @@ def _read_input(note: str) -> bytes:
 
 def print_result(result: CodingResult) -> None:
     console = Console()
-    table = Table(title=f"run {result.run_id} ({result.workflow})")
-    for col in ("code", "system", "label", "conf.", "evidence", "critic"):
-        table.add_column(col)
+    rows: list[list[Cell]] = []
     for c in result.codes:
         ev = Text()
         shown = [c.evidence[i] for i in apart((e.start, e.end) for e in c.evidence)]
@@ -40,8 +38,13 @@ def print_result(result: CodingResult) -> None:
             ev.append(("\n" if i else "") + before)
             ev.append(span, style="bold yellow")
             ev.append(after)
-        table.add_row(c.code, c.system, c.label, f"{c.confidence:.2f}", ev, c.verdict.decision)
-    console.print(table)
+        rows.append([c.code, c.system, c.label, f"{c.confidence:.2f}", ev, c.verdict.decision])
+    print_table(
+        ("code", "system", "label", "conf.", "evidence", "critic"),
+        rows,
+        title=f"run {result.run_id} ({result.workflow})",
+        console=console,
+    )
     s = result.stats
     console.print(
         f"{len(result.entities)} entities, {s.get('model_calls', 0)} model calls, "

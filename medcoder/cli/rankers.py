@@ -34,7 +34,8 @@ def list_(folders: tuple[str, ...], as_json: bool) -> None:
         }
         for c in cards
     ]
-    emit_table(rows, ["", "system", "name", "digest", "learned", "cv", "auto-accept"], title="rankers")
+    # too wide for 80 columns (a pipe, a log): the continuation repeats which ranker each row is
+    emit_table(rows, ["", "system", "name", "digest", "learned", "cv", "auto-accept"], title="rankers", key=3)
 
 
 @rankers.command()
