@@ -9,24 +9,43 @@ so whatever the ranker puts first is a valid code to report.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Mapping, Sequence
 
 from medcoder import cues
 from medcoder.cues import cue_pattern
 from medcoder.knowledge import guidelines as gl
-from medcoder.knowledge.abbreviations import abbreviations, expand
+from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import RANKERS
-from medcoder.notesections import header_end
-from medcoder.notetext import same_length_text
-from medcoder.ranking.memory import MemoryView
+from medcoder.ranking.memory import MemoryHit, MemoryView
 from medcoder.ranking.metrics import category
-from medcoder.records import Entity, Span
-from medcoder.visit.layout import VisitLayout, read_layout
-from medcoder.visit.parts import RANKER_PARTS, coarse
+from medcoder.ranking.spans import SearchSpan, mention_spans, note_spans, problem_spans, sentence_spans
+from medcoder.records import Span
+from medcoder.visit.layout import read_layout
+from medcoder.visit.parts import RANKER_PARTS
+
+# the spans a note is searched by live in `spans`; the ranker's callers find them here too
+__all__ = [
+    "FEATURES",
+    "FORMER_FEATURES",
+    "MISSING_RANK",
+    "NO_MARGIN",
+    "VISIT_FEATURES",
+    "FeatureRowError",
+    "NoteCandidates",
+    "SearchSpan",
+    "Sighting",
+    "billable_targets",
+    "collect",
+    "feature_row",
+    "mention_spans",
+    "note_kind",
+    "note_spans",
+    "problem_spans",
+    "sentence_spans",
+]
 
 MISSING_RANK = 200.0
 
@@ -74,19 +93,6 @@ class _Acc:
     sides: set[str] = field(default_factory=set)  # the laterality of the spans that found it
 
 
-@dataclass(slots=True)
-class SearchSpan:
-    """A piece of the note that was searched: a sentence or a mention, with offsets into the note."""
-
-    text: str
-    start: int
-    end: int
-    source: str = "sentence"
-    assertion: str = "present"
-    section: str = ""
-    read: str = ""  # the text to read when it is not the quoted text (a question the patient answered "no")
-
-
 def billable_targets(onto: CodeSystem, code: str, limit: int = 12) -> list[str]:
     """The billable codes a hit stands for: itself, or a few billable descendants of a category."""
     node = onto.node(code)
@@ -118,6 +124,8 @@ class NoteCandidates:
     sources: dict[str, list[str]]  # code -> which sources proposed it
 
 
+# a candidate row's columns in the order the shipped trees learned them: `feature_row` puts each value in the column
+# of its name, so a name is put right where it stands and never moved (moving one moves its value)
 FEATURES: tuple[str, ...] = (
     "sent_best_rank",
     "sent_max_score",
@@ -154,10 +162,10 @@ FEATURES: tuple[str, ...] = (
     "n_sentences",
     "label_in_note",
     "label_in_sentence",
-    "cat_knn_rank",
-    "cat_sent_rank",
-    "best_knn_in_cat",
-    "best_sent_in_cat",
+    "cat_knn_rank",  # the code's rank by kNN share among the note's candidates of its category
+    "best_knn_in_cat",  # the best kNN share among them
+    "cat_sent_rank",  # the code's rank by sentence score among them
+    "best_sent_in_cat",  # the best sentence score among them
     "code_given_cat",
     "centroid_sim",
     "centroid_rank",
@@ -183,6 +191,12 @@ VISIT_FEATURES = (
     "cat_plan_hits",
 )
 FEATURES = FEATURES + VISIT_FEATURES
+_FEATURE_NAMES = frozenset(FEATURES)
+# the names a diagnosis ranker learned before issue 37 gives its columns: 36 and 37 the other way round (the row was
+# built by position and "cat_sent_rank" held the best kNN share of the category, "best_knn_in_cat" the code's rank by
+# sentence score); the columns are today's, so such a ranker reads today's rows unchanged
+_RENAMED = {"best_knn_in_cat": "cat_sent_rank", "cat_sent_rank": "best_knn_in_cat"}
+FORMER_FEATURES: tuple[tuple[str, ...], ...] = (tuple(_RENAMED.get(n, n) for n in FEATURES),)
 _FINDINGS_ONLY = {"ros", "exam", "results"}
 # sentence-wide assertion cues (the extractor's cues are anchored just before a mention; a sentence found by
 # retrieval has no mention position, so here any cue in the sentence counts and the ranker learns the weight)
@@ -190,6 +204,27 @@ _NEGATION = cue_pattern(cues.NEGATION, cues.NORMAL)
 _FAMILY = cue_pattern(cues.FAMILY)
 _UNCERTAIN = cue_pattern(cues.UNCERTAIN)
 NO_MARGIN = -5.0  # the linear view did not score this code
+
+
+class FeatureRowError(ValueError):
+    """A candidate's named feature values are not exactly the feature names (one missing, extra or given twice)."""
+
+
+def feature_row(*groups: Mapping[str, float], names: Sequence[str] = FEATURES) -> list[float]:
+    """The one place a candidate's named values become its row: `names` order, the order the trees learned."""
+    values: dict[str, float] = {}
+    for group in groups:
+        values.update(group)
+    expected = _FEATURE_NAMES if names is FEATURES else frozenset(names)
+    if values.keys() != expected or len(values) != sum(len(g) for g in groups):
+        given = [n for g in groups for n in g]
+        twice = sorted({n for n in given if given.count(n) > 1})
+        missing = [n for n in names if n not in values]
+        extra = sorted(set(values) - expected)
+        raise FeatureRowError(
+            f"candidate features do not match the names: missing {missing}, extra {extra}, twice {twice}"
+        )
+    return [values[n] for n in names]
 
 
 _LABEL_WORDS: dict[tuple[str, str, bool], frozenset[str]] = {}  # (system, code, status) -> words, per process
@@ -230,168 +265,284 @@ def collect(
     `hits[i]` are the fused retrieval hits for `spans[i]`; `memory` is the memory's view of the
     note (or None: no memory); `mem_freq(code)` gives the memory's log frequencies.
     """
-    accs: dict[str, _Acc] = {}
-    n_sent = sum(1 for s in spans if s.source == "sentence")
-    has_mentions = any(s.source == "mention" for s in spans)
-    targets_cache: dict[str, list[str]] = {}
-    note_words = set(tokenize(expand(note))) if note else {w for s in spans for w in tokenize(expand(s.text))}
-    visit = read_layout(note).is_visit if note else False
-    cat_plan: dict[str, int] = {}
+    sightings = _Sightings(onto, note, expand_limit)
     for span, span_hits in zip(spans, hits):
-        read = expand(span.read or span.text)  # "CHF" is read as "CHF (congestive heart failure)"
-        span_words = set(tokenize(read))
-        cues = [bool(rx.search(span.read or span.text)) for rx in (_NEGATION, _FAMILY, _UNCERTAIN)]
-        reader = gl.SentenceReader(read)
-        side = gl.side_of(span.text)
-        for rank, hit in enumerate(span_hits, start=1):
-            if hit.code not in targets_cache:
-                targets_cache[hit.code] = billable_targets(onto, hit.code, expand_limit)
-            for target in targets_cache[hit.code]:
-                acc = accs.setdefault(target, _Acc())
-                direct = target == hit.code
-                acc.direct += direct
-                acc.via_parent += not direct
-                acc.label_in_sentence = max(acc.label_in_sentence, _share(_label_words(onto, target), span_words))
-                status = ""
-                if span.source in ("sentence", "problem"):
-                    status = reader.status(_label_words(onto, target, status=True))
-                    acc.statuses[status] = acc.statuses.get(status, 0) + 1
-                    part = span.section or "other"
-                    acc.parts[part] = acc.parts.get(part, 0) + 1
-                    if part == "plan" and status == "present":
-                        cat_plan[category(target)] = cat_plan.get(category(target), 0) + 1
-                    if side:
-                        acc.sides.add(side)
-                if span.source == "sentence":
-                    acc.sent_cues = [a + b for a, b in zip(acc.sent_cues, cues)]
-                    acc.sent_ranks.append(rank)
-                    acc.sent_scores.append(hit.score)
-                elif span.source == "problem":
-                    acc.prob_ranks.append(rank)
-                    acc.prob_scores.append(hit.score)
-                    acc.label_in_problem = max(acc.label_in_problem, _share(_label_words(onto, target), span_words))
-                elif span.assertion == "present":
-                    acc.ment_ranks.append(rank)
-                    acc.ment_scores.append(hit.score)
-                else:
-                    acc.ment_absent += 1
-                for src in hit.sources:
-                    name, r = _rank_of(src)
-                    acc.ranker_best[name] = min(acc.ranker_best.get(name, int(MISSING_RANK)), r)
-                if len(acc.evidence) < 8:
-                    # a mention is searched by its words; its evidence is the note's own text at its offsets
-                    quoted = note[span.start : span.end] if note and span.source == "mention" else span.text
-                    acc.evidence.append(
-                        Sighting(
-                            span.source,
-                            quoted,
-                            span.start,
-                            span.end,
-                            rank,
-                            round(hit.score, 4),
-                            "" if direct else hit.code,
-                            span.assertion,
-                            span.section,
-                            status,
-                        )
-                    )
-    mem_hits = memory.hits if memory is not None else {}
-    for code in mem_hits:
-        if code in onto and onto.node(code).billable:
-            accs.setdefault(code, _Acc())
-    cat_sent: dict[str, float] = {}
-    cat_knn: dict[str, float] = {}
-    cat_count: dict[str, int] = {}
-    for code, acc in accs.items():
-        k = category(code)
-        cat_sent[k] = cat_sent.get(k, 0.0) + sum(acc.sent_scores) + sum(acc.ment_scores)
-        cat_count[k] = cat_count.get(k, 0) + 1
-    for code, h in mem_hits.items():
-        cat_knn[category(code)] = cat_knn.get(category(code), 0.0) + h.knn_share
-    by_cat: dict[str, list[str]] = {}
-    for code in accs:
-        by_cat.setdefault(category(code), []).append(code)
-    knn_of = {c: h.knn_share for c, h in mem_hits.items()}
-    sent_of = {c: sum(a.sent_scores) for c, a in accs.items()}
-    centroid = memory.centroid if memory is not None else {}
-    centroid_order = {c: i for i, c in enumerate(sorted(centroid, key=lambda c: -centroid[c]), start=1)}
-    cat_centroid: dict[str, float] = {}
-    for c, v in centroid.items():
-        cat_centroid[category(c)] = max(cat_centroid.get(category(c), 0.0), v)
-    cat_svm: dict[str, float] = {}
-    for c, h in mem_hits.items():
-        if not math.isnan(h.svm_margin):
-            cat_svm[category(c)] = max(cat_svm.get(category(c), NO_MARGIN), h.svm_margin)
-    codes: list[str] = []
-    rows: list[list[float]] = []
-    sources: dict[str, list[str]] = {}
-    for code, acc in accs.items():
-        mh = mem_hits.get(code)
-        node = onto.node(code)
-        freq, cat_freq = mem_freq(code) if mem_freq else (0.0, 0.0)
-        proposed_by = [
-            name
-            for name, present in (
-                ("sentence", acc.sent_ranks),
-                ("problem", acc.prob_ranks),
-                ("mention", acc.ment_ranks),
-                ("memory-knn", mh and mh.knn_rank),
-                ("memory-linear", mh and mh.svm_rank),
-                ("ontology", acc.via_parent),
-            )
-            if present
-        ]
-        row = [
-            min(acc.sent_ranks, default=MISSING_RANK),
-            max(acc.sent_scores, default=0.0),
-            sum(acc.sent_scores),
-            len(acc.sent_ranks),
-            len(acc.sent_ranks) / n_sent if n_sent else 0.0,
-            min(acc.ment_ranks, default=MISSING_RANK),
-            max(acc.ment_scores, default=0.0),
-            len(acc.ment_ranks),
-            acc.ment_absent,
-            float(has_mentions),
-            *(acc.ranker_best.get(name, MISSING_RANK) for name in RANKERS),
-            acc.direct,
-            acc.via_parent,
-            mh.knn_score if mh else 0.0,
-            mh.knn_share if mh else 0.0,
-            (mh.knn_rank or MISSING_RANK) if mh else MISSING_RANK,
-            mh.svm_margin if mh and not math.isnan(mh.svm_margin) else NO_MARGIN,
-            (mh.svm_rank or MISSING_RANK) if mh else MISSING_RANK,
-            freq,
-            cat_freq,
-            float(freq > 0),
-            memory.top_similarity if memory else 0.0,
-            memory.mean_top5_similarity if memory else 0.0,
-            cat_sent.get(category(code), 0.0),
-            cat_knn.get(category(code), 0.0),
-            cat_count.get(category(code), 0),
-            len(code.replace(".", "")),
-            node.depth,
-            float("unspecified" in node.label.lower()),
-            float(node.kind == "extension"),
-            n_sent,
-            _share(_label_words(onto, code), note_words),
-            acc.label_in_sentence,
-            *_rank_within(knn_of, by_cat, code, category(code)),
-            *_rank_within(sent_of, by_cat, code, category(code)),
-            (freq - cat_freq) if freq > 0 else -5.0,
-            centroid.get(code, 0.0),
-            float(centroid_order.get(code, MISSING_RANK)),
-            cat_centroid.get(category(code), 0.0),
-            cat_svm.get(category(code), NO_MARGIN),
-            *((n / len(acc.sent_ranks)) if acc.sent_ranks else -1.0 for n in acc.sent_cues),
-            *_visit_row(onto, code, acc, visit, cat_plan),
-        ]
-        codes.append(code)
-        rows.append(row)
-        sources[code] = proposed_by
+        sightings.add(span, span_hits)
+    accs = sightings.accs
+    _add_memory(onto, accs, memory.hits if memory is not None else {})
+    scope = _Scope.of(onto, spans, note, memory, mem_freq, accs, sightings.cat_plan)
+    codes = list(accs)
+    rows = [feature_row(*_features(code, accs[code], scope)) for code in codes]
+    sources = {code: _proposed_by(accs[code], scope.mem_hits.get(code)) for code in codes}
     return NoteCandidates(codes, rows, {c: accs[c].evidence for c in codes}, sources)
 
 
-def _visit_row(onto: CodeSystem, code: str, acc: _Acc, visit: bool, cat_plan: dict[str, int]) -> list[float]:
+# -- phase 1: the spans' sightings of each billable code ------------------------------------------------------------
+@dataclass(slots=True)
+class _Reading:
+    """How one searched span reads, worked out once for all its hits."""
+
+    words: set[str]
+    cues: list[bool]  # a negation, family or uncertainty cue anywhere in it
+    reader: gl.SentenceReader
+    side: str
+
+
+@dataclass
+class _Sightings:
+    """Every retrieval hit of the note's spans, accumulated per billable code in the order first found."""
+
+    onto: CodeSystem
+    note: str
+    expand_limit: int
+    accs: dict[str, _Acc] = field(default_factory=dict)
+    cat_plan: dict[str, int] = field(default_factory=dict)  # category -> the plan's present sightings of its codes
+    targets: dict[str, list[str]] = field(default_factory=dict)  # hit -> the billable codes it stands for
+
+    def add(self, span: SearchSpan, span_hits: Sequence[SearchHit]) -> None:
+        read = expand(span.read or span.text)  # "CHF" is read as "CHF (congestive heart failure)"
+        said = span.read or span.text
+        flags = [bool(rx.search(said)) for rx in (_NEGATION, _FAMILY, _UNCERTAIN)]
+        reading = _Reading(set(tokenize(read)), flags, gl.SentenceReader(read), gl.side_of(span.text))
+        for rank, hit in enumerate(span_hits, start=1):
+            if hit.code not in self.targets:
+                self.targets[hit.code] = billable_targets(self.onto, hit.code, self.expand_limit)
+            for target in self.targets[hit.code]:
+                self._sight(self.accs.setdefault(target, _Acc()), target, span, reading, rank, hit)
+
+    def _sight(self, acc: _Acc, target: str, span: SearchSpan, reading: _Reading, rank: int, hit: SearchHit) -> None:
+        """What one hit of one span adds to a billable code it stands for."""
+        direct = target == hit.code
+        acc.direct += direct
+        acc.via_parent += not direct
+        acc.label_in_sentence = max(acc.label_in_sentence, _share(_label_words(self.onto, target), reading.words))
+        status = self._place(acc, target, span, reading) if span.source in ("sentence", "problem") else ""
+        if span.source == "sentence":
+            acc.sent_cues = [a + b for a, b in zip(acc.sent_cues, reading.cues)]
+            acc.sent_ranks.append(rank)
+            acc.sent_scores.append(hit.score)
+        elif span.source == "problem":
+            acc.prob_ranks.append(rank)
+            acc.prob_scores.append(hit.score)
+            acc.label_in_problem = max(acc.label_in_problem, _share(_label_words(self.onto, target), reading.words))
+        elif span.assertion == "present":
+            acc.ment_ranks.append(rank)
+            acc.ment_scores.append(hit.score)
+        else:
+            acc.ment_absent += 1
+        for src in hit.sources:
+            name, r = _rank_of(src)
+            acc.ranker_best[name] = min(acc.ranker_best.get(name, int(MISSING_RANK)), r)
+        if len(acc.evidence) < 8:
+            # a mention is searched by its words; its evidence is the note's own text at its offsets
+            quoted = self.note[span.start : span.end] if self.note and span.source == "mention" else span.text
+            via = "" if direct else hit.code
+            acc.evidence.append(
+                Sighting(
+                    span.source,
+                    quoted,
+                    span.start,
+                    span.end,
+                    rank,
+                    round(hit.score, 4),
+                    via,
+                    span.assertion,
+                    span.section,
+                    status,
+                )  # fmt: skip
+            )
+
+    def _place(self, acc: _Acc, target: str, span: SearchSpan, reading: _Reading) -> str:
+        """Where a sentence or problem that found the code sits, and how it states the code's finding (returned)."""
+        status = reading.reader.status(_label_words(self.onto, target, status=True))
+        acc.statuses[status] = acc.statuses.get(status, 0) + 1
+        part = span.section or "other"
+        acc.parts[part] = acc.parts.get(part, 0) + 1
+        if part == "plan" and status == "present":
+            self.cat_plan[category(target)] = self.cat_plan.get(category(target), 0) + 1
+        if reading.side:
+            acc.sides.add(reading.side)
+        return status
+
+
+# -- phase 2: the memory's codes and the note-wide totals -----------------------------------------------------------
+def _add_memory(onto: CodeSystem, accs: dict[str, _Acc], mem_hits: dict[str, MemoryHit]) -> None:
+    """The memory's billable codes that no span found join the candidates, after those the spans found."""
+    for code in mem_hits:
+        if code in onto and onto.node(code).billable:
+            accs.setdefault(code, _Acc())
+
+
+@dataclass
+class _Categories:
+    """Totals per category (`metrics.category`) over the note's candidates, and the values each is ranked by there."""
+
+    sent: dict[str, float] = field(default_factory=dict)  # sentence and mention scores of its candidates
+    knn: dict[str, float] = field(default_factory=dict)  # kNN shares of the memory's codes in it
+    count: dict[str, int] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)
+    centroid: dict[str, float] = field(default_factory=dict)  # the best centroid similarity in it
+    svm: dict[str, float] = field(default_factory=dict)  # the best linear margin in it
+    knn_of: dict[str, float] = field(default_factory=dict)  # code -> kNN share
+    sent_of: dict[str, float] = field(default_factory=dict)  # code -> summed sentence scores
+
+    @classmethod
+    def of(cls, accs: dict[str, _Acc], mem_hits: dict[str, MemoryHit], centroid: dict[str, float]) -> "_Categories":
+        cats = cls()
+        for code, acc in accs.items():
+            k = category(code)
+            cats.sent[k] = cats.sent.get(k, 0.0) + sum(acc.sent_scores) + sum(acc.ment_scores)
+            cats.count[k] = cats.count.get(k, 0) + 1
+            cats.members.setdefault(k, []).append(code)
+            cats.sent_of[code] = sum(acc.sent_scores)
+        for code, h in mem_hits.items():
+            k = category(code)
+            cats.knn[k] = cats.knn.get(k, 0.0) + h.knn_share
+            cats.knn_of[code] = h.knn_share
+            if not math.isnan(h.svm_margin):
+                cats.svm[k] = max(cats.svm.get(k, NO_MARGIN), h.svm_margin)
+        for code, v in centroid.items():
+            cats.centroid[category(code)] = max(cats.centroid.get(category(code), 0.0), v)
+        return cats
+
+
+@dataclass
+class _Scope:
+    """What a candidate's features read beyond its own sightings: the note, the memory's view and the totals."""
+
+    onto: CodeSystem
+    n_sent: int
+    has_mentions: bool
+    note_words: set[str]
+    visit: bool
+    cat_plan: dict[str, int]
+    memory: MemoryView | None
+    mem_hits: dict[str, MemoryHit]
+    mem_freq: Any
+    cats: _Categories
+    centroid_order: dict[str, int]  # code -> its rank by centroid similarity
+
+    @classmethod
+    def of(
+        cls,
+        onto: CodeSystem,
+        spans: Sequence[SearchSpan],
+        note: str,
+        memory: MemoryView | None,
+        mem_freq: Any,
+        accs: dict[str, _Acc],
+        cat_plan: dict[str, int],
+    ) -> "_Scope":
+        note_words = set(tokenize(expand(note))) if note else {w for s in spans for w in tokenize(expand(s.text))}
+        mem_hits = memory.hits if memory is not None else {}
+        centroid = memory.centroid if memory is not None else {}
+        return cls(
+            onto,
+            sum(1 for s in spans if s.source == "sentence"),
+            any(s.source == "mention" for s in spans),
+            note_words,
+            read_layout(note).is_visit if note else False,
+            cat_plan,
+            memory,
+            mem_hits,
+            mem_freq,
+            _Categories.of(accs, mem_hits, centroid),
+            {c: i for i, c in enumerate(sorted(centroid, key=lambda c: -centroid[c]), start=1)},
+        )
+
+
+# -- phase 3: each candidate's named features -----------------------------------------------------------------------
+def _features(code: str, acc: _Acc, scope: _Scope) -> list[dict[str, float]]:
+    """The candidate's feature values by name, in groups (`feature_row` checks that they name FEATURES once each)."""
+    return [
+        _found_features(acc, scope),
+        _memory_features(code, scope.mem_hits.get(code), scope),
+        _code_features(code, scope),
+        _category_features(code, scope.cats),
+        _visit_features(scope.onto, code, acc, scope.visit, scope.cat_plan),
+    ]
+
+
+def _found_features(acc: _Acc, scope: _Scope) -> dict[str, float]:
+    """How the note's sentences and mentions found the code."""
+    n_sent = scope.n_sent
+    found = len(acc.sent_ranks)
+    return {
+        "sent_best_rank": min(acc.sent_ranks, default=MISSING_RANK),
+        "sent_max_score": max(acc.sent_scores, default=0.0),
+        "sent_sum_score": sum(acc.sent_scores),
+        "sent_n": found,
+        "sent_share": found / n_sent if n_sent else 0.0,
+        "ment_best_rank": min(acc.ment_ranks, default=MISSING_RANK),
+        "ment_max_score": max(acc.ment_scores, default=0.0),
+        "ment_n": len(acc.ment_ranks),
+        "ment_absent": acc.ment_absent,
+        "has_mentions": float(scope.has_mentions),
+        **{f"{name}_best": acc.ranker_best.get(name, MISSING_RANK) for name in RANKERS},
+        "direct": acc.direct,
+        "via_parent": acc.via_parent,
+        "label_in_sentence": acc.label_in_sentence,
+        **{
+            f"sent_{cue}_share": (n / found) if found else -1.0
+            for cue, n in zip(("negated", "family", "uncertain"), acc.sent_cues)
+        },
+    }
+
+
+def _memory_features(code: str, mh: MemoryHit | None, scope: _Scope) -> dict[str, float]:
+    """What the coded-notes memory says of the code and of the note."""
+    freq, cat_freq = scope.mem_freq(code) if scope.mem_freq else (0.0, 0.0)
+    memory = scope.memory
+    centroid = memory.centroid if memory is not None else {}
+    return {
+        "knn_score": mh.knn_score if mh else 0.0,
+        "knn_share": mh.knn_share if mh else 0.0,
+        "knn_rank": (mh.knn_rank or MISSING_RANK) if mh else MISSING_RANK,
+        "svm_margin": mh.svm_margin if mh and not math.isnan(mh.svm_margin) else NO_MARGIN,
+        "svm_rank": (mh.svm_rank or MISSING_RANK) if mh else MISSING_RANK,
+        "mem_freq": freq,
+        "mem_cat_freq": cat_freq,
+        "mem_seen": float(freq > 0),
+        "note_top_sim": memory.top_similarity if memory else 0.0,
+        "note_top5_sim": memory.mean_top5_similarity if memory else 0.0,
+        "code_given_cat": (freq - cat_freq) if freq > 0 else -5.0,
+        "centroid_sim": centroid.get(code, 0.0),
+        "centroid_rank": float(scope.centroid_order.get(code, MISSING_RANK)),
+    }
+
+
+def _code_features(code: str, scope: _Scope) -> dict[str, float]:
+    """The code itself, and how much of its label the note says."""
+    node = scope.onto.node(code)
+    return {
+        "code_len": len(code.replace(".", "")),
+        "depth": node.depth,
+        "unspecified": float("unspecified" in node.label.lower()),
+        "seventh": float(node.kind == "extension"),
+        "n_sentences": scope.n_sent,
+        "label_in_note": _share(_label_words(scope.onto, code), scope.note_words),
+    }
+
+
+def _category_features(code: str, cats: _Categories) -> dict[str, float]:
+    """The code among the note's candidates of its category."""
+    k = category(code)
+    knn_rank, best_knn = _rank_within(cats.knn_of, cats.members, code, k)
+    sent_rank, best_sent = _rank_within(cats.sent_of, cats.members, code, k)
+    return {
+        "cat_sent_sum": cats.sent.get(k, 0.0),
+        "cat_knn_sum": cats.knn.get(k, 0.0),
+        "cat_candidates": cats.count.get(k, 0),
+        "cat_knn_rank": knn_rank,
+        "best_knn_in_cat": best_knn,
+        "cat_sent_rank": sent_rank,
+        "best_sent_in_cat": best_sent,
+        "cat_centroid_max": cats.centroid.get(k, 0.0),
+        "cat_svm_max": cats.svm.get(k, NO_MARGIN),
+    }
+
+
+def _visit_features(onto: CodeSystem, code: str, acc: _Acc, visit: bool, cat_plan: dict[str, int]) -> dict[str, float]:
     """The VISIT_FEATURES of one candidate."""
     label = onto.label(code)
     stated = sum(acc.statuses.values())
@@ -403,20 +554,33 @@ def _visit_row(onto: CodeSystem, code: str, acc: _Acc, visit: bool, cat_plan: di
         side_match = -0.5
     else:
         side_match = 1.0 if side in acc.sides else -1.0
-    return [
-        *(float(acc.parts.get(p, 0)) for p in RANKER_PARTS),
-        float(bool(found_in) and found_in <= _FINDINGS_ONLY),
-        min(acc.prob_ranks, default=MISSING_RANK),
-        max(acc.prob_scores, default=0.0),
-        len(acc.prob_ranks),
-        acc.label_in_problem,
-        *((acc.statuses.get(s, 0) / stated) if stated else -1.0 for s in gl.STATUSES),
-        float(gl.is_symptom(code)),
-        float(gl.is_unspecified(label)),
-        side_match,
-        float(visit),
-        float(cat_plan.get(category(code), 0)),
-    ]
+    return {
+        **{f"sec_{p}": float(acc.parts.get(p, 0)) for p in RANKER_PARTS},
+        "only_findings": float(bool(found_in) and found_in <= _FINDINGS_ONLY),
+        "prob_best_rank": min(acc.prob_ranks, default=MISSING_RANK),
+        "prob_max_score": max(acc.prob_scores, default=0.0),
+        "prob_n": len(acc.prob_ranks),
+        "label_in_problem": acc.label_in_problem,
+        **{f"st_{s}": (acc.statuses.get(s, 0) / stated) if stated else -1.0 for s in gl.STATUSES},
+        "symptom": float(gl.is_symptom(code)),
+        "unspecified_label": float(gl.is_unspecified(label)),
+        "side_match": side_match,
+        "visit_note": float(visit),
+        "cat_plan_hits": float(cat_plan.get(category(code), 0)),
+    }
+
+
+def _proposed_by(acc: _Acc, mh: MemoryHit | None) -> list[str]:
+    """Which sources proposed the candidate."""
+    found = (
+        ("sentence", acc.sent_ranks),
+        ("problem", acc.prob_ranks),
+        ("mention", acc.ment_ranks),
+        ("memory-knn", mh and mh.knn_rank),
+        ("memory-linear", mh and mh.svm_rank),
+        ("ontology", acc.via_parent),
+    )
+    return [name for name, present in found if present]
 
 
 def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURES) -> str:
@@ -425,122 +589,3 @@ def note_kind(rows: Sequence[Sequence[float]], features: Sequence[str] = FEATURE
     if "visit_note" not in features or not len(rows):
         return ""
     return "visit" if rows[0][list(features).index("visit_note")] > 0.5 else "case"
-
-
-def sentence_spans(text: str, layout: VisitLayout | None = None) -> list[SearchSpan]:
-    """The note's sentences with their offsets and the visit part each sits in (`visit.read_layout`); of a
-    conversation, what was said that is not small talk or an instruction to the recording assistant."""
-    layout = read_layout(text) if layout is None else layout
-    spoken = layout.kind == "conversation"
-    return [
-        SearchSpan(s.text, s.start, s.end, section=coarse(s.part), read=s.read)
-        for s in layout.sentences
-        if len(s.text) > 3
-        and re.search(r"[A-Za-z]{3}", s.text)
-        and not (spoken and (s.part == "other" or len(s.text.split()) < 3))
-    ]
-
-
-_BULLET = re.compile(r"^\s*(?:[-*•·#]|\d{1,2}[.)]|[a-z][.)])\s*")
-_LISTED = re.compile(r"^\s*(?:#|\d{1,2}[.)])\s*")  # a numbered or "#" problem list item
-_ITEM_END = re.compile(r"\s+[–—-]\s+|\s*[:;]\s+|\s*[:;]?$|,\s+(?=(?:continue|start|stop|increase|decrease|f/u)\b)")
-_NOT_A_PROBLEM = re.compile(
-    r"\b(i|we|he|she|they|you|will|would|should|recommend\w*|discuss\w*|advis\w*|"
-    r"continue|order\w*|follow|return|call|schedule\w*|refer\w*|prescrib\w*|start\w*|"
-    r"medical reasoning|patient education|additional testing|medical treatment|"
-    r"monitor\w*|notify|agree\w*|explain\w*|understand\w*|the patient)\b",
-    re.IGNORECASE,
-)
-_VERB = re.compile(r"\b(is|are|was|were|has|have|had|does|did|reports?|states?|shows?|presents?|agrees?)\b", re.I)
-
-
-def problem_spans(text: str, layout: VisitLayout | None = None) -> list[SearchSpan]:
-    """The problems a visit note names: the short lines of its assessment/plan and its chief complaint
-    ("Congestive heart failure.", "1. Right knee sprain.", "IMPRESSION: ..."), the problem of a numbered or "#"
-    list item ("1. HTN – continue lisinopril", "#Type 2 DM: A1c 8.1"), the short verbless sentences of an
-    assessment run into one paragraph, and the problems a clinician states in a conversation; each searched on
-    its own."""
-    layout = read_layout(text) if layout is None else layout
-    text = same_length_text(text)
-    out = [SearchSpan(text[a:b], a, b, "problem", section="plan", read=_spoken(p)) for a, b, p in layout.problems]
-    for start, end, part in layout.parts() if layout.kind != "conversation" else []:
-        if part not in ("plan", "cc"):
-            continue
-        line_start = text.rfind("\n", 0, start) + 1
-        if _BULLET.fullmatch(text[line_start:start] + " ") or not text[line_start:start].strip():
-            start = line_start  # the line's list number ("1.") belongs to its problem
-        for line in re.finditer(r"[^\n]+", text[start:end]):
-            raw = line.group()
-            here = start + line.start()
-            ls = text.rfind("\n", 0, here) + 1
-            le = text.find("\n", here)
-            le = len(text) if le < 0 else le
-            lead = text[ls:here][header_end(text[ls:le]) :]  # what stands before it on its line, past a header
-            if (lead.strip() and not _BULLET.fullmatch(lead + " ")) or text[start + line.end() : le].strip():
-                # a stretch of a longer line (a note run into one paragraph): its problem headings only
-                out += [
-                    p for p in _run_in_problems(text, ls, text[ls:le], part) if here <= p.start < start + line.end()
-                ]
-                continue
-            body = _BULLET.sub("", raw[header_end(raw) :]).strip().rstrip(".:")
-            if _LISTED.match(raw):  # a list item: its problem is what comes before a dash or colon
-                cut = _ITEM_END.search(body)
-                body = body[: cut.start()].strip().rstrip(".") if cut else body
-            words = body.split()
-            if len(words) > 12 and part == "plan":
-                out += _run_in_problems(text, here, raw)
-            if not (1 <= len(words) <= 12) or _NOT_A_PROBLEM.search(body) or not re.search(r"[A-Za-z]{3}", body):
-                continue
-            offset = here + raw.index(body[:1])
-            out.append(SearchSpan(body, offset, offset + len(body), "problem", section=part))
-    return out
-
-
-_RUN_IN = re.compile(
-    r"(?:^|(?<=[.!?]\s)|(?<=•\s))(?!(?:Mrs?|Ms|Dr|St)\.)([A-Z][^.!?•]{2,80}?)\.(?=\s+(?:[A-Z•]|[-*]\s|\d{1,2}[.)]\s))"
-)
-
-
-def _spoken(phrase: str) -> str:
-    """A spoken problem phrase with its abbreviations written as a note writes them ("chf" -> "CHF"), so they are
-    spelled out like a note's: a transcript is in lower case."""
-    table = abbreviations()
-    words = [w.upper() if len(w) >= 3 and w.upper() in table else w for w in phrase.split()]
-    for i in range(1, len(words)):  # "type two diabetes", "stage three": the Index writes the number
-        if words[i - 1].lower() in _NUMBERED and words[i].lower() in _NUMBERS:
-            words[i] = str(_NUMBERS.index(words[i].lower()) + 1)
-    return " ".join(words)
-
-
-_NUMBERED = {"type", "stage", "grade", "class", "level", "degree", "phase"}
-_NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
-def _run_in_problems(text: str, base: int, line: str, section: str = "plan") -> list[SearchSpan]:
-    """The problem headings of an assessment run into one line ("... problems. Congestive heart failure. • Medical
-    Reasoning: ..."): short sentences without a verb, each followed by more text."""
-    out = []
-    for m in _RUN_IN.finditer(line):
-        body = re.sub(r"\s+(?:Mrs?|Ms|Dr)$", "", m.group(1).strip())  # "• Iron deficiency anemia Mrs. Cooper is"
-        words = body.split()
-        if 1 <= len(words) <= 12 and not _NOT_A_PROBLEM.search(body) and not _VERB.search(body):
-            out.append(SearchSpan(body, base + m.start(1), base + m.start(1) + len(body), "problem", section=section))
-    return out
-
-
-def note_spans(text: str) -> list[SearchSpan]:
-    """What the ranker searches in a note: every sentence and every problem the note names."""
-    layout = read_layout(text)
-    return sentence_spans(text, layout) + problem_spans(text, layout)
-
-
-def mention_spans(entities: Iterable[Entity], kind: str) -> list[SearchSpan]:
-    """Extracted mentions of the system's entity kind as searchable spans."""
-    out = []
-    for e in entities:
-        if e.kind != kind:
-            continue
-        text = " ".join(x for x in (e.mention, e.text) if x).strip()
-        if text:
-            out.append(SearchSpan(e.mention or text, e.start, e.end, "mention", e.assertion, e.section))
-    return out

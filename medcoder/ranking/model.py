@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.ranking.candidates import FEATURES, note_kind
+from medcoder.ranking.candidates import FEATURES, FORMER_FEATURES, note_kind
 from medcoder.ranking.drug_features import DRUG_FEATURES
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 # what a ranker ranks -> the features it reads (a diagnosis candidate of a note, or an ATC code of a drug mention)
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"diagnosis": FEATURES, "drug": DRUG_FEATURES}
+# the names an earlier version gave the same columns (a ranker saved with them reads today's rows unchanged)
+FORMER_NAMES: dict[str, tuple[tuple[str, ...], ...]] = {"diagnosis": FORMER_FEATURES}
 
 
 class RankerError(MedcoderError):
@@ -164,8 +166,10 @@ class RankerModel:
             meta = json.loads(meta_path.read_text())
         except ValueError as exc:
             raise RankerError(f"{meta_path}: unreadable ({exc}); rebuild it with `medcoder learn`") from exc
-        expected = FEATURE_SETS.get(str(meta.get("kind", "diagnosis")), FEATURES)
-        if meta.get("format") != FORMAT_VERSION or tuple(meta.get("features", ())) != expected:
+        kind = str(meta.get("kind", "diagnosis"))
+        expected = FEATURE_SETS.get(kind, FEATURES)
+        known = (expected, *FORMER_NAMES.get(kind, ()))
+        if meta.get("format") != FORMAT_VERSION or tuple(meta.get("features", ())) not in known:
             raise RankerError(
                 f"{root}: written by another medcoder version (format {meta.get('format')}, "
                 f"{len(meta.get('features', ()))} features); rebuild it with `medcoder learn`"
