@@ -50,15 +50,30 @@ def _highlight(note: str, codes: list[dict[str, Any]]) -> str:
 
 
 def _steps(code: dict[str, Any]) -> str:
+    """How the code was reached, whatever the step kind: a navigator's choice among options ("at"), the ranker's
+    features that moved its score most ("ranker"), or a guideline that re-specified it ("guideline")."""
     rows = []
-    for step in code.get("steps", []):
-        rows.append(f'<tr><td colspan="3"><b>at {_e(step["at"])}</b></td></tr>')
-        for opt in step["options"]:
-            chosen = ' class="chosen"' if opt["code"] in code["path"] else ""
-            width = max(1, int(opt["p"] * 200))
+    for step in code.get("steps") or []:
+        if "at" in step:
+            rows.append(f'<tr><td colspan="3"><b>at {_e(step["at"])}</b></td></tr>')
+            for opt in step.get("options", []):
+                chosen = ' class="chosen"' if opt["code"] in code.get("path", []) else ""
+                width = max(1, int(opt["p"] * 200))
+                rows.append(
+                    f"<tr{chosen}><td>{_e(opt['code'])}</td><td>{_e(opt['label'])}</td>"
+                    f'<td><div class="bar" style="width:{width}px"></div>{opt["p"]:.3f}</td></tr>'
+                )
+        elif "ranker" in step:
+            rows.append('<tr><td colspan="3"><b>ranker: the features that moved its score most</b></td></tr>')
+            for c in step["ranker"]:
+                rows.append(
+                    f"<tr><td>{_e(c.get('feature'))}</td><td>{_e(c.get('value'))}</td>"
+                    f"<td>{float(c.get('effect') or 0.0):+.3f}</td></tr>"
+                )
+        elif "guideline" in step:
             rows.append(
-                f"<tr{chosen}><td>{_e(opt['code'])}</td><td>{_e(opt['label'])}</td>"
-                f'<td><div class="bar" style="width:{width}px"></div>{opt["p"]:.3f}</td></tr>'
+                f'<tr><td colspan="3"><b>guideline {_e(step["guideline"])}</b> from {_e(step.get("from"))}: '
+                f"{_e(step.get('reason'))}</td></tr>"
             )
     return f'<table class="steps">{"".join(rows)}</table>' if rows else "<p>(no choices recorded)</p>"
 
