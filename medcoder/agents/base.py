@@ -12,7 +12,7 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from string import Template
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar, cast, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,12 +21,27 @@ from medcoder.errors import MedcoderError
 from medcoder.knowledge import KnowledgeBase
 from medcoder.knowledge.retrieval import Retriever
 from medcoder.llm import LLM, CallRecord
+from medcoder.llm.base import (
+    CallObserver,
+    CallStats,
+    Capabilities,
+    ChatResult,
+    ChooseResult,
+    Continuation,
+    JudgeResult,
+    Message,
+    Option,
+    ScoreResult,
+    T,
+)
 from medcoder.state import CodingState, StateUpdate
 
 logger = logging.getLogger(__name__)
 
 NodeFn = Callable[[CodingState], StateUpdate]
 EventSink = Callable[[str, dict[str, Any]], None]
+R = TypeVar("R")
+V = TypeVar("V")
 
 
 class AgentParams(BaseModel):
@@ -40,45 +55,100 @@ class AgentParams(BaseModel):
         return [model] if isinstance(model, str) else []
 
 
-class BoundLLM:
+class _Shared(Generic[V]):
+    """An attribute of a `BoundLLM` that is its shared model's: read from it, and written to it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Shared[V]: ...
+    @overload
+    def __get__(self, obj: BoundLLM, owner: type | None = None) -> V: ...
+    def __get__(self, obj: BoundLLM | None, owner: type | None = None) -> _Shared[V] | V:
+        return self if obj is None else cast(V, getattr(obj.inner, self.attr))
+
+    def __set__(self, obj: BoundLLM, value: V) -> None:
+        setattr(obj.inner, self.attr, value)
+
+
+class BoundLLM(LLM):
     """A model handle bound to one node of one run: every call made through it is reported with that node.
 
     The engine gives each node of each run its own handles, so attribution needs no thread-local
-    "current node" and two runs on two threads never mix their calls. Everything else (name,
-    sha256, capabilities, close ...) is the shared model's.
+    "current node" and two runs on two threads never mix their calls. It is an `LLM` with the same four
+    calls, each passed to the shared model; what the model is (name, sha256, backend, capabilities), its
+    observers and `close` are the shared model's, and any other attribute is read from it.
     """
 
     def __init__(self, llm: LLM, node: str, sink: Callable[[str, CallRecord], None]) -> None:
+        # no LLM.__init__: the observers are the shared model's (`observe` below)
         self.inner, self.node, self._sink = llm, node, sink
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # a backend's own attributes (the model file, the server URL ...)
+        if name == "inner":  # not set yet (a copy being built): never look for it on itself
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def _report(self, records: list[CallRecord]) -> None:
-        for record in records:
-            self._sink(self.node, record)
+    # what the model is: the shared model's, read when asked (a replay learns its name from its first call)
+    name = _Shared[str]()
+    sha256 = _Shared[str]()
+    backend = _Shared[str]()
+    capabilities = _Shared[Capabilities]()
+    max_options = _Shared[int]()
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, call: Callable[[], R]) -> R:
         faults.point("model_call")
         try:
-            result = getattr(self.inner, method)(*args, **kwargs)
+            result = call()
         except MedcoderError as exc:  # a failed call is still a call: credit its record, then raise
-            self._report(list(getattr(exc, "records", None) or []))
+            for record in list(getattr(exc, "records", None) or []):
+                self._sink(self.node, record)
             raise
-        self._report(list(getattr(result, "records", None) or [result.record]))
+        for record in list(getattr(result, "records", None) or [getattr(result, "record")]):
+            self._sink(self.node, record)
         return result
 
-    def chat(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("chat", *args, **kwargs)
+    def chat(
+        self,
+        messages: Sequence[Message],
+        schema: type[T] | None = None,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ChatResult[T]:
+        return self._call(lambda: self.inner.chat(messages, schema, max_tokens=max_tokens, temperature=temperature))
 
-    def choose(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("choose", *args, **kwargs)
+    def choose(
+        self,
+        context: str | Sequence[Message],
+        options: Sequence[Option | tuple[str, str]],
+        k: int = 1,
+        instruction: str | None = None,
+    ) -> ChooseResult:
+        return self._call(lambda: self.inner.choose(context, options, k, instruction))
 
-    def score(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("score", *args, **kwargs)
+    def score(
+        self, context: str | Sequence[Message], continuations: Sequence[Continuation | str | tuple[str, str]]
+    ) -> ScoreResult:
+        return self._call(lambda: self.inner.score(context, continuations))
 
-    def judge(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("judge", *args, **kwargs)
+    def judge(
+        self, context: str | Sequence[Message], questions: Sequence[str], yes: str = " yes", no: str = " no"
+    ) -> JudgeResult:
+        return self._call(lambda: self.inner.judge(context, questions, yes, no))
+
+    def _chat(
+        self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int | None, temperature: float | None
+    ) -> tuple[str, CallStats]:
+        """Never reached (the four calls above go to the shared model's); the shared model's, for completeness."""
+        return self.inner._chat(messages, schema, max_tokens, temperature)
+
+    def observe(self, observer: CallObserver) -> Callable[[], None]:
+        return self.inner.observe(observer)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @dataclass
@@ -89,7 +159,7 @@ class AgentContext:
     and every model call it makes land in that run's record under that node.
     """
 
-    llms: dict[str, Any]  # name -> LLM (or the BoundLLM the engine hands each node)
+    llms: dict[str, LLM]  # name -> model (during a run, the BoundLLM the engine hands each node)
     kb: KnowledgeBase
     prompts: dict[str, str] = field(default_factory=dict)
     emit: EventSink = lambda kind, data: None  # noqa: E731 - the audit trail replaces this

@@ -163,7 +163,7 @@ class Workflow:
         """A node's context for one run: model handles and an event sink that write to that run's log."""
         if log is None:
             return AgentContext(llms=dict(self.llms), kb=self.kb, retriever=self._retriever, node=node_id)
-        llms = {name: BoundLLM(llm, node_id, log.call) for name, llm in self.llms.items()}
+        llms: dict[str, LLM] = {name: BoundLLM(llm, node_id, log.call) for name, llm in self.llms.items()}
         return AgentContext(
             llms=llms,
             kb=self.kb,
