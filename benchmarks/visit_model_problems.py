@@ -1,6 +1,6 @@
 """Does the model help on visit notes? The default model reads the assessment and plan and lists the problems
 assessed or treated at the visit; each confirmed one is read through the Alphabetic Index like a problem line of
-the note (`ranking.coder._code_assessed_problems`). Measured against the same workflow without it: the same
+the note (`visit.rules._code_assessed_problems`). Measured against the same workflow without it: the same
 notes, the same candidates (searched once), the same shipped ranker and rules, one run.
 
 Run: python benchmarks/visit_model_problems.py [--data ../shared/data/aci-bench-coded/valid.jsonl] [--model default]
@@ -18,7 +18,7 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import visit_notes_setup, write_result  # noqa: E402
 
-import medcoder.ranking.coder as coder_module  # noqa: E402
+import medcoder.visit.rules as rules_module  # noqa: E402
 from medcoder.agents.problem_lister import list_problems  # noqa: E402
 from medcoder.llm import load_llm  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> None:
         without.append({r.code for r in coder.rank(cands, note=ex.text) if r.accepted})
         extra, info = model_problems(llm, ex.text)
         own = problem_spans
-        with mock.patch.object(coder_module, "problem_spans", lambda note, layout=None: own(note, layout) + extra):
+        with mock.patch.object(rules_module, "problem_spans", lambda note, layout=None: own(note, layout) + extra):
             with_model.append({r.code for r in coder.rank(cands, note=ex.text) if r.accepted})
         info.update(added=sorted(with_model[-1] - without[-1]), removed=sorted(without[-1] - with_model[-1]))
         per_note[ex.id] = info

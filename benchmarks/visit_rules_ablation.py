@@ -25,8 +25,8 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import visit_notes_setup, write_result  # noqa: E402
 
-import medcoder.ranking.coder as coder_module  # noqa: E402
-from medcoder.knowledge import guidelines as gl  # noqa: E402
+import medcoder.visit.rules as rules_module  # noqa: E402
+from medcoder.visit import guidelines as gl  # noqa: E402
 from medcoder.knowledge.abbreviations import expand  # noqa: E402
 from medcoder.knowledge.lexical import tokenize  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
@@ -44,10 +44,10 @@ def _names_by_index_search_too(onto: Any, code: str, line: str) -> bool:
 VARIANTS: dict[str, Callable[[ExitStack, Any], None]] = {
     "all rules (shipped)": lambda stack, coder: None,
     "without the Index reading of problem lines": lambda stack, coder: stack.enter_context(
-        mock.patch.object(coder_module, "read_phrase", lambda onto, text: None)
+        mock.patch.object(rules_module, "read_phrase", lambda onto, text: None)
     ),
     "naming by the Index search too (before)": lambda stack, coder: stack.enter_context(
-        mock.patch.object(coder_module, "_names", _names_by_index_search_too)
+        mock.patch.object(rules_module, "_names", _names_by_index_search_too)
     ),
     "without E11.65 -> E11.9 (no high sugars)": lambda stack, coder: stack.enter_context(
         mock.patch.object(gl, "without_hyperglycemia", lambda code, sentences: code)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from medcoder.knowledge import guidelines as gl
+from medcoder.visit import guidelines as gl
 from tests.visit_notes import VISIT, code_note, shipped_coder
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from medcoder.knowledge import guidelines as gl
-from medcoder.knowledge.index_phrase import billable_for, read_phrase
+from medcoder.visit import guidelines as gl
+from medcoder.visit.index_phrase import billable_for, read_phrase
 from tests.visit_notes import VISIT, code_note, shipped_coder
 
 

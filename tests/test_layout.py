@@ -85,7 +85,7 @@ def test_every_import_inside_a_function_says_why() -> None:
 # cli and web drive sessions, evaluation and batch; those drive the engine; the engine runs agents; agents
 # use the ranking library; everything stands on knowledge, llm and audit, and on the shared modules.
 SHARED = {"errors", "faults", "paths", "storage", "jsonl", "notetext", "words", "plugins", "settings", "privacy",
-          "injection", "notesections", "records", "result", "cues", "state"}
+          "injection", "records", "result", "cues", "state", "progress"}
 LAYERS: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"engine", "result"},
@@ -99,8 +99,11 @@ LAYERS: dict[str, set[str]] = {
     "engine": {"agents", "knowledge", "llm", "audit"},
     "agents": {"ranking", "visit", "knowledge", "llm"},
     "ranking": {"visit", "knowledge", "llm", "audit"},  # the library: no agent, engine or evaluation module
-    "visit": {"knowledge"},  # how a visit is read (parts, conversation) and coded (its conventions read the codes)
-    "tools": {"knowledge"},
+    # the visit-note package: how a visit is read (header sections, parts, conversation, the spans searched) and
+    # coded (the ICD-10-CM guideline rules, the Alphabetic Index phrase reader, the assessed-problem coder, the
+    # conventions, the visit features); its rules work on a `visit.rules.VisitCode`, never on the ranker's types
+    "visit": {"knowledge"},
+    "tools": {"visit", "knowledge"},  # `kb read` reads a phrase through the Index (`visit.index_phrase`)
     "knowledge": set(),
     "llm": set(),
     "audit": set(),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from medcoder.evaluation.layouts import VARIANTS, crlf, no_headers, one_paragraph, soap
-from medcoder.notesections import find_headers
+from medcoder.visit.sections import find_headers
 from medcoder.ranking.candidates import problem_spans, sentence_spans
 from medcoder.visit import read_layout
 from medcoder.visit.classifier import card, shipped_model

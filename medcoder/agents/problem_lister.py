@@ -3,7 +3,7 @@ note without an assessment header or from a visit's conversation.
 
 One call, the visit's text first: the model lists each problem with the words that state it and its certainty;
 each confirmed one becomes a problem line (offsets of its words in the note) that the visit rules read through
-the Alphabetic Index like a problem line of a written assessment (`ranking.coder._code_assessed_problems`).
+the Alphabetic Index like a problem line of a written assessment (`visit.rules._code_assessed_problems`).
 The ranker node asks it on conversations only by default (`model_problems: auto`), where it helped;
 `benchmarks/note_formats.py --model-problems default` measures it with and without, same notes, same run.
 """

@@ -22,7 +22,6 @@ from medcoder.agents.problem_lister import list_problems, wants_model
 from medcoder.errors import MedcoderError
 from medcoder.injection import coding_text
 from medcoder.knowledge import KnowledgeBase
-from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import Retriever
 from medcoder.knowledge.systems import DEFAULT_SYSTEM, SystemName
@@ -34,6 +33,7 @@ from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.verify import verify_context, verify_question
 from medcoder.records import Proposal, Suggestion, Verdict
 from medcoder.state import CodingState, StateUpdate
+from medcoder.visit import guidelines as gl
 from medcoder.visit.layout import read_layout
 
 logger = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from pydantic import Field
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
 from medcoder.injection import coding_text
 from medcoder.llm import Option
-from medcoder.notesections import HEADERS, split_by_rules
 from medcoder.records import Section
 from medcoder.state import CodingState, StateUpdate
 from medcoder.visit.layout import read_layout
+from medcoder.visit.sections import HEADERS, split_by_rules
 
 logger = logging.getLogger(__name__)
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.ranking.candidates import sentence_spans
+from medcoder.visit import guidelines as gl
 
 FIX_KINDS = (
     "normal_or_negated",

@@ -3,7 +3,7 @@ a numbered problem list, lower-case headers, Windows line endings, bullets.
 
 A note's codes should not depend on its layout: the layout benchmark (`benchmarks/note_formats.py`) and the
 tests code each variant of a coded note against the same reference codes. Variants are built from the note's
-own headers (`notesections.find_headers`), so only the layout changes, never a word of the content.
+own headers (`visit.sections.find_headers`), so only the layout changes, never a word of the content.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from medcoder.notesections import find_headers
 from medcoder.notetext import sentences
+from medcoder.visit.sections import find_headers
 
 # canonical header name -> SOAP letter (what a SOAP note files it under)
 _SOAP = {

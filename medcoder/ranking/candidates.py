@@ -14,25 +14,24 @@ from typing import Any, Mapping, Sequence
 
 from medcoder import cues
 from medcoder.cues import cue_pattern
-from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.abbreviations import expand
 from medcoder.knowledge.lexical import SearchHit, tokenize
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.knowledge.retrieval import RANKERS
 from medcoder.ranking.memory import MemoryHit, MemoryView
 from medcoder.ranking.metrics import category
-from medcoder.ranking.spans import SearchSpan, mention_spans, note_spans, problem_spans, sentence_spans
-from medcoder.records import Span
+from medcoder.visit import guidelines as gl
+from medcoder.visit.features import VISIT_FEATURES, visit_features
 from medcoder.visit.layout import read_layout
-from medcoder.visit.parts import RANKER_PARTS
+from medcoder.visit.spans import SearchSpan, Sighting, mention_spans, note_spans, problem_spans, sentence_spans
 
-# the spans a note is searched by live in `spans`; the ranker's callers find them here too
+# the spans a note is searched by and the sightings in them live in `visit.spans`; the ranker's callers find them
+# here too
 __all__ = [
     "FEATURES",
     "FORMER_FEATURES",
     "MISSING_RANK",
     "NO_MARGIN",
-    "VISIT_FEATURES",
     "FeatureRowError",
     "NoteCandidates",
     "SearchSpan",
@@ -48,26 +47,6 @@ __all__ = [
 ]
 
 MISSING_RANK = 200.0
-
-
-@dataclass(slots=True)
-class Sighting:
-    """Where a candidate was found: a sentence or a mention, its character span and the hit's rank (kept as a
-    dataclass: a note makes thousands; `span()` is the evidence a proposal carries)."""
-
-    source: str  # sentence | mention
-    text: str
-    start: int
-    end: int
-    rank: int
-    score: float
-    via: str = ""  # the non-billable hit this billable code descends from, if any
-    assertion: str = "present"
-    section: str = ""  # the visit part it sits in (cc, hpi, exam, plan ...)
-    status: str = ""  # how its sentence states the code's finding (guidelines.finding_status)
-
-    def span(self) -> Span:
-        return Span(start=self.start, end=self.end, text=self.text)
 
 
 @dataclass
@@ -175,21 +154,6 @@ FEATURES: tuple[str, ...] = (
     "sent_family_share",
     "sent_uncertain_share",
 )
-# where in a visit note the evidence sits, how it is stated, and what the outpatient guidelines say of the code
-VISIT_FEATURES = (
-    *(f"sec_{p}" for p in RANKER_PARTS),
-    "only_findings",
-    "prob_best_rank",
-    "prob_max_score",
-    "prob_n",
-    "label_in_problem",
-    *(f"st_{s}" for s in gl.STATUSES),
-    "symptom",
-    "unspecified_label",
-    "side_match",
-    "visit_note",
-    "cat_plan_hits",
-)
 FEATURES = FEATURES + VISIT_FEATURES
 _FEATURE_NAMES = frozenset(FEATURES)
 # the names a diagnosis ranker learned before issue 37 gives its columns: 36 and 37 the other way round (the row was
@@ -197,7 +161,6 @@ _FEATURE_NAMES = frozenset(FEATURES)
 # sentence score); the columns are today's, so such a ranker reads today's rows unchanged
 _RENAMED = {"best_knn_in_cat": "cat_sent_rank", "cat_sent_rank": "best_knn_in_cat"}
 FORMER_FEATURES: tuple[tuple[str, ...], ...] = (tuple(_RENAMED.get(n, n) for n in FEATURES),)
-_FINDINGS_ONLY = {"ros", "exam", "results"}
 # sentence-wide assertion cues (the extractor's cues are anchored just before a mention; a sentence found by
 # retrieval has no mention position, so here any cue in the sentence counts and the ranker learns the weight)
 _NEGATION = cue_pattern(cues.NEGATION, cues.NORMAL)
@@ -459,7 +422,7 @@ def _features(code: str, acc: _Acc, scope: _Scope) -> list[dict[str, float]]:
         _memory_features(code, scope.mem_hits.get(code), scope),
         _code_features(code, scope),
         _category_features(code, scope.cats),
-        _visit_features(scope.onto, code, acc, scope.visit, scope.cat_plan),
+        visit_features(scope.onto, code, acc, scope.visit, scope.cat_plan.get(category(code), 0), MISSING_RANK),
     ]
 
 
@@ -539,34 +502,6 @@ def _category_features(code: str, cats: _Categories) -> dict[str, float]:
         "best_sent_in_cat": best_sent,
         "cat_centroid_max": cats.centroid.get(k, 0.0),
         "cat_svm_max": cats.svm.get(k, NO_MARGIN),
-    }
-
-
-def _visit_features(onto: CodeSystem, code: str, acc: _Acc, visit: bool, cat_plan: dict[str, int]) -> dict[str, float]:
-    """The VISIT_FEATURES of one candidate."""
-    label = onto.label(code)
-    stated = sum(acc.statuses.values())
-    found_in = {p for p, n in acc.parts.items() if n}
-    side = gl.label_side(label)
-    if not acc.sides or not side:
-        side_match = 0.0
-    elif side == "unspecified":
-        side_match = -0.5
-    else:
-        side_match = 1.0 if side in acc.sides else -1.0
-    return {
-        **{f"sec_{p}": float(acc.parts.get(p, 0)) for p in RANKER_PARTS},
-        "only_findings": float(bool(found_in) and found_in <= _FINDINGS_ONLY),
-        "prob_best_rank": min(acc.prob_ranks, default=MISSING_RANK),
-        "prob_max_score": max(acc.prob_scores, default=0.0),
-        "prob_n": len(acc.prob_ranks),
-        "label_in_problem": acc.label_in_problem,
-        **{f"st_{s}": (acc.statuses.get(s, 0) / stated) if stated else -1.0 for s in gl.STATUSES},
-        "symptom": float(gl.is_symptom(code)),
-        "unspecified_label": float(gl.is_unspecified(label)),
-        "side_match": side_match,
-        "visit_note": float(visit),
-        "cat_plan_hits": float(cat_plan.get(category(code), 0)),
     }
 
 

@@ -165,7 +165,7 @@ class DrugContext:
     routes: frozenset[str] = frozenset()
     strength_mg: float | None = None
     indications: frozenset[str] = frozenset()  # ATC prefixes the indication words point to
-    section: str = "other"  # a notesections.section_kind, or "product"
+    section: str = "other"  # a visit.sections.section_kind, or "product"
     status: str = "current"
     status_cue: str = ""
     window: str = ""

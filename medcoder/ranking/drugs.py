@@ -22,7 +22,6 @@ from medcoder.errors import MedcoderError
 from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, fold, substance_key
 from medcoder.knowledge.ontology import CodeSystem
-from medcoder.notesections import section_at, section_kind
 from medcoder.ranking.drug_features import (
     DRUG_FEATURES,
     NOT_CODED,
@@ -36,6 +35,7 @@ from medcoder.ranking.folders import ranker_folder
 from medcoder.ranking.model import RankerModel
 from medcoder.records import Section
 from medcoder.visit.layout import read_layout
+from medcoder.visit.sections import section_at, section_kind
 
 logger = logging.getLogger(__name__)
 

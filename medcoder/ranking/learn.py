@@ -25,7 +25,7 @@ from medcoder.llm import LLM
 from medcoder.progress import Progress
 from medcoder.ranking import metrics
 from medcoder.ranking.candidates import FEATURES, NoteCandidates, collect, note_kind, note_spans
-from medcoder.ranking.coder import RetrievalCache, apply_guidelines, ranked_codes, search_spans
+from medcoder.ranking.coder import RankedCode, RetrievalCache, ranked_codes, search_spans
 from medcoder.ranking.datasets import Example
 from medcoder.ranking.decisions import Decided, decided, fit_final
 from medcoder.ranking.memory import CodedNotesMemory
@@ -38,6 +38,7 @@ from medcoder.ranking.model import (  # noqa: F401 - re-exported
 )
 from medcoder.ranking.verify import verify_context, verify_question
 from medcoder.visit.conventions import CONVENTIONS, DEFAULT_CONVENTIONS
+from medcoder.visit.rules import apply_guidelines
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +384,12 @@ def visit_decisions(
         if kind != "visit":
             continue
         ranked = ranked_codes(cands[i], cal[i], raw[i], threshold, floor)
-        out.append(decided(apply_guidelines(onto, ranked, examples[i].text, threshold, (), conventions), golds[i]))
+        out.append(
+            decided(
+                apply_guidelines(onto, ranked, examples[i].text, threshold, (), conventions, make=RankedCode.proposed),
+                golds[i],
+            )
+        )
     return out
 
 

@@ -12,9 +12,9 @@ from medcoder.errors import MedcoderError, UnknownCodeError
 from medcoder.knowledge import KnowledgeBase, default_kb
 from medcoder.knowledge.abbreviations import spell_out
 from medcoder.knowledge.index import TermIndex, entries_with_trails
-from medcoder.knowledge.index_phrase import billable_for, read_phrase
 from medcoder.knowledge.retrieval import RANKERS, HybridRetriever, SearchFilter
 from medcoder.knowledge.systems import DEFAULT_SYSTEM
+from medcoder.visit.index_phrase import billable_for, read_phrase
 
 
 def _kb(kb: KnowledgeBase | None) -> KnowledgeBase:

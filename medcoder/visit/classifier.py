@@ -25,8 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from medcoder.errors import MedcoderError
-from medcoder.notesections import find_headers
 from medcoder.visit.parts import PARTS, header_parts
+from medcoder.visit.sections import find_headers
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Collection, Sequence
 
-from medcoder.knowledge.guidelines import finding_status, side_of
 from medcoder.knowledge.lexical import tokenize
+from medcoder.visit.guidelines import finding_status, side_of
 
 CONVENTIONS = ("hypertension", "heart-failure-type", "diabetes-complications", "specificity", "aftercare")
 # on by default: those that helped when turned over on the coded visit notes (cross-validated, `medcoder learn`:

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from medcoder.knowledge import guidelines as gl
 from medcoder.knowledge.index import IndexEntry, TermIndex, load_neoplasm_table, tabular_code
 from medcoder.knowledge.ontology import CodeSystem
+from medcoder.visit import guidelines as gl
 from medcoder.words import tokenize
 
 # words the Tabular List reads (laterality, the encounter), not the Index: a phrase is complete without them

@@ -1,6 +1,6 @@
 """A note's visit layout: each sentence's visit part, whether it is a visit at all, and the problems it states.
 
-Headers win where they stand (`notesections.find_headers`, every vocabulary: the coded notes', SOAP's,
+Headers win where they stand (`visit.sections.find_headers`, every vocabulary: the coded notes', SOAP's,
 abbreviations, lower case, inline); a coarse header ("S:", "A/P") leaves the choice among its parts to the learned
 sentence classifier, and no header leaves it every part. A conversation (`Doctor:` / `Patient:` turns) is read
 by `conversation.read_conversation`. Whether a note is a visit is decided from its content (the note model), or
@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from medcoder.notesections import split_by_rules
 from medcoder.notetext import same_length_text, sentences
 from medcoder.records import Section
 from medcoder.visit.classifier import shipped_model
 from medcoder.visit.conversation import read_conversation, turns
 from medcoder.visit.parts import PARTS, SECTION_NAMES, coarse, header_parts
+from medcoder.visit.sections import split_by_rules
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from medcoder.jsonl import numbered_rows
-from medcoder.notesections import split_by_rules
 from medcoder.notetext import sentences
 from medcoder.visit.classifier import CARD_FILE, MODEL_FILE, LayoutModel, _Linear, note_features, sentence_features
 from medcoder.visit.parts import PARTS, coarse, header_parts
+from medcoder.visit.sections import split_by_rules
 
 logger = logging.getLogger(__name__)
 

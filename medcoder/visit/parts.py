@@ -16,7 +16,7 @@ _COARSE = {"allergies": "meds", "assessment": "plan"}
 SUBJECTIVE = ("cc", "hpi", "history", "meds", "allergies", "ros")
 OBJECTIVE = ("exam", "results")
 
-# canonical header name (notesections.HEADERS) -> the parts a sentence under it may be
+# canonical header name (sections.HEADERS) -> the parts a sentence under it may be
 HEADER_PARTS: dict[str, tuple[str, ...]] = {
     "chief_complaint": ("cc",),
     "history_of_present_illness": ("hpi",),
@@ -38,7 +38,7 @@ HEADER_PARTS: dict[str, tuple[str, ...]] = {
 }
 
 
-# fine part -> the canonical section name that stands for it (notesections.HEADERS), for a note's sections
+# fine part -> the canonical section name that stands for it (sections.HEADERS), for a note's sections
 SECTION_NAMES = {
     "cc": "chief_complaint",
     "hpi": "history_of_present_illness",

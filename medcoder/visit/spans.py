@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from medcoder.knowledge.abbreviations import abbreviations
-from medcoder.notesections import header_end
 from medcoder.notetext import same_length_text
-from medcoder.records import Entity
+from medcoder.records import Entity, Span
 from medcoder.visit.layout import VisitLayout, read_layout
 from medcoder.visit.parts import coarse
+from medcoder.visit.sections import header_end
 
 
 @dataclass(slots=True)
@@ -26,6 +26,26 @@ class SearchSpan:
     assertion: str = "present"
     section: str = ""
     read: str = ""  # the text to read when it is not the quoted text (a question the patient answered "no")
+
+
+@dataclass(slots=True)
+class Sighting:
+    """Where a candidate was found: a sentence, a problem line or a mention, its character span and the hit's rank
+    (kept as a dataclass: a note makes thousands; `span()` is the evidence a proposal carries)."""
+
+    source: str  # sentence | problem | mention
+    text: str
+    start: int
+    end: int
+    rank: int
+    score: float
+    via: str = ""  # the non-billable hit this billable code descends from, if any
+    assertion: str = "present"
+    section: str = ""  # the visit part it sits in (cc, hpi, exam, plan ...)
+    status: str = ""  # how its sentence states the code's finding (guidelines.finding_status)
+
+    def span(self) -> Span:
+        return Span(start=self.start, end=self.end, text=self.text)
 
 
 def sentence_spans(text: str, layout: VisitLayout | None = None) -> list[SearchSpan]:
