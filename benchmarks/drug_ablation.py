@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result  # noqa: E402
 
-from medcoder.ranking.datasets import load_dataset  # noqa: E402
-from medcoder.ranking.metrics import micro  # noqa: E402
 from medcoder.knowledge import default_kb  # noqa: E402
 from medcoder.llm import load_llm  # noqa: E402
+from medcoder.ranking.datasets import load_dataset  # noqa: E402
 from medcoder.ranking.drug_questions import ModelReading, choose_close, judge_status  # noqa: E402
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder  # noqa: E402
+from medcoder.ranking.metrics import micro  # noqa: E402
 
 VARIANTS = {"ranker alone": (False, False), "+ status (a)": (True, False), "+ choice (b)": (False, True),
             "+ both": (True, True)}
@@ -74,7 +74,8 @@ def main() -> None:
     llm.close()
     for name, row in table.items():
         print(f"{name:14s} F1 {row['f1']:.4f}  P {row['precision']:.4f}  R {row['recall']:.4f}  "
-              f"changed {row['decisions_changed']:3d}  calls/note {row['model_calls']:.2f}  s/note {row['seconds']:.2f}")
+              f"changed {row['decisions_changed']:3d}  calls/note {row['model_calls']:.2f}  "
+              f"s/note {row['seconds']:.2f}")
     print(f"wrote {path}")
 
 

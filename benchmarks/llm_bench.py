@@ -40,7 +40,8 @@ LEVELS = [
     ["Diabetes mellitus due to underlying condition", "Drug or chemical induced diabetes mellitus",
      "Type 1 diabetes mellitus", "Type 2 diabetes mellitus", "Other specified diabetes mellitus"],
     ["Type 2 diabetes mellitus with kidney complications", "Type 2 diabetes mellitus with ophthalmic complications",
-     "Type 2 diabetes mellitus with neurological complications", "Type 2 diabetes mellitus with circulatory complications",
+     "Type 2 diabetes mellitus with neurological complications",
+     "Type 2 diabetes mellitus with circulatory complications",
      "Type 2 diabetes mellitus with other specified complications", "Type 2 diabetes mellitus without complications"],
     ["Type 2 diabetes mellitus with hypoglycemia", "Type 2 diabetes mellitus with hyperglycemia",
      "Type 2 diabetes mellitus with oral complications", "Type 2 diabetes mellitus with skin complications"],
@@ -118,7 +119,8 @@ def bench_model(name: str, repeats: int, n_ctx: int = 4096) -> dict[str, object]
     walk_t = time.perf_counter()
     path = []
     for level in LEVELS:
-        res = llm.choose(_context("type 2 diabetes with hyperglycemia"), [Option(str(i), x) for i, x in enumerate(level)])
+        options = [Option(str(i), x) for i, x in enumerate(level)]
+        res = llm.choose(_context("type 2 diabetes with hyperglycemia"), options)
         prompt += res.record.stats.prompt_tokens
         cached += res.record.stats.cached_tokens
         path.append(res.best.label)

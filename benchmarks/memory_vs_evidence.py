@@ -16,11 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_result  # noqa: E402
 
-from medcoder.ranking.folders import ranker_folder  # noqa: E402
-from medcoder.ranking.datasets import load_dataset  # noqa: E402
 from medcoder.knowledge import default_kb  # noqa: E402
 from medcoder.knowledge.retrieval import HybridRetriever  # noqa: E402
 from medcoder.ranking.coder import RankedCoder, RetrievalCache  # noqa: E402
+from medcoder.ranking.datasets import load_dataset  # noqa: E402
+from medcoder.ranking.folders import ranker_folder  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

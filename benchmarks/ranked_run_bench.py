@@ -24,15 +24,16 @@ from _common import write_result  # noqa: E402
 
 from medcoder.engine.spec import builtin_path  # noqa: E402
 from medcoder.engine.workflow import RunLog, load_workflow  # noqa: E402
-from medcoder.ranking.datasets import load_dataset  # noqa: E402
 from medcoder.llm import load_llm  # noqa: E402
+from medcoder.ranking.datasets import load_dataset  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "codiesp" / "dev"
 
 
 def _variant(evidence: bool) -> str:
     text = builtin_path("icd10cm").read_text()
-    return text.replace("verify: auto, verify_top: 30", f"verify: true, verify_top: 30, verify_evidence: {str(evidence).lower()}")
+    return text.replace("verify: auto, verify_top: 30",
+                        f"verify: true, verify_top: 30, verify_evidence: {str(evidence).lower()}")
 
 
 def _extract_variants() -> dict[str, str]:
@@ -62,7 +63,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 result = wf.run(n.text, run_id=log.run_id, log=log)
                 seconds = time.perf_counter() - t0
-                held = sum(c.stats.sampling.get("tokens_as_separate_prompts") or c.stats.prompt_tokens for c in log.calls)
+                held = sum(c.stats.sampling.get("tokens_as_separate_prompts") or c.stats.prompt_tokens
+                           for c in log.calls)
                 evaluated = sum(c.stats.prompt_tokens - c.stats.cached_tokens for c in log.calls)
                 got, gold = {c.code for c in result.codes}, set(n.codes)
                 rows.append({"note": n.id, "seconds": round(seconds, 2), "model_calls": len(log.calls),
@@ -73,10 +75,12 @@ def main() -> None:
             wf.close()
             k = len(rows)
             tp, fp, fn = (sum(r[x] for r in rows) for x in ("tp", "fp", "fn"))
-            out["variants"][name] = {"per_note": rows, "micro_f1": round(2 * tp / max(1, 2 * tp + fp + fn), 3), "mean_seconds": round(sum(r["seconds"] for r in rows) / k, 2),
-                                     "mean_evaluated": round(sum(r["prompt_tokens_evaluated"] for r in rows) / k),
-                                     "served_from_cache": round(1 - sum(r["prompt_tokens_evaluated"] for r in rows)
-                                                                / max(1, sum(r["prompt_tokens_held"] for r in rows)), 3)}
+            evaluated = sum(r["prompt_tokens_evaluated"] for r in rows)
+            out["variants"][name] = {"per_note": rows, "micro_f1": round(2 * tp / max(1, 2 * tp + fp + fn), 3),
+                                     "mean_seconds": round(sum(r["seconds"] for r in rows) / k, 2),
+                                     "mean_evaluated": round(evaluated / k),
+                                     "served_from_cache": round(
+                                         1 - evaluated / max(1, sum(r["prompt_tokens_held"] for r in rows)), 3)}
     llm.close()
     print(f"wrote {write_result(args.out or ('ranked_extract_run.json' if args.extract else 'ranked_run.json'), out)}")
 

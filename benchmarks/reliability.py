@@ -170,7 +170,8 @@ def table(data: dict[str, Any]) -> str:
     rows = [_row("campaign", "faults injected", "inputs tried", "failures that were not one clear line", "results lost",
                  "results duplicated", "chains verified / tampering detected"), "|---|---|---|---|---|---|---|"]
     for name, f in data.get("crashes", {}).items():
-        same = f", metrics equal to an uninterrupted run: {f['extra']['same_metrics']}" if "same_metrics" in f["extra"] else ""
+        same = (f", metrics equal to an uninterrupted run: {f['extra']['same_metrics']}"
+                if "same_metrics" in f["extra"] else "")
         rows.append(_row(f"SIGKILL: {name}", f["faults"], f"{f['inputs']} notes", len(f["unclear"]), f["lost"],
                          f["duplicated"], f"{f['chains_ok']}/{f['chains']} verify{same}"))
     for name, f in data.get("concurrency", {}).items():
@@ -178,7 +179,8 @@ def table(data: dict[str, Any]) -> str:
                          f"{len(f['unclear'])} ({f['extra']['locked_errors']} 'locked')", 0, 0,
                          f"{f['chains_ok']}/{f['chains']} verify"))
     if s := data.get("storage"):
-        rows.append(_row("storage faults (disk full, read-only home, truncated databases, GGUF and index, wrong sha256)",
+        rows.append(_row("storage faults (disk full, read-only home, truncated databases, GGUF and index, "
+                         "wrong sha256)",
                          s["faults"], "-", s["faults"] - s["clear_errors_and_nothing_lost"], 0, 0, "-"))
     if z := data.get("fuzzing"):
         rows.append(_row(f"fuzzing ({', '.join(f'{k}: {v}' for k, v in z['inputs'].items())})", "-", z["total"],

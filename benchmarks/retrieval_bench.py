@@ -23,9 +23,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from medcoder.ranking.datasets import Dataset, load_codiesp, load_dpd, sentences  # noqa: E402
 from medcoder.knowledge import default_kb  # noqa: E402
 from medcoder.knowledge.retrieval import HybridRetriever  # noqa: E402
+from medcoder.ranking.datasets import Dataset, load_codiesp, load_dpd, sentences  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 KS = (1, 5, 20)

@@ -116,12 +116,12 @@ def _measure(llm, context: list, questions: list[str]) -> dict:  # type: ignore[
 
 def _case(index: int, n: int) -> dict:
     """The note's verifier prompt and its top-n candidates' questions, from the shipped ranker."""
-    from medcoder.ranking.folders import ranker_folder
-    from medcoder.ranking.verify import verify_context, verify_question
-    from medcoder.ranking.datasets import load_dataset
     from medcoder.knowledge import default_kb
     from medcoder.knowledge.retrieval import HybridRetriever
     from medcoder.ranking.coder import RankedCoder
+    from medcoder.ranking.datasets import load_dataset
+    from medcoder.ranking.folders import ranker_folder
+    from medcoder.ranking.verify import verify_context, verify_question
 
     note = load_dataset(DEV).examples[index]
     kb = default_kb()

@@ -25,7 +25,8 @@ def summarize(path: Path) -> dict[str, object]:
     def f1(tp: int, fp: int, fn: int) -> dict[str, float]:
         pr = tp / (tp + fp) if tp + fp else 0.0
         rc = tp / (tp + fn) if tp + fn else 0.0
-        return {"precision": round(pr, 4), "recall": round(rc, 4), "f1": round(2 * pr * rc / (pr + rc) if pr + rc else 0, 4)}
+        f1 = 2 * pr * rc / (pr + rc) if pr + rc else 0
+        return {"precision": round(pr, 4), "recall": round(rc, 4), "f1": round(f1, 4)}
 
     return {"notes": len(rows), "micro_full_code": f1(tp, fp, fn), "micro_category": f1(tp3, fp3, fn3),
             "seconds_per_note_mean": round(statistics.mean(r["seconds"] for r in rows), 1),

@@ -76,21 +76,21 @@ def medcoder_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def icd(medcoder_home: Path):  # type: ignore[no-untyped-def]
+def icd(medcoder_home: Path):
     from medcoder.knowledge import load_icd10cm
 
     return load_icd10cm()
 
 
 @pytest.fixture(scope="session")
-def atc(medcoder_home: Path):  # type: ignore[no-untyped-def]
+def atc(medcoder_home: Path):
     from medcoder.knowledge import load_atc
 
     return load_atc()
 
 
 @pytest.fixture(scope="session")
-def kb(medcoder_home: Path):  # type: ignore[no-untyped-def]
+def kb(medcoder_home: Path):
     from medcoder.knowledge import default_kb
 
     return default_kb()

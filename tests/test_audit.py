@@ -19,7 +19,7 @@ from tests.test_workflow_logic import NOTE, agree, extractor
 
 
 @pytest.fixture()
-def coded(tmp_path):  # type: ignore[no-untyped-def]
+def coded(tmp_path):
     """A store holding one real run of the full workflow (fake model)."""
     store = SQLiteAuditStore(tmp_path / "audit.sqlite")
     wf = load_workflow("full-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
@@ -49,14 +49,15 @@ def test_every_step_is_recorded(coded) -> None:
     assert info.status == "done" and info.note == NOTE and info.spec_text.startswith("# The wave-1 full workflow")
     kinds = [e.kind for e in store.events("run-a")]
     assert kinds[0] == "run"
-    for kind in ("node_start", "node_end", "model_call", "sections", "entities", "proposal", "critic", "result", "tool"):
+    expected = ("node_start", "node_end", "model_call", "sections", "entities", "proposal", "critic", "result", "tool")
+    for kind in expected:
         assert kind in kinds, kind
     call = next(e for e in store.events("run-a") if e.kind == "model_call" and e.payload["kind"] == "choose")
     for key in ("messages", "options", "choices", "stats", "request_key"):
         assert key in call.payload
     for key in ("prompt_tokens", "cached_tokens", "completion_tokens", "latency_s", "model_sha256", "sampling"):
         assert key in call.payload["stats"]
-    assert [c["code"] for c in info.result["codes"]] == [c.code for c in result.codes]
+    assert info.result is not None and [c["code"] for c in info.result["codes"]] == [c.code for c in result.codes]
     assert store.verify("run-a").ok
 
 

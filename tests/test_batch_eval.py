@@ -66,7 +66,7 @@ def test_categories_and_atc_levels() -> None:
     assert metrics.atc_level_match("A10BA02", None) == [False] * 5
 
 
-def test_error_types_against_the_tree(icd) -> None:  # type: ignore[no-untyped-def]
+def test_error_types_against_the_tree(icd) -> None:
     def is_ancestor(a: str, b: str) -> bool:
         return a in {n.code for n in icd.path(b)[:-1]}
 

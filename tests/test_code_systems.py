@@ -99,7 +99,8 @@ def test_an_unknown_system_in_a_workflow_names_the_file_and_field(tmp_path: Path
     bad.write_text(TOY_WORKFLOW)
     from medcoder.engine.spec import WorkflowError, load_spec
 
-    with pytest.raises(WorkflowError, match=r"bad.yaml:4: knowledge.systems: .*unknown code system 'toyfind'; installed: atc, icd10cm"):
+    expected = r"bad.yaml:4: knowledge.systems: .*unknown code system 'toyfind'; installed: atc, icd10cm"
+    with pytest.raises(WorkflowError, match=expected):
         load_spec(bad)
 
 

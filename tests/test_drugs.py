@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from medcoder.cli import main
-from medcoder.ranking.datasets import load_dataset
 from medcoder.knowledge.druglex import DrugLexicon, drug_lexicon
+from medcoder.ranking.datasets import load_dataset
 from medcoder.ranking.drugs import DrugCoder, drug_ranker_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,12 +21,12 @@ PRODUCTS = ROOT / "medcoder" / "knowledge" / "data" / "dpd_products_2026-04-01.t
 
 
 @pytest.fixture(scope="module")
-def lex(atc) -> DrugLexicon:  # type: ignore[no-untyped-def]
+def lex(atc) -> DrugLexicon:
     return drug_lexicon(atc)
 
 
 @pytest.fixture(scope="module")
-def coder(atc) -> DrugCoder:  # type: ignore[no-untyped-def]
+def coder(atc) -> DrugCoder:
     return DrugCoder.from_folder(drug_ranker_folder(), atc)
 
 
@@ -115,7 +115,7 @@ def test_injected_text_cannot_create_a_drug_code(coder: DrugCoder) -> None:
     assert codes == {"C09AA03"}
 
 
-def test_learned_drug_ranker_reloads_in_a_fresh_process(tmp_path: Path, atc) -> None:  # type: ignore[no-untyped-def]
+def test_learned_drug_ranker_reloads_in_a_fresh_process(tmp_path: Path, atc) -> None:
     from medcoder.ranking.drug_learn import learn_drugs
 
     products = load_dataset(PRODUCTS).examples[::7]  # the file is sorted by substance: a spread
@@ -125,13 +125,14 @@ def test_learned_drug_ranker_reloads_in_a_fresh_process(tmp_path: Path, atc) -> 
     assert (out / "priors.json").is_file() and json.loads((out / "ranker.json").read_text())["kind"] == "drug"
     probe = ("VALSARTAN|HYDROCHLOROTHIAZIDE", "SANDOZ VALSARTAN HCT")
     here = coder.code_product(ingredients=probe[0], brand=probe[1])
-    script = ("import json, sys\nfrom medcoder.knowledge import load_atc\nfrom medcoder.ranking.drugs import DrugCoder\n"
+    script = ("import json, sys\nfrom medcoder.knowledge import load_atc\n"
+              "from medcoder.ranking.drugs import DrugCoder\n"
               f"c = DrugCoder.from_folder({str(out)!r}, load_atc())\n"
               f"m = c.code_product(ingredients={probe[0]!r}, brand={probe[1]!r})\n"
               "print(json.dumps([[x.code, x.probability] for x in m.candidates]))")
     there = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                       check=True).stdout)
-    assert there == [[c.code, c.probability] for c in here.candidates]
+    assert here is not None and there == [[c.code, c.probability] for c in here.candidates]
 
 
 def test_learn_and_eval_commands_for_drugs(tmp_path: Path) -> None:

@@ -34,8 +34,10 @@ def test_structured_chat_over_http(server: str) -> None:
 def test_choose_over_http_reads_label_logprobs_like_in_process(server: str) -> None:
     """Each option's label log-probability over HTTP (echo) equals the in-process one: same ranking, same numbers."""
     from medcoder.llm import load_llm
+    from medcoder.llm.llama_cpp_backend import LlamaCppLLM
 
     local = load_llm("test")
+    assert isinstance(local, LlamaCppLLM)
     try:
         remote = HttpLLM(server, chat_template=local.llm.metadata["tokenizer.chat_template"])
         options = [("CH9", "circulatory system"), ("CH10", "respiratory system"), ("CH4", "endocrine system")]
@@ -55,7 +57,7 @@ def test_unreachable_server_is_a_clear_error() -> None:
         HttpLLM(f"http://127.0.0.1:{free_port()}/v1", timeout=2)
 
 
-def test_score_over_http_ranks_like_in_process(server):  # type: ignore[no-untyped-def]
+def test_score_over_http_ranks_like_in_process(server):
     """`score` against the real server (echo + logprobs, concurrent requests) orders continuations as the
     in-process llama.cpp backend does, with the model's own chat template rendered the same way."""
     from medcoder.llm import load_llm
@@ -65,12 +67,14 @@ def test_score_over_http_ranks_like_in_process(server):  # type: ignore[no-untyp
         template = local.llm.metadata["tokenizer.chat_template"]
         remote = HttpLLM(server, "smollm2", chat_template=template, parallel=2)
         context = "Note: the patient has type 2 diabetes and hypertension. Judge each code."
-        conts = [("Code: E11.9 type 2 diabetes\nDocumented:", " yes"), ("Code: E11.9 type 2 diabetes\nDocumented:", " no"),
+        conts = [("Code: E11.9 type 2 diabetes\nDocumented:", " yes"),
+                 ("Code: E11.9 type 2 diabetes\nDocumented:", " no"),
                  ("Code: S82.0 fracture of patella\nDocumented:", " yes"), ("", " The note is about diabetes")]
         here = local.score(context, conts).logprobs
         there = remote.score(context, conts)
         assert there.record.kind == "score" and len(there.logprobs) == len(conts)
-        assert sorted(range(len(conts)), key=lambda i: here[i]) == sorted(range(len(conts)), key=lambda i: there.logprobs[i])
+        order = sorted(range(len(conts)), key=lambda i: here[i])
+        assert order == sorted(range(len(conts)), key=lambda i: there.logprobs[i])
         for a, b in zip(here, there.logprobs):
             assert a == pytest.approx(b, abs=0.5)
     finally:

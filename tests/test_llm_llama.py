@@ -20,7 +20,7 @@ class Diagnosis(BaseModel):
 
 
 @pytest.fixture(scope="module")
-def llm():  # type: ignore[no-untyped-def]
+def llm():
     model = load_llm("test", n_ctx=2048)
     yield model
     model.close()

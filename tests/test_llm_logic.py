@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from medcoder.llm import FakeLLM, ModelOutputError, Option, ReplayLLM, ReplayMissError
+from medcoder.llm import CallRecord, FakeLLM, ModelOutputError, Option, ReplayLLM, ReplayMissError
 from medcoder.llm.base import Capabilities, request_key
 
 OPTIONS = [Option("CH4", "Endocrine, nutritional and metabolic diseases"),
@@ -28,7 +28,7 @@ def test_choose_ranks_every_option_with_probabilities() -> None:
     assert res.best.key == "CH10"
     assert sum(c.probability for c in res.choices) == pytest.approx(1.0)
     assert res.record.method == "logprobs" and res.record.text == "C"
-    assert 0 < res.record.label_mass <= 1
+    assert res.record.label_mass is not None and 0 < res.record.label_mass <= 1
 
 
 def test_options_must_be_distinct_and_present() -> None:
@@ -57,6 +57,7 @@ class _NoLogprobs(FakeLLM):
 
     @staticmethod
     def _answer(messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
+        assert schema is not None
         return json.dumps({"answer": schema["properties"]["answer"]["enum"][-1]})
 
 
@@ -77,7 +78,7 @@ def test_chat_validates_against_schema() -> None:
 
 def test_observers_see_every_call_and_can_be_removed() -> None:
     llm = FakeLLM(lambda m, s: "hello")
-    seen = []
+    seen: list[CallRecord] = []
     remove = llm.observe(seen.append)
     llm.chat([{"role": "user", "content": "hi"}])
     llm.choose("x", OPTIONS)
@@ -89,13 +90,16 @@ def test_observers_see_every_call_and_can_be_removed() -> None:
 
 def test_a_failing_observer_does_not_break_the_call() -> None:
     llm = FakeLLM(lambda m, s: "hello")
-    llm.observe(lambda r: 1 / 0)
+    def broken(record: CallRecord) -> None:
+        raise ZeroDivisionError("an observer's own bug")
+
+    llm.observe(broken)
     assert llm.chat([{"role": "user", "content": "hi"}]).text == "hello"
 
 
 def test_replay_reproduces_and_rejects_unrecorded(tmp_path) -> None:
     llm = FakeLLM(lambda m, s: {"mention": "asthma", "present": True})
-    records = []
+    records: list[CallRecord] = []
     llm.observe(records.append)
     msgs = [{"role": "user", "content": "note text"}]
     original = llm.chat(msgs, Dx)
@@ -121,7 +125,7 @@ def test_request_key_depends_on_everything_asked() -> None:
 
 def test_failed_calls_are_recorded_and_replay_fails_the_same_way() -> None:
     llm = FakeLLM(lambda m, s: "not json")
-    seen = []
+    seen: list[CallRecord] = []
     llm.observe(seen.append)
     msgs = [{"role": "user", "content": "x"}]
     with pytest.raises(ModelOutputError):

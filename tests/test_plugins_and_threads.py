@@ -18,6 +18,7 @@ from medcoder.audit.store import SQLiteAuditStore
 from medcoder.engine.workflow import RunLog, load_workflow
 from medcoder.llm import load_llm
 from medcoder.records import check_state
+from medcoder.result import CodingResult
 from tests.test_workflow_logic import LEXICON, workflow
 
 PLUGIN_PYPROJECT = """\
@@ -131,9 +132,10 @@ def test_the_built_in_agents_and_backends_are_entry_points() -> None:
 
 
 def test_replay_is_a_backend_settings_can_name(tmp_path: Path) -> None:
-    from medcoder.llm import FakeLLM
+    from medcoder.llm import CallRecord, FakeLLM
 
-    fake, records = FakeLLM(), []
+    fake = FakeLLM()
+    records: list[CallRecord] = []
     fake.observe(records.append)
     fake.choose("which?", [("a", "apple"), ("b", "banana")])
     path = tmp_path / "calls.jsonl"
@@ -155,7 +157,7 @@ def test_one_workflow_codes_several_notes_at_once_from_threads(tmp_path: Path) -
     wf, fake = workflow(checkpoint_path=tmp_path / "c.sqlite", audit=store)
     alone = {k: {(c.system, c.code) for c in wf.run(text, run_id=f"alone-{k}").codes} for k, text in NOTES.items()}
     logs = {k: RunLog(f"thread-{k}") for k in NOTES}
-    results: dict[str, object] = {}
+    results: dict[str, CodingResult] = {}
     start = threading.Barrier(len(NOTES))
 
     def code(k: str) -> None:
@@ -169,7 +171,7 @@ def test_one_workflow_codes_several_notes_at_once_from_threads(tmp_path: Path) -
         t.join(timeout=120)
     assert set(results) == set(NOTES)
     for k, text in NOTES.items():
-        assert {(c.system, c.code) for c in results[k].codes} == alone[k]  # type: ignore[attr-defined]
+        assert {(c.system, c.code) for c in results[k].codes} == alone[k]
         words = {w for w, _ in LEXICON if w in text.lower()}
         # every model call and event of the run is about its own note only
         for call in logs[k].calls:
@@ -227,6 +229,7 @@ def test_a_workflow_that_names_python_code_is_said_to_be_code_and_servers_refuse
     with load_workflow(spec, checkpoint_path=tmp_path / "c.sqlite", audit=SQLiteAuditStore(tmp_path / "a.sqlite")) \
             as wf:
         wf.run("Assessment: essential hypertension.", run_id="code-1")
+        assert wf.audit is not None
         run = wf.audit.run("code-1")
     code = run.settings["code"]["shout"]
     assert code["module"] == "builtins" and code["agent"] == "builtins:print"

@@ -122,13 +122,12 @@ def test_injected_instructions_cannot_create_a_code(learned: Path):
 def test_feedback_from_a_session_changes_the_next_ranking_of_a_rejected_code(learned: Path, small_jsonl: Path,
                                                                            tmp_path: Path):
     """A real review session (no-model workflow) rejects its top code; learning with that feedback lowers it."""
+    import medcoder
     from medcoder.knowledge import default_kb
     from medcoder.knowledge.retrieval import HybridRetriever
     from medcoder.ranking.coder import RankedCoder
     from medcoder.ranking.service import learn_from
     from medcoder.session import Session
-
-    import medcoder
 
     yaml = (Path(medcoder.__file__).parent / "engine" / "builtin" / "icd10cm-nomodel.yaml").read_text()
     wf_path = tmp_path / "mine.yaml"

@@ -73,7 +73,7 @@ def _readme_blocks() -> list[Block]:
 
 
 def _params() -> list[object]:
-    params = []
+    params: list[object] = []
     for b in _readme_blocks():
         marks = [pytest.mark.slow] if b.mark == "run" else []
         params.append(pytest.param(b, id=f"line{b.line}-{b.lang}", marks=marks))
@@ -130,7 +130,8 @@ def test_readme_block(block: Block, tmp_path: Path) -> None:
             timeout=BLOCK_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"README block at line {block.line} ran past {BLOCK_TIMEOUT_S} s:\n{block.code}\n{exc.stdout}")
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        pytest.fail(f"README block at line {block.line} ran past {BLOCK_TIMEOUT_S} s:\n{block.code}\n{out}")
     tail = (done.stdout + done.stderr)[-4000:]
     assert done.returncode == 0, f"README block at line {block.line} exited {done.returncode}:\n{block.code}\n{tail}"
 

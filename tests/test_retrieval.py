@@ -28,13 +28,13 @@ def test_embedder_vectors_are_unit_length_and_meaningful() -> None:
     assert len(emb.digest) == 64 and emb(["x"])[0].shape == (384,)  # chroma's protocol
 
 
-def _small_docs(kb):  # type: ignore[no-untyped-def]
+def _small_docs(kb):
     """The ATC documents of the A10 (diabetes drugs) and C09 groups: a store that builds in seconds."""
     return (d for d in type(kb.ontology("atc")).index_docs(kb.ontology("atc")) if d.code.startswith(("A10", "C09")))
 
 
 @pytest.fixture()
-def small_index(kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DenseIndex:  # type: ignore[no-untyped-def]
+def small_index(kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DenseIndex:
     monkeypatch.setattr(kb.ontology("atc"), "index_docs", lambda: _small_docs(kb))
     return DenseIndex(kb, "atc", root=tmp_path / "chroma")
 
@@ -81,7 +81,7 @@ def test_changed_version_rebuilds_into_a_new_store(small_index: DenseIndex, monk
     assert small_index.is_built() and not old.exists()  # the stale store was removed
 
 
-def test_empty_store_is_rebuilt_or_reported(small_index: DenseIndex, kb) -> None:  # type: ignore[no-untyped-def]
+def test_empty_store_is_rebuilt_or_reported(small_index: DenseIndex, kb) -> None:
     client = small_index._client()
     client.create_collection("atc", embedding_function=small_index.embedder)
     (small_index.path / dense._MARKER).write_text(json.dumps({"key": small_index.key}))
@@ -91,7 +91,7 @@ def test_empty_store_is_rebuilt_or_reported(small_index: DenseIndex, kb) -> None
     assert fresh.search("metformin", k=1)[0].code == "A10BA02"
 
 
-def test_corrupted_store_is_rebuilt_not_a_crash(small_index: DenseIndex, kb) -> None:  # type: ignore[no-untyped-def]
+def test_corrupted_store_is_rebuilt_not_a_crash(small_index: DenseIndex, kb) -> None:
     small_index.build()
     for f in small_index.path.rglob("*"):
         if f.is_file() and f.name != dense._MARKER:
@@ -105,7 +105,7 @@ def test_unbuilt_store_without_build_says_how_to_build(small_index: DenseIndex) 
         small_index.collection(build=False)
 
 
-def test_index_docs_cover_labels_inclusion_terms_and_index_paths(kb) -> None:  # type: ignore[no-untyped-def]
+def test_index_docs_cover_labels_inclusion_terms_and_index_paths(kb) -> None:
     docs = [d for d in kb.ontology("icd10cm").index_docs() if d.code == "I10"]
     assert {d.source for d in docs} == {"label", "index", "index-see"}
     # "Blood, pressure, high: see Hypertension" is followed to I10, as a coder turns the page
@@ -119,11 +119,11 @@ def test_index_docs_cover_labels_inclusion_terms_and_index_paths(kb) -> None:  #
 
 
 @pytest.fixture(scope="module")
-def hybrid(kb) -> HybridRetriever:  # type: ignore[no-untyped-def]
+def hybrid(kb) -> HybridRetriever:
     return HybridRetriever(kb)
 
 
-def _codes(hits) -> list[str]:  # type: ignore[no-untyped-def]
+def _codes(hits) -> list[str]:
     return [h.code for h in hits]
 
 
@@ -137,7 +137,7 @@ def test_hybrid_finds_lay_terms_and_specific_codes(hybrid: HybridRetriever) -> N
 
 
 @pytest.mark.slow
-def test_filters_by_chapter_and_kind(hybrid: HybridRetriever, kb) -> None:  # type: ignore[no-untyped-def]
+def test_filters_by_chapter_and_kind(hybrid: HybridRetriever, kb) -> None:
     for chapter in ("CH4", "4", "E00-E89"):
         hits = hybrid.search("diabetes", k=10, filt=SearchFilter(chapter=chapter))
         assert hits and all(kb.ontology("icd10cm").path(h.code)[0].code == "CH4" for h in hits)
@@ -152,12 +152,13 @@ def test_filters_by_chapter_and_kind(hybrid: HybridRetriever, kb) -> None:  # ty
 
 
 @pytest.mark.slow
-def test_single_rankers_and_fusion_agree_on_easy_queries(kb) -> None:  # type: ignore[no-untyped-def]
+def test_single_rankers_and_fusion_agree_on_easy_queries(kb) -> None:
     lexical = make_retriever("lexical", kb)
     dense_only = make_retriever("dense", kb)
     assert make_retriever("none", kb) is None
-    assert "E11.9" in _codes(lexical.candidates("type 2 diabetes mellitus", k=5))  # type: ignore[union-attr]
-    assert "I10" in _codes(dense_only.candidates("high blood pressure", k=5))  # type: ignore[union-attr]
+    assert lexical is not None and dense_only is not None
+    assert "E11.9" in _codes(lexical.candidates("type 2 diabetes mellitus", k=5))
+    assert "I10" in _codes(dense_only.candidates("high blood pressure", k=5))
     with pytest.raises(MedcoderError):
         make_retriever("telepathy", kb)
 

@@ -21,13 +21,13 @@ from tests.test_workflow_logic import NOTE, agree, extractor
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _wf(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _wf(tmp_path: Path):
     return load_workflow("full-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
                          checkpoint_path=tmp_path / "c.sqlite", audit=SQLiteAuditStore(tmp_path / "a.sqlite"))
 
 
 @pytest.fixture()
-def session(tmp_path: Path):  # type: ignore[no-untyped-def]
+def session(tmp_path: Path):
     s = Session.start(NOTE, _wf(tmp_path), session_id="s-test")
     yield s
     s.close()
@@ -89,6 +89,7 @@ def test_every_turn_is_in_the_audit_trail_and_the_chain_holds(session: Session) 
     session.explore("children", "E11")
     session.ask("anything about asthma?")
     store = session.workflow.audit
+    assert store is not None
     kinds = [e.kind for e in store.events(session.id)]
     for kind in ("session_start", "session_decision", "session_why", "session_explore", "session_ask"):
         assert kind in kinds
@@ -116,7 +117,8 @@ from medcoder.llm import FakeLLM
 from medcoder.session import Session
 from tests.test_workflow_logic import extractor, agree
 wf = load_workflow("full-tree", llms={{"default": FakeLLM(extractor, chooser=agree)}},
-                   checkpoint_path={str(tmp_path / 'c.sqlite')!r}, audit=SQLiteAuditStore({str(tmp_path / 'a.sqlite')!r}))
+                   checkpoint_path={str(tmp_path / 'c.sqlite')!r},
+                   audit=SQLiteAuditStore({str(tmp_path / 'a.sqlite')!r}))
 s = Session.open("s-proc", wf)
 s.add("J45.909", "from the other process")
 print(json.dumps({{c.code: c.status for c in s.codes()}}))

@@ -9,7 +9,7 @@ from medcoder.tools import make_tools, validate_code
 
 
 @pytest.fixture(scope="module")
-def tools(kb):  # type: ignore[no-untyped-def]
+def tools(kb):
     calls: list[tuple] = []
     return {t.name: t for t in make_tools(kb, callback=lambda *a: calls.append(a))}, calls
 

@@ -22,14 +22,20 @@ from tests.web_support import HOSTILE_NOTE, ROOT, fhir_codes
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from medcoder.batch import code_batch
 from medcoder.audit.events import DECISION  # noqa: E402
+from medcoder.batch import code_batch  # noqa: E402
 from medcoder.web.app import create_app  # noqa: E402
 from medcoder.web.security import Guard  # noqa: E402
 
 
 def _client(ws: Any, token: str | None = None, host: str = "127.0.0.1") -> TestClient:
     return TestClient(create_app(ws, Guard(token=token)), base_url=f"http://{host}", follow_redirects=False)
+
+
+def _csrf(client: TestClient) -> str:
+    """The app's CSRF token, which its pages put in every form."""
+    app: Any = client.app  # the FastAPI app (TestClient types it as any ASGI callable)
+    return str(app.state.guard.csrf)
 
 
 def _coded(client: TestClient, ws: Any, text: str) -> str:
@@ -50,7 +56,8 @@ def coded(web_workspace: Any) -> tuple[TestClient, str]:
     return client, _coded(client, web_workspace, HOSTILE_NOTE)
 
 
-def test_a_pasted_note_is_coded_reviewed_exported_and_audited(coded: tuple[TestClient, str], web_workspace: Any) -> None:
+def test_a_pasted_note_is_coded_reviewed_exported_and_audited(coded: tuple[TestClient, str],
+                                                               web_workspace: Any) -> None:
     client, item_id = coded
     view = client.get(f"/api/sessions/{item_id}").json()
     # the note comes back whole, cut where evidence begins and ends; every code's evidence is highlighted
@@ -92,7 +99,7 @@ def test_a_pasted_note_is_coded_reviewed_exported_and_audited(coded: tuple[TestC
     assert fhir["resourceType"] == "Bundle" and fhir_codes(fhir) == {first, added}
     csv_text = client.post(f"/api/sessions/{item_id}/export", json={"format": "csv"}).text
     assert first in csv_text and second not in csv_text.split("\n", 1)[1]
-    form = client.post(f"/sessions/{item_id}/export", data={"format": "json", "csrf_token": client.app.state.guard.csrf})
+    form = client.post(f"/sessions/{item_id}/export", data={"format": "json", "csrf_token": _csrf(client)})
     assert form.status_code == 200 and "attachment" in form.headers["content-disposition"]
 
     # the audit store holds exactly those decisions, and the chain verifies
@@ -149,20 +156,22 @@ def test_two_tabs_deciding_on_one_session_lose_no_decision(nomodel_workspace: An
 
 def test_safe_by_default(nomodel_workspace: Any, caplog: pytest.LogCaptureFixture) -> None:
     client = _client(nomodel_workspace)
-    csrf = client.app.state.guard.csrf
+    csrf = _csrf(client)
     # only loopback names on a loopback server without a token (no DNS rebinding)
     assert _client(nomodel_workspace, host="attacker.example").get("/").status_code == 421
     # cross-site requests: a foreign Origin, a form without the token, a text/plain "JSON" post
     assert client.post("/api/items", json={"text": "x"}, headers={"origin": "http://evil.example"}).status_code == 403
     assert client.post("/notes", data={"text": "Hypertension."}).status_code == 403
-    assert client.post("/api/items", content=b'{"text": "x"}', headers={"content-type": "text/plain"}).status_code == 403
+    plain = client.post("/api/items", content=b'{"text": "x"}', headers={"content-type": "text/plain"})
+    assert plain.status_code == 403
     assert client.post("/api/items", data={"text": "x"}).status_code == 403  # a form aimed at the API
     # with a token: refused without it; ?token= becomes a cookie and leaves the address; Bearer works
     guarded = _client(nomodel_workspace, token="s3cret-token", host="10.1.2.3")
     assert guarded.get("/").status_code == 401 and guarded.get("/api/items").status_code == 401
     assert guarded.get("/?token=wrong").status_code == 401
     r = guarded.get("/?token=s3cret-token")
-    assert r.status_code == 303 and "token" not in r.headers["location"] and "httponly" in r.headers["set-cookie"].lower()
+    assert r.status_code == 303 and "token" not in r.headers["location"]
+    assert "httponly" in r.headers["set-cookie"].lower()
     assert guarded.get("/").status_code == 200  # the cookie
     bearer = _client(nomodel_workspace, token="s3cret-token", host="10.1.2.3")
     assert bearer.get("/api/items", headers={"authorization": "Bearer s3cret-token"}).status_code == 200
@@ -186,7 +195,7 @@ def test_bad_notes_are_refused_with_a_reason_and_nothing_is_queued(nomodel_works
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
     huge = client.post("/api/items", json={"text": "x" * (nomodel_workspace.workflow.spec.max_note_chars + 1)})
     assert huge.status_code == 422 and "limit" in huge.json()["detail"]
-    binary = client.post("/notes", data={"csrf_token": client.app.state.guard.csrf},
+    binary = client.post("/notes", data={"csrf_token": _csrf(client)},
                          files={"file": ("scan.pdf", b"%PDF-1.4\x00\x01\x02", "application/pdf")})
     assert binary.status_code == 200 and "not coded: the note is binary" in binary.text
     assert len(client.get("/api/items").json()) == before
@@ -263,6 +272,7 @@ def test_medcoder_serve_off_loopback_prints_a_token_and_serves_the_sample_note(m
         assert 'class="code st-proposed"' in page and "mark class=\"ev" in page
     finally:
         proc.send_signal(signal.SIGINT)
+        code: int | None
         try:
             code = proc.wait(timeout=120)  # a generous bound: the server ends at once unless the machine is loaded
         except subprocess.TimeoutExpired:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from medcoder import load_workflow
-from medcoder.knowledge import load_ontology
 from medcoder.agents.notecontext import NOTE_SYSTEM
+from medcoder.knowledge import load_ontology
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ SHORT = ("CHIEF COMPLAINT:\nCough.\n\nMEDICATIONS:\nLisinopril 20 mg daily.\n\n"
          "ASSESSMENT AND PLAN:\n1. Hypertension. Continue lisinopril.\n")
 
 
-def _check(result, note: str) -> None:  # type: ignore[no-untyped-def]
+def _check(result, note: str) -> None:
     for c in result.codes:
         onto = load_ontology(c.system)
         assert c.code in onto and onto.node(c.code).billable

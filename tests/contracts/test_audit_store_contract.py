@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -18,7 +18,7 @@ STORES: dict[str, Callable[[Path], AuditStore]] = {"sqlite": lambda tmp: SQLiteA
 
 
 @pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> AuditStore:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditStore]:
     s = STORES[request.param](tmp_path)
     yield s
     s.close()
@@ -72,7 +72,8 @@ def test_a_workflow_records_into_the_store(store: AuditStore, tmp_path: Path) ->
     result = wf.run(NOTE, run_id="wf-1")
     info = store.run("wf-1")
     kinds = {e.kind for e in store.events("wf-1")}
-    assert info.status == "done" and {c["code"] for c in info.result["codes"]} == {c.code for c in result.codes}
+    assert info.result is not None and info.status == "done"
+    assert {c["code"] for c in info.result["codes"]} == {c.code for c in result.codes}
     assert {"run", "node_start", "node_end", "model_call", "entities", "result"} <= kinds
     assert store.verify("wf-1").ok
     wf.close()

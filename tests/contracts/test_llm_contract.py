@@ -37,7 +37,10 @@ def backend(request: pytest.FixtureRequest) -> Iterator[LLM]:
         from medcoder.llm.http_backend import HttpLLM
 
         server = request.getfixturevalue("llama_server")
+        from medcoder.llm.llama_cpp_backend import LlamaCppLLM
+
         local = load_llm("test")
+        assert isinstance(local, LlamaCppLLM)
         template = local.llm.metadata["tokenizer.chat_template"]
         local.close()
         llm = HttpLLM(server, "smollm2", chat_template=template, parallel=2)
@@ -51,7 +54,7 @@ def test_backend_contract(backend: LLM) -> None:
 
 def test_the_contract_catches_a_backend_that_forgets_to_record() -> None:
     class Silent(FakeLLM):
-        def observe(self, fn):  # type: ignore[no-untyped-def]
+        def observe(self, fn):
             return lambda: None
 
     with pytest.raises(AssertionError, match="each call recorded once"):

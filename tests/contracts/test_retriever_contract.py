@@ -15,7 +15,8 @@ from tests.toy_system import ToyFindings
 QUERIES = {"icd10cm": ["type 2 diabetes with hyperglycemia", "high blood pressure"],
            "atc": ["metformin", "lisinopril"], "toyfind": ["itchy rash", "wheezing"]}
 CASES = [("lexical", "icd10cm"), ("lexical", "atc"), ("lexical", "toyfind"),
-         pytest.param("hybrid", "icd10cm", marks=pytest.mark.slow), pytest.param("hybrid", "atc", marks=pytest.mark.slow)]
+         pytest.param("hybrid", "icd10cm", marks=pytest.mark.slow),
+         pytest.param("hybrid", "atc", marks=pytest.mark.slow)]
 
 
 @pytest.fixture()
@@ -34,7 +35,7 @@ def test_retriever_contract(kind: str, system: str, kb: Any, toy: None) -> None:
 
 def test_the_contract_catches_a_broken_retriever(kb: Any) -> None:
     class Unsorted(LexicalRetriever):
-        def search_many(self, texts, system="icd10cm", k=10, filt=None):  # type: ignore[no-untyped-def]
+        def search_many(self, texts, system="icd10cm", k=10, filt=None):
             return [list(reversed(hits)) for hits in super().search_many(texts, system, k, filt)]
 
     with pytest.raises(AssertionError, match="best first"):

@@ -47,7 +47,8 @@ _value = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.tex
                    st.just("[1, 2"), st.just('"unterminated'), st.just("{a = 1}"), st.just("[]"))
 config_texts = st.one_of(
     st.lists(st.tuples(st.sampled_from(FIELDS + _TYPOS), _value), max_size=5).map(
-        lambda kv: "\n".join(f"{k} = {v!r}".replace("'", '"') if not isinstance(v, str) or not v.startswith(("[", "{", '"'))
+        lambda kv: "\n".join(f"{k} = {v!r}".replace("'", '"')
+                             if not isinstance(v, str) or not v.startswith(("[", "{", '"'))
                              else f"{k} = {v}" for k, v in kv)),
     st.text(max_size=80),
 )
@@ -101,9 +102,11 @@ def special_notes() -> dict[str, bytes]:
     """The notes a new user throws at a tool on day one."""
     line = "Assessment: hypertension. "
     return {
-        "binary": bytes(range(256)) * 4, "invalid utf-8": b"Assessment: \xff\xfe asthma", "nul bytes": b"asthma\x00\x00",
+        "binary": bytes(range(256)) * 4, "invalid utf-8": b"Assessment: \xff\xfe asthma",
+        "nul bytes": b"asthma\x00\x00",
         "only whitespace": b" \n\t\r\n  ", "empty": b"", "1 MB": (line * 40_000).encode(),
-        "10 MB": (line * 400_000).encode(), "right-to-left": "التشخيص: ارتفاع ضغط الدم. Assessment: hypertension".encode(),
+        "10 MB": (line * 400_000).encode(),
+        "right-to-left": "التشخيص: ارتفاع ضغط الدم. Assessment: hypertension".encode(),
         "emoji": "Assessment: asthma 😷🫁 and hypertension 💊".encode(), "one 100 kB line": (line * 4000).encode(),
         "bom": "\ufeffAssessment: asthma.".encode(), "control chars": b"Assessment:\x1b[31m asthma\x07",
     }
@@ -148,7 +151,8 @@ def mutate(text: str, seed: int) -> str:
             lines[i] = f"{key}: {rng.choice(['', '[', '{x: 1}', 'nope', '-1', '999999', 'null', 'true', '[a, b]'])}"
         elif op == 4 and ":" in lines[i]:
             _, _, rest = lines[i].partition(":")
-            lines[i] = f"{lines[i][:len(lines[i]) - len(lines[i].lstrip())]}{rng.choice(['nodez', 'id', 'agent', 'x'])}:{rest}"
+            indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+            lines[i] = f"{indent}{rng.choice(['nodez', 'id', 'agent', 'x'])}:{rest}"
         elif op == 5:
             lines[i] = lines[i].replace("-", "", 1)
         else:
@@ -208,7 +212,7 @@ def check_dataset(name: str, data: bytes) -> bool:
     return True
 
 
-# -- CLI arguments ---------------------------------------------------------------------------------------------------------
+# -- CLI arguments --------------------------------------------------------------------------------------------------
 _WORDS = ["kb", "lookup", "search", "children", "ancestors", "models", "list", "verify", "audit", "show", "export",
           "validate", "graph", "doctor", "--only", "config", "--json", "-w", "nope", "full", "--format", "xml", "-n",
           "-1", "0", "99999999999999999999", "I10", "ZZZ.9", "--system", "klingon", "atc", "icd10cm", "--help", "",

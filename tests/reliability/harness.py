@@ -122,7 +122,8 @@ def crash_batch(tmp: Path, seed: int, kills: int, notes: int = 6, workflow: str 
     attempts = 0
     while fig.faults < kills and attempts < 4 * kills:
         attempts += 1
-        point = BATCH_POINTS[fig.faults % len(BATCH_POINTS)] if fig.faults < len(BATCH_POINTS) else rng.choice(BATCH_POINTS)
+        point = (BATCH_POINTS[fig.faults % len(BATCH_POINTS)] if fig.faults < len(BATCH_POINTS)
+                 else rng.choice(BATCH_POINTS))
         nth = rng.randint(1, max(1, per_note[point] * 2))
         proc = medcoder(args, home, fault=f"{point}:{nth}")
         if proc.returncode == -signal.SIGKILL:
@@ -240,7 +241,8 @@ def _writer(path: str, name: str, seconds: float, queue: Any) -> None:
 
 
 def concurrent_writers(path: Path, procs: int, seconds: float) -> Figures:
-    """`procs` processes write runs to one audit store for `seconds`: nothing locked reaches a user, every chain verifies."""
+    """`procs` processes write runs to one audit store for `seconds`: nothing locked reaches a user, every chain
+    verifies."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     workers = [ctx.Process(target=_writer, args=(str(path), f"p{i}", seconds, queue)) for i in range(procs)]
@@ -253,7 +255,8 @@ def concurrent_writers(path: Path, procs: int, seconds: float) -> Figures:
     fig = Figures(faults=0, inputs=sum(r[2] for r in results))
     errs = [e for r in results for e in r[3]]
     fig.unclear = errs
-    fig.extra = {"runs": sum(r[1] for r in results), "events": fig.inputs, "locked_errors": sum("locked" in e for e in errs)}
+    fig.extra = {"runs": sum(r[1] for r in results), "events": fig.inputs,
+                 "locked_errors": sum("locked" in e for e in errs)}
     verify_runs(path, fig)
     fig.seconds = round(time.perf_counter() - started, 1)
     return fig
@@ -268,18 +271,23 @@ def _edit(path: Path, sql: str, args: tuple[Any, ...] = ()) -> None:
     conn.close()
 
 
+def _insert_copy(path: Path, run: str, seq: int) -> None:
+    """Shift the events from `seq` on up by one and put a copy of event `seq` in the gap."""
+    _edit(path, "UPDATE events SET seq = seq + 1000000 WHERE run_id = ? AND seq >= ?; ", (run, seq))
+    _edit(path, "UPDATE events SET seq = seq - 1000000 + 1 WHERE run_id = ? AND seq >= 1000000", (run,))
+    _edit(path, "INSERT INTO events SELECT run_id, ?, ts, node, kind, payload, prev_hash, hash FROM events "
+          "WHERE run_id = ? AND seq = ?", (seq, run, seq + 1))
+
+
 TAMPERINGS: dict[str, Callable[[Path, str, int, int], None]] = {
     "change": lambda p, run, seq, n: _edit(p, "UPDATE events SET payload = json_set(payload, '$.tampered', 1) "
                                               "WHERE run_id = ? AND seq = ?", (run, seq)),
-    "change_ts": lambda p, run, seq, n: _edit(p, "UPDATE events SET ts = ts + 1 WHERE run_id = ? AND seq = ?", (run, seq)),
+    "change_ts": lambda p, run, seq, n: _edit(p, "UPDATE events SET ts = ts + 1 WHERE run_id = ? AND seq = ?",
+                                              (run, seq)),
     "change_kind": lambda p, run, seq, n: _edit(p, "UPDATE events SET kind = 'x' WHERE run_id = ? AND seq = ?",
                                                 (run, seq)),
     "delete": lambda p, run, seq, n: _edit(p, "DELETE FROM events WHERE run_id = ? AND seq = ?", (run, seq)),
-    "insert": lambda p, run, seq, n: _edit(
-        p, "UPDATE events SET seq = seq + 1000000 WHERE run_id = ? AND seq >= ?; ", (run, seq)) or _edit(
-        p, "UPDATE events SET seq = seq - 1000000 + 1 WHERE run_id = ? AND seq >= 1000000", (run,)) or _edit(
-        p, "INSERT INTO events SELECT run_id, ?, ts, node, kind, payload, prev_hash, hash FROM events "
-           "WHERE run_id = ? AND seq = ?", (seq, run, seq + 1)),
+    "insert": lambda p, run, seq, n: _insert_copy(p, run, seq),
     "reorder": lambda p, run, seq, n: _swap(p, run, seq, (seq + 1) % n),
     "truncate": lambda p, run, seq, n: _edit(p, "DELETE FROM events WHERE run_id = ? AND seq >= ?", (run, seq)),
     "change_head": lambda p, run, seq, n: _edit(p, "UPDATE runs SET head_hash = ? WHERE run_id = ?", ("0" * 64, run)),

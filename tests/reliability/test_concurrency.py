@@ -47,7 +47,8 @@ def test_two_index_builds_at_once_one_builds_the_other_waits_and_uses_it(tmp_pat
     assert built == 1, [o[1].decode()[-300:] for o in outs]  # exactly one process embedded the texts
     assert len([p for p in root.iterdir() if p.is_dir()]) == 1
 
-# one Workflow on several threads: tests/test_plugins_and_threads.py::test_one_workflow_codes_several_notes_at_once_from_threads
+# one Workflow on several threads:
+# tests/test_plugins_and_threads.py::test_one_workflow_codes_several_notes_at_once_from_threads
 
 
 def test_threads_opening_one_search_index_at_once_neither_fail_nor_rebuild_it(tmp_path: Path) -> None:

@@ -82,6 +82,7 @@ def test_a_misspelt_config_key_is_one_line_for_every_command(tmp_path: Path) -> 
         assert "config.toml:2" in err and "'modle'" in err and "did you mean 'model'" in err
     (home / "config.toml").write_text('model = "x\n')
     proc = harness.medcoder(["models", "list"], home)
-    assert harness.one_clear_line(proc) and "not valid TOML" in proc.stderr.decode() and "line 1" in proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert harness.one_clear_line(proc) and "not valid TOML" in err and "line 1" in err
     doctor = harness.medcoder(["doctor", "--only", "config"], home)  # doctor still runs, and says it
     assert doctor.returncode == 1 and "config.toml" in doctor.stdout.decode()

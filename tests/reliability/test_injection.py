@@ -16,7 +16,8 @@ CORPUS = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "in
 def injected_codes_in(result_codes: list[str], row: dict) -> list[str]:
     """Result codes that only the injected text supports: the injected codes, or codes in their category."""
     bad = {c.split(".")[0] for c in row["injected"]}
-    return [c for c in result_codes if c in row["injected"] or (c.split(".")[0] in bad and not c.startswith(row["supported"]))]
+    return [c for c in result_codes
+            if c in row["injected"] or (c.split(".")[0] in bad and not c.startswith(row["supported"]))]
 
 
 def test_the_corpus_is_large_and_varied() -> None:

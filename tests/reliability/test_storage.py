@@ -12,13 +12,14 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.reliability import harness
 
 
-def _file_limit(nbytes: int):  # type: ignore[no-untyped-def]
+def _file_limit(nbytes: int):
     """A child whose files cannot grow past `nbytes` (a full disk, for that process): writes fail with EFBIG."""
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -34,8 +35,8 @@ def test_disk_full_mid_batch_is_one_line_and_the_batch_resumes(tmp_path: Path) -
     ok = harness.medcoder(args[:3] + [str(tmp_path / "warm.jsonl")] + args[4:], home)  # stores exist, then fill
     assert ok.returncode == 0, ok.stderr.decode()[-500:]
     size = (home / "audit.sqlite").stat().st_size + (home / "checkpoints.sqlite").stat().st_size
-    full = harness.medcoder(args, home, preexec=_file_limit(max(os.path.getsize(home / "audit.sqlite"),
-                                                                     os.path.getsize(home / "checkpoints.sqlite")) + 4096))
+    largest = max(os.path.getsize(home / "audit.sqlite"), os.path.getsize(home / "checkpoints.sqlite"))
+    full = harness.medcoder(args, home, preexec=_file_limit(largest + 4096))
     assert harness.one_clear_line(full), full.stderr.decode()[-800:]
     last = full.stderr.decode().strip().splitlines()[-1]
     # whichever file the run writes first past the limit is named: a store, the output, or the search index
@@ -56,7 +57,7 @@ def test_disk_full_writing_the_output_keeps_every_line_already_written(tmp_path:
     from medcoder.errors import StorageError
 
     class Quick:
-        def run_or_result(self, text: str, run_id: str):  # type: ignore[no-untyped-def]
+        def run_or_result(self, text: str, run_id: str):
             class R:
                 def to_dict(self) -> dict[str, str]:
                     return {"codes": "x" * 3000}
@@ -64,18 +65,19 @@ def test_disk_full_writing_the_output_keeps_every_line_already_written(tmp_path:
 
     out = tmp_path / "out.jsonl"
     items = [BatchItem(f"n{i}", "note") for i in range(10)]
+    coder: Any = Quick()  # run_batch takes a Workflow (anything with run_or_result) or a recipe that makes one
     pid = os.fork()
     if pid == 0:  # the child writes under a 10 kB file limit
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
         try:
-            run_batch(Quick(), items, out)
+            run_batch(coder, items, out)
             os._exit(0)
         except StorageError as exc:
             os._exit(7 if "free space" in str(exc) and str(out) in str(exc) else 8)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 7
-    summary = run_batch(Quick(), items, out)  # space back: the rest, once
+    summary = run_batch(coder, items, out)  # space back: the rest, once
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(i.id for i in items) and summary.skipped > 0
 

@@ -32,10 +32,11 @@ def crash_spec() -> str:
     """full-tree with `tests.flaky_agent:flaky` between the critic and finalize."""
     text = load_spec("full-tree")[1]
     text = re.sub(r"  - id: finalize\n", "  - id: flaky\n    agent: tests.flaky_agent:flaky\n  - id: finalize\n", text)
-    return text.replace("to: finalize, when: otherwise}", "to: flaky, when: otherwise}\n  - {from: flaky, to: finalize}")
+    return text.replace("to: finalize, when: otherwise}",
+                        "to: flaky, when: otherwise}\n  - {from: flaky, to: finalize}")
 
 
-def _codes(result) -> list[str]:  # type: ignore[no-untyped-def]
+def _codes(result) -> list[str]:
     return sorted(f"{c.system}:{c.code}" for c in result.codes)
 
 

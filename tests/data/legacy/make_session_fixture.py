@@ -26,7 +26,7 @@ def main() -> None:
         wf = load_workflow("full-tree", llms={"default": FakeLLM(extractor, chooser=agree)},
                            checkpoint_path=Path(tmp) / "c.sqlite", audit=None)
         s = Session.start(NOTE, wf, session_id="s-legacy")
-        codes = [c["code"] for c in s.codes()]
+        codes = [c.code for c in s.codes()]
         s.accept(codes[0])
         s.reject(codes[1], "not documented as current")
         s.add("J45.909", "wheeze on exam")
