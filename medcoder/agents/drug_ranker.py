@@ -1,6 +1,6 @@
 """Drug ranker node: the lexicon finds every drug, the learned ranker chooses each one's ATC code,
 the status rules keep stopped, allergy and merely considered drugs out, and the model is asked
-only what it was measured to help with (both questions are off by default: see the README's
+only what it was measured to help with (both questions are off by default: see docs/drugs.md's
 ablation table).
 
 Codes above the ranker's threshold become proposals with their evidence spans; the rest, down

@@ -207,7 +207,7 @@ def apply_guidelines(
     conventions. The codes a rule adds are made by `make` (code, source)."""
     layout = read_layout(note)
     if not layout.is_visit:  # the outpatient guidelines are for visit notes (measured: on CodiEsp's case
-        return ranked  # reports they cost dev micro-F1 0.473 -> 0.418, see README)
+        return ranked  # reports they cost dev micro-F1 0.473 -> 0.418, see docs/visit-notes.md)
     parts = layout.parts()
     lines = problem_spans(note, layout) + list(problems)
     readings = _read_lines(onto, lines)
