@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import visit_notes_setup, write_result  # noqa: E402
 
 import medcoder.visit.rules as rules_module  # noqa: E402
-from medcoder.visit import guidelines as gl  # noqa: E402
 from medcoder.knowledge.abbreviations import expand  # noqa: E402
 from medcoder.knowledge.lexical import tokenize  # noqa: E402
 from medcoder.ranking import metrics  # noqa: E402
+from medcoder.visit import guidelines as gl  # noqa: E402
 from medcoder.visit.conventions import CONVENTIONS, DEFAULT_CONVENTIONS  # noqa: E402
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from medcoder.evaluation.layouts import VARIANTS, crlf, no_headers, one_paragraph, soap
-from medcoder.visit.sections import find_headers
 from medcoder.ranking.candidates import problem_spans, sentence_spans
 from medcoder.visit import read_layout
 from medcoder.visit.classifier import card, shipped_model
 from medcoder.visit.conversation import turns
 from medcoder.visit.parts import PARTS
+from medcoder.visit.sections import find_headers
 from tests.visit_notes import code_note, shipped_coder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "aci_bench_D2N069.txt"
@@ -80,8 +80,10 @@ def test_a_lone_letter_is_not_a_header_and_a_problem_label_is_not_either() -> No
 def test_the_shipped_layout_model_has_its_card_with_accuracy_per_part() -> None:
     model, info = shipped_model(), card()
     assert model.parts == PARTS
-    assert info["accuracy"] >= 0.9 and info["note_kind_accuracy"] >= 0.95  # type: ignore[operator]
-    assert {"hpi", "exam", "assessment", "plan"} <= set(info["per_part"])  # type: ignore[arg-type]
+    accuracy, note_kind, per_part = info["accuracy"], info["note_kind_accuracy"], info["per_part"]
+    assert isinstance(accuracy, float) and isinstance(note_kind, float) and isinstance(per_part, dict)
+    assert accuracy >= 0.9 and note_kind >= 0.95
+    assert {"hpi", "exam", "assessment", "plan"} <= set(per_part)
 
 
 @pytest.mark.parametrize("variant", ["no headers", "one paragraph", "SOAP"])
