@@ -184,3 +184,65 @@ def test_no_module_is_past_600_lines() -> None:
     long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 600}
     assert long == {}
+
+
+# The comparison path (issue 37): the model walking the tree (navigator, critic, term and retriever agents, the
+# `*-tree` workflows), kept in `agents.tree` and `engine/builtin/comparison/` to compare against the ranker. What codes
+# today imports nothing from it; only the evaluation strategies that exist to compare may name it.
+COMPARISON = "medcoder.agents.tree"
+COMPARISON_USERS = {"medcoder.evaluation.strategies"}
+
+
+def comparison_importers(sources: dict[str, str]) -> list[str]:
+    """`module:line` of every import of the comparison path from outside it (deferred or for type checking too)."""
+    found = []
+    for name, text in sorted(sources.items()):
+        if name == COMPARISON or name.startswith(COMPARISON + ".") or name in COMPARISON_USERS:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            if any(t == COMPARISON or t.startswith(COMPARISON + ".") for t in targets):
+                found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def comparison_agents() -> set[str]:
+    """The agent kinds whose entry point lies in the comparison path."""
+    import tomllib  # deferred: only these tests read pyproject.toml
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    points = project["entry-points"]["medcoder.agents"]
+    return {kind for kind, ref in points.items() if ref.startswith(COMPARISON + ".")}
+
+
+def current_workflow_files() -> list[Path]:
+    """The workflows that code today: the built-ins and their copies in workflows/, outside `comparison/`."""
+    return sorted([*(PACKAGE / "engine" / "builtin").glob("*.yaml"), *(PACKAGE.parent / "workflows").glob("*.yaml")])
+
+
+def test_the_current_path_imports_nothing_from_the_comparison_path() -> None:
+    sources = {name: path.read_text() for name, path in _modules().items()}
+    assert comparison_importers(sources) == []
+    planted = {**sources, "medcoder.agents.ranker": sources["medcoder.agents.ranker"]
+               + "\nfrom medcoder.agents.tree.critic import critic\n",
+               "medcoder.engine.x": "def f():\n    from medcoder.agents import tree\n"}
+    assert [w.split(":")[0] for w in comparison_importers(planted)] == ["medcoder.agents.ranker", "medcoder.engine.x"]
+
+
+def test_no_current_workflow_uses_a_comparison_agent() -> None:
+    import yaml  # deferred: only this test reads workflow files
+
+    kinds = comparison_agents()
+    assert {"navigator", "critic", "term", "retriever"} <= kinds
+    assert current_workflow_files()
+    used = {f"{p.relative_to(PACKAGE.parent)}: {n['agent']}" for p in current_workflow_files()
+            for n in yaml.safe_load(p.read_text())["nodes"] if n["agent"] in kinds}
+    assert used == set()
+    comparison = [*(PACKAGE / "engine" / "builtin" / "comparison").glob("*.yaml")]
+    assert comparison and all({n["agent"] for n in yaml.safe_load(p.read_text())["nodes"]} & kinds
+                              for p in comparison), "a comparison workflow that walks no tree belongs with the others"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
-from medcoder.agents.critic import drop_excludes1_conflicts
+from medcoder.agents.excludes import drop_excludes1_conflicts
 from medcoder.agents.notecontext import JUDGE_TASK, note_messages
 from medcoder.agents.problem_lister import list_problems, wants_model
 from medcoder.errors import MedcoderError

@@ -19,8 +19,15 @@ from medcoder.errors import MedcoderError
 
 START, END = "START", "END"
 _BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
-# the workflows shipped in the package, by file name (the main ones first, as `--help` lists them)
-BUILTIN = tuple(sorted((p.stem for p in _BUILTIN_DIR.glob("*.yaml")), key=lambda n: (n.count("-"), n)))
+# the comparison path's workflows (the model walking the tree, `agents.tree`), kept apart in `builtin/comparison/`
+COMPARISON_DIR = "comparison"
+COMPARISON = tuple(sorted(p.stem for p in (_BUILTIN_DIR / COMPARISON_DIR).glob("*.yaml")))
+# the workflows shipped in the package, by file name (the current ones first, then the comparison ones, as
+# `--help` lists them); a comparison workflow is named like any other (`-w icd10cm-tree`)
+BUILTIN = (
+    *sorted((p.stem for p in _BUILTIN_DIR.glob("*.yaml")), key=lambda n: (n.count("-"), n)),
+    *COMPARISON,
+)
 
 
 class WorkflowError(MedcoderError):
@@ -204,8 +211,14 @@ def parse_spec(text: str, source: str = "<workflow>") -> WorkflowSpec:
     return spec
 
 
+def builtin_relpath(name: str) -> str:
+    """A built-in workflow's file under `builtin/` (and under `workflows/`, its copy): `comparison/NAME.yaml` for
+    the comparison path's workflows, `NAME.yaml` for the others."""
+    return f"{COMPARISON_DIR}/{name}.yaml" if name in COMPARISON else f"{name}.yaml"
+
+
 def builtin_path(name: str) -> Path:
-    return Path(str(resources.files("medcoder.engine") / "builtin" / f"{name}.yaml"))
+    return Path(str(resources.files("medcoder.engine") / "builtin" / builtin_relpath(name)))
 
 
 def load_spec(name_or_path: str | Path) -> tuple[WorkflowSpec, str]:

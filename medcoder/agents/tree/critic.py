@@ -1,10 +1,10 @@
-"""Critic/verifier: rule checks from the knowledge graph and a model check of the evidence.
+"""Critic/verifier (the comparison path): rule checks from the knowledge graph and a model check of the evidence.
 
 It accepts a proposal, rejects it, or sends the entity back to the navigator with its
 reason (at most `max_rounds` times). Rules: the code exists and is billable, no Excludes1
-pair within the accepted set, code-first / use-additional-code reminders, and whether a
-more specific child is supported. The model answers one yes/no `choose`: does the
-evidence support this code?
+pair within the accepted set (`agents.excludes`, the rule the ranker applies too),
+code-first / use-additional-code reminders, and whether a more specific child is supported.
+The model answers one yes/no `choose`: does the evidence support this code?
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from pydantic import Field
 
 from medcoder.agents.base import AgentContext, AgentParams, NodeFn, register_agent
+from medcoder.agents.excludes import drop_excludes1_conflicts
 from medcoder.injection import coding_text
 from medcoder.llm import Option
 from medcoder.notetext import excerpt
@@ -119,38 +120,6 @@ def _check(prop: Proposal, entity: Entity, state: CodingState, ctx: AgentContext
         reminders=reminders,
         support=support,
     )
-
-
-def drop_excludes1_conflicts(
-    verdicts: dict[str, Verdict], new: dict[str, Verdict], proposals: dict[str, Proposal], ctx: AgentContext
-) -> None:
-    """Of two accepted codes that an Excludes1 note forbids together, keep the more confident one
-    (the critic and the ranker both apply this rule over their final set)."""
-    for system in sorted({v.system for v in verdicts.values() if v.decision == "accept"}):
-        _drop_conflicts_in(system, verdicts, new, proposals, ctx)
-
-
-def _drop_conflicts_in(
-    system: str,
-    verdicts: dict[str, Verdict],
-    new: dict[str, Verdict],
-    proposals: dict[str, Proposal],
-    ctx: AgentContext,
-) -> None:
-    accepted = {eid: v for eid, v in verdicts.items() if v.decision == "accept" and v.system == system}
-    codes = sorted({v.code for v in accepted.values()})
-    if len(codes) < 2:
-        return
-    for conflict in ctx.kb.ontology(system).excludes1_conflicts(codes):
-        losers = [eid for eid, v in accepted.items() if v.code in (conflict["code"], conflict["excludes"])]
-        if len(losers) < 2:
-            continue
-        loser = min(losers, key=lambda e: proposals[e].confidence)
-        v = verdicts[loser]
-        other = conflict["excludes"] if v.code == conflict["code"] else conflict["code"]
-        reason = f"Excludes1 with {other}: {conflict['note']} (from {conflict['from']})"
-        verdicts[loser] = new[loser] = v.model_copy(update={"decision": "reject", "reasons": [*v.reasons, reason]})
-        accepted.pop(loser)
 
 
 PROMPTS = {
