@@ -112,7 +112,9 @@ def _model_ablation(
                     cache[key] = {"key": key, "spans": [[s.read, s.start, s.end] for s in found], "info": info}
                     with cache_path.open("a") as fh:
                         fh.write(json.dumps(cache[key]) + "\n")
-                spans = [SearchSpan(text[a:b], a, b, "problem", "present", "plan", t) for t, a, b in cache[key]["spans"]]
+                spans = [
+                    SearchSpan(text[a:b], a, b, "problem", "present", "plan", t) for t, a, b in cache[key]["spans"]
+                ]
                 seconds.append(float(cache[key]["info"].get("seconds", 0.0)))
             with_model.append({r.code for r in coder.rank(cands, note=text, problems=spans) if r.accepted})
             print(f"\rmodel step, {name}: {i}/{len(texts)}", end="", file=sys.stderr, flush=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -27,7 +28,7 @@ def _tokens(text: str) -> set[str]:
     return set(re.split(r"[\s\u2500-\u257f]+", text)) - {""}
 
 
-def _render(width: int, *args, **kwargs) -> str:  # type: ignore[no-untyped-def]
+def _render(width: int, *args: Any, **kwargs: Any) -> str:
     buf = io.StringIO()
     print_table(*args, console=Console(file=buf, width=width), **kwargs)
     return buf.getvalue()
@@ -108,7 +109,7 @@ def test_code_and_eval_through_a_pipe_keep_every_figure_whole(tmp_path: Path) ->
         assert max(len(line) for line in printed.splitlines() if re.search("[\u2500-\u257f]", line)) <= 80, printed
 
     result = audit.open(None).run(run_id).result  # what `--format json` prints, as the audit store keeps it
-    assert result["codes"], "the note codes to something"
+    assert result is not None and result["codes"], "the note codes to something"
     words = _tokens(table)
     note = read_note(NOTE.read_bytes(), 10**9)
     ellipses = 0  # the evidence snippets' own, where the note goes on; rich adds none

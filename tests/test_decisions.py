@@ -86,7 +86,7 @@ def test_a_curve_is_monotone_and_a_thin_decision_gets_its_own_measured_rate() ->
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, 2000)
     y = rng.uniform(0, 1, 2000) < x
-    curve = fit_curve(x, y)
+    curve = fit_curve(x.tolist(), y.tolist())
     values = [curve(v) for v in np.linspace(0, 1, 50)]
     assert values == sorted(values) and abs(curve(0.9) - 0.9) < 0.1 and abs(curve(0.1) - 0.1) < 0.1
     thin = fit_curve([0.0] * 10, [True] * 8 + [False] * 2)  # ten Index readings, eight right
