@@ -63,14 +63,14 @@ class RankParams(AgentParams):
         False,
         description="let the model specify each accepted unspecified code: choose among its "
         "billable siblings the one its evidence supports (measured on the coded "
-        "visit notes: see README; off by default)",
+        "visit notes: see docs/visit-notes.md; off by default)",
     )
     model_problems: bool | Literal["auto"] = Field(
         "auto",
         description="let the model list the problems the clinician assesses (one call), each read through the "
         "Alphabetic Index like a problem line; auto: on a conversation, when the workflow has the model (measured "
         "by benchmarks/note_formats.py --model-problems: conversations +0.03 micro-F1, notes without headers "
-        "-0.02 to 0.00; see README); true: also on notes without an assessment header",
+        "-0.02 to 0.00; see docs/visit-notes.md); true: also on notes without an assessment header",
     )
     model: str = "default"
     floor: float | None = Field(None, ge=0, le=1, description="suggestions kept down to this probability")
