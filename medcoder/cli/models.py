@@ -48,7 +48,7 @@ def assemble(force: bool) -> None:
     with click.progressbar(length=registry.MODELS["default"].size, label="assembling default model") as bar:
         last = [0]
 
-        def progress(done: int, total: int) -> None:
+        def progress(_stage: str, done: int, total: int) -> None:
             bar.update(done - last[0])
             last[0] = done
 

