@@ -97,16 +97,18 @@ class BoundLLM(LLM):
     capabilities = _Shared[Capabilities]()
     max_options = _Shared[int]()
 
+    def _report(self, records: Sequence[CallRecord]) -> None:
+        for record in records:
+            self._sink(self.node, record)
+
     def _call(self, call: Callable[[], R]) -> R:
         faults.point("model_call")
         try:
             result = call()
         except MedcoderError as exc:  # a failed call is still a call: credit its record, then raise
-            for record in list(getattr(exc, "records", None) or []):
-                self._sink(self.node, record)
+            self._report(list(getattr(exc, "records", None) or []))
             raise
-        for record in list(getattr(result, "records", None) or [getattr(result, "record")]):
-            self._sink(self.node, record)
+        self._report(list(getattr(result, "records", None) or [getattr(result, "record")]))
         return result
 
     def chat(
