@@ -5,7 +5,8 @@ substance name (salts, esters and hydrates folded), US adopted and common names 
 WHO INN (`us_drug_names.csv`), RABBITS' US brands, the ATC combination brands, and brands of
 the coded Canadian products. The matcher reads a medication list whole without a model:
 case, plural, hyphen/slash combinations ("losartan-hydrochlorothiazide") and one-letter
-misspellings are found; devices, supplies and therapies are never in the lexicon.
+misspellings are found; devices, supplies and therapies are never in the lexicon, and no entry or
+misspelling is an everyday word in any inflection ("topicals") or a dose instruction ("nightly").
 """
 
 from __future__ import annotations
@@ -51,6 +52,42 @@ _FORM_AFTER = re.compile(
     r"sulfate|gluconate|carbonate|citrate|oxide)",
     re.IGNORECASE,
 )
+# a misspelling is read only as a generic name one edit away, both at least this long (folded): brands are
+# short coined words, and one edit from a brand is an everyday word ("bedtime" / Betim, "tracer" / Tracleer)
+FUZZY_MIN = 7
+FUZZY_VIA = frozenset({"atc-name", "us-name"})
+# below this length (folded) a substituted letter must sound alike ("clonazepan", "diazapam"): a chance neighbour
+# of a short word differs anywhere ("methylene" / metixene, "glutamic" / glutamine)
+FUZZY_ANY_SUBSTITUTION = 9
+_SOUND_ALIKE = ("aeiou", "mn", "ckqsxz", "bvp", "dt", "gj")
+# a misspelling is not read when it is also another generic with up to this many letters dropped ("propranol":
+# propanol or propranolol, "cefoxime": cefixime or cefotaxime)
+FUZZY_RIVAL = 2
+# how a drug is taken, never its name: no one-word lexicon entry may be one, no misspelling starts from one
+INSTRUCTION_WORDS = frozenset(
+    "bedtime nightly night nights daily twice thrice once morning mornings evening evenings noon afternoon "
+    "weekly monthly hourly tablet tablets tab tabs caplet caplets capsule capsules cap caps dose doses dosing "
+    "prn needed sig qd bid tid qid qhs qam qpm qod hs po sl subq sublingual oral orally topical topically "
+    "puff puffs drop drops spray sprays patch patches injection injections refill refills dispense chewable "
+    "meal meals breakfast lunch dinner supper sleep hour hours day days week weeks".split()
+)
+# brand strings that are words in notes, where no general rule tells them from a coined name
+NOT_BRANDS = {
+    "tact": '"skin is in tact" (intact); a RABBITS brand of diphenhydramine',
+    "schiff": "the periodic acid-Schiff stain; a brand of glucosamine supplements",
+    "sunscreen": "a kind of product, not a brand (a DPD sunscreen's name)",
+    "triptans": "the migraine drug class; a DPD brand of tryptophan (TRIPTAN)",
+}
+# brands that look like an inflected everyday word but are named in notes far more often than the word
+BRANDS_LIKE_WORDS = {"versed": 'midazolam in procedure notes; "well versed" is rare there'}
+# what is left of "magnesium hydroxide" or "sodium nitrite" without the salt word: an inorganic anion or a
+# metal's -ic state, no drug alone ("crown hydroxide", "negative nitrites", "ferric pigment"); "ferrous" alone
+# stays a drug ("ferrous 325 mg")
+_INORGANIC = re.compile(
+    r"(?:hidrogen|hidr|per|bi|hipo|mono|di|tri|poli|tio)?"
+    r"(?:ox|carbon|nitr|chlor|fluor|iod|brom|sulf|silic|bor|selen|fosf|permangan|arsen|cian)(?:id|it|at)"
+    r"|(?:fer|cupr|mercur)ic"
+)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:'s)?")
 _JOINERS = re.compile(r"\s*[-/+]\s*")
 _GAP = re.compile(r"[ \t]*[-/+]?[ \t]*")
@@ -72,6 +109,10 @@ def fold(word: str) -> str:
     return w
 
 
+_INSTRUCTION_FOLDED = frozenset(fold(w) for w in INSTRUCTION_WORDS)
+_NOT_BRANDS_FOLDED = frozenset(fold(w) for w in NOT_BRANDS)
+_BRAND_VIA = frozenset({"brand", "combination-brand", "product-brand"})
+
 # ATC level-5 names that are allergen or class words, never a drug a note names ("food", "various", "others")
 NEVER = frozenset(
     fold(w)
@@ -85,6 +126,16 @@ def name_tokens(name: str, salts: bool = False) -> tuple[str, ...]:
     words = [t for t in _TOKEN.findall(re.sub(r"\([^)]*\)", " ", name)) if t.lower() not in ("and", "with")]
     kept = words if salts else [t for t in words if t.lower() not in SALTS] or words
     return tuple(fold(t) for t in kept)
+
+
+def whole_if_inorganic(tokens: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """The words a substance is found by: its tokens, or its whole name with the salt words where the tokens are
+    an inorganic anion left by dropping them ("magnesium hydroxide", never "hydroxide" alone)."""
+    if len(tokens) == 1 and _INORGANIC.fullmatch(tokens[0]):
+        whole = name_tokens(name, salts=True)
+        if len(whole) > 1:
+            return whole
+    return tokens
 
 
 def substance_key(name: str) -> str:
@@ -204,9 +255,48 @@ def _everyday_words() -> frozenset[str]:
     return frozenset(words)
 
 
+def stems(word: str) -> set[str]:
+    """The words an inflected word may come from ("topicals" topical, "nightly" night, "stopped" stop), each at
+    least four letters, so an everyday word is known in every form and "Tums" is not "tum"."""
+    w = word.lower()
+    out: set[str] = set()
+    for end, back in (
+        ("ies", "y"),
+        ("es", ""),
+        ("s", ""),
+        ("ily", "y"),
+        ("ly", ""),
+        ("ed", ""),
+        ("ed", "e"),
+        ("ing", ""),
+        ("ing", "e"),
+    ):
+        if w.endswith(end) and not (end == "s" and w.endswith("ss")):
+            stem = w[: -len(end)] + back
+            out.add(stem)
+            if back == "" and end in ("ed", "ing") and len(stem) > 2 and stem[-1] == stem[-2]:
+                out.add(stem[:-1])  # "stopped" -> stop
+    return {t for t in out if len(t) >= 4}
+
+
+def is_everyday_word(word: str, words: frozenset[str]) -> bool:
+    """Whether a word, or the word it is an inflection of, is everyday or clinical vocabulary."""
+    w = word.lower()
+    return w in words or any(s in words for s in stems(w))
+
+
 def _is_everyday(name: str, words: frozenset[str]) -> bool:
+    """Whether a brand string is nothing but everyday words (in any inflection); a few real brands are kept."""
+    if name.lower() in BRANDS_LIKE_WORDS:
+        return False
     toks = [t.lower() for t in _TOKEN.findall(name)]
-    return not toks or all(t in words or len(t) < 4 for t in toks)
+    return not toks or all(len(t) < 4 or is_everyday_word(t, words) for t in toks)
+
+
+def is_instruction_word(word: str) -> bool:
+    """A clinical-instruction word ("bedtime", "nightly", "tablets"), in any case or inflection."""
+    w = word.lower()
+    return w in INSTRUCTION_WORDS or fold(w) in _INSTRUCTION_FOLDED or bool(stems(w) & INSTRUCTION_WORDS)
 
 
 def _data_path(name: str) -> Path:
@@ -227,10 +317,14 @@ class DrugLexicon:
         self._deletes: dict[str, set[str]] = {}
         self.everyday: frozenset[str] = frozenset()
         self._everyday_folded: frozenset[str] = frozenset()
+        self._generics: dict[str, list[str]] = {}  # first letter -> one-word generic names (misspelling rivals)
         self._build()
         for key in list(self._trie):
             node = self._trie[key]
-            if len(key) >= 6 and "$" in node:
+            if "$" not in node or node["$"].via not in FUZZY_VIA:
+                continue
+            self._generics.setdefault(key[0], []).append(key)
+            if len(key) >= FUZZY_MIN:
                 for d in _deletes(key):
                     self._deletes.setdefault(d, set()).add(key)
 
@@ -253,7 +347,7 @@ class DrugLexicon:
         return (longer[0],) if len(longer) == 1 else None  # "ceftobiprole" -> ceftobiprole medocaril
 
     def _add(self, tokens: tuple[str, ...], entry: _Entry, raw: str = "") -> None:
-        if not tokens or not entry.substances or (len(tokens) == 1 and tokens[0] in NEVER):
+        if not tokens or not entry.substances or not _may_name(tokens, entry.via):
             return
         if raw:
             entry = _Entry(entry.substances, entry.via, entry.code, raw.lower().strip())
@@ -270,11 +364,13 @@ class DrugLexicon:
         for key in self.atc.single:
             self._prefixes.setdefault(key.split()[0], []).append(key)
         for key in self.atc.single:
-            self._add(tuple(key.split()), _Entry((key,), "atc-name"), self.atc.names.get(key, ""))
+            name = self.atc.names.get(key, "")
+            tokens = tuple(key.split())
+            self._add(whole_if_inorganic(tokens, name), _Entry((key,), "atc-name"), name)
         for keys, codes in self.atc.combos.items():
             for code in codes:
                 label = self.onto.label(code)
-                self._add(name_tokens(label), _Entry(tuple(sorted(keys)), "atc-name"))
+                self._add(whole_if_inorganic(name_tokens(label), label), _Entry(tuple(sorted(keys)), "atc-name"))
         # US and common names: the first kind that resolves wins over brands
         labels: dict[str, list[str]] = {}
         for n in self.onto.iter_nodes():
@@ -293,7 +389,8 @@ class DrugLexicon:
                     continue
                 self._aliases.setdefault(substance_key(row["name"]), target)
                 via = "brand" if row.get("kind") == "brand" else "us-name"
-                self._add(name_tokens(row["name"]) or (fold(row["name"]),), _Entry(target, via, named), row["name"])
+                toks = whole_if_inorganic(name_tokens(row["name"]), row["name"]) or (fold(row["name"]),)
+                self._add(toks, _Entry(target, via, named), row["name"])
         everyday = self.everyday = _everyday_words()
         self._everyday_folded = frozenset(fold(w) for w in everyday)
         for generic, brands in rabbits_brands(self._file(RABBITS_FILE)):
@@ -360,9 +457,9 @@ class DrugLexicon:
             entry, j = self._longest(folded, i, text, toks)
             via = entry.via if entry else ""
             word = toks[i][2].lower()
-            if entry is not None and j == i + 1 and word in self.everyday and word != entry.raw:
-                entry = None  # "Normal" is not the brand Normaloe, "Cooper" not copper
-            if entry is None and fuzzy and len(folded[i]) >= 6 and folded[i] not in self._everyday_folded:
+            if entry is not None and j == i + 1 and self._everyday_not_named(word, entry):
+                entry = None  # "Normal" is not the brand Normaloe, "Cooper" not copper, "topicals" not Topicale
+            if entry is None and fuzzy and self._may_misspell(word, folded[i]):
                 key = self._fuzzy(folded[i])
                 if key:
                     entry, j, via = self._trie[key]["$"], i + 1, "fuzzy"
@@ -395,15 +492,59 @@ class DrugLexicon:
                 best, end = node["$"], j + 1
         return best, end
 
+    def _everyday_not_named(self, word: str, entry: _Entry) -> bool:
+        """A one-word match that is an everyday word (or its inflection) other than the entry's own name."""
+        if word == entry.raw or entry.raw in stems(word):
+            return False  # "heparins" is heparin
+        return is_everyday_word(word, self.everyday)
+
+    def _may_misspell(self, word: str, folded: str) -> bool:
+        """Whether a word unknown to the lexicon may be read as a misspelt generic: long enough, and neither an
+        everyday or instruction word nor an inflection of one."""
+        return (
+            len(folded) >= FUZZY_MIN
+            and folded not in self._everyday_folded
+            and not is_everyday_word(word, self.everyday)
+            and not is_instruction_word(word)
+        )
+
     def _fuzzy(self, word: str) -> str | None:
-        """A lexicon name one edit away (insertion, deletion, substitution, transposition)."""
+        """A generic name one edit away (insertion, deletion, transposition, a sound-alike substitution in a
+        short word), unless the word may as well be another generic with letters dropped."""
         cands: set[str] = set()
         for d in (word, *_deletes(word)):
             cands |= self._deletes.get(d, set())
-            if d in self._trie and "$" in self._trie[d] and d != word:
+            if d in self._trie and "$" in self._trie[d] and d != word and self._trie[d]["$"].via in FUZZY_VIA:
                 cands.add(d)
-        cands = {c for c in cands if c[0] == word[0] and _within_one(word, c)}
-        return min(cands) if len(cands) == 1 else None
+        cands = {c for c in cands if c[0] == word[0] and _within_one(word, c) and _sounds_alike(word, c)}
+        if len(cands) != 1:
+            return None
+        key = min(cands)
+        return None if self._has_rival(word, key) else key
+
+    def _has_rival(self, word: str, key: str) -> bool:
+        """Another generic (another substance) the word is, with up to FUZZY_RIVAL letters dropped: writers drop
+        letters more than they change them, so "propranol" may be propranolol as well as propanol."""
+        mine = self._trie[key]["$"].substances
+        for other in self._generics.get(word[0], ()):
+            if (
+                0 < len(other) - len(word) <= FUZZY_RIVAL
+                and self._trie[other]["$"].substances != mine
+                and _dropped_from(word, other)
+            ):
+                return True
+        return False
+
+
+def _may_name(tokens: tuple[str, ...], via: str) -> bool:
+    """Whether these folded tokens may be a lexicon entry: no one-word entry is a class word, an instruction
+    word ("nightly", "topical") or, for a brand, a word of the brand stop list ("tact", "schiff")."""
+    if len(tokens) != 1:
+        return True
+    word = tokens[0]
+    if word in NEVER or word in _INSTRUCTION_FOLDED:
+        return False
+    return not (via in _BRAND_VIA and word in _NOT_BRANDS_FOLDED)
 
 
 def product_brand_words(brand: str) -> tuple[str, ...]:
@@ -453,6 +594,24 @@ def _within_one(a: str, b: str) -> bool:
         )
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _sounds_alike(a: str, b: str) -> bool:
+    """One letter substituted for a sound-alike one (a vowel for a vowel, m/n, c/s/z) in a word shorter than
+    FUZZY_ANY_SUBSTITUTION; any other edit passes."""
+    if len(a) != len(b) or len(a) >= FUZZY_ANY_SUBSTITUTION:
+        return True
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    if len(diff) != 1:
+        return True  # a transposition, or the same word
+    x, y = a[diff[0]], b[diff[0]]
+    return any(x in g and y in g for g in _SOUND_ALIKE)
+
+
+def _dropped_from(short: str, long_: str) -> bool:
+    """Whether `short` is `long_` with some letters left out (its letters in order)."""
+    rest = iter(long_)
+    return all(c in rest for c in short)
 
 
 def _join_combinations(text: str, found: list[DrugMention]) -> list[DrugMention]:
