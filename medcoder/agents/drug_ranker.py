@@ -100,7 +100,7 @@ def drug_ranker(params: DrugRankParams, ctx: AgentContext) -> NodeFn:
             item = _item(coder, d)
             if d.accepted:
                 eid = f"drug:{d.code}"
-                why = coder.ranker.contributions(d.chosen.row)
+                why = coder.ranker.contributions(coder.ranker_row(d.chosen.row))
                 proposals[eid] = Proposal(**item, entity_id=eid, steps=[{"ranker": why}])
                 verdicts[eid] = Verdict(
                     code=d.code,

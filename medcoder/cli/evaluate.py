@@ -81,6 +81,7 @@ def _print_report(report: dict) -> None:
                 "field/strategy": k,
                 "exact L5": v["exact_match"],
                 **{k2: v2 for k2, v2 in v["exact_match_by_level"].items()},
+                "L5 in file": v.get("exact_match_in_file", ""),
                 "s/item": v["cost_per_item"]["seconds"],
             }
             for k, v in report["metrics"].items()

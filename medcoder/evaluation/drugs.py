@@ -14,7 +14,7 @@ from medcoder.ranking import metrics
 from medcoder.ranking.cards import policy_figures
 from medcoder.ranking.datasets import Dataset, Example
 from medcoder.ranking.drug_features import NOT_CODED
-from medcoder.ranking.drugs import CodedMention, DrugCoder
+from medcoder.ranking.drugs import RECORD, CodedMention, DrugCoder
 
 STRATEGY = "ranked-nomodel"
 
@@ -30,15 +30,25 @@ def _miss_kind(coder: DrugCoder, gold: str, cm: CodedMention | None) -> str:
     return "other"
 
 
-def score_product(coder: DrugCoder, ex: Example) -> dict[str, Any]:
-    """One product coded from its ingredients (with what its name says of route and use) and from its brand alone."""
-    row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "brand": ex.meta.get("brand", ""), "fields": {}}
-    gold = ex.codes[0].upper()
+def product_fields(ex: Example) -> list[tuple[str, dict[str, str | None]]]:
+    """The ways one product is coded: from its ingredients (with what its name says of route and use) and from
+    its brand alone, each also with its record's route and dosage form when the record has them."""
     brand = ex.meta.get("brand", "")
-    for fld, kwargs in (
+    base: list[tuple[str, dict[str, str | None]]] = [
         ("ingredients", {"ingredients": ex.meta.get("ingredients") or ex.text, "brand": brand}),
         ("brand", {"brand": brand}),
-    ):
+    ]
+    record = {"route": ex.meta.get("route"), "dosage_form": ex.meta.get("dosage_form")}
+    if not any(record.values()):
+        return base
+    return [*base, *((fld + RECORD, {**kwargs, **record}) for fld, kwargs in base)]
+
+
+def score_product(coder: DrugCoder, ex: Example) -> dict[str, Any]:
+    """One product coded in each of `product_fields`' ways, with why its top code missed."""
+    row: dict[str, Any] = {"id": ex.id, "gold": ex.codes, "brand": ex.meta.get("brand", ""), "fields": {}}
+    gold = ex.codes[0].upper()
+    for fld, kwargs in product_fields(ex):
         start = time.perf_counter()
         cm = coder.code_product(**kwargs)
         ranked = [c.code for c in cm.candidates] if cm else []
@@ -55,10 +65,20 @@ def score_product(coder: DrugCoder, ex: Example) -> dict[str, Any]:
     return row
 
 
+def _fields(rows: list[dict[str, Any]]) -> list[str]:
+    """The fields the rows were coded in, in first-seen order (a product without a record has no +route+form)."""
+    return list(dict.fromkeys(f for r in rows for f in r["fields"]))
+
+
 def product_misses(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Why each field's top code missed, counted: the gold code not in the bundled ATC file stands apart."""
     return {
-        fld: dict(Counter(r["fields"][fld][STRATEGY]["miss"] for r in rows if "miss" in r["fields"][fld][STRATEGY]))
-        for fld in ("ingredients", "brand")
+        fld: dict(
+            Counter(
+                r["fields"][fld][STRATEGY]["miss"] for r in rows if "miss" in r["fields"].get(fld, {}).get(STRATEGY, {})
+            )
+        )
+        for fld in _fields(rows)
     }
 
 
@@ -154,19 +174,27 @@ def evaluate_drugs(
 def product_metrics(rows: list[dict[str, Any]], strategies: Sequence[str] = (STRATEGY,)) -> dict[str, Any]:
     """Level 1-5 exact match of each strategy's top code per product, from the ingredients and from the brand."""
     out: dict[str, Any] = {}
-    n = max(len(rows), 1)
-    for fld in ("ingredients", "brand"):
+    for fld in _fields(rows):
+        have = [r for r in rows if fld in r["fields"]]
+        n = max(len(have), 1)
         for name in strategies:
             levels = [0] * 5
-            for r in rows:
+            in_file = hits_in_file = 0
+            for r in have:
                 res = r["fields"][fld][name]
-                for i, hit in enumerate(
-                    metrics.atc_level_match(r["gold"][0], res["ranked"][0] if res["ranked"] else None)
-                ):
+                match = metrics.atc_level_match(r["gold"][0], res["ranked"][0] if res["ranked"] else None)
+                for i, hit in enumerate(match):
                     levels[i] += hit
+                if res.get("miss") != "not_in_file":
+                    in_file += 1
+                    hits_in_file += match[4]
             out[f"{fld}/{name}"] = {
+                "items": len(have),
                 "exact_match_by_level": {f"level{i + 1}": round(levels[i] / n, 4) for i in range(5)},
                 "exact_match": round(levels[4] / n, 4),
-                "cost_per_item": metrics.mean_cost([r["fields"][fld][name] for r in rows]),
+                # the products whose gold code the ATC file in use holds: what coding can reach
+                "exact_match_in_file": round(hits_in_file / max(in_file, 1), 4),
+                "gold_in_file": in_file,
+                "cost_per_item": metrics.mean_cost([r["fields"][fld][name] for r in have]),
             }
     return out

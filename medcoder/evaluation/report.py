@@ -104,12 +104,21 @@ def render(report: dict[str, Any]) -> str:
     ]
     if ds["layout"] == "dpd":
         rows = [
-            [k, *v["exact_match_by_level"].values(), v["cost_per_item"]["seconds"], v["cost_per_item"]["model_calls"]]
+            [
+                k,
+                *v["exact_match_by_level"].values(),
+                v.get("exact_match_in_file", ""),
+                v["cost_per_item"]["seconds"],
+                v["cost_per_item"]["model_calls"],
+            ]
             for k, v in m.items()
         ]
-        out.append(_table(["field/strategy", "L1", "L2", "L3", "L4", "L5 (exact)", "s/item", "calls/item"], rows))
-        for fld in ("ingredients", "brand"):
-            series = {s: list(m[f"{fld}/{s}"]["exact_match_by_level"].values()) for s in strategies}
+        head = ["field/strategy", "L1", "L2", "L3", "L4", "L5 (exact)", "L5, gold in the ATC file", "s/item"]
+        out.append(_table([*head, "calls/item"], rows))
+        for fld in dict.fromkeys(k.split("/")[0] for k in m):
+            series = {
+                s: list(m[f"{fld}/{s}"]["exact_match_by_level"].values()) for s in strategies if f"{fld}/{s}" in m
+            }
             out.append(
                 _bars(
                     f"ATC exact match by level, from the {fld}",

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 # what each dataset layout is coded in, declared by the layout (a JSONL says it per line)
 CODIESP_SYSTEM = "icd10cm"  # CodiEsp's ICD-10 codes, mapped to ICD-10-CM
 DPD_SYSTEM = "atc"  # Health Canada's Drug Product Database gives each product its ATC code
+PRODUCT_RECORD = ("route", "dosage_form")  # a product record's optional columns beyond its name and ingredients
 
 
 @dataclass(slots=True)
@@ -77,7 +78,8 @@ def load_codiesp(path: str | Path, language: str = "en") -> Dataset:
 
 
 def load_dpd(path: str | Path) -> Dataset:
-    """A Drug Product Database extract (TSV or CSV with brand_name, ingredients, atc_code)."""
+    """A Drug Product Database extract (TSV or CSV with brand_name, ingredients, atc_code; `route` and
+    `dosage_form` are read when the file has them, as a pharmacy system's product record does)."""
     f = Path(path)
     if f.is_dir():
         found = sorted([*f.glob("*.tsv"), *f.glob("*.csv")])
@@ -99,7 +101,11 @@ def load_dpd(path: str | Path) -> Dataset:
                 cell(row, "ingredients"),
                 [cell(row, "atc_code").upper()],
                 DPD_SYSTEM,
-                {"brand": cell(row, "brand_name"), "ingredients": cell(row, "ingredients")},
+                {
+                    "brand": cell(row, "brand_name"),
+                    "ingredients": cell(row, "ingredients"),
+                    **{k: cell(row, k) for k in PRODUCT_RECORD if cell(row, k)},
+                },
             )
             for i, row in enumerate(reader)
             if cell(row, "atc_code")

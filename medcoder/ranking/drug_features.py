@@ -29,19 +29,52 @@ _ROUTE_WORDS: dict[str, str] = {
     r"topical(?:ly)?|foam|shampoo|"
     r"to the (?:rash|skin|area|lesion)s?|apply|applied|paste|dermal|external|spf|sunscreen|sun ?block|"
     r"face|facial|scalp|stick|moisturi[sz]er|conditioner|dandruff|skin|soap|wash|lip balm|hand sanitizer",
-    "eye": r"eye ?drops?|ophthalmic|ophth|in (?:the|each|both) eyes?|eyes?|ocular|gtts",
+    "eye": r"eye ?drops?|ophthalmic|ophth|in (?:the|each|both) eyes?|eyes?|ocular|gtts|intravitreal|intraocular|"
+    r"retrobulbar|intracameral|conjunctival",
     "ear": r"ear ?drops?|otic|in (?:the|each|both) ears?|ears?",
     "nasal": r"nasal(?:ly)?|nose|nostrils?|intranasal",
     "inhal": r"inhalers?|inhaled|inhalation|puffs?|hfa|nebuli[sz]e[rd]?|nebs?|mdi|diskus|respimat|ellipta|"
     r"twisthaler|turbuhaler|handihaler|breezhaler|genuair|aerosol",
     "inject": r"injections?|inject(?:ed|able)?|i\.?v\.?|intravenous(?:ly)?|i\.?m\.?|intramuscular|subcutaneous|"
-    r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot|solu|for injection|ampoules?|syringes?|inj",
+    r"s\.?c\.?|infusions?|shots?|pens?|vials?|depot|solu|for injection|ampoules?|syringes?|inj|intradermal|"
+    r"intra-?arterial|intravascular|intrathecal|epidural|intra-?articular|infiltration|percutaneous|"
+    r"intracutaneous|intracardiac|intracerebroventricular|intraspinal|intralesional|intraperitoneal|parenteral",
     "vaginal": r"vaginal(?:ly)?|intravaginal|pessar(?:y|ies)|ovules?|internal",
     "rectal": r"rectal(?:ly)?|suppositor(?:y|ies)|enemas?",
     "transdermal": r"patch(?:es)?|transdermal",
-    "mouth": r"mouthwash|mouth ?rinse|lozenges?|throat|viscous|gargle|oral spray|troches?|swish",
+    "mouth": r"mouthwash|mouth ?rinse|lozenges?|throat|viscous|gargle|oral spray|troches?|swish|buccal|"
+    r"sublingual|dental|subgingival|gingival|periodontal",
 }
 _ROUTE_RX = {r: re.compile(rf"\b(?:{w})\b", re.IGNORECASE) for r, w in _ROUTE_WORDS.items()}
+# dosage forms, as a product record names them and as a note writes them ("TABLET (EXTENDED-RELEASE)", "2 tabs")
+FORMS: dict[str, str] = {
+    "tablet": r"tablets?|tabs?|caplets?",
+    "capsule": r"capsules?|caps?|gelcaps?|softgels?",
+    "solution": r"solutions?",
+    "suspension": r"suspensions?",
+    "liquid": r"liquids?|syrups?|elixirs?",
+    "lotion": r"lotions?|liniments?",
+    "cream": r"creams?",
+    "ointment": r"ointments?|salves?",
+    "gel": r"(?<!liqui-)(?<!liqui )gels?(?!\s*caps?)|jelly|emulgel",
+    "shampoo": r"shampoos?",
+    "spray": r"sprays?|metered[- ]dose pump",
+    "aerosol": r"aerosols?|inhalers?|puffs?",
+    "powder": r"powders?|granules?",
+    "drops": r"drops?|gtts",
+    "patch": r"patch(?:es)?",
+    "stick": r"sticks?|lip balm",
+    "emulsion": r"emulsions?",
+    "gas": r"gas",
+    "lozenge": r"lozenges?|troches?|pastilles?",
+    "suppository": r"suppositor(?:y|ies)|enemas?|ovules?|pessar(?:y|ies)",
+    "mouthwash": r"mouthwash|mouth ?rinse|gargle",
+    "kit": r"kits?",
+    "foam": r"foams?",
+    "wash": r"wash|soap|cleanser|wipes?|swabs?|pads?",
+    "implant": r"implants?|rings?|intrauterine|iud",
+}
+_FORM_RX = {f: re.compile(rf"\b(?:{w})\b", re.IGNORECASE) for f, w in FORMS.items()}
 # a route and the ATC groups / DDD route letters that fit it
 _ROUTE_GROUPS = {
     "eye": ("S01", "S03"),
@@ -160,15 +193,18 @@ NOT_CODED = frozenset({"stopped", "allergy", "considered", "denied", "test"})
 
 @dataclass(frozen=True, slots=True)
 class DrugContext:
-    """What the words around one mention say."""
+    """What the words around one mention say (or a product record: its route and dosage form columns)."""
 
     routes: frozenset[str] = frozenset()
+    forms: frozenset[str] = frozenset()
     strength_mg: float | None = None
     indications: frozenset[str] = frozenset()  # ATC prefixes the indication words point to
     section: str = "other"  # a visit.sections.section_kind, or "product"
     status: str = "current"
     status_cue: str = ""
     window: str = ""
+    skin: bool = False  # a cream, ointment or lotion on the skin or a rash (`on_skin`)
+    from_record: bool = False  # the route and form came from a product record's columns, not from words
 
 
 def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -191,7 +227,7 @@ def read_context(
     item_end = min(s1, next_start if next_start is not None and next_start >= end else s1)
     item = text[item_start:item_end]
     after = text[end:item_end]
-    routes = frozenset(r for r, rx in _ROUTE_RX.items() if rx.search(item))
+    routes, forms = routes_in(item), forms_in(item)
     strength = None
     m = _STRENGTH.search(after[:40])
     if m:
@@ -200,7 +236,37 @@ def read_context(
     sentence = text[s0:s1]
     indications = frozenset(g for rx, groups in _INDICATION_RX if rx.search(sentence) for g in groups)
     status, cue = _status(text, s0, start, end, item_end, section)
-    return DrugContext(routes, strength, indications, section, status, cue, text[s0:s1][:300])
+    window = text[s0:s1][:300]
+    return DrugContext(routes, forms, strength, indications, section, status, cue, window, on_skin(sentence))
+
+
+_SKIN_FORM = re.compile(r"\b(?:creams?|ointments?|lotions?|gels?|emollients?|salves?)\b", re.IGNORECASE)
+_SKIN_SITE = re.compile(
+    r"\b(?:rash(?:es)?|skin|eczema|dermatitis|psoriasis|lesions?|hives|itch\w*|bites?|sunburn|scalp|face|"
+    r"hands?|arms?|legs?|feet|foot|chest|back|neck|affected areas?)\b",
+    re.IGNORECASE,
+)
+_NOT_SKIN = re.compile(
+    r"\b(?:rectal(?:ly)?|anal|peri-?anal|hemorrhoid\w*|haemorrhoid\w*|vaginal(?:ly)?|vulva\w*|eyes?|eyelids?|"
+    r"ophthalmic|ears?|otic|nasal|nose|nostrils?|mouth|lips?)\b",
+    re.IGNORECASE,
+)
+
+
+def on_skin(text: str) -> bool:
+    """A cream, ointment or lotion put on the skin or a rash, and nowhere a local group of its own names (the
+    anus, the eye, the ear, the nose, the vagina): a dermatological (D) product."""
+    return bool(_SKIN_FORM.search(text) and _SKIN_SITE.search(text) and not _NOT_SKIN.search(text))
+
+
+def routes_in(text: str) -> frozenset[str]:
+    """The routes (ROUTES) that route and form words in `text` name ("eye drops" -> eye, "INTRAVENOUS" -> inject)."""
+    return frozenset(r for r, rx in _ROUTE_RX.items() if rx.search(text))
+
+
+def forms_in(text: str) -> frozenset[str]:
+    """The dosage forms (FORMS) that `text` names ("TABLET (EXTENDED-RELEASE)" -> tablet, "2 puffs" -> aerosol)."""
+    return frozenset(f for f, rx in _FORM_RX.items() if rx.search(text))
 
 
 def _status(text: str, s0: int, start: int, end: int, item_end: int, section: str) -> tuple[str, str]:
@@ -233,6 +299,26 @@ class DrugPriors:
     substance: Counter[str] = field(default_factory=Counter)  # "key|code" and "key"
     family: Counter[str] = field(default_factory=Counter)  # a brand's first word: "minims|S", "minims|S01E", "minims"
     total: int = 0
+    route: Counter[str] = field(default_factory=Counter)  # "eye|S", "eye|S01E", "eye": the answers' groups by route
+    form: Counter[str] = field(default_factory=Counter)  # "shampoo|D", "shampoo|D11A", "shampoo": and by dosage form
+
+    def add_context(self, ctx: "DrugContext", code: str) -> None:
+        """Count the answer's groups under each route and dosage form its context names."""
+        for counter, names in ((self.route, ctx.routes), (self.form, ctx.forms)):
+            for name in names:
+                for part in (code[:1], code[:4], ""):
+                    counter[f"{name}|{part}" if part else name] += 1
+
+    def context_shares(self, ctx: "DrugContext", code: str) -> tuple[float, float, float, float]:
+        """How often products and notes with this context's routes (then forms) were coded in the code's
+        anatomical group and in its level-3 group: the best over the context's routes (forms); NaN when none
+        was seen."""
+        out: list[float] = []
+        for counter, names in ((self.route, ctx.routes), (self.form, ctx.forms)):
+            for part in (code[:1], code[:4]):
+                shares = [counter.get(f"{n}|{part}", 0) / counter[n] for n in names if counter.get(n)]
+                out.append(max(shares) if shares else float("nan"))
+        return out[0], out[1], out[2], out[3]
 
     def add_family(self, word: str, code: str) -> None:
         if word:
@@ -253,6 +339,8 @@ class DrugPriors:
             "substance": dict(self.substance),
             "family": dict(self.family),
             "total": self.total,
+            "route": dict(self.route),
+            "form": dict(self.form),
         }
 
     @classmethod
@@ -262,6 +350,8 @@ class DrugPriors:
             Counter(data.get("substance", {})),
             Counter(data.get("family", {})),
             int(data.get("total", 0)),
+            Counter(data.get("route", {})),
+            Counter(data.get("form", {})),
         )
 
 
@@ -333,6 +423,11 @@ DRUG_FEATURES: tuple[str, ...] = (
     "family_l1_share",
     "family_l3_share",
     "class_fit",
+    "from_record",
+    "route_l1_share",
+    "route_l3_share",
+    "form_l1_share",
+    "form_l3_share",
 )
 
 
@@ -429,6 +524,8 @@ def feature_row(
         groups.get(code[0], 0) / max(1, n_candidates),
         *_family(priors, family, code),
         class_fit,
+        float(ctx.from_record),
+        *priors.context_shares(ctx, code),
     ]
 
 

@@ -27,6 +27,7 @@ from medcoder.ranking import metrics
 from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
 from medcoder.ranking.drugs import (
     PRIORS_FILE,
+    RECORD,
     CodedMention,
     DrugCandidate,
     DrugCoder,
@@ -47,7 +48,8 @@ class DrugItem:
     coded: CodedMention
     gold: frozenset[str]
     note: str | None = None  # the note id for a note's mention
-    mode: str = "note"  # ingredients | brand | note
+    mode: str = "note"  # ingredients | brand (each + RECORD when read with the product record) | note
+    counts: bool = True  # its answer counts in the priors (a product once: its fullest reading)
 
     @property
     def candidates(self) -> list[DrugCandidate]:
@@ -73,18 +75,25 @@ class DrugLearnReport:
 
 
 def _items(coder: DrugCoder, products: Sequence[Any], notes: Sequence[Any]) -> list[DrugItem]:
-    """Mentions without rows yet (rows depend on the fold's priors)."""
+    """Mentions without rows yet (rows depend on the fold's priors). A product with a record (route, dosage
+    form) is read with and without it, so the ranker codes both a bare name and a pharmacy system's record."""
     items: list[DrugItem] = []
     for ex in products:
         gold = frozenset(c.upper() for c in ex.codes)
         ingredients, brand = ex.meta.get("ingredients") or ex.text, ex.meta.get("brand", "")
+        route, form = ex.meta.get("route"), ex.meta.get("dosage_form")
+        readings = [("", product_context(brand))]
+        if route or form:
+            readings.append((RECORD, product_context(brand, route, form)))
         m = coder.product_mention(ingredients=ingredients)
         group = "+".join(sorted(m.substances)) if m else ingredients.lower()
-        if m is not None:
-            items.append(DrugItem(group, CodedMention(m, product_context(brand), []), gold, mode="ingredients"))
         mb = coder.product_mention(brand=brand) if brand else None
-        if mb is not None:
-            items.append(DrugItem(group, CodedMention(mb, product_context(brand), []), gold, mode="brand"))
+        for mode, mention in (("ingredients", m), ("brand", mb)):
+            if mention is None:
+                continue
+            for suffix, ctx in readings:
+                counts = mode == "ingredients" and suffix == readings[-1][0]
+                items.append(DrugItem(group, CodedMention(mention, ctx, []), gold, mode=mode + suffix, counts=counts))
     for ex in notes:
         gold = frozenset(c.upper() for c in ex.codes)
         for m, ctx in coder.read(ex.text):
@@ -97,18 +106,20 @@ def _priors(coder: DrugCoder, items: Sequence[DrugItem]) -> DrugPriors:
     priors = DrugPriors()
     seen: set[tuple[str, str]] = set()
     for it in items:
-        if it.mode == "brand":
-            continue  # the same product as its ingredients item
+        if not it.counts:
+            continue  # the same product as its fullest ingredients item
         if it.note is None:
             for g in it.gold:
                 priors.add(it.coded.mention.substances, g)
                 priors.add_family(family_word(it.coded.context.window), g)
+                priors.add_context(it.coded.context, g)
             continue
         for g in it.gold & {c.code for c in candidates_of(coder.lex, it.coded.mention)}:
             if (it.note, g) not in seen:
                 seen.add((it.note, g))
                 priors.add(it.coded.mention.substances, g)
                 priors.add_family(family_word(it.coded.mention.text), g)
+                priors.add_context(it.coded.context, g)
     return priors
 
 
@@ -118,7 +129,7 @@ def _fill(coder: DrugCoder, items: Sequence[DrugItem], priors: DrugPriors) -> No
             it.coded.mention,
             it.coded.context,
             is_product=it.mode != "note",
-            brand_only=it.mode == "brand",
+            brand_only=it.mode.startswith("brand"),
             priors=priors,
         )
 
@@ -153,7 +164,7 @@ def product_scores(items: Sequence[DrugItem], products: int) -> dict[str, Any]:
     """Level 1-5 exact match of the top code per product, by mode, over all `products` (a product the
     lexicon found nothing in is a miss)."""
     out: dict[str, Any] = {}
-    for mode in ("ingredients", "brand"):
+    for mode in dict.fromkeys(it.mode for it in items if it.note is None):
         its = [it for it in items if it.mode == mode and it.candidates]
         out[mode] = {
             "products": products,

@@ -14,7 +14,7 @@ import logging
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -24,15 +24,18 @@ from medcoder.knowledge.druglex import DrugLexicon, DrugMention, drug_lexicon, f
 from medcoder.knowledge.ontology import CodeSystem
 from medcoder.ranking.drug_features import (
     DRUG_FEATURES,
+    LOCAL_GROUPS,
     NOT_CODED,
     DrugContext,
     DrugPriors,
     family_word,
     feature_row,
+    forms_in,
     read_context,
+    routes_in,
 )
 from medcoder.ranking.folders import ranker_folder
-from medcoder.ranking.model import RankerModel
+from medcoder.ranking.model import RankerModel, columns_of
 from medcoder.records import Section
 from medcoder.visit.layout import read_layout
 from medcoder.visit.sections import section_at, section_kind
@@ -40,6 +43,7 @@ from medcoder.visit.sections import section_at, section_kind
 logger = logging.getLogger(__name__)
 
 PRIORS_FILE = "priors.json"
+RECORD = "+route+form"  # a product coded with its record's route and dosage form columns too
 _CLASS_FILLER = frozenset(
     fold(w)
     for w in (
@@ -176,14 +180,33 @@ def route_rule(cands: list[DrugCandidate]) -> None:
             cands.sort(key=rank_key)
 
 
+def skin_rule(cands: list[DrugCandidate], ctx: DrugContext) -> None:
+    """A cream, ointment or lotion on the skin or a rash is the substance's dermatological (D) code, never its
+    anal, eye, ear or other local group's ("hydrocortisone 1% cream to the rash" is D07AA02, not C05AA01)."""
+    if not ctx.skin or cands[0].code.startswith("D") or not cands[0].code.startswith(LOCAL_GROUPS):
+        return
+    derm = [c for c in cands if c.code.startswith("D")]
+    if derm:
+        best, top = derm[0], cands[0]
+        best.probability, best.raw = max(best.probability, top.probability), max(best.raw, top.raw) + 1e-6
+        cands.sort(key=rank_key)
+
+
 def rank_key(c: DrugCandidate) -> tuple[float, float, str]:
     """Best first: calibrated probability, then the raw score, then the code (a stable order)."""
     return (-c.probability, -c.raw, c.code)
 
 
-def product_context(brand: str | None) -> DrugContext:
-    """What a product's name says of its route and use ("FUCIDIN CREAM 2%", "SANDOZ FENTANYL PATCH")."""
-    return read_context(brand, 0, 0, "product") if brand else DrugContext(section="product")
+def product_context(brand: str | None, route: str | None = None, dosage_form: str | None = None) -> DrugContext:
+    """What a product's name says of its route and use ("FUCIDIN CREAM 2%", "SANDOZ FENTANYL PATCH"), and what
+    its record's route and dosage form columns say ("OPHTHALMIC", "SPRAY, METERED DOSE"), read as the route and
+    form words of a note are read; with a record, its route column decides the route (its form column when the
+    route names none) and its form column the form."""
+    ctx = read_context(brand, 0, 0, "product") if brand else DrugContext(section="product")
+    if not (route or dosage_form):
+        return ctx
+    routes = routes_in(route or "") or routes_in(dosage_form or "") or ctx.routes
+    return replace(ctx, routes=routes, forms=forms_in(dosage_form or "") or ctx.forms, from_record=True)
 
 
 class DrugCoder:
@@ -197,6 +220,11 @@ class DrugCoder:
         self.priors = priors
         self.lex = lexicon or drug_lexicon(onto)
         self._words: dict[str, set[str]] = {}
+        self._columns = columns_of(ranker.features, DRUG_FEATURES)  # a ranker learned before today's features
+
+    def ranker_row(self, row: Sequence[float]) -> list[float]:
+        """A candidate's row as the ranker reads it (its own columns, for one learned with fewer features)."""
+        return list(row) if self._columns is None else [row[i] for i in self._columns]
 
     @classmethod
     def from_folder(cls, folder: str | Path, onto: CodeSystem) -> "DrugCoder":
@@ -237,12 +265,13 @@ class DrugCoder:
         """The mention's candidates with feature rows and calibrated probabilities, best first."""
         cands = self.rows(mention, ctx, is_product=is_product, brand_only=brand_only, priors=priors)
         if cands:
-            raw = self.ranker.raw([c.row for c in cands])
+            raw = self.ranker.raw([self.ranker_row(c.row) for c in cands])
             for c, r, p in zip(cands, raw, self.ranker.calibrate(raw)):
                 c.raw, c.probability = float(r), float(p)
             cands.sort(key=rank_key)
             if not is_product:  # a product's name is read by the ranker, which learned from thousands of them
                 route_rule(cands)
+                skin_rule(cands, ctx)
         return CodedMention(mention, ctx, cands)
 
     def rows(
@@ -330,12 +359,20 @@ class DrugCoder:
         code = found[0].code if len(found) == 1 else None
         return DrugMention(0, len(brand or ""), brand or "", keys, found[0].via, code)
 
-    def code_product(self, ingredients: str | None = None, brand: str | None = None) -> CodedMention | None:
-        """Rank the codes of one drug product from its ingredients, or from its brand name alone."""
+    def code_product(
+        self,
+        ingredients: str | None = None,
+        brand: str | None = None,
+        route: str | None = None,
+        dosage_form: str | None = None,
+    ) -> CodedMention | None:
+        """Rank the codes of one drug product from its ingredients, or from its brand name alone; the record's
+        route and dosage form, when given, are read beside the name."""
         mention = self.product_mention(ingredients, brand)
         if mention is None:
             return None
-        return self.score(mention, product_context(brand), is_product=True, brand_only=ingredients is None)
+        ctx = product_context(brand, route, dosage_form)
+        return self.score(mention, ctx, is_product=True, brand_only=ingredients is None)
 
     def mentions(self, text: str, sections: Sequence[Section] | None = None) -> list[CodedMention]:
         """Every drug mention of a note with its context and ranked candidates."""

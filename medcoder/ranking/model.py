@@ -30,6 +30,14 @@ FORMAT_VERSION = 1
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"diagnosis": FEATURES, "drug": DRUG_FEATURES}
 # the names an earlier version gave the same columns (a ranker saved with them reads today's rows unchanged)
 FORMER_NAMES: dict[str, tuple[tuple[str, ...], ...]] = {"diagnosis": FORMER_FEATURES}
+# kinds whose coder picks a ranker's own columns out of today's rows (`columns_of`), so a ranker learned before
+# a feature was added still loads and ranks as it did
+FEWER_FEATURES_READ = frozenset({"drug"})
+
+
+def columns_of(features: Sequence[str], current: Sequence[str]) -> list[int] | None:
+    """Where a ranker's features sit in today's rows; None when they are today's."""
+    return None if tuple(features) == tuple(current) else [list(current).index(f) for f in features]
 
 
 class RankerError(MedcoderError):
@@ -134,7 +142,7 @@ class RankerModel:
         joblib.dump({"classifier": self.classifier, "calibrator": self.calibrator}, out / "ranker.joblib", compress=3)
         if memory is not None:
             joblib.dump(memory, out / "memory.joblib", compress=3)
-        kind = next((k for k, f in FEATURE_SETS.items() if f == tuple(self.features)), "diagnosis")
+        kind = next((k for k, f in FEATURE_SETS.items() if set(self.features) <= set(f)), "diagnosis")
         meta = {
             **self.meta,
             "learned_at": self.meta.get("learned_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -169,7 +177,10 @@ class RankerModel:
         kind = str(meta.get("kind", "diagnosis"))
         expected = FEATURE_SETS.get(kind, FEATURES)
         known = (expected, *FORMER_NAMES.get(kind, ()))
-        if meta.get("format") != FORMAT_VERSION or tuple(meta.get("features", ())) not in known:
+        saved = tuple(meta.get("features", ()))
+        if kind in FEWER_FEATURES_READ and saved and set(saved) < set(expected):
+            expected, known = saved, (saved,)  # learned before some of today's features: it reads its own columns
+        if meta.get("format") != FORMAT_VERSION or saved not in known:
             raise RankerError(
                 f"{root}: written by another medcoder version (format {meta.get('format')}, "
                 f"{len(meta.get('features', ()))} features); rebuild it with `medcoder learn`"
