@@ -88,6 +88,35 @@ _INORGANIC = re.compile(
     r"(?:ox|carbon|nitr|chlor|fluor|iod|brom|sulf|silic|bor|selen|fosf|permangan|arsen|cian)(?:id|it|at)"
     r"|(?:fer|cupr|mercur)ic"
 )
+# words on a product's ingredient line that qualify its substance without naming another ("LITHIUM CARBONATE",
+# "MIXED SALTS AMPHETAMINE", "INSULIN HUMAN BIOSYNTHETIC", "CHOLESTYRAMINE RESIN"): dropped only when the whole
+# name does not resolve, so "calcium carbonate" stays its own ATC substance
+PRODUCT_QUALIFIERS = frozenset(
+    "human recombinant mixed salts salt activated resin carbonate meglumine biosynthetic semisynthetic "
+    "porcine bovine pork concentrate purified isophane injection semi synthetic".split()
+)
+# greek-letter suffixes the INN gives biologics ("epoetin alfa", "nonacog gamma"); the ATC often names the parent
+_GREEK = frozenset("alfa alpha beta gamma delta epsilon zeta eta theta kappa lambda omega".split())
+# INN/USAN stems that name their ATC substance whatever the prefix: every octocog (WHO INN "-cog") is factor
+# VIII, every nonacog IX, every "-botulinumtoxinA" (onabotulinumtoxinA, prabotulinumtoxinA) botulinum toxin
+_STEMS = (
+    ("botulinumtoxin", "botulinum toxin"),
+    ("catridecacog", "coagulation factor XIII"),
+    ("octocog", "coagulation factor VIII"),
+    ("nonacog", "coagulation factor IX"),
+    ("eptacog", "coagulation factor VIIa"),
+)
+# ingredient words that are lab tests or proteins in a note but a product's substance on an ingredient line:
+# never lexicon entries, only read here ("LIPASE|PROTEASE|AMYLASE" is pancrelipase, "IMMUNOGLOBULIN (HUMAN)" IVIG)
+PRODUCT_ONLY_NAMES = {
+    "lipase": "pancrelipase",
+    "protease": "pancrelipase",
+    "amylase": "pancrelipase",
+    "immunoglobulin": "immune globulin",
+    "immunoglobulin g": "immune globulin",
+}
+# a roman numeral (factor VIII, XIII): fold must keep it whole, its doubled letters are its value
+_ROMAN = re.compile(r"x{0,3}(?:ix|iv|v?i{0,3})")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:'s)?")
 _JOINERS = re.compile(r"\s*[-/+]\s*")
 _GAP = re.compile(r"[ \t]*[-/+]?[ \t]*")
@@ -96,9 +125,13 @@ _GAP = re.compile(r"[ \t]*[-/+]?[ \t]*")
 def fold(word: str) -> str:
     """One spelling for the variants a drug name is written in (cephalexin/cefalexin, oestradiol/estradiol,
     sulphate/sulfate, glycerine/glycerin): lower case, ph->f, th->t, ae/oe->e, y->i, no doubled letter,
-    no trailing e or s, so a plural or a British spelling matches."""
+    no trailing e or s, so a plural or a British spelling matches. A roman numeral stays whole (factor XIII is
+    not factor XI), and -trophin is -tropin (the INN's chorionic gonadotrophin is the US gonadotropin)."""
     w = word.lower()
+    if w and _ROMAN.fullmatch(w):
+        return w
     w = w.replace("ph", "f").replace("th", "t").replace("ae", "e").replace("oe", "e").replace("y", "i")
+    w = w.replace("trofin", "tropin")
     w = re.sub(r"(.)\1+", r"\1", w)
     if len(w) > 4 and w.endswith("es") and not w.endswith("ies"):
         w = w[:-2]
@@ -332,8 +365,10 @@ class DrugLexicon:
     def _file(self, name: str) -> Path:
         return (self._data / name) if self._data else _data_path(name)
 
-    def resolve(self, name: str) -> tuple[str, ...] | None:
-        """The substance keys a name stands for: one substance, or a fixed combination's parts."""
+    def resolve(self, name: str, prefix: bool = True) -> tuple[str, ...] | None:
+        """The substance keys a name stands for: one substance, or a fixed combination's parts; with `prefix`,
+        the one longer substance name it begins (tried last by products, so "FACTOR VIII" is coagulation
+        factor VIII before it is "factor VIII inhibitor bypassing activity")."""
         for key in (full_key(name), substance_key(name)):
             if key in self.atc.single:
                 return (key,)
@@ -343,6 +378,8 @@ class DrugLexicon:
         alias = self._aliases.get(substance_key(name))
         if alias is not None:
             return alias
+        if not prefix:
+            return None
         longer = [k for k in self._prefixes.get(key.split()[0] if key else "", ()) if k.startswith(key + " ")]
         return (longer[0],) if len(longer) == 1 else None  # "ceftobiprole" -> ceftobiprole medocaril
 
@@ -436,12 +473,44 @@ class DrugLexicon:
             part = re.sub(r"\([^)]*\)", " ", part).strip()
             if not part:
                 continue
-            keys = self.resolve(part)
+            keys = self.resolve(part, prefix=False) or self._resolve_product_name(part) or self.resolve(part)
             if keys is None:
                 found = self.find(part, fuzzy=False)
                 keys = tuple(k for m in found for k in m.substances) if found else (substance_key(part),)
             out += [k for k in keys if k and k not in out]
         return tuple(out)
+
+    def _resolve_product_name(self, part: str) -> tuple[str, ...] | None:
+        """A product ingredient the ATC names otherwise, by general rules that hold for unseen products too:
+        qualifier words dropped ("LITHIUM CARBONATE" lithium), an -ate salt read as its -ic acid ("FUSIDATE
+        SODIUM" fusidic acid, "GADOTERATE MEGLUMINE" gadoteric acid), the ATC's "coagulation" before a factor
+        ("FACTOR XIII"), an INN stem as its substance ("MOROCTOCOG ALFA" factor VIII), a name written in two
+        words ("HYDROXYETHYL STARCH"), and a biologic's greek suffix dropped where the parent is the ATC name
+        ("EPOETIN ALFA": epoetin, an alias of erythropoietin)."""
+        words = [w.lower() for w in _TOKEN.findall(part)]
+        kept = [w for w in words if w not in SALTS and w not in PRODUCT_QUALIFIERS]
+        if not kept:
+            return None
+        variants = [kept]
+        if " ".join(kept) in PRODUCT_ONLY_NAMES:
+            variants.append([PRODUCT_ONLY_NAMES[" ".join(kept)]])
+        if kept[-1] in _GREEK and len(kept) > 1:
+            variants.append(kept[:-1])
+        for ws in list(variants):
+            acid = [w[:-3] + "ic acid" if w.endswith("ate") and len(w) > 6 else w for w in ws]
+            if acid != ws:
+                variants.append(acid)
+            if ws[0] == "factor":
+                variants.append(["coagulation", *ws])
+        if len(kept) == 2:
+            variants.append(["".join(kept)])  # "HYDROXYETHYL STARCH" hydroxyethylstarch
+        for w in kept:
+            variants += [[name] for stem, name in _STEMS if stem in w]
+        for ws in variants:
+            keys = self.resolve(" ".join(ws), prefix=False)
+            if keys is not None:
+                return keys
+        return None
 
     def codes_of(self, key: str) -> list[str]:
         return list(self.atc.single.get(key, ()))
