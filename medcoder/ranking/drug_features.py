@@ -301,6 +301,35 @@ class DrugPriors:
     total: int = 0
     route: Counter[str] = field(default_factory=Counter)  # "eye|S", "eye|S01E", "eye": the answers' groups by route
     form: Counter[str] = field(default_factory=Counter)  # "shampoo|D", "shampoo|D11A", "shampoo": and by dosage form
+    # an ingredient name's words -> the codes of the products that named them ("venom|V01AA07", "venom"): what
+    # a name the lexicon does not know (a vaccine's strains, an allergen, an enzyme) was coded as
+    words: Counter[str] = field(default_factory=Counter)
+    _by_word: dict[str, Counter[str]] | None = field(default=None, repr=False, compare=False)
+
+    def add_words(self, names: Sequence[str], code: str) -> None:
+        """Count a product's answer under each word of its ingredient names."""
+        for w in ingredient_words(names):
+            self.words[f"{w}|{code}"] += 1
+            self.words[w] += 1
+        self._by_word = None
+
+    def codes_for_words(self, names: Sequence[str], limit: int = 5) -> list[tuple[str, float, float]]:
+        """The codes products with these ingredient words were coded as: (code, its best share under one of the
+        words, log1p of that word's count), best first."""
+        if self._by_word is None:
+            self._by_word = {}
+            for key, n in self.words.items():
+                if "|" in key:
+                    w, code = key.split("|", 1)
+                    self._by_word.setdefault(w, Counter())[code] += n
+        best: dict[str, tuple[float, float]] = {}
+        for w in ingredient_words(names):
+            seen = self.words.get(w, 0)
+            for code, n in (self._by_word.get(w) or {}).items():
+                share = (n / seen, math.log1p(seen))
+                best[code] = max(best.get(code, share), share)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:limit]
+        return [(code, share, seen) for code, (share, seen) in ranked]
 
     def add_context(self, ctx: "DrugContext", code: str) -> None:
         """Count the answer's groups under each route and dosage form its context names."""
@@ -341,6 +370,7 @@ class DrugPriors:
             "total": self.total,
             "route": dict(self.route),
             "form": dict(self.form),
+            "words": dict(self.words),
         }
 
     @classmethod
@@ -352,7 +382,16 @@ class DrugPriors:
             int(data.get("total", 0)),
             Counter(data.get("route", {})),
             Counter(data.get("form", {})),
+            Counter(data.get("words", {})),
         )
+
+
+_INGREDIENT_WORD = re.compile(r"[a-z0-9]{3,}")
+
+
+def ingredient_words(names: Sequence[str]) -> set[str]:
+    """The words of ingredient names (substance keys, folded) that can say what a product is."""
+    return {w for name in names for w in _INGREDIENT_WORD.findall(name.lower()) if not w.isdigit()}
 
 
 _FAMILY_WORD = re.compile(r"[A-Za-z]{3,}")
@@ -377,6 +416,7 @@ CANDIDATE_KINDS = (
     "combo_group",
     "part",
     "lexicon_code",
+    "word_memory",
 )
 _SECTIONS = ("medications", "plan", "hpi", "history", "allergies", "product", "other")
 DRUG_FEATURES: tuple[str, ...] = (
@@ -428,6 +468,8 @@ DRUG_FEATURES: tuple[str, ...] = (
     "route_l3_share",
     "form_l1_share",
     "form_l3_share",
+    "word_share",
+    "word_seen",
 )
 
 
@@ -476,6 +518,7 @@ def feature_row(
     brand_only: bool,
     family: str = "",
     class_fit: float = float("nan"),
+    word_memory: tuple[float, float] = (float("nan"), float("nan")),
 ) -> list[float]:
     """One row of DRUG_FEATURES for a candidate code of a mention; `family` is the brand's first word."""
     node = onto.node(code)
@@ -526,6 +569,7 @@ def feature_row(
         class_fit,
         float(ctx.from_record),
         *priors.context_shares(ctx, code),
+        *word_memory,
     ]
 
 

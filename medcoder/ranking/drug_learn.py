@@ -113,6 +113,7 @@ def _priors(coder: DrugCoder, items: Sequence[DrugItem]) -> DrugPriors:
                 priors.add(it.coded.mention.substances, g)
                 priors.add_family(family_word(it.coded.context.window), g)
                 priors.add_context(it.coded.context, g)
+                priors.add_words(it.coded.mention.substances, g)
             continue
         for g in it.gold & {c.code for c in candidates_of(coder.lex, it.coded.mention)}:
             if (it.note, g) not in seen:
@@ -250,6 +251,9 @@ def learn_drugs(
     fold_of = group_folds([it.group for it in items], folds, seed)
     fold = np.asarray([fold_of[it.group] for it in items])
     oof: list[np.ndarray] = [np.zeros(0)] * len(items)
+    # each item's candidates as its held-out fold saw them (the word memory's candidates depend on the priors,
+    # and later folds refill an item as training data)
+    held_out: list[list[DrugCandidate]] = [[] for _ in items]
     stages: dict[str, float] = {}
     for f in range(folds):
         train = [it for it, g in zip(items, fold) if g != f]
@@ -259,11 +263,13 @@ def learn_drugs(
         x, y = _xy(train)
         clf = new_drug_classifier(seed).fit(x, y)
         for i in held:
-            cands = items[i].candidates
+            cands = held_out[i] = items[i].candidates
             oof[i] = clf.predict_proba(np.asarray([c.row for c in cands]))[:, 1] if cands else np.zeros(0)
         if progress:
             progress("folds", f + 1, folds)
     stages["cv_s"] = round(time.perf_counter() - start, 1)
+    for it, cands in zip(items, held_out):
+        it.coded.candidates = cands
     labels = [np.asarray([int(c.code in it.gold) for c in it.candidates]) for it in items]
     calibrator = new_calibrator().fit(np.concatenate(oof), np.concatenate(labels))
     for it, o in zip(items, oof):

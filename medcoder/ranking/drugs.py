@@ -285,8 +285,14 @@ class DrugCoder:
     ) -> list[DrugCandidate]:
         cands = candidates_of(self.lex, mention)
         cands += self.class_candidates(mention, {c.code for c in cands})
-        groups = Counter(c.code[0] for c in cands)
         keys = [k for k in mention.substances if not k.startswith("code:")]
+        memory: dict[str, tuple[float, float]] = {}
+        if not cands and is_product:  # names the lexicon does not know: what products with their words were
+            for code, share, seen in (priors or self.priors).codes_for_words(keys):
+                if code in self.onto:
+                    memory[code] = (share, seen)
+                    cands.append(DrugCandidate(code, "word_memory", len(keys)))
+        groups = Counter(c.code[0] for c in cands)
         family = family_word(ctx.window if is_product else mention.text)
         for c in cands:
             fit = self.class_fit(c.code, keys) if c.kind == "combo_class" else float("nan")
@@ -305,6 +311,7 @@ class DrugCoder:
                 brand_only,
                 family,
                 fit,
+                memory.get(c.code, (float("nan"), float("nan"))),
             )
         return cands
 
