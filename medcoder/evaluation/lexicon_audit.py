@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from medcoder.knowledge.atc import ATC
 from medcoder.knowledge.druglex import DrugLexicon, DrugMention
 from medcoder.notetext import sentences
 from medcoder.ranking.datasets import Dataset, Example, load_dataset
@@ -21,7 +22,6 @@ from medcoder.ranking.drugs import candidates_of
 
 logger = logging.getLogger(__name__)
 
-ATC = "atc"
 # the coded visit notes (reference ATC codes) and the CodiEsp case reports (ICD-10 only: no drug reference)
 ACI_FILES = ("train", "train2", "valid", "train-dialogue", "train2-dialogue", "valid-dialogue")
 CODIESP_SPLITS = ("train", "dev")
@@ -120,7 +120,7 @@ def audit_datasets(lex: DrugLexicon, datasets: Iterable[tuple[str, Dataset]]) ->
     cands = _Candidates(lex)
     hits: list[AuditHit] = []
     for name, ds in datasets:
-        coded = ds.system == ATC
+        coded = ds.system == ATC.system
         before = len(hits)
         for ex in ds.examples:
             hits += audit_note(lex, ex, name, coded, cands)
@@ -154,7 +154,7 @@ def audit_datasets_at(shared: Path) -> list[tuple[str, Dataset]]:
     for name in ACI_FILES:
         path = shared / "aci-bench-coded" / f"{name}.jsonl"
         if path.is_file():
-            out.append((f"aci-bench-coded/{name}", load_dataset(path, system=ATC)))
+            out.append((f"aci-bench-coded/{name}", load_dataset(path, system=ATC.system)))
         else:
             logger.warning("lexicon audit: %s is missing", path)
     for split in CODIESP_SPLITS:
