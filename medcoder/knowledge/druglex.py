@@ -11,15 +11,30 @@ misspelling is an everyday word in any inflection ("topicals") or a dose instruc
 
 from __future__ import annotations
 
-import ast
 import csv
 import logging
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from medcoder.knowledge.drugwords import (
+    BRANDS_LIKE_WORDS,
+    INSTRUCTION_WORDS,
+    NOT_BRANDS,
+    TOKEN,
+    data_path,
+    deletes,
+    dropped_from,
+    everyday_words,
+    is_everyday_word,
+    product_brand_words,
+    product_rows,
+    rabbits_brands,
+    sounds_alike,
+    stems,
+    within_one,
+)
 from medcoder.knowledge.ontology import CodeSystem
 
 logger = logging.getLogger(__name__)
@@ -58,28 +73,9 @@ FUZZY_MIN = 7
 FUZZY_VIA = frozenset({"atc-name", "us-name"})
 # below this length (folded) a substituted letter must sound alike ("clonazepan", "diazapam"): a chance neighbour
 # of a short word differs anywhere ("methylene" / metixene, "glutamic" / glutamine)
-FUZZY_ANY_SUBSTITUTION = 9
-_SOUND_ALIKE = ("aeiou", "mn", "ckqsxz", "bvp", "dt", "gj")
 # a misspelling is not read when it is also another generic with up to this many letters dropped ("propranol":
 # propanol or propranolol, "cefoxime": cefixime or cefotaxime)
 FUZZY_RIVAL = 2
-# how a drug is taken, never its name: no one-word lexicon entry may be one, no misspelling starts from one
-INSTRUCTION_WORDS = frozenset(
-    "bedtime nightly night nights daily twice thrice once morning mornings evening evenings noon afternoon "
-    "weekly monthly hourly tablet tablets tab tabs caplet caplets capsule capsules cap caps dose doses dosing "
-    "prn needed sig qd bid tid qid qhs qam qpm qod hs po sl subq sublingual oral orally topical topically "
-    "puff puffs drop drops spray sprays patch patches injection injections refill refills dispense chewable "
-    "meal meals breakfast lunch dinner supper sleep hour hours day days week weeks".split()
-)
-# brand strings that are words in notes, where no general rule tells them from a coined name
-NOT_BRANDS = {
-    "tact": '"skin is in tact" (intact); a RABBITS brand of diphenhydramine',
-    "schiff": "the periodic acid-Schiff stain; a brand of glucosamine supplements",
-    "sunscreen": "a kind of product, not a brand (a DPD sunscreen's name)",
-    "triptans": "the migraine drug class; a DPD brand of tryptophan (TRIPTAN)",
-}
-# brands that look like an inflected everyday word but are named in notes far more often than the word
-BRANDS_LIKE_WORDS = {"versed": 'midazolam in procedure notes; "well versed" is rare there'}
 # what is left of "magnesium hydroxide" or "sodium nitrite" without the salt word: an inorganic anion or a
 # metal's -ic state, no drug alone ("crown hydroxide", "negative nitrites", "ferric pigment"); "ferrous" alone
 # stays a drug ("ferrous 325 mg")
@@ -117,7 +113,6 @@ PRODUCT_ONLY_NAMES = {
 }
 # a roman numeral (factor VIII, XIII): fold must keep it whole, its doubled letters are its value
 _ROMAN = re.compile(r"x{0,3}(?:ix|iv|v?i{0,3})")
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:'s)?")
 _JOINERS = re.compile(r"\s*[-/+]\s*")
 _GAP = re.compile(r"[ \t]*[-/+]?[ \t]*")
 
@@ -156,7 +151,7 @@ NEVER = frozenset(
 
 def name_tokens(name: str, salts: bool = False) -> tuple[str, ...]:
     """A name as folded tokens, without parentheses and (unless `salts`, or nothing else is left) salt words."""
-    words = [t for t in _TOKEN.findall(re.sub(r"\([^)]*\)", " ", name)) if t.lower() not in ("and", "with")]
+    words = [t for t in TOKEN.findall(re.sub(r"\([^)]*\)", " ", name)) if t.lower() not in ("and", "with")]
     kept = words if salts else [t for t in words if t.lower() not in SALTS] or words
     return tuple(fold(t) for t in kept)
 
@@ -271,58 +266,11 @@ def atc_substances(onto: CodeSystem) -> AtcSubstances:
     return out
 
 
-def _everyday_words() -> frozenset[str]:
-    """Words a brand string must not consist of alone: the English wordpieces of the bundled MiniLM tokenizer
-    (whole words only) and the words of the ICD-10-CM Alphabetic Index ("syncope", "status", "vision"), so noisy
-    brand lists cannot turn "normal" or "dry cough" into a drug."""
-    import gzip
-    import json
-
-    words: set[str] = set()
-    with gzip.open(_data_path("minilm-tokenizer.json.gz"), "rt", encoding="utf-8") as fh:
-        words |= {w for w in json.load(fh)["model"]["vocab"] if w.isalpha()}
-    with gzip.open(_data_path("icd10cm_index_2025.csv.gz"), "rt", encoding="utf-8") as fh:
-        for row in csv.reader(fh):
-            if len(row) > 3:
-                words |= {w.lower() for w in _TOKEN.findall(row[3])}
-    return frozenset(words)
-
-
-def stems(word: str) -> set[str]:
-    """The words an inflected word may come from ("topicals" topical, "nightly" night, "stopped" stop), each at
-    least four letters, so an everyday word is known in every form and "Tums" is not "tum"."""
-    w = word.lower()
-    out: set[str] = set()
-    for end, back in (
-        ("ies", "y"),
-        ("es", ""),
-        ("s", ""),
-        ("ily", "y"),
-        ("ly", ""),
-        ("ed", ""),
-        ("ed", "e"),
-        ("ing", ""),
-        ("ing", "e"),
-    ):
-        if w.endswith(end) and not (end == "s" and w.endswith("ss")):
-            stem = w[: -len(end)] + back
-            out.add(stem)
-            if back == "" and end in ("ed", "ing") and len(stem) > 2 and stem[-1] == stem[-2]:
-                out.add(stem[:-1])  # "stopped" -> stop
-    return {t for t in out if len(t) >= 4}
-
-
-def is_everyday_word(word: str, words: frozenset[str]) -> bool:
-    """Whether a word, or the word it is an inflection of, is everyday or clinical vocabulary."""
-    w = word.lower()
-    return w in words or any(s in words for s in stems(w))
-
-
 def _is_everyday(name: str, words: frozenset[str]) -> bool:
     """Whether a brand string is nothing but everyday words (in any inflection); a few real brands are kept."""
     if name.lower() in BRANDS_LIKE_WORDS:
         return False
-    toks = [t.lower() for t in _TOKEN.findall(name)]
+    toks = [t.lower() for t in TOKEN.findall(name)]
     return not toks or all(len(t) < 4 or is_everyday_word(t, words) for t in toks)
 
 
@@ -330,10 +278,6 @@ def is_instruction_word(word: str) -> bool:
     """A clinical-instruction word ("bedtime", "nightly", "tablets"), in any case or inflection."""
     w = word.lower()
     return w in INSTRUCTION_WORDS or fold(w) in _INSTRUCTION_FOLDED or bool(stems(w) & INSTRUCTION_WORDS)
-
-
-def _data_path(name: str) -> Path:
-    return Path(str(resources.files("medcoder.knowledge") / "data" / name))
 
 
 class DrugLexicon:
@@ -358,12 +302,12 @@ class DrugLexicon:
                 continue
             self._generics.setdefault(key[0], []).append(key)
             if len(key) >= FUZZY_MIN:
-                for d in _deletes(key):
+                for d in deletes(key):
                     self._deletes.setdefault(d, set()).add(key)
 
     # -- building ----------------------------------------------------------------------------
     def _file(self, name: str) -> Path:
-        return (self._data / name) if self._data else _data_path(name)
+        return (self._data / name) if self._data else data_path(name)
 
     def resolve(self, name: str, prefix: bool = True) -> tuple[str, ...] | None:
         """The substance keys a name stands for: one substance, or a fixed combination's parts; with `prefix`,
@@ -428,7 +372,7 @@ class DrugLexicon:
                 via = "brand" if row.get("kind") == "brand" else "us-name"
                 toks = whole_if_inorganic(name_tokens(row["name"]), row["name"]) or (fold(row["name"]),)
                 self._add(toks, _Entry(target, via, named), row["name"])
-        everyday = self.everyday = _everyday_words()
+        everyday = self.everyday = everyday_words()
         self._everyday_folded = frozenset(fold(w) for w in everyday)
         for generic, brands in rabbits_brands(self._file(RABBITS_FILE)):
             target = self.resolve(generic)
@@ -447,7 +391,7 @@ class DrugLexicon:
                     self._add(toks, _Entry(combo or (f"code:{node.code}",), "combination-brand", node.code))
         products = self._file(PRODUCTS_FILE)
         if products.is_file():
-            for brand, ingredients in _products(products):
+            for brand, ingredients in product_rows(products):
                 target = self.ingredients(ingredients)
                 words = product_brand_words(brand)
                 toks = tuple(fold(w) for w in words)
@@ -487,7 +431,7 @@ class DrugLexicon:
         ("FACTOR XIII"), an INN stem as its substance ("MOROCTOCOG ALFA" factor VIII), a name written in two
         words ("HYDROXYETHYL STARCH"), and a biologic's greek suffix dropped where the parent is the ATC name
         ("EPOETIN ALFA": epoetin, an alias of erythropoietin)."""
-        words = [w.lower() for w in _TOKEN.findall(part)]
+        words = [w.lower() for w in TOKEN.findall(part)]
         kept = [w for w in words if w not in SALTS and w not in PRODUCT_QUALIFIERS]
         if not kept:
             return None
@@ -518,7 +462,7 @@ class DrugLexicon:
     # -- matching ----------------------------------------------------------------------------
     def find(self, text: str, fuzzy: bool = True) -> list[DrugMention]:
         """Every drug named in `text`, longest match first, with exact character spans."""
-        toks = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+        toks = [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
         folded = [fold(t[2]) for t in toks]
         found: list[DrugMention] = []
         i = 0
@@ -581,11 +525,11 @@ class DrugLexicon:
         """A generic name one edit away (insertion, deletion, transposition, a sound-alike substitution in a
         short word), unless the word may as well be another generic with letters dropped."""
         cands: set[str] = set()
-        for d in (word, *_deletes(word)):
+        for d in (word, *deletes(word)):
             cands |= self._deletes.get(d, set())
             if d in self._trie and "$" in self._trie[d] and d != word and self._trie[d]["$"].via in FUZZY_VIA:
                 cands.add(d)
-        cands = {c for c in cands if c[0] == word[0] and _within_one(word, c) and _sounds_alike(word, c)}
+        cands = {c for c in cands if c[0] == word[0] and within_one(word, c) and sounds_alike(word, c)}
         if len(cands) != 1:
             return None
         key = min(cands)
@@ -599,7 +543,7 @@ class DrugLexicon:
             if (
                 0 < len(other) - len(word) <= FUZZY_RIVAL
                 and self._trie[other]["$"].substances != mine
-                and _dropped_from(word, other)
+                and dropped_from(word, other)
             ):
                 return True
         return False
@@ -614,73 +558,6 @@ def _may_name(tokens: tuple[str, ...], via: str) -> bool:
     if word in NEVER or word in _INSTRUCTION_FOLDED:
         return False
     return not (via in _BRAND_VIA and word in _NOT_BRANDS_FOLDED)
-
-
-def product_brand_words(brand: str) -> tuple[str, ...]:
-    """A product's brand without strength and form words ("APO-ATENOL TAB 100MG" -> APO, ATENOL)."""
-    words = [w for w in _TOKEN.findall(re.sub(r"\d+(\.\d+)?\s*(mg|mcg|g|ml|%|iu|units?)\b", " ", brand, flags=re.I))]
-    forms = {
-        "tab",
-        "tabs",
-        "tablet",
-        "tablets",
-        "cap",
-        "caps",
-        "capsule",
-        "capsules",
-        "injection",
-        "usp",
-        "cream",
-        "ointment",
-        "gel",
-        "solution",
-        "suspension",
-        "syrup",
-        "drops",
-        "spray",
-        "patch",
-        "er",
-        "sr",
-        "xl",
-        "cr",
-    }
-    return tuple(w for w in words if w.lower() not in forms)
-
-
-def _deletes(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
-
-
-def _within_one(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (
-            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
-        )
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
-
-
-def _sounds_alike(a: str, b: str) -> bool:
-    """One letter substituted for a sound-alike one (a vowel for a vowel, m/n, c/s/z) in a word shorter than
-    FUZZY_ANY_SUBSTITUTION; any other edit passes."""
-    if len(a) != len(b) or len(a) >= FUZZY_ANY_SUBSTITUTION:
-        return True
-    diff = [i for i in range(len(a)) if a[i] != b[i]]
-    if len(diff) != 1:
-        return True  # a transposition, or the same word
-    x, y = a[diff[0]], b[diff[0]]
-    return any(x in g and y in g for g in _SOUND_ALIKE)
-
-
-def _dropped_from(short: str, long_: str) -> bool:
-    """Whether `short` is `long_` with some letters left out (its letters in order)."""
-    rest = iter(long_)
-    return all(c in rest for c in short)
 
 
 def _join_combinations(text: str, found: list[DrugMention]) -> list[DrugMention]:
@@ -704,24 +581,6 @@ def _join_combinations(text: str, found: list[DrugMention]) -> list[DrugMention]
         else:
             out.append(m)
     return out
-
-
-def rabbits_brands(path: Path) -> Iterator[tuple[str, list[str]]]:
-    """RABBITS' rows: a US generic name and its brand strings."""
-    with open(path, encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                groups = ast.literal_eval(row["brand"])
-            except (ValueError, SyntaxError):
-                continue
-            names = sorted({b for g in groups for b in g if isinstance(b, str) and b.strip()})
-            yield row["generic"].strip().lower(), names
-
-
-def _products(path: Path) -> Iterator[tuple[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            yield row["brand_name"], row["ingredients"]
 
 
 _LEXICONS: dict[int, DrugLexicon] = {}
