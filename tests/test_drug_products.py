@@ -140,3 +140,22 @@ def test_a_drug_ranker_learned_before_the_record_features_still_loads_and_ranks(
     cm = coder.code_product("METRONIDAZOLE", "METRONIDAZOLE", "ORAL", "CAPSULE")
     assert cm is not None and len(cm.candidates) > 1 and len(cm.best.row if cm.best else []) == len(DRUG_FEATURES)
     assert len(coder.ranker_row(cm.candidates[0].row)) == len(old)
+
+
+@pytest.mark.parametrize(
+    "ingredients,brand,expected",
+    [
+        ("SODIUM CHLORIDE|POTASSIUM CHLORIDE|SODIUM LACTATE|CALCIUM CHLORIDE", "LACTATED RINGER'S", "B05BB01"),
+        ("DEXTROSE|SODIUM CHLORIDE", "5% DEXTROSE AND 0.45% SODIUM CHLORIDE", "B05BB02"),
+    ],
+)
+def test_a_code_named_by_a_class_alone_codes_a_product_whose_every_ingredient_is_of_it(
+    coder: DrugCoder, ingredients: str, brand: str, expected: str
+) -> None:
+    """ "electrolytes" and "electrolytes with carbohydrates" are level-5 codes no ingredient names: an IV solution
+    of several electrolytes (and dextrose) is coded there, not as one of its salts."""
+    cm = coder.code_product(ingredients, brand, "INTRAVENOUS", "SOLUTION")
+    assert cm is not None and cm.best is not None
+    assert cm.best.code == expected and cm.best.kind == "combo_class"
+    lone = coder.code_product("SODIUM CHLORIDE", "SODIUM CHLORIDE 0.9%", "INTRAVENOUS", "SOLUTION")
+    assert lone is not None and "B05BB01" not in {c.code for c in lone.candidates}  # one salt is not "electrolytes"

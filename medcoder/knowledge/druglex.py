@@ -210,6 +210,10 @@ class AtcSubstances:
     names: dict[str, str] = field(default_factory=dict)  # key -> a readable name (the ATC label)
 
 
+# a level-5 code named by a class alone ("electrolytes", "electrolytes with carbohydrates")
+_CLASS_LABEL = re.compile(r"[a-z]{4,}s(?: with [a-z]{4,}s)?")
+
+
 def _split_combination(label: str) -> list[str]:
     return [p.strip() for p in re.split(r",\s*|\s+and\s+", label.lower()) if p.strip()]
 
@@ -238,6 +242,8 @@ def atc_substances(onto: CodeSystem) -> AtcSubstances:
             out.single.setdefault(key, []).append(n.code)
             out.names.setdefault(key, n.label.lower())
             salted.setdefault(key, {}).setdefault(full_key(label), []).append(n.code)
+        if _CLASS_LABEL.fullmatch(label):  # "electrolytes with carbohydrates": a product of several such substances
+            out.class_only[n.code] = label.split(" with ")
         for alias in re.findall(r"\(([^)]+)\)", label):  # "ascorbic acid (vitamin c)", not "(111In)"
             akey = substance_key(alias)
             if akey and len(akey) >= 4 and not re.search(r"\d", alias):
