@@ -159,3 +159,10 @@ def test_a_code_named_by_a_class_alone_codes_a_product_whose_every_ingredient_is
     assert cm.best.code == expected and cm.best.kind == "combo_class"
     lone = coder.code_product("SODIUM CHLORIDE", "SODIUM CHLORIDE 0.9%", "INTRAVENOUS", "SOLUTION")
     assert lone is not None and "B05BB01" not in {c.code for c in lone.candidates}  # one salt is not "electrolytes"
+
+
+def test_a_record_for_the_eye_and_the_ear_takes_the_code_for_both(coder: DrugCoder) -> None:
+    both = coder.code_product("DEXAMETHASONE SODIUM PHOSPHATE", "ODAN-DEXAMETHASONE", "OPHTHALMIC; OTIC", "SOLUTION")
+    eye = coder.code_product("DEXAMETHASONE SODIUM PHOSPHATE", "ODAN-DEXAMETHASONE", "OPHTHALMIC", "SOLUTION")
+    assert both is not None and both.best is not None and both.best.code == "S03BA01"  # eye and ear
+    assert eye is not None and eye.best is not None and eye.best.code.startswith("S01")

@@ -31,6 +31,7 @@ from medcoder.ranking.drugs import (
     CodedMention,
     DrugCandidate,
     DrugCoder,
+    apply_rules,
     candidates_of,
     product_context,
     rank_key,
@@ -275,6 +276,8 @@ def learn_drugs(
     for it, o in zip(items, oof):
         for c, r, p in zip(it.candidates, o, np.clip(calibrator.predict(o), 0, 1) if len(o) else o):
             c.raw, c.probability = float(r), float(p)
+        it.candidates.sort(key=rank_key)
+        apply_rules(it.candidates, it.coded.context, it.note is None)  # as `DrugCoder.score` ranks them
     cv: dict[str, Any] = {"products": product_scores(items, len(products))}
     threshold = 0.5
     if golds:

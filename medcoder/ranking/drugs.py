@@ -168,6 +168,13 @@ def _class_words(text: str) -> set[str]:
     return {fold(w) for w in re.findall(r"[a-z]{4,}", text.lower())} - _CLASS_FILLER
 
 
+def _promote(cands: list[DrugCandidate], best: DrugCandidate) -> None:
+    """Put `best` first: it takes the top's probability (and a hair more score), the order is redone."""
+    top = cands[0]
+    best.probability, best.raw = max(best.probability, top.probability), max(best.raw, top.raw) + 1e-6
+    cands.sort(key=rank_key)
+
+
 def route_rule(cands: list[DrugCandidate]) -> None:
     """The words say the route ("gel", "by mouth", "eye drops"): a code whose group and DDD routes contradict
     them never goes first while one that fits is there (a pharmacist's rule, not a weight to learn)."""
@@ -175,9 +182,17 @@ def route_rule(cands: list[DrugCandidate]) -> None:
     if top.row[_CONFLICT] and not top.row[_FIT]:
         fits = [c for c in cands if c.row[_FIT]]
         if fits:
-            best = fits[0]
-            best.probability, best.raw = max(best.probability, top.probability), max(best.raw, top.raw) + 1e-6
-            cands.sort(key=rank_key)
+            _promote(cands, fits[0])
+
+
+def record_rule(cands: list[DrugCandidate], ctx: DrugContext) -> None:
+    """A product record names every route the product is for ("OPHTHALMIC; OTIC"): a code that fits them all
+    (S03, eye and ear) goes before one that fits only some (S01)."""
+    if not ctx.from_record or len(ctx.routes) < 2 or not (cands[0].row[_CONFLICT] and cands[0].row[_FIT]):
+        return
+    whole = [c for c in cands if c.row[_FIT] and not c.row[_CONFLICT]]
+    if whole:
+        _promote(cands, whole[0])
 
 
 def skin_rule(cands: list[DrugCandidate], ctx: DrugContext) -> None:
@@ -187,9 +202,19 @@ def skin_rule(cands: list[DrugCandidate], ctx: DrugContext) -> None:
         return
     derm = [c for c in cands if c.code.startswith("D")]
     if derm:
-        best, top = derm[0], cands[0]
-        best.probability, best.raw = max(best.probability, top.probability), max(best.raw, top.raw) + 1e-6
-        cands.sort(key=rank_key)
+        _promote(cands, derm[0])
+
+
+def apply_rules(cands: list[DrugCandidate], ctx: DrugContext, is_product: bool) -> None:
+    """The pharmacist's rules over a mention's candidates, best first: a note's route and skin words, a product
+    record's routes (a product's name alone is read by the ranker, which learned from thousands of them)."""
+    if not cands:
+        return
+    if is_product:
+        record_rule(cands, ctx)
+        return
+    route_rule(cands)
+    skin_rule(cands, ctx)
 
 
 def rank_key(c: DrugCandidate) -> tuple[float, float, str]:
@@ -269,9 +294,7 @@ class DrugCoder:
             for c, r, p in zip(cands, raw, self.ranker.calibrate(raw)):
                 c.raw, c.probability = float(r), float(p)
             cands.sort(key=rank_key)
-            if not is_product:  # a product's name is read by the ranker, which learned from thousands of them
-                route_rule(cands)
-                skin_rule(cands, ctx)
+            apply_rules(cands, ctx, is_product)
         return CodedMention(mention, ctx, cands)
 
     def rows(
