@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_result  # noqa: E402
 
 from medcoder.evaluation.lexicon_audit import (  # noqa: E402
+    VERDICTS,
     AuditGroup,
     Review,
     audit_datasets,
@@ -101,7 +102,7 @@ def main() -> None:
     groups = group_hits(hits)
     by_via = counts_by_via(hits)
     reviewed: Reviewed = load_reviewed(Path(args.reviewed)) if Path(args.reviewed).is_file() else {}
-    verdicts = {v: sum(g.count for g in groups if _verdict(g, reviewed) == v) for v in ("drug", "substance", "wrong")}
+    verdicts = {v: sum(g.count for g in groups if _verdict(g, reviewed) == v) for v in VERDICTS}
     unreviewed = [g for g in groups if _verdict(g, reviewed) == "unreviewed"]
     path = write_result(
         args.out,

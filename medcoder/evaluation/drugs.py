@@ -14,7 +14,7 @@ from medcoder.ranking import metrics
 from medcoder.ranking.cards import policy_figures
 from medcoder.ranking.datasets import Dataset, Example
 from medcoder.ranking.drug_features import NOT_CODED
-from medcoder.ranking.drugs import RECORD, CodedMention, DrugCoder
+from medcoder.ranking.drugs import CodedMention, DrugCoder, product_records
 
 STRATEGY = "ranked-nomodel"
 
@@ -38,10 +38,11 @@ def product_fields(ex: Example) -> list[tuple[str, dict[str, str | None]]]:
         ("ingredients", {"ingredients": ex.meta.get("ingredients") or ex.text, "brand": brand}),
         ("brand", {"brand": brand}),
     ]
-    record = {"route": ex.meta.get("route"), "dosage_form": ex.meta.get("dosage_form")}
-    if not any(record.values()):
-        return base
-    return [*base, *((fld + RECORD, {**kwargs, **record}) for fld, kwargs in base)]
+    return [
+        (fld + suffix, {**kwargs, **({"route": route, "dosage_form": form} if suffix else {})})
+        for suffix, route, form in product_records(ex.meta)
+        for fld, kwargs in base
+    ]
 
 
 def score_product(coder: DrugCoder, ex: Example) -> dict[str, Any]:

@@ -71,8 +71,6 @@ _FORM_AFTER = re.compile(
 # short coined words, and one edit from a brand is an everyday word ("bedtime" / Betim, "tracer" / Tracleer)
 FUZZY_MIN = 7
 FUZZY_VIA = frozenset({"atc-name", "us-name"})
-# below this length (folded) a substituted letter must sound alike ("clonazepan", "diazapam"): a chance neighbour
-# of a short word differs anywhere ("methylene" / metixene, "glutamic" / glutamine)
 # a misspelling is not read when it is also another generic with up to this many letters dropped ("propranol":
 # propanol or propranolol, "cefoxime": cefixime or cefotaxime)
 FUZZY_RIVAL = 2

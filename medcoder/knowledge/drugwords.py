@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterator
 
 TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:'s)?")
-# below this many letters a misspelling's changed letter must sound like the one it replaces
+# below this many letters (folded) a misspelling's changed letter must sound like the one it replaces
+# ("clonazepan", "diazapam"): a chance neighbour of a short word differs anywhere ("methylene" / metixene)
 FUZZY_ANY_SUBSTITUTION = 9
 SOUND_ALIKE = ("aeiou", "mn", "ckqsxz", "bvp", "dt", "gj")
 # how a drug is taken, never its name: no one-word lexicon entry may be one, no misspelling starts from one

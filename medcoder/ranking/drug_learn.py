@@ -27,13 +27,13 @@ from medcoder.ranking import metrics
 from medcoder.ranking.drug_features import DRUG_FEATURES, DrugPriors, family_word
 from medcoder.ranking.drugs import (
     PRIORS_FILE,
-    RECORD,
     CodedMention,
     DrugCandidate,
     DrugCoder,
     apply_rules,
     candidates_of,
     product_context,
+    product_records,
     rank_key,
 )
 from medcoder.ranking.model import RankerModel, expected_calibration_error, new_calibrator, new_drug_classifier
@@ -49,7 +49,7 @@ class DrugItem:
     coded: CodedMention
     gold: frozenset[str]
     note: str | None = None  # the note id for a note's mention
-    mode: str = "note"  # ingredients | brand (each + RECORD when read with the product record) | note
+    mode: str = "note"  # ingredients | brand (each + drugs.RECORD when read with the product record) | note
     counts: bool = True  # its answer counts in the priors (a product once: its fullest reading)
 
     @property
@@ -82,10 +82,7 @@ def _items(coder: DrugCoder, products: Sequence[Any], notes: Sequence[Any]) -> l
     for ex in products:
         gold = frozenset(c.upper() for c in ex.codes)
         ingredients, brand = ex.meta.get("ingredients") or ex.text, ex.meta.get("brand", "")
-        route, form = ex.meta.get("route"), ex.meta.get("dosage_form")
-        readings = [("", product_context(brand))]
-        if route or form:
-            readings.append((RECORD, product_context(brand, route, form)))
+        readings = [(suffix, product_context(brand, route, form)) for suffix, route, form in product_records(ex.meta)]
         m = coder.product_mention(ingredients=ingredients)
         group = "+".join(sorted(m.substances)) if m else ingredients.lower()
         mb = coder.product_mention(brand=brand) if brand else None

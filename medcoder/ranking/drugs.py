@@ -234,6 +234,13 @@ def product_context(brand: str | None, route: str | None = None, dosage_form: st
     return replace(ctx, routes=routes, forms=forms_in(dosage_form or "") or ctx.forms, from_record=True)
 
 
+def product_records(meta: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
+    """The readings of one product: its name alone, and (suffixed RECORD) with its record's route and dosage
+    form when the record has them: (suffix, route, dosage form)."""
+    route, form = meta.get("route") or None, meta.get("dosage_form") or None
+    return [("", None, None), *([(RECORD, route, form)] if route or form else [])]
+
+
 class DrugCoder:
     """The lexicon, the ATC, the learned priors and ranker: mentions in, ranked ATC codes out."""
 
